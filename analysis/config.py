@@ -1,0 +1,93 @@
+"""YAML configuration: loading, schema validation, defaults and a stable hash.
+
+The schema (``analysis/data/config.schema.yaml``) is the one source of truth for what a
+config may contain; defaults written in the schema are filled in on load, so every stage
+sees the complete, validated configuration.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_RESOURCE = "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or does not match the schema."""
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    """The hepline configuration JSON schema (draft 2020-12), as a dict."""
+    text = resources.files("analysis.data").joinpath(SCHEMA_RESOURCE).read_text()
+    return yaml.safe_load(text)
+
+
+def schema_path() -> Path:
+    """Filesystem path of the schema (for Snakemake's ``validate``)."""
+    return Path(str(resources.files("analysis.data").joinpath(SCHEMA_RESOURCE)))
+
+
+def _fill_defaults(validator_cls: type) -> type:
+    """A validator class that also inserts ``default`` values while validating."""
+    validate_properties = validator_cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, sch):  # type: ignore[no-untyped-def]
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if isinstance(sub, dict) and "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, sch)
+
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+
+
+_Validator = _fill_defaults(jsonschema.Draft202012Validator)
+
+
+def validate(cfg: dict[str, Any], *, source: str = "<config>") -> dict[str, Any]:
+    """Validate ``cfg`` against the schema, fill defaults and return a new dict.
+
+    Raises :class:`ConfigError` naming the source file, the offending key path and the
+    schema's message.
+    """
+    out = copy.deepcopy(cfg)
+    errors = sorted(_Validator(schema()).iter_errors(out), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = []
+        for err in errors[:10]:
+            key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+            lines.append(f"  {key}: {err.message}")
+        more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
+        raise ConfigError(f"invalid configuration {source}:\n" + "\n".join(lines) + more)
+    return out
+
+
+def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML config file, validate it and fill the schema defaults."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"configuration file not found: {p}")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"configuration file {p} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"configuration file {p} must hold a mapping at the top level")
+    return validate(raw, source=str(p))
+
+
+def config_hash(cfg: Any) -> str:
+    """A stable SHA-256 (first 16 hex digits) of a JSON-serialisable config fragment."""
+    blob = json.dumps(cfg, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

@@ -1,0 +1,129 @@
+"""Write hepline ntuples: classic ROOT TTrees with NanoAOD-style branches (docs/ntuple-format.md).
+
+The file is written under a temporary name in the target folder and renamed only when it is
+complete, so a killed job never leaves a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from analysis.atomic import atomic_path, json_default
+
+log = logging.getLogger(__name__)
+
+COMPRESSION = {
+    "zlib": uproot.ZLIB,
+    "lz4": uproot.LZ4,
+    "zstd": uproot.ZSTD,
+    "lzma": uproot.LZMA,
+}
+METADATA_KEY = "hepline_metadata"
+
+
+def compression_from_config(comp: dict[str, Any]) -> Any:
+    """The uproot compression object for ``{'algorithm': ..., 'level': ...}``."""
+    algo = comp.get("algorithm", "zstd")
+    if algo == "none":
+        return None
+    return COMPRESSION[algo](comp.get("level", 3))
+
+
+def _branch_types(block: dict[str, Any]) -> dict[str, Any]:
+    types: dict[str, Any] = {}
+    for name, value in block.items():
+        if isinstance(value, ak.Array):
+            types[name] = value.type.content
+        else:
+            types[name] = np.asarray(value).dtype
+    return types
+
+
+class NtupleWriter:
+    """Stream batches of events into one hepline ntuple.
+
+    Use as a context manager::
+
+        with NtupleWriter(path, compression=uproot.ZSTD(3)) as w:
+            for block in blocks:
+                w.write(block)          # one basket per branch per call
+            w.finish(metadata)          # Runs tree and metadata; the file appears on exit
+
+    If the block raises, or :meth:`finish` is never called, nothing appears at ``path``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, compression: Any = None) -> None:
+        self.path = Path(path)
+        self.compression = compression
+        self._ctx = atomic_path(self.path)
+        self._file: Any = None
+        self._tree: Any = None
+        self._finished = False
+        self.n_events = 0
+        self.sumw = 0.0
+        self.sumw2 = 0.0
+
+    def __enter__(self) -> NtupleWriter:
+        tmp = self._ctx.__enter__()
+        self._file = uproot.recreate(tmp, compression=self.compression)
+        return self
+
+    def write(self, block: dict[str, Any]) -> None:
+        """Append a batch: event-level numpy arrays and jagged awkward collections."""
+        if self._tree is None:
+            self._tree = self._file.mktree("Events", _branch_types(block))
+        self._tree.extend(block)
+        weights = np.asarray(block["genWeight"], dtype=np.float64)
+        self.n_events += weights.size
+        self.sumw += float(weights.sum())
+        self.sumw2 += float((weights**2).sum())
+
+    def finish(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        """Write the ``Runs`` tree and the JSON metadata. Returns the metadata written."""
+        if self._tree is None:
+            raise ValueError(f"{self.path}: no events were written; refusing to create an empty ntuple")
+        meta = dict(metadata)
+        meta.update(n_events=self.n_events, sumw=self.sumw, sumw2=self.sumw2)
+        runs = self._file.mktree(
+            "Runs",
+            {"run": np.uint32, "genEventCount": np.int64, "genEventSumw": np.float64,
+             "genEventSumw2": np.float64},
+        )
+        runs.extend({
+            "run": np.array([meta.get("run_number", 0)], dtype=np.uint32),
+            "genEventCount": np.array([self.n_events], dtype=np.int64),
+            "genEventSumw": np.array([self.sumw]),
+            "genEventSumw2": np.array([self.sumw2]),
+        })
+        self._file[METADATA_KEY] = json.dumps(meta, sort_keys=True, default=json_default)
+        self._finished = True
+        return meta
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._file is not None:
+            self._file.close()
+        if exc_type is None and not self._finished:
+            exc = RuntimeError(f"{self.path}: NtupleWriter closed without finish(); output discarded")
+            self._ctx.__exit__(type(exc), exc, None)
+            raise exc
+        self._ctx.__exit__(exc_type, exc, tb)
+
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON metadata of a hepline ntuple."""
+    with uproot.open(path) as f:
+        if METADATA_KEY not in f:
+            raise KeyError(f"{path}: no '{METADATA_KEY}' object; not a hepline ntuple")
+        return json.loads(str(f[METADATA_KEY]))

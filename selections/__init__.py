@@ -1,0 +1,1 @@
+"""hepline event selections: object definitions, HH -> yybb, RPV multijet baseline."""

@@ -1,0 +1,92 @@
+"""Shard production: reproducibility, metadata, event numbering, merging, atomic writes."""
+
+from __future__ import annotations
+
+import json
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from analysis.generation.produce import merge_metadata, produce_shard
+from analysis.generation.writer import NtupleWriter
+
+
+def _arrays(path):  # type: ignore[no-untyped-def]
+    with uproot.open(path) as f:
+        return f["Events"].arrays()
+
+
+def test_same_seed_gives_identical_arrays(tmp_path, default_config) -> None:  # type: ignore[no-untyped-def]
+    a, b = tmp_path / "a.root", tmp_path / "b.root"
+    produce_shard(default_config, "ttbar", 1, a, n_events=30, progress=False)
+    produce_shard(default_config, "ttbar", 1, b, n_events=30, progress=False)
+    ea, eb = _arrays(a), _arrays(b)
+    assert ea.fields == eb.fields
+    for f in ea.fields:
+        assert ak.all(ak.ravel(ea[f]) == ak.ravel(eb[f])), f
+    # another shard is another random stream
+    c = tmp_path / "c.root"
+    produce_shard(default_config, "ttbar", 0, c, n_events=30, progress=False)
+    assert not np.array_equal(ak.to_numpy(ak.num(_arrays(c).Track_pt)), ak.to_numpy(ak.num(ea.Track_pt)))
+
+
+def test_metadata_runs_tree_and_event_ids(ttbar_file) -> None:  # type: ignore[no-untyped-def]
+    from tests.analysis.generation.conftest import N_TTBAR
+
+    with uproot.open(ttbar_file) as f:
+        meta = json.loads(str(f["hepline_metadata"]))
+        runs = f["Runs"].arrays()
+        ev = f["Events"].arrays(["run", "luminosityBlock", "event", "genWeight"])
+        assert f["Events"].title is not None and f["Events"].classname == "TTree"
+    assert meta["sample"] == "ttbar" and meta["n_events"] == N_TTBAR
+    assert 300 < meta["xsec_pb"] < 800  # LO ttbar at 13 TeV, about 500 pb
+    assert meta["sumw"] == pytest.approx(float(ak.sum(ev.genWeight)))
+    assert runs.genEventSumw[0] == pytest.approx(meta["sumw"])
+    assert runs.genEventCount[0] == N_TTBAR
+    assert len(np.unique(ak.to_numpy(ev.event))) == N_TTBAR
+    assert set(ak.to_numpy(ev.run).tolist()) == {410470}
+    for key in ("seed", "config_hash", "hepline_version", "pythia_settings", "detector", "process"):
+        assert key in meta
+
+
+def test_merge_combines_shards(tmp_path, default_config) -> None:  # type: ignore[no-untyped-def]
+    paths = []
+    for shard in (0, 1):
+        p = tmp_path / f"s{shard}.root"
+        produce_shard(default_config, "ttbar", shard, p, n_events=20, progress=False)
+        paths.append(p)
+    merged = merge_metadata(paths)
+    assert merged["n_events"] == 40 and merged["sumw"] == pytest.approx(40.0)
+    assert merged["shards"] == [0, 1] and merged["xsec_pb"] > 0
+    with pytest.raises(ValueError, match="several samples"):
+        other = tmp_path / "x.root"
+        produce_shard(default_config, "yy", 0, other, n_events=5, progress=False)
+        merge_metadata([paths[0], other])
+
+
+def test_writer_leaves_no_file_when_interrupted(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "out.root"
+    block = {"genWeight": np.ones(3, dtype=np.float32), "event": np.arange(3, dtype=np.uint64)}
+    with pytest.raises(KeyboardInterrupt):
+        with NtupleWriter(out) as w:
+            w.write(block)
+            raise KeyboardInterrupt
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # the temporary file is gone too
+    with pytest.raises(RuntimeError, match="without finish"):
+        with NtupleWriter(out) as w:
+            w.write(block)
+    assert not out.exists()
+    with pytest.raises(ValueError, match="no events"):
+        with NtupleWriter(out) as w:
+            w.finish({})
+    assert not out.exists()
+
+
+def test_unknown_sample_and_shard_are_rejected(default_config) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(KeyError, match="nosuch"):
+        produce_shard(default_config, "nosuch", 0, None, progress=False)
+    with pytest.raises(ValueError, match="out of range"):
+        produce_shard(default_config, "ttbar", 99, None, progress=False)
