@@ -21,9 +21,7 @@ import numpy as np
 
 from analysis.generation.record import FlatRecord
 from analysis.generation.tracking import helix_radius_mm
-from analysis.generation.truth import INVISIBLE_IDS
 
-EM_IDS = (11, 22)
 BARREL_HALF_LENGTH_MM = 3700.0
 
 
@@ -78,14 +76,14 @@ def simulate_towers(
     """
     a_id = rec.abs_id
     eta_all = rec.eta
-    vis = rec.is_final & ~np.isin(a_id, INVISIBLE_IDS) & (a_id != 13)
-    vis &= np.abs(eta_all) < cfg["eta_max"]
+    vis = rec.visible & (np.abs(eta_all) < cfg["eta_max"])
     idx = np.flatnonzero(vis)
     eta, pt = eta_all[idx], rec.pt[idx]
     phi, reaches = calorimeter_phi(rec.phi[idx], eta, pt, charge[idx], b_field_t, cfg["radius_mm"])
     idx, eta, phi = idx[reaches], eta[reaches], phi[reaches]
     energy = rec.e[idx]
-    is_em = np.isin(a_id[idx], EM_IDS)
+    a_vis = a_id[idx]
+    is_em = (a_vis == 11) | (a_vis == 22)
     f_em = np.clip(rng.normal(cfg["hadron_em_fraction"], 0.15, idx.size), 0.0, 1.0)
     f_em = np.where(is_em, 1.0, f_em)
 

@@ -26,7 +26,6 @@ from analysis.generation.objects import reconstruct_leptons, reconstruct_photons
 from analysis.generation.record import FlatRecord, charge_of
 from analysis.generation.tracking import simulate_tracks
 from analysis.generation.truth import (
-    INVISIBLE_IDS,
     ancestry,
     hard_record,
     last_copy,
@@ -96,7 +95,7 @@ def simulate(events: ak.Array, rng: np.random.Generator, cfg: dict[str, Any]) ->
     )
     a_id = rec.abs_id
     gen_vis = np.flatnonzero(
-        rec.is_final & ~np.isin(a_id, INVISIBLE_IDS) & (a_id != 13) & (np.abs(eta_all) < cal["eta_max"])
+        rec.visible & (np.abs(eta_all) < cal["eta_max"])
     )
     gen_jets = antikt(
         rec.event[gen_vis], rec.px[gen_vis], rec.py[gen_vis], rec.pz[gen_vis], rec.e[gen_vis], n,

@@ -20,7 +20,7 @@ import numpy as np
 from analysis.generation.geometry import _dphi, cone_sum, offsets_from_event
 from analysis.generation.record import FlatRecord
 from analysis.generation.tracking import Tracks
-from analysis.generation.truth import INVISIBLE_IDS, ORIGIN_OTHER_SECONDARY, Ancestry, lepton_flavour_origin
+from analysis.generation.truth import ORIGIN_OTHER_SECONDARY, Ancestry, lepton_flavour_origin
 
 PHOTON_SEED_PT_GEV = 5.0
 
@@ -107,7 +107,7 @@ def reconstruct_photons(
     a_id = rec.abs_id
     final = rec.is_final
     eta_all, phi_all, pt_all = rec.eta, rec.phi, rec.pt
-    em = np.flatnonzero(final & np.isin(a_id, (11, 22)) & (np.abs(eta_all) < 2.6))
+    em = np.flatnonzero(final & ((a_id == 11) | (a_id == 22)) & (np.abs(eta_all) < 2.6))
     seeds = np.flatnonzero(
         final & (a_id == 22) & (pt_all > PHOTON_SEED_PT_GEV) & (np.abs(eta_all) < 2.6)
     )
@@ -134,7 +134,7 @@ def reconstruct_photons(
     resolved_pair = (frac2 > cfg["second_photon_fraction"]) & (deta2 > cfg["strip_deta"])
     tight = ~resolved_pair & (rng.random(seeds.size) < cfg["id_efficiency"])
 
-    vis = np.flatnonzero(final & ~np.isin(a_id, INVISIBLE_IDS) & (a_id != 13))
+    vis = np.flatnonzero(rec.visible)
     vis_off = offsets_from_event(rec.event[vis], rec.n_events)
     et_cone = cone_sum(ev, eta, phi, vis_off, eta_all[vis], phi_all[vis], pt_all[vis],
                        cfg["isolation_dr"])

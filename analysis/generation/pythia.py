@@ -18,6 +18,7 @@ import awkward as ak
 import numpy as np
 
 from analysis.generation.processes import ProcessCard
+from analysis.generation.record import use_particle_data
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def make_pythia(card: ProcessCard, settings: list[str], workdir: Path) -> Any:
             raise PythiaInitError(f"Pythia rejected the setting {line!r}")
     if not pythia.init():
         raise PythiaInitError("Pythia initialisation failed with settings:\n  " + "\n  ".join(lines))
+    use_particle_data(pythia.particleData)
     return pythia
 
 

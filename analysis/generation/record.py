@@ -9,19 +9,28 @@ indices into those flat arrays. No Python loop over particles or events is invol
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import awkward as ak
 import numpy as np
 
 
-@lru_cache(maxsize=1)
+_PARTICLE_DATA: list[object] = []
+
+
+def use_particle_data(particle_data: object) -> None:
+    """Take charges from this Pythia ``ParticleData`` (e.g. the running generator's)."""
+    _PARTICLE_DATA[:] = [particle_data]
+
+
 def _particle_data():  # type: ignore[no-untyped-def]
-    import pythia8mc
+    if not _PARTICLE_DATA:
+        import pythia8mc
 
-    return pythia8mc.Pythia("", False).particleData
+        _PARTICLE_DATA.append(pythia8mc.Pythia("", False).particleData)
+    return _PARTICLE_DATA[0]
 
 
+INVISIBLE_IDS = (12, 14, 16, 1000022, 1000039)  # neutrinos, a stable LSP, the gravitino
 _DENSE_MAX = 10_000  # |id| below this goes through a dense lookup table
 _dense_table = np.full(2 * _DENSE_MAX + 1, np.nan, dtype=np.float32)
 _sparse_table: dict[int, float] = {}
@@ -78,6 +87,7 @@ class FlatRecord:
     eta: np.ndarray = field(init=False)
     abs_id: np.ndarray = field(init=False)
     is_final: np.ndarray = field(init=False)
+    visible: np.ndarray = field(init=False)
 
     @property
     def size(self) -> int:
@@ -91,6 +101,10 @@ class FlatRecord:
         self.eta = np.where(self.pt > 0, eta, np.copysign(1e3, self.pz))
         self.abs_id = np.abs(self.pdg_id)
         self.is_final = self.status > 0
+        a = self.abs_id
+        invisible = (a == 12) | (a == 14) | (a == 16) | (a == 1000022) | (a == 1000039)
+        # what a calorimeter sees: final, not invisible, not a muon (MIP signal ignored)
+        self.visible = self.is_final & ~invisible & (a != 13)
 
 
     @classmethod
@@ -105,48 +119,62 @@ class FlatRecord:
             ``(n_events, 3)`` displacement (mm) of each event's primary vertex, added to every
             production vertex. ``None`` keeps Pythia's vertices (PV at the origin).
         """
-        prt = events["prt"]
-        counts = ak.to_numpy(ak.num(prt, axis=1)).astype(np.int64)
+        # packed list-of-records layout: read the numpy buffers directly (no behaviours, no
+        # per-field flatten); filtered batches are packed first
+        layout = events["prt"].layout
+        if not isinstance(layout, ak.contents.ListOffsetArray):
+            layout = ak.to_packed(events["prt"]).layout.to_ListOffsetArray64(True)
+        offs = np.asarray(layout.offsets.data, dtype=np.int64)
+        counts = np.diff(offs)
         n_events = len(counts)
-        offsets = np.zeros(n_events + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
+        offsets = offs - offs[0]
         event = np.repeat(np.arange(n_events, dtype=np.int64), counts)
         base = offsets[:-1][event]
+        lo, hi = int(offs[0]), int(offs[-1])
+        content = layout.content
 
-        def flat(arr: ak.Array, dtype: type) -> np.ndarray:
-            return ak.to_numpy(ak.flatten(arr, axis=1)).astype(dtype, copy=False)
+        def col(*path: str) -> np.ndarray:
+            return _buffer(content, path)[lo:hi]
 
-        def link(arr: ak.Array) -> np.ndarray:
-            local = flat(arr, np.int64)
+        def link(name: str) -> np.ndarray:
+            local = col(name).astype(np.int64)
             return np.where(local > 0, local + base, -1)
 
-        mom = prt["p"]
-        vprod = ak.flatten(prt["vProd"], axis=1)  # option type: None for prompt particles
-
-        def vertex(coord: str) -> np.ndarray:
-            arr = ak.to_numpy(vprod[coord], allow_missing=True)
-            return np.ma.filled(arr, 0.0).astype(np.float64) if np.ma.isMaskedArray(arr) else arr
-
-        vx, vy, vz = vertex("px"), vertex("py"), vertex("pz")
-        if beam_spot is not None:
-            vx = vx + beam_spot[event, 0]
-            vy = vy + beam_spot[event, 1]
-            vz = vz + beam_spot[event, 2]
+        vx, vy, vz = col("vProd", "px"), col("vProd", "py"), col("vProd", "pz")
         return cls(
             n_events=n_events,
             offsets=offsets,
             event=event,
-            pdg_id=flat(prt["id"], np.int64),
-            status=flat(prt["status"], np.int64),
-            mother1=link(prt["mother1"]),
-            daughter1=link(prt["daughter1"]),
-            daughter2=link(prt["daughter2"]),
-            px=flat(mom.px, np.float64),
-            py=flat(mom.py, np.float64),
-            pz=flat(mom.pz, np.float64),
-            e=flat(mom.e, np.float64),
-            m=flat(prt["m"], np.float64),
+            pdg_id=col("id").astype(np.int64),
+            status=col("status").astype(np.int64),
+            mother1=link("mother1"),
+            daughter1=link("daughter1"),
+            daughter2=link("daughter2"),
+            px=col("p", "px"),
+            py=col("p", "py"),
+            pz=col("p", "pz"),
+            e=col("p", "e"),
+            m=col("m"),
             vx=vx,
             vy=vy,
             vz=vz,
         )
+
+
+def _buffer(content: ak.contents.Content, path: tuple[str, ...]) -> np.ndarray:
+    """The flat numpy values of a (nested) record field; missing values (None) become 0."""
+    node = content
+    for key in path:
+        if isinstance(node, ak.contents.IndexedOptionArray):
+            index = np.asarray(node.index.data)
+            inner = _buffer(node.content, path[path.index(key):])
+            return np.where(index >= 0, inner[np.maximum(index, 0)], 0.0)
+        node = node.content(key)
+    if isinstance(node, ak.contents.NumpyArray):
+        return np.asarray(node.data)
+    if isinstance(node, ak.contents.IndexedOptionArray):
+        index = np.asarray(node.index.data)
+        inner = np.asarray(node.content.data)
+        return np.where(index >= 0, inner[np.maximum(index, 0)], 0)
+    arr = ak.to_numpy(ak.Array(node), allow_missing=True)
+    return np.ma.filled(arr, 0) if np.ma.isMaskedArray(arr) else arr

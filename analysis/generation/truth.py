@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from analysis.generation.record import FlatRecord
+from analysis.generation.record import INVISIBLE_IDS, FlatRecord  # noqa: F401  (re-exported)
 
 # FTAG track truth-origin convention (docs/ntuple-format.md)
 ORIGIN_FAKE = 1
@@ -23,40 +23,12 @@ ORIGIN_FROM_C = 5
 ORIGIN_FROM_TAU = 6
 ORIGIN_OTHER_SECONDARY = 7
 
-V0_IDS = (310, 3122, 3222, 3112, 3312, 3322, 3334)  # K0s, Lambda, Sigma+-, Xi, Omega
-INVISIBLE_IDS = (12, 14, 16, 1000022, 1000039)
-MAX_ANCESTRY_STEPS = 256
+MAX_ANCESTRY_STEPS = 256  # bound on explicit mother walks
 
 
 def heavy_flavour(pdg_id: np.ndarray) -> np.ndarray:
     """Heaviest quark flavour of a hadron (5, 4, or 0 for light hadrons and non-hadrons)."""
-    a = np.abs(pdg_id)
-    is_hadron = (a > 100) & (a < 1_000_000) & ((a // 10) % 10 != 0)  # excludes diquarks
-    # mesons: digits n_q2 n_q3 (hundreds, tens); baryons: n_q1 n_q2 n_q3 (thousands..tens)
-    q1 = (a // 1000) % 10
-    q2 = (a // 100) % 10
-    q3 = (a // 10) % 10
-    heaviest = np.maximum(np.maximum(q1, q2), q3)
-    flav = np.where(heaviest >= 5, 5, np.where(heaviest == 4, 4, 0))
-    return np.where(is_hadron, flav, 0)
-
-
-def is_parton(pdg_id: np.ndarray) -> np.ndarray:
-    """Quarks, gluons, diquarks and Pythia's string/cluster pseudo-particles."""
-    a = np.abs(pdg_id)
-    diquark = (a > 1000) & (a < 10000) & ((a // 10) % 10 == 0)
-    return (a <= 8) | (a == 21) | diquark | ((a >= 81) & (a <= 99))
-
-
-def _daughter_count(rec: FlatRecord, flag: np.ndarray) -> np.ndarray:
-    """Number of daughters (in Pythia's contiguous range d1..d2) for which ``flag`` is true."""
-    csum = np.concatenate([[0], np.cumsum(flag.astype(np.int64))])
-    d1 = rec.daughter1
-    d2 = np.where(rec.daughter2 >= d1, rec.daughter2, d1)
-    has = d1 >= 0
-    out = np.zeros(rec.size, dtype=np.int64)
-    out[has] = csum[d2[has] + 1] - csum[d1[has]]
-    return out
+    return _flavour_array(np.asarray(pdg_id, dtype=np.int64).ravel()).reshape(np.shape(pdg_id))
 
 
 def last_copy(rec: FlatRecord) -> np.ndarray:
@@ -82,55 +54,101 @@ class Ancestry:
     hadron: np.ndarray  # any hadron (for photons and leptons: 'from a hadron decay')
 
 
-@numba.njit(cache=True)
-def _nearest_flagged_ancestor(mother: np.ndarray, flag: np.ndarray, stop: np.ndarray) -> np.ndarray:
-    """Nearest ancestor with ``flag`` along ``mother``, not walking past ``stop`` particles.
+@numba.njit(cache=True, inline="always")
+def _flavour_of(pdg: int) -> int:
+    a = abs(pdg)
+    if a <= 100 or a >= 1_000_000 or (a // 10) % 10 == 0:
+        return 0
+    q = max((a // 1000) % 10, (a // 100) % 10, (a // 10) % 10)
+    return 5 if q >= 5 else (4 if q == 4 else 0)
 
-    Pythia appends decay products after their mother, so one forward pass suffices when
-    ``mother[i] < i``; otherwise the chain is walked explicitly.
+
+@numba.njit(cache=True, inline="always")
+def _is_parton(pdg: int) -> bool:
+    a = abs(pdg)
+    diquark = 1000 < a < 10000 and (a // 10) % 10 == 0
+    return a <= 8 or a == 21 or diquark or 81 <= a <= 99
+
+
+@numba.njit(cache=True)
+def _ancestry_kernel(pdg, mother, d1, d2):  # type: ignore[no-untyped-def]
+    """Flavours, weak-decay flags and nearest ancestors of 5 kinds in two passes.
+
+    Kinds (rows of ``anc``): weakly decaying b-hadron, weakly decaying c-hadron, τ, V0,
+    any hadron. Pythia appends decay products after their mother, so one forward pass
+    suffices when ``mother[i] < i``; otherwise the chain is walked explicitly. The walk never
+    passes a parton, so hadrons are not attributed to the shower history.
     """
-    n = mother.size
-    out = np.full(n, -1, dtype=np.int64)
+    n = pdg.size
+    flav = np.zeros(n, dtype=np.int8)
+    for i in range(n):
+        flav[i] = _flavour_of(pdg[i])
+    weak_b = np.zeros(n, dtype=np.bool_)
+    weak_c = np.zeros(n, dtype=np.bool_)
+    kind = np.zeros((5, n), dtype=np.bool_)
+    stop = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        f = flav[i]
+        if f > 0:
+            last = d2[i] if d2[i] >= d1[i] else d1[i]
+            same = False
+            if d1[i] >= 0:
+                for j in range(d1[i], last + 1):
+                    if flav[j] == f:
+                        same = True
+                        break
+            if not same:
+                if f == 5:
+                    weak_b[i] = True
+                else:
+                    weak_c[i] = True
+        a = abs(pdg[i])
+        stop[i] = _is_parton(pdg[i])
+        kind[0, i] = weak_b[i]
+        kind[1, i] = weak_c[i]
+        kind[2, i] = a == 15
+        kind[3, i] = a == 310 or a == 3122 or a == 3222 or a == 3112 or a == 3312 or a == 3322 or a == 3334
+        kind[4, i] = 100 < a < 1_000_000 and not stop[i]
+    anc = np.full((5, n), -1, dtype=np.int64)
     for i in range(n):
         m = mother[i]
         if m < 0:
             continue
         if m < i:
-            if flag[m]:
-                out[i] = m
-            elif not stop[m]:
-                out[i] = out[m]
+            for k in range(5):
+                if kind[k, m]:
+                    anc[k, i] = m
+                elif not stop[m]:
+                    anc[k, i] = anc[k, m]
             continue
-        steps = 0
-        while m >= 0 and steps < 256:
-            if flag[m]:
-                out[i] = m
-                break
-            if stop[m]:
-                break
-            m = mother[m]
-            steps += 1
+        for k in range(5):
+            mm = m
+            steps = 0
+            while mm >= 0 and steps < 256:
+                if kind[k, mm]:
+                    anc[k, i] = mm
+                    break
+                if stop[mm]:
+                    break
+                mm = mother[mm]
+                steps += 1
+    return flav, weak_b, weak_c, anc
+
+
+@numba.njit(cache=True)
+def _flavour_array(pdg: np.ndarray) -> np.ndarray:
+    out = np.zeros(pdg.size, dtype=np.int8)
+    for i in range(pdg.size):
+        out[i] = _flavour_of(pdg[i])
     return out
 
 
 def ancestry(rec: FlatRecord) -> Ancestry:
     """Flavour tables and nearest ancestors of each kind (hadron-level history only)."""
-    flav = heavy_flavour(rec.pdg_id)
-    a_id = rec.abs_id
-    is_b, is_c = flav == 5, flav == 4
-    wb = is_b & (_daughter_count(rec, is_b) == 0)
-    wc = is_c & (_daughter_count(rec, is_c) == 0)
-    stop = is_parton(rec.pdg_id)
-    hadron = (a_id > 100) & (a_id < 1_000_000) & ~stop
-    mother = rec.mother1
-
-    def near(flag: np.ndarray) -> np.ndarray:
-        return _nearest_flagged_ancestor(mother, flag, stop)
-
+    flav, wb, wc, anc = _ancestry_kernel(rec.pdg_id, rec.mother1, rec.daughter1, rec.daughter2)
     return Ancestry(
         flavour=flav, weak_b=wb, weak_c=wc,
-        b_hadron=near(wb), c_hadron=near(wc), tau=near(a_id == 15),
-        v0=near(np.isin(a_id, V0_IDS)), hadron=near(hadron),
+        b_hadron=anc[0], c_hadron=anc[1], tau=anc[2], v0=anc[3], hadron=anc[4],
     )
 
 
