@@ -1,0 +1,27 @@
+# hepline: the whole analysis chain as one Snakemake workflow.
+#   snakemake --cores 2                         # default (small) config
+#   snakemake --cores 2 --configfile workflows/config/full.yaml
+# Each stage lives in its own rule file under workflows/rules/.
+
+import sys
+from pathlib import Path
+
+from analysis.config import validate
+
+configfile: "workflows/config/default.yaml"
+
+# One validation path for the CLI, notebooks and Snakemake: the schema in analysis/data.
+config = validate(config, source=" ".join(workflow.overwrite_configfiles or ["workflows/config/default.yaml"]))
+
+PY = sys.executable  # the interpreter running Snakemake, i.e. the project's environment
+OUT = Path(config["output_dir"])
+SAMPLES = config["generation"]["samples"]
+CONFIGFILE = (workflow.overwrite_configfiles or ["workflows/config/default.yaml"])[-1]
+
+
+include: "workflows/rules/generation.smk"
+
+
+rule all:
+    input:
+        rules.generation_all.input,
