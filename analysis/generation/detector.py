@@ -35,6 +35,20 @@ TRUTH_HADRON_PT_MIN_GEV = 1.0
 F32 = np.float32
 
 
+def reduce_precision(x: np.ndarray, mantissa_bits: int) -> np.ndarray:
+    """Round float32 values to ``mantissa_bits`` of mantissa (NanoAOD-style lossy packing).
+
+    The relative rounding error is below 2^-(bits+1); zeros of the dropped bits compress.
+    """
+    a = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    drop = 23 - mantissa_bits
+    rounded = (a + np.uint32(1 << (drop - 1))) & np.uint32(~((1 << drop) - 1) & 0xFFFFFFFF)
+    return rounded.view(np.float32)
+
+
+TOWER_ENERGY_MANTISSA_BITS = 12  # 2.4e-4 relative: far below the calorimeter resolution
+
+
 def _collection(event: np.ndarray, n_events: int, fields: dict[str, np.ndarray]) -> ak.Array:
     """Jagged record array from flat, event-sorted fields."""
     counts = np.bincount(event, minlength=n_events)
@@ -163,7 +177,8 @@ def simulate(events: ak.Array, rng: np.random.Generator, cfg: dict[str, Any]) ->
     })
     out["Tower"] = _collection(towers.event, n, {
         "eta": towers.eta.astype(F32), "phi": towers.phi.astype(F32),
-        "eEM": towers.e_em.astype(F32), "eHad": towers.e_had.astype(F32),
+        "eEM": reduce_precision(towers.e_em, TOWER_ENERGY_MANTISSA_BITS),
+        "eHad": reduce_precision(towers.e_had, TOWER_ENERGY_MANTISSA_BITS),
     })
     po = _order(photons.event, photons.pt)
     out["Photon"] = _collection(photons.event[po], n, {

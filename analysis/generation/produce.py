@@ -35,6 +35,7 @@ from analysis.generation.pythia import (
     shard_seed,
 )
 from analysis.generation.writer import NtupleWriter, compression_from_config
+from analysis.ingest import read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -167,8 +168,6 @@ def _progress(total: int, desc: str, *, enabled: bool) -> Any:
 
 def merge_metadata(paths: list[str | Path]) -> dict[str, Any]:
     """Combine shard metadata of one sample: Σw and counts add, σ is the generated-event-weighted mean."""
-    from analysis.generation.writer import read_metadata
-
     metas = [read_metadata(p) for p in paths]
     if not metas:
         raise ValueError("no shard files to merge")

@@ -18,6 +18,7 @@ import numpy as np
 import uproot
 
 from analysis.atomic import atomic_path, json_default
+from analysis.format import HEPLINE_METADATA_KEY
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,6 @@ COMPRESSION = {
     "zstd": uproot.ZSTD,
     "lzma": uproot.LZMA,
 }
-METADATA_KEY = "hepline_metadata"
 
 
 def compression_from_config(comp: dict[str, Any]) -> Any:
@@ -104,7 +104,7 @@ class NtupleWriter:
             "genEventSumw": np.array([self.sumw]),
             "genEventSumw2": np.array([self.sumw2]),
         })
-        self._file[METADATA_KEY] = json.dumps(meta, sort_keys=True, default=json_default)
+        self._file[HEPLINE_METADATA_KEY] = json.dumps(meta, sort_keys=True, default=json_default)
         self._finished = True
         return meta
 
@@ -120,10 +120,3 @@ class NtupleWriter:
         self._ctx.__exit__(exc_type, exc, tb)
 
 
-
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The JSON metadata of a hepline ntuple."""
-    with uproot.open(path) as f:
-        if METADATA_KEY not in f:
-            raise KeyError(f"{path}: no '{METADATA_KEY}' object; not a hepline ntuple")
-        return json.loads(str(f[METADATA_KEY]))

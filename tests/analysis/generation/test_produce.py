@@ -90,3 +90,37 @@ def test_unknown_sample_and_shard_are_rejected(default_config) -> None:  # type:
         produce_shard(default_config, "nosuch", 0, None, progress=False)
     with pytest.raises(ValueError, match="out of range"):
         produce_shard(default_config, "ttbar", 99, None, progress=False)
+
+
+def test_generated_file_matches_the_format_tables(ttbar_file) -> None:  # type: ignore[no-untyped-def]
+    """The generator writes exactly the branches and dtypes of analysis.format (and the doc)."""
+    from analysis.format import HEPLINE_COLLECTIONS, HEPLINE_EVENT_BRANCHES, HEPLINE_VERTICES
+
+    expected = dict(HEPLINE_EVENT_BRANCHES)
+    for name, fields in HEPLINE_VERTICES.items():
+        expected.update({f"{name}_{f}": t for f, t in fields.items()})
+    for name, fields in HEPLINE_COLLECTIONS.items():
+        expected.update({f"{name}_{f}": t for f, t in fields.items()})
+    with uproot.open(ttbar_file) as f:
+        tree = f["Events"]
+        got = {
+            b.name: np.dtype(b.interpretation.content.from_dtype if hasattr(b.interpretation, "content")
+                             else b.interpretation.from_dtype).newbyteorder("=").name
+            for b in tree.branches if not b.name.startswith("n")
+        }
+        counters = {b.name for b in tree.branches if b.name.startswith("n")}
+    assert got == {k: np.dtype(v).name for k, v in expected.items()}
+    assert counters == {f"n{name}" for name in HEPLINE_COLLECTIONS}
+
+
+def test_generated_file_reads_through_nanoevents_with_jet_tracks(ttbar_file) -> None:  # type: ignore[no-untyped-def]
+    from analysis.ingest import open_events
+
+    events = open_events(ttbar_file, mode="eager")
+    jets = events.Jet
+    # Jet.tracks is the inverse of Track_jetIdx
+    n_from_link = ak.num(jets.tracks, axis=2)
+    assert ak.all(n_from_link == jets.nTrack)
+    trk = jets.tracks
+    assert ak.all(ak.flatten(trk.jetIdx, axis=None) >= 0)
+    assert events.metadata["sample"] == "ttbar"

@@ -1,0 +1,390 @@
+"""Run a coffea processor over a fileset with the executor, workers and chunking from config.
+
+A thin layer over ``coffea.processor.Runner`` (coffea >= 2025: the Runner builds
+NanoEvents in ``"virtual"`` mode per chunk; executors are ``IterativeExecutor``,
+``FuturesExecutor`` (a loky process pool) and ``DaskExecutor`` (a ``distributed`` client)).
+It adds what the project needs around it:
+
+- the input is validated first with :func:`analysis.ingest.validate_fileset` (bad files
+  raise :class:`~analysis.ingest.InputFileError`, or are skipped and reported when
+  ``skip_bad_files`` is on);
+- the schema follows the input format (:class:`~analysis.ingest.HeplineSchema`, NanoAOD,
+  Delphes);
+- the metrics every stage records (physics-reference §7): wall time, events, bytes read and
+  the rate per core, written atomically as JSON on request.
+
+Runner configuration (the ``runner`` section of a hepline config, or that section itself;
+every key is optional)::
+
+    executor: iterative        # iterative | futures | dask
+    workers: 1                 # futures: processes; dask: local-cluster worker processes
+    chunksize: 100000          # entries per chunk (coffea splits files evenly)
+    maxchunks: null            # at most this many chunks per dataset (null: all)
+    skip_bad_files: false      # true: skip and report bad files instead of raising
+    deep_validation: false     # true: also read every basket before the run (full read)
+    retries: 0                 # coffea retries of a failing chunk
+    align_clusters: false      # chunk on ROOT cluster boundaries
+    status: false              # coffea/rich progress bar
+    dask:
+      scheduler_address: null  # connect here instead of starting a LocalCluster
+      threads_per_worker: 1
+      memory_limit: auto       # per worker, LocalCluster only
+
+Unknown keys raise :class:`analysis.config.ConfigError` (a typo must not silently fall back to
+a default). The ``dask`` executor needs ``dask[distributed]`` installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+import platform
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+from coffea import processor
+
+from analysis import __version__ as _hepline_version
+from analysis.atomic import write_json
+from analysis.config import ConfigError
+from analysis.ingest import FORMATS, Fileset, validate_fileset
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_RUNNER_CONFIG",
+    "EXECUTORS",
+    "RunResult",
+    "SummaryProcessor",
+    "run_processor",
+    "runner_config",
+    "write_metrics",
+]
+
+EXECUTORS = ("iterative", "futures", "dask")
+
+DEFAULT_RUNNER_CONFIG: dict[str, Any] = {
+    "executor": "iterative",
+    "workers": 1,
+    "chunksize": 100_000,
+    "maxchunks": None,
+    "skip_bad_files": False,
+    "deep_validation": False,
+    "retries": 0,
+    "align_clusters": False,
+    "status": False,
+    "dask": {"scheduler_address": None, "threads_per_worker": 1, "memory_limit": "auto"},
+}
+"""Defaults of every runner key (see the module docstring)."""
+
+
+# keys of a whole hepline config (analysis/data/config.schema.yaml) that tell it apart from
+# a bare runner section
+_TOP_LEVEL_KEYS = frozenset({"seed", "output_dir", "generation", "detector"})
+
+
+def _positive_int(value: Any, key: str, *, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"runner.{key} must be a positive integer, got {value!r}")
+    return value
+
+
+def runner_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The complete runner configuration: ``config`` checked and merged over the defaults.
+
+    ``config`` may be a whole hepline config (its ``runner`` section is used, or the
+    defaults if it has none) or the section itself. Raises :class:`~analysis.config.ConfigError` for unknown keys or bad
+    values.
+    """
+    raw: Mapping[str, Any] = config or {}
+    if "runner" in raw:
+        raw = raw["runner"] or {}
+    elif set(raw) & _TOP_LEVEL_KEYS:  # a whole config without a runner section
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"runner configuration must be a mapping, got {raw!r}")
+    unknown = sorted(set(raw) - set(DEFAULT_RUNNER_CONFIG))
+    if unknown:
+        raise ConfigError(
+            f"unknown runner key(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_RUNNER_CONFIG)}"
+        )
+    cfg = copy.deepcopy(DEFAULT_RUNNER_CONFIG)
+    for key, value in raw.items():
+        if key == "dask":
+            value = value or {}
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"runner.dask must be a mapping, got {value!r}")
+            bad = sorted(set(value) - set(cfg["dask"]))
+            if bad:
+                raise ConfigError(f"unknown runner.dask key(s) {', '.join(bad)}")
+            cfg["dask"].update(value)
+        else:
+            cfg[key] = value
+    if cfg["executor"] not in EXECUTORS:
+        raise ConfigError(
+            f"runner.executor must be one of {', '.join(EXECUTORS)}, got {cfg['executor']!r}"
+        )
+    _positive_int(cfg["workers"], "workers")
+    _positive_int(cfg["chunksize"], "chunksize")
+    _positive_int(cfg["maxchunks"], "maxchunks", allow_none=True)
+    _positive_int(cfg["dask"]["threads_per_worker"], "dask.threads_per_worker")
+    retries = cfg["retries"]
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"runner.retries must be an integer >= 0, got {cfg['retries']!r}")
+    for key in ("skip_bad_files", "deep_validation", "align_clusters", "status"):
+        if not isinstance(cfg[key], bool):
+            raise ConfigError(f"runner.{key} must be true or false, got {cfg[key]!r}")
+    return cfg
+
+
+@contextlib.contextmanager
+def _executor(cfg: dict[str, Any]) -> Iterator[tuple[processor.ExecutorBase, int]]:
+    """The coffea executor for ``cfg`` and the number of cores it computes on."""
+    kind, workers = cfg["executor"], cfg["workers"]
+    common = {"status": cfg["status"], "retries": cfg["retries"]}
+    if kind == "iterative":
+        yield processor.IterativeExecutor(**common), 1
+    elif kind == "futures":
+        yield processor.FuturesExecutor(workers=workers, **common), workers
+    else:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ConfigError(
+                "runner.executor 'dask' needs dask[distributed] installed "
+                "(pip install 'dask[distributed]')"
+            ) from exc
+        dcfg = cfg["dask"]
+        with contextlib.ExitStack() as stack:
+            if dcfg["scheduler_address"]:
+                client = stack.enter_context(Client(dcfg["scheduler_address"]))
+            else:
+                cluster = stack.enter_context(
+                    LocalCluster(
+                        n_workers=workers,
+                        threads_per_worker=dcfg["threads_per_worker"],
+                        processes=True,
+                        memory_limit=dcfg["memory_limit"],
+                        dashboard_address=":0",
+                    )
+                )
+                client = stack.enter_context(Client(cluster))
+            cores = sum(client.nthreads().values()) or workers
+            yield processor.DaskExecutor(client=client, **common), cores
+
+
+@contextlib.contextmanager
+def _quiet_progress(quiet: bool) -> Iterator[None]:
+    """Silence coffea's rich progress bars (its executors draw some even with status=False)."""
+    from coffea.util import coffea_console
+
+    previous = coffea_console.quiet
+    coffea_console.quiet = quiet or previous
+    try:
+        yield
+    finally:
+        coffea_console.quiet = previous
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_processor` returns: the accumulated output and the run's metrics."""
+
+    output: Any
+    metrics: dict[str, Any]
+    fileset: Fileset = field(repr=False)
+
+    @property
+    def skipped(self) -> list[dict[str, str]]:
+        """``[{"file", "reason"}]`` of input files left out under the skip-bad policy."""
+        return self.metrics["skipped_files"]
+
+    def write_metrics(self, path: str | os.PathLike[str]) -> Path:
+        """Write :attr:`metrics` as JSON, atomically; returns the path."""
+        return write_metrics(path, self.metrics)
+
+
+def write_metrics(path: str | os.PathLike[str], metrics: Mapping[str, Any]) -> Path:
+    """Write a metrics dict as sorted, indented JSON via a temporary file and rename."""
+    write_json(path, dict(metrics))
+    return Path(path)
+
+
+def _versions() -> dict[str, str]:
+    import awkward
+    import coffea
+    import uproot
+
+    return {
+        "hepline": _hepline_version,
+        "coffea": coffea.__version__,
+        "uproot": uproot.__version__,
+        "awkward": awkward.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def run_processor(
+    processor_instance: processor.ProcessorABC,
+    fileset: Any,
+    config: Mapping[str, Any] | None = None,
+    *,
+    format: str = "auto",
+    required_branches: Any = None,
+    metrics_path: str | os.PathLike[str] | None = None,
+    uproot_options: Mapping[str, Any] | None = None,
+) -> RunResult:
+    """Run ``processor_instance`` over ``fileset`` and return output plus metrics.
+
+    ``fileset``: a :class:`~analysis.ingest.Fileset`, a coffea-style mapping, or paths (a
+    list of paths is grouped into datasets with :meth:`Fileset.from_files`, i.e. by the
+    ``sample`` of hepline files, and the dataset metadata, ``xsec_pb``, ``sumw``, ... reach
+    ``events.metadata`` in ``process``). ``config``: see the module docstring.
+    ``format``: ``"auto"`` or a key of :data:`analysis.ingest.FORMATS`; it picks the
+    schema. ``required_branches``: as in :func:`~analysis.ingest.validate_file` (default:
+    the format's). With ``metrics_path`` the metrics are also written there (atomically).
+
+    Metrics: ``events``, ``bytes_read``, ``wall_time_s``, ``process_time_s`` (time inside
+    ``process`` summed over chunks), ``cores``, ``events_per_s``, ``events_per_s_per_core``
+    (wall-clock events/s divided by cores), ``bytes_per_s_per_core``, ``chunks``,
+    ``files``, ``datasets``, ``events_in_files`` (entries of the good files),
+    ``skipped_files``, ``columns_read``, the runner config, ``format``, ``schema``,
+    ``versions`` and ``started_utc``.
+    """
+    cfg = runner_config(config)
+    started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t0 = time.perf_counter()
+
+    if isinstance(fileset, (Fileset, Mapping)):
+        fs_in = fileset
+    else:
+        fs_in = Fileset.from_files(
+            fileset, format=format, skip_bad=cfg["skip_bad_files"],
+            required_branches=required_branches,
+        )  # fmt: skip
+    good, fmt = validate_fileset(
+        fs_in,
+        required_branches,
+        skip_bad=cfg["skip_bad_files"],
+        format=format,
+        deep=cfg["deep_validation"],
+    )
+    schema = FORMATS[fmt].schema
+    events_in_files = sum(good.num_entries.values())
+
+    with _quiet_progress(not cfg["status"]), _executor(cfg) as (executor, cores):
+        runner = processor.Runner(
+            executor=executor,
+            chunksize=cfg["chunksize"],
+            maxchunks=cfg["maxchunks"],
+            skipbadfiles=cfg["skip_bad_files"],
+            align_clusters=cfg["align_clusters"],
+            savemetrics=True,
+            schema=schema,
+        )
+        output, coffea_metrics = runner(
+            dict(good), processor_instance, uproot_options=dict(uproot_options or {})
+        )
+    wall = time.perf_counter() - t0
+
+    events = int(coffea_metrics.get("entries", 0))
+    bytes_read = coffea_metrics.get("bytesread")
+    metrics: dict[str, Any] = {
+        "stage": "run_processor",
+        "processor": type(processor_instance).__name__,
+        "format": fmt,
+        "schema": schema.__name__,
+        "executor": cfg["executor"],
+        "workers": cfg["workers"],
+        "cores": cores,
+        "chunksize": cfg["chunksize"],
+        "chunks": int(coffea_metrics.get("chunks", 0)),
+        "datasets": sorted(good),
+        "files": len(good.files()),
+        "skipped_files": list(good.skipped),
+        "events": events,
+        "events_in_files": events_in_files,
+        "bytes_read": int(bytes_read) if bytes_read is not None else None,
+        "wall_time_s": wall,
+        "process_time_s": float(coffea_metrics.get("processtime", 0.0)),
+        "events_per_s": events / wall if wall > 0 else None,
+        "events_per_s_per_core": events / wall / cores if wall > 0 else None,
+        "bytes_per_s_per_core": (
+            bytes_read / wall / cores if wall > 0 and bytes_read is not None else None
+        ),
+        "columns_read": sorted(
+            {str(c).rsplit("-", 1)[0] for c in coffea_metrics.get("columns", [])}
+        ),
+        "config": cfg,
+        "versions": _versions(),
+        "started_utc": started,
+    }
+    if cfg["maxchunks"] is None and events != events_in_files:
+        log.warning(
+            "processed %d events but the input files hold %d (chunks skipped at run time?)",
+            events,
+            events_in_files,
+        )
+        metrics["incomplete"] = True
+    result = RunResult(output=output, metrics=metrics, fileset=good)
+    if metrics_path is not None:
+        result.write_metrics(metrics_path)
+    return result
+
+
+# ---------------------------------------------------------------------------------------
+# A small processor for smoke tests, benchmarks and the docs
+# ---------------------------------------------------------------------------------------
+def _event_weight(events) -> ak.Array:
+    fields = events.fields
+    if "genWeight" in fields:
+        return events.genWeight
+    if "Event" in fields and "Weight" in events.Event.fields:  # Delphes
+        return events.Event.Weight
+    return ak.Array(np.ones(len(events), dtype=np.float32))
+
+
+class SummaryProcessor(processor.ProcessorABC):
+    """Per-dataset counts that work on hepline, NanoAOD and Delphes events alike.
+
+    Output ``{dataset: {"events", "sumw", "jets", "sum_jet_pt", "njet_hist",
+    "tracks_in_jets"}}`` for jets above ``jet_pt_min``; ``njet_hist`` is a numpy histogram
+    of the jet multiplicity (last bin: ``max_jets`` or more); ``tracks_in_jets`` (hepline
+    only, else 0) counts ``Jet.tracks`` and so exercises the cross-reference in workers.
+    """
+
+    def __init__(self, jet_pt_min: float = 20.0, max_jets: int = 12):
+        self.jet_pt_min = float(jet_pt_min)
+        self.max_jets = int(max_jets)
+
+    def process(self, events):
+        dataset = events.metadata.get("dataset", "default")
+        jets = events.Jet[events.Jet.pt > self.jet_pt_min]
+        n_jets = ak.to_numpy(ak.num(jets, axis=1))
+        hist = np.bincount(np.minimum(n_jets, self.max_jets), minlength=self.max_jets + 1)
+        tracks = 0
+        if "trackIdxG" in ak.fields(events.Jet):
+            tracks = int(ak.sum(ak.num(jets.tracks, axis=2)))
+        return {
+            dataset: {
+                "events": len(events),
+                "sumw": float(ak.sum(ak.values_astype(_event_weight(events), np.float64))),
+                "jets": int(n_jets.sum()),
+                "sum_jet_pt": float(ak.sum(ak.values_astype(jets.pt, np.float64))),
+                "njet_hist": hist.astype(np.int64),
+                "tracks_in_jets": tracks,
+            }
+        }
+
+    def postprocess(self, accumulator):
+        return accumulator

@@ -1,0 +1,171 @@
+"""Tests of analysis.runner: executors agree, metrics, skip-bad policy, config checks."""
+
+from __future__ import annotations
+
+import json
+
+import awkward as ak
+import numpy as np
+import pytest
+
+from analysis import ingest, runner
+from analysis.config import ConfigError
+from analysis.fixtures import write_hepline_fixture
+from analysis.ingest import InputFileError
+from analysis.runner import SummaryProcessor, run_processor, runner_config
+
+
+def _assert_same_output(a: dict, b: dict) -> None:
+    assert sorted(a) == sorted(b)
+    for dataset in a:
+        x, y = a[dataset], b[dataset]
+        for key in ("events", "jets", "tracks_in_jets"):
+            assert x[key] == y[key], (dataset, key)
+        np.testing.assert_array_equal(x["njet_hist"], y["njet_hist"])
+        for key in ("sumw", "sum_jet_pt"):  # chunk outputs merge in completion order
+            assert x[key] == pytest.approx(y[key], rel=1e-12), (dataset, key)
+
+
+@pytest.fixture(scope="module")
+def iterative_result(hepline_sample_files):
+    return run_processor(
+        SummaryProcessor(), hepline_sample_files, {"executor": "iterative", "chunksize": 10}
+    )
+
+
+def test_iterative_and_futures_agree(iterative_result, hepline_sample_files, tmp_path):
+    futures = run_processor(
+        SummaryProcessor(),
+        hepline_sample_files,
+        {"runner": {"executor": "futures", "workers": 2, "chunksize": 10}},
+        metrics_path=tmp_path / "metrics.json",
+    )
+    _assert_same_output(iterative_result.output, futures.output)
+    assert futures.metrics["executor"] == "futures" and futures.metrics["cores"] == 2
+    assert iterative_result.metrics["chunks"] == futures.metrics["chunks"] >= 9
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written["events"] == 95 and written["executor"] == "futures"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary left
+
+
+def test_output_content(iterative_result, hepline_sample_files):
+    out = iterative_result.output
+    assert sorted(out) == ["bkg", "sig"]  # datasets from the sample metadata
+    assert out["sig"]["events"] == 55 and out["bkg"]["events"] == 40
+    assert out["sig"]["njet_hist"].sum() == 55
+    assert out["sig"]["tracks_in_jets"] > 0  # Jet.tracks resolved in the processor
+    # the same numbers straight from the files
+    events = ingest.open_events(hepline_sample_files[2], mode="eager")
+    jets = events.Jet[events.Jet.pt > 20]
+    assert out["bkg"]["jets"] == int(ak.sum(ak.num(jets)))
+    assert out["bkg"]["sum_jet_pt"] == pytest.approx(float(ak.sum(jets.pt)), rel=1e-6)
+    assert out["bkg"]["tracks_in_jets"] == int(ak.sum(ak.num(jets.tracks, axis=2)))
+
+
+def test_metrics(iterative_result):
+    m = iterative_result.metrics
+    assert m["events"] == m["events_in_files"] == 95
+    assert m["files"] == 3 and m["datasets"] == ["bkg", "sig"] and m["skipped_files"] == []
+    assert m["bytes_read"] > 0
+    assert m["wall_time_s"] > 0 and m["process_time_s"] > 0
+    assert m["cores"] == 1
+    assert m["events_per_s_per_core"] == pytest.approx(m["events"] / m["wall_time_s"])
+    assert m["bytes_per_s_per_core"] == pytest.approx(m["bytes_read"] / m["wall_time_s"])
+    assert m["format"] == "hepline" and m["schema"] == "HeplineSchema"
+    assert "Jet_pt" in m["columns_read"]
+    assert m["config"]["chunksize"] == 10
+    assert m["versions"]["coffea"]
+    json.dumps(m)  # serialisable as is
+    assert "incomplete" not in m
+
+
+def test_fileset_metadata_reaches_the_processor(hepline_sample_files):
+    class MetaProcessor(runner.processor.ProcessorABC):
+        def process(self, events):
+            md = events.metadata
+            return {md["dataset"]: {(md["sample"], md["xsec_pb"], md["n_events"])}}
+
+        def postprocess(self, acc):
+            return acc
+
+    out = run_processor(MetaProcessor(), hepline_sample_files).output
+    assert out == {"sig": {("sig", 0.0311, 55)}, "bkg": {("bkg", 50.0, 40)}}
+
+
+def test_maxchunks(hepline_sample_files):
+    res = run_processor(SummaryProcessor(), hepline_sample_files, {"chunksize": 10, "maxchunks": 1})
+    assert res.metrics["chunks"] == 2  # one per dataset
+    assert res.metrics["events"] < res.metrics["events_in_files"]
+
+
+@pytest.mark.parametrize("fixture_name", ["nanoaod_file", "delphes_file"])
+def test_other_formats(fixture_name, request):
+    path = request.getfixturevalue(fixture_name)
+    res = run_processor(SummaryProcessor(), {"ds": [str(path)]}, {"chunksize": 20})
+    assert res.output["ds"]["events"] == 60 and res.metrics["chunks"] == 3
+    assert res.metrics["format"] == fixture_name.split("_")[0]
+
+
+def test_skip_bad_files(hepline_sample_files, tmp_path):
+    empty = tmp_path / "empty.root"
+    empty.touch()
+    nojet = write_hepline_fixture(
+        tmp_path / "nojet.root", 5, np.random.default_rng(1), sample="sig", drop_branches=["Jet_pt"]
+    )
+    fileset = {
+        "sig": {"files": {str(p): "Events" for p in [*hepline_sample_files[:2], empty, nojet]}},
+        "bkg": {"files": {str(hepline_sample_files[2]): "Events"}},
+    }
+    with pytest.raises(InputFileError) as err:
+        run_processor(SummaryProcessor(), fileset)
+    assert err.value.path == str(empty)
+
+    res = run_processor(
+        SummaryProcessor(), fileset, {"skip_bad_files": True}, metrics_path=tmp_path / "m.json"
+    )
+    assert res.output["sig"]["events"] == 55 and res.output["bkg"]["events"] == 40
+    assert [s["file"] for s in res.skipped] == [str(empty), str(nojet)]
+    assert "zero-byte" in res.skipped[0]["reason"] and "Jet_pt" in res.skipped[1]["reason"]
+    assert json.loads((tmp_path / "m.json").read_text())["skipped_files"] == res.skipped
+
+
+def test_skip_bad_files_from_paths(hepline_sample_files, tmp_path):
+    gone = tmp_path / "gone.root"
+    res = run_processor(SummaryProcessor(), [*hepline_sample_files, gone], {"skip_bad_files": True})
+    assert res.metrics["events"] == 95
+    assert res.skipped == [{"file": str(gone), "reason": "file not found"}]
+
+
+def test_mixed_formats_are_refused(hepline_file, nanoaod_file):
+    with pytest.raises(InputFileError, match="one run reads one format"):
+        run_processor(SummaryProcessor(), {"a": [str(hepline_file)], "b": [str(nanoaod_file)]})
+
+
+def test_runner_config_defaults_and_checks():
+    cfg = runner_config(None)
+    assert cfg == runner.DEFAULT_RUNNER_CONFIG
+    assert runner_config({"runner": {"executor": "futures", "workers": 4}})["workers"] == 4
+    assert runner_config({"dask": {"threads_per_worker": 2}})["dask"]["scheduler_address"] is None
+    assert runner_config({"seed": 1, "generation": {}}) == runner.DEFAULT_RUNNER_CONFIG
+    for bad, fragment in [
+        ({"executor": "spark"}, "runner.executor"),
+        ({"worker": 2}, "worker"),
+        ({"workers": 0}, "runner.workers"),
+        ({"chunksize": 1.5}, "runner.chunksize"),
+        ({"skip_bad_files": "yes"}, "runner.skip_bad_files"),
+        ({"dask": {"nodes": 3}}, "nodes"),
+        ({"retries": -1}, "runner.retries"),
+    ]:
+        with pytest.raises(ConfigError, match=fragment):
+            runner_config(bad)
+
+
+def test_dask_executor(hepline_sample_files, iterative_result):
+    pytest.importorskip("distributed")
+    res = run_processor(
+        SummaryProcessor(),
+        hepline_sample_files,
+        {"executor": "dask", "workers": 2, "chunksize": 10},
+    )
+    _assert_same_output(iterative_result.output, res.output)
+    assert res.metrics["cores"] == 2

@@ -1,0 +1,52 @@
+"""Shared pytest fixtures.
+
+Ingestion: small input files in the three formats read by ``analysis.ingest``, written
+once per session with ``analysis.fixtures`` (tests must not modify them; write your own
+file in ``tmp_path`` to corrupt one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.fixtures import write_delphes_fixture, write_hepline_fixture, write_nanoaod_fixture
+
+N_FIXTURE_EVENTS = 60
+
+
+@pytest.fixture(scope="session")
+def hepline_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A hepline ntuple with ``N_FIXTURE_EVENTS`` events (sample ``fixture_hh_yybb``)."""
+    path = tmp_path_factory.mktemp("hepline") / "hepline.root"
+    return write_hepline_fixture(path, N_FIXTURE_EVENTS, np.random.default_rng(101), weighted=True)
+
+
+@pytest.fixture(scope="session")
+def nanoaod_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CMS-NanoAOD-like file with ``N_FIXTURE_EVENTS`` events."""
+    path = tmp_path_factory.mktemp("nanoaod") / "nanoaod.root"
+    return write_nanoaod_fixture(path, N_FIXTURE_EVENTS, np.random.default_rng(102))
+
+
+@pytest.fixture(scope="session")
+def delphes_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Delphes-like file with ``N_FIXTURE_EVENTS`` events."""
+    path = tmp_path_factory.mktemp("delphes") / "delphes.root"
+    return write_delphes_fixture(path, N_FIXTURE_EVENTS, np.random.default_rng(103))
+
+
+@pytest.fixture(scope="session")
+def hepline_sample_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three hepline shards: two of sample ``sig`` (30 + 25 events), one of ``bkg`` (40)."""
+    folder = tmp_path_factory.mktemp("samples")
+    rng = np.random.default_rng(104)
+    return [
+        write_hepline_fixture(folder / "sig_0.root", 30, rng, sample="sig", shard=0),
+        write_hepline_fixture(folder / "sig_1.root", 25, rng, sample="sig", shard=1),
+        write_hepline_fixture(
+            folder / "bkg_0.root", 40, rng, sample="bkg", process="pp > yy + jets", xsec_pb=50.0
+        ),
+    ]
