@@ -26,11 +26,31 @@ class ConfigError(ValueError):
     """A configuration file is missing, unreadable or does not match the schema."""
 
 
+SECTION_DIR = "schema.d"
+
+
 @lru_cache(maxsize=1)
 def schema() -> dict[str, Any]:
-    """The hepline configuration JSON schema (draft 2020-12), as a dict."""
-    text = resources.files("analysis.data").joinpath(SCHEMA_RESOURCE).read_text()
-    return yaml.safe_load(text)
+    """The hepline configuration JSON schema (draft 2020-12), as a dict.
+
+    The top-level file defines the common sections (seed, generation, detector); each later
+    stage owns one file ``analysis/data/schema.d/<section>.yaml`` holding the schema of its
+    top-level section (``taggers``, ``selection``, ...), merged here. Its ``$defs`` are merged
+    into the common ``$defs``.
+    """
+    data = resources.files("analysis.data")
+    root = yaml.safe_load(data.joinpath(SCHEMA_RESOURCE).read_text())
+    section_dir = data.joinpath(SECTION_DIR)
+    for entry in sorted(section_dir.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".yaml"):
+            continue
+        section = entry.name[: -len(".yaml")]
+        frag = yaml.safe_load(entry.read_text())
+        root.setdefault("$defs", {}).update(frag.pop("$defs", {}))
+        if section in root["properties"]:
+            raise RuntimeError(f"schema section {section!r} defined twice ({entry.name})")
+        root["properties"][section] = frag
+    return root
 
 
 def schema_path() -> Path:
@@ -71,6 +91,21 @@ def validate(cfg: dict[str, Any], *, source: str = "<config>") -> dict[str, Any]
         more = f"\n  ... and {len(errors) - 10} more" if len(errors) > 10 else ""
         raise ConfigError(f"invalid configuration {source}:\n" + "\n".join(lines) + more)
     return out
+
+
+def validate_section(name: str, value: Any, *, source: str = "<config>") -> Any:
+    """Validate one top-level section (e.g. ``runner``) on its own and fill its defaults."""
+    root = schema()
+    if name not in root["properties"]:
+        raise ConfigError(f"unknown configuration section {name!r}")
+    sub = {"$defs": root.get("$defs", {}), **root["properties"][name]}
+    holder = {name: copy.deepcopy(value if value is not None else sub.get("default", {}))}
+    wrapper = {"type": "object", "properties": {name: sub}, "$defs": root.get("$defs", {})}
+    errors = sorted(_Validator(wrapper).iter_errors(holder), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  {'.'.join(str(p) for p in e.absolute_path)}: {e.message}" for e in errors[:10]]
+        raise ConfigError(f"invalid configuration {source}:\n" + "\n".join(lines))
+    return holder[name]
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -37,7 +37,6 @@ a default). The ``dask`` executor needs ``dask[distributed]`` installed.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import os
 import platform
@@ -54,7 +53,7 @@ from coffea import processor
 
 from analysis import __version__ as _hepline_version
 from analysis.atomic import write_json
-from analysis.config import ConfigError
+from analysis.config import ConfigError, validate_section
 from analysis.ingest import FORMATS, Fileset, validate_fileset
 
 log = logging.getLogger(__name__)
@@ -71,80 +70,21 @@ __all__ = [
 
 EXECUTORS = ("iterative", "futures", "dask")
 
-DEFAULT_RUNNER_CONFIG: dict[str, Any] = {
-    "executor": "iterative",
-    "workers": 1,
-    "chunksize": 100_000,
-    "maxchunks": None,
-    "skip_bad_files": False,
-    "deep_validation": False,
-    "retries": 0,
-    "align_clusters": False,
-    "status": False,
-    "dask": {"scheduler_address": None, "threads_per_worker": 1, "memory_limit": "auto"},
-}
-"""Defaults of every runner key (see the module docstring)."""
-
-
-# keys of a whole hepline config (analysis/data/config.schema.yaml) that tell it apart from
-# a bare runner section
-_TOP_LEVEL_KEYS = frozenset({"seed", "output_dir", "generation", "detector"})
-
-
-def _positive_int(value: Any, key: str, *, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"runner.{key} must be a positive integer, got {value!r}")
-    return value
-
-
 def runner_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The complete runner configuration: ``config`` checked and merged over the defaults.
+    """The complete runner configuration, validated against the ``runner`` schema section.
 
     ``config`` may be a whole hepline config (its ``runner`` section is used, or the
-    defaults if it has none) or the section itself. Raises :class:`~analysis.config.ConfigError` for unknown keys or bad
-    values.
+    defaults if it has none) or the section itself. Raises
+    :class:`~analysis.config.ConfigError` naming the key for unknown keys or bad values.
     """
-    raw: Mapping[str, Any] = config or {}
-    if "runner" in raw:
-        raw = raw["runner"] or {}
-    elif set(raw) & _TOP_LEVEL_KEYS:  # a whole config without a runner section
-        raw = {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"runner configuration must be a mapping, got {raw!r}")
-    unknown = sorted(set(raw) - set(DEFAULT_RUNNER_CONFIG))
-    if unknown:
-        raise ConfigError(
-            f"unknown runner key(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_RUNNER_CONFIG)}"
-        )
-    cfg = copy.deepcopy(DEFAULT_RUNNER_CONFIG)
-    for key, value in raw.items():
-        if key == "dask":
-            value = value or {}
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"runner.dask must be a mapping, got {value!r}")
-            bad = sorted(set(value) - set(cfg["dask"]))
-            if bad:
-                raise ConfigError(f"unknown runner.dask key(s) {', '.join(bad)}")
-            cfg["dask"].update(value)
-        else:
-            cfg[key] = value
-    if cfg["executor"] not in EXECUTORS:
-        raise ConfigError(
-            f"runner.executor must be one of {', '.join(EXECUTORS)}, got {cfg['executor']!r}"
-        )
-    _positive_int(cfg["workers"], "workers")
-    _positive_int(cfg["chunksize"], "chunksize")
-    _positive_int(cfg["maxchunks"], "maxchunks", allow_none=True)
-    _positive_int(cfg["dask"]["threads_per_worker"], "dask.threads_per_worker")
-    retries = cfg["retries"]
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ConfigError(f"runner.retries must be an integer >= 0, got {cfg['retries']!r}")
-    for key in ("skip_bad_files", "deep_validation", "align_clusters", "status"):
-        if not isinstance(cfg[key], bool):
-            raise ConfigError(f"runner.{key} must be true or false, got {cfg[key]!r}")
-    return cfg
+    raw: Any = config or {}
+    if isinstance(raw, Mapping) and ("runner" in raw or "generation" in raw or "seed" in raw):
+        raw = raw.get("runner") or {}
+    return validate_section("runner", raw, source="runner section")
+
+
+DEFAULT_RUNNER_CONFIG: dict[str, Any] = runner_config({})
+"""Defaults of every runner key (from the schema, ``analysis/data/schema.d/runner.yaml``)."""
 
 
 @contextlib.contextmanager
