@@ -20,8 +20,10 @@ CONFIGFILE = (workflow.overwrite_configfiles or ["workflows/config/default.yaml"
 
 
 include: "workflows/rules/generation.smk"
+include: "workflows/rules/validation.smk"
 
 
 rule all:
     input:
         rules.generation_all.input,
+        rules.validation_all.input,

@@ -16,6 +16,7 @@ rule generate_shard:
     benchmark:
         OUT / "benchmarks" / "generate" / "{sample}_{shard}.tsv"
     params:
+        py=PY,
         configfile=CONFIGFILE,
     wildcard_constraints:
         shard=r"\d+",
@@ -23,7 +24,7 @@ rule generate_shard:
         mem_mb=2000,
         runtime=60,
     shell:
-        "{PY} -m analysis.generation produce --config {params.configfile} --sample {wildcards.sample} "
+        "{params.py} -m analysis.generation produce --config {params.configfile} --sample {wildcards.sample} "
         "--shard {wildcards.shard} --output {output.root} --metrics {output.metrics} --quiet "
         "> {log} 2>&1"
 
@@ -35,8 +36,10 @@ rule merge_sample:
         OUT / "samples" / "{sample}.json",
     log:
         OUT / "logs" / "merge" / "{sample}.log",
+    params:
+        py=PY,
     shell:
-        "{PY} -m analysis.generation merge --output {output} {input} > {log} 2>&1"
+        "{params.py} -m analysis.generation merge --output {output} {input} > {log} 2>&1"
 
 
 rule generation_all:
