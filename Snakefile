@@ -11,12 +11,13 @@ from analysis.config import validate
 configfile: "workflows/config/default.yaml"
 
 # One validation path for the CLI, notebooks and Snakemake: the schema in analysis/data.
-config = validate(config, source=" ".join(workflow.overwrite_configfiles or ["workflows/config/default.yaml"]))
+CONFIGFILES = [str(p) for p in (workflow.overwrite_configfiles or ["workflows/config/default.yaml"])]
+config = validate(config, source=" ".join(CONFIGFILES))
 
 PY = sys.executable  # the interpreter running Snakemake, i.e. the project's environment
 OUT = Path(config["output_dir"])
 SAMPLES = config["generation"]["samples"]
-CONFIGFILE = (workflow.overwrite_configfiles or ["workflows/config/default.yaml"])[-1]
+CONFIGFILE = CONFIGFILES[-1]
 
 
 include: "workflows/rules/generation.smk"
