@@ -1,5 +1,8 @@
 """Shared pytest fixtures.
 
+Generated samples: small shards produced once per session with the real generator
+(Pythia 8 + the detector), for physics checks in any test directory.
+
 Ingestion: small input files in the three formats read by ``analysis.ingest``, written
 once per session with ``analysis.fixtures`` (tests must not modify them; write your own
 file in ``tmp_path`` to corrupt one).
@@ -12,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analysis.config import load_config
 from analysis.fixtures import write_delphes_fixture, write_hepline_fixture, write_nanoaod_fixture
+from analysis.generation.produce import produce_shard
 
 N_FIXTURE_EVENTS = 60
 
@@ -50,3 +55,27 @@ def hepline_sample_files(tmp_path_factory: pytest.TempPathFactory) -> list[Path]
             folder / "bkg_0.root", 40, rng, sample="bkg", process="pp > yy + jets", xsec_pb=50.0
         ),
     ]
+
+
+REPO = Path(__file__).resolve().parents[1]
+N_TTBAR = 400
+N_XHH = 200
+
+
+@pytest.fixture(scope="session")
+def default_config() -> dict:
+    return load_config(REPO / "workflows" / "config" / "default.yaml")
+
+
+@pytest.fixture(scope="session")
+def ttbar_file(tmp_path_factory: pytest.TempPathFactory, default_config: dict) -> Path:
+    path = tmp_path_factory.mktemp("gen") / "ttbar_0.root"
+    produce_shard(default_config, "ttbar", 0, path, n_events=N_TTBAR, progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def xhh_file(tmp_path_factory: pytest.TempPathFactory, default_config: dict) -> Path:
+    path = tmp_path_factory.mktemp("gen") / "xhh_500_0.root"
+    produce_shard(default_config, "xhh_500", 0, path, n_events=N_XHH, progress=False)
+    return path

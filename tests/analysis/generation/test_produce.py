@@ -33,7 +33,7 @@ def test_same_seed_gives_identical_arrays(tmp_path, default_config) -> None:  # 
 
 
 def test_metadata_runs_tree_and_event_ids(ttbar_file) -> None:  # type: ignore[no-untyped-def]
-    from tests.analysis.generation.conftest import N_TTBAR
+    from tests.conftest import N_TTBAR
 
     with uproot.open(ttbar_file) as f:
         meta = json.loads(str(f["hepline_metadata"]))
