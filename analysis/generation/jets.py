@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
+import os
+import sys
 from dataclasses import dataclass
 
 import awkward as ak
@@ -36,12 +37,30 @@ class Jets:
         return offsets_from_event(self.event, n_events)
 
 
+@contextlib.contextmanager
+def _stdout_fd_to_devnull():  # type: ignore[no-untyped-def]
+    """Silence C/C++ writes to file descriptor 1 (Python's redirect_stdout cannot)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
 @functools.lru_cache(maxsize=1)
 def _quiet_fastjet():  # type: ignore[no-untyped-def]
+    """Import fastjet and trigger its one-time banner with stdout silenced.
+
+    FastJet (Cacciari, Salam, Soyez, EPJC 72 (2012) 1896) is cited in docs/architecture.md.
+    """
     import fastjet
 
-    # fastjet prints its banner on first use; keep it out of our logs
-    with contextlib.redirect_stdout(io.StringIO()):
+    with _stdout_fd_to_devnull():
         fastjet.ClusterSequence(
             ak.Array([[{"px": 1.0, "py": 0.0, "pz": 0.0, "E": 1.0}]], with_name="Momentum4D"),
             fastjet.JetDefinition(fastjet.antikt_algorithm, 0.4),
