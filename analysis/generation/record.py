@@ -141,6 +141,10 @@ class FlatRecord:
             return np.where(local > 0, local + base, -1)
 
         vx, vy, vz = col("vProd", "px"), col("vProd", "py"), col("vProd", "pz")
+        if beam_spot is not None:
+            vx = vx + beam_spot[event, 0]
+            vy = vy + beam_spot[event, 1]
+            vz = vz + beam_spot[event, 2]
         return cls(
             n_events=n_events,
             offsets=offsets,
