@@ -1,0 +1,114 @@
+"""Fixtures of the tagger tests: a small generated ttbar sample and hand-made events.
+
+The ttbar sample (``N_TTBAR`` events, shard 0 of the default config) is generated once per
+session with :func:`analysis.generation.produce.produce_shard`; tests must not modify the
+datasets built from it (``TaggingDataset.subset`` copies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+
+from analysis.config import load_config
+from analysis.generation.produce import produce_shard
+from analysis.generation.tracking import perigee
+from taggers.dataset import Split, prepare_splits
+from taggers.features import TaggingDataset, load_dataset, tagger_config
+
+REPO = Path(__file__).resolve().parents[2]
+N_TTBAR = 400
+B_FIELD_T = 2.0
+
+
+@pytest.fixture(scope="session")
+def full_config() -> dict:
+    return load_config(REPO / "workflows" / "config" / "default.yaml")
+
+
+@pytest.fixture(scope="session")
+def cfg(full_config: dict) -> dict:
+    """The validated ``taggers`` section (defaults)."""
+    return tagger_config(full_config.get("taggers"))
+
+
+@pytest.fixture(scope="session")
+def tagger_ttbar_file(tmp_path_factory: pytest.TempPathFactory, full_config: dict) -> Path:
+    path = tmp_path_factory.mktemp("taggers") / "ttbar_0.root"
+    produce_shard(full_config, "ttbar", 0, path, n_events=N_TTBAR, progress=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def ttbar_ds(tagger_ttbar_file: Path, cfg: dict) -> TaggingDataset:
+    return load_dataset([str(tagger_ttbar_file)], cfg)
+
+
+@pytest.fixture(scope="session")
+def ttbar_splits(ttbar_ds: TaggingDataset, cfg: dict) -> Split:
+    return prepare_splits(ttbar_ds, cfg, rng=np.random.default_rng(7))
+
+
+# ---------------------------------------------------------------------------------------
+# Hand-made events
+# ---------------------------------------------------------------------------------------
+def displaced_track(
+    vertex: Sequence[float],
+    pt: float,
+    eta: float,
+    phi: float,
+    charge: int,
+    *,
+    d0_err: float = 0.010,
+    z0_err: float = 0.020,
+    grade: int = 0,
+    origin: int = 3,
+    jet_idx: int = 0,
+) -> dict:
+    """A track record (hepline ``Track`` fields) produced at ``vertex`` (mm, PV at the origin)
+    with the given momentum, through the generator's own helix perigee (2 T), unsmeared."""
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    d0, zp, phi0 = perigee(
+        np.array([vertex[0]]),
+        np.array([vertex[1]]),
+        np.array([vertex[2]]),
+        np.array([px]),
+        np.array([py]),
+        np.array([pz]),
+        np.array([float(charge)]),
+        np.array([0.0]),
+        np.array([0.0]),
+        B_FIELD_T,
+    )
+    return {
+        "pt": pt,
+        "eta": eta,
+        "phi": float(phi0[0]),
+        "charge": charge,
+        "d0": float(d0[0]),
+        "z0": float(zp[0]),
+        "d0Err": d0_err,
+        "z0Err": z0_err,
+        "grade": grade,
+        "truthOrigin": origin,
+        "jetIdx": jet_idx,
+    }
+
+
+def jet_record(pt: float, eta: float, phi: float, label: int = 5) -> dict:
+    return {"pt": pt, "eta": eta, "phi": phi, "hadronConeExclTruthLabelID": label}
+
+
+def make_events(events: Sequence[dict]) -> ak.Array:
+    """An awkward array shaped like ``read_arrays(..., how="zip")``: each item
+    ``{"event": n, "Jet": [jet_record...], "Track": [track dict...]}``."""
+    return ak.Array(
+        [
+            {"event": np.uint64(e["event"]), "Jet": list(e["Jet"]), "Track": list(e["Track"])}
+            for e in events
+        ]
+    )
