@@ -29,7 +29,6 @@ CLASS_NAMES: tuple[str, ...] = ("b", "c", "light", "tau")
 EPS = 1e-10
 
 #: Taggers whose discriminant takes f_c from ``tagger_models.<tagger>.fc``.
-FC_TAGGERS = ("rnnip", "dl1")
 
 
 def discriminant(pb: Any, pc: Any, pu: Any, fc: float, *, eps: float = EPS) -> np.ndarray:
@@ -71,17 +70,23 @@ def discriminant_from_probs(probs: Any, fc: float, *, eps: float = EPS) -> np.nd
 
 
 def tagger_fc(tagger: str, cfg: Mapping[str, Any] | None = None) -> float:
-    """f_c of ``tagger`` from a config (full, ``tagger_models`` section, or the tagger's own
-    sub-section; ``None``: the schema default)."""
-    from taggers.training import model_config
+    """f_c of ``tagger`` from ``taggers.discriminant_fc`` — the one home of every tagger's f_c.
 
-    if tagger not in FC_TAGGERS:
-        raise ValueError(f"no f_c configured for tagger {tagger!r}; known: {FC_TAGGERS}")
-    return float(model_config(tagger, cfg)["fc"])
+    ``cfg``: a full config, the ``taggers`` section, or ``None`` for the schema defaults.
+    """
+    from analysis.config import validate_section
+
+    raw: Any = cfg or {}
+    if isinstance(raw, Mapping) and ("generation" in raw or "seed" in raw or "tagger_models" in raw):
+        raw = raw.get("taggers") or {}
+    fcs = validate_section("taggers", raw, source="taggers section")["discriminant_fc"]
+    if tagger not in fcs:
+        raise ValueError(f"no f_c configured for tagger {tagger!r} in taggers.discriminant_fc; known: {sorted(fcs)}")
+    return float(fcs[tagger])
 
 
 def tagger_discriminant(
     probs: Any, tagger: str, cfg: Mapping[str, Any] | None = None
 ) -> np.ndarray:
-    """D of ``tagger`` (``"rnnip"`` or ``"dl1"``) with f_c taken from the config."""
+    """D of ``tagger`` with f_c from ``taggers.discriminant_fc``."""
     return discriminant_from_probs(probs, tagger_fc(tagger, cfg))

@@ -69,12 +69,13 @@ def test_bad_inputs() -> None:
 
 def test_fc_from_config() -> None:
     assert tagger_fc("rnnip") == pytest.approx(0.07)
-    assert tagger_fc("dl1") == pytest.approx(0.08)
-    full = {"seed": 1, "generation": {"samples": {}}, "tagger_models": {"rnnip": {"fc": 0.1}}}
+    assert tagger_fc("dl1") == pytest.approx(0.018)
+    assert tagger_fc("ip3d") == pytest.approx(0.07)
+    full = {"seed": 1, "generation": {"samples": {}}, "taggers": {"discriminant_fc": {"rnnip": 0.1}}}
     assert tagger_fc("rnnip", full) == pytest.approx(0.1)
-    assert tagger_fc("dl1", full) == pytest.approx(0.08)
+    assert tagger_fc("dl1", full) == pytest.approx(0.018)
     assert tagger_fc("rnnip", {"seed": 1, "generation": {}}) == pytest.approx(0.07)  # no section
-    assert tagger_fc("rnnip", {"fc": 0.2}) == pytest.approx(0.2)  # the sub-section itself
+    assert tagger_fc("rnnip", {"discriminant_fc": {"rnnip": 0.2}}) == pytest.approx(0.2)  # the section
     probs = np.array([[0.7, 0.2, 0.1, 0.0]])
     expected = math.log(0.7 / (0.1 * 0.2 + 0.9 * 0.1))
     assert tagger_discriminant(probs, "rnnip", full)[0] == pytest.approx(expected)
@@ -104,4 +105,5 @@ def test_schema_defaults_and_errors() -> None:
             },
         }
     )
-    assert full["tagger_models"]["rnnip"]["fc"] == 0.07
+    assert "fc" not in full["tagger_models"]["rnnip"]  # f_c lives in taggers.discriminant_fc
+    assert full["taggers"]["discriminant_fc"]["rnnip"] == 0.07
