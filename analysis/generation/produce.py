@@ -76,7 +76,7 @@ def produce_shard(
         pythia = make_pythia(card, settings, Path(workdir))
         t_init = time.perf_counter() - t_start
         stats = GenerationStats()
-        t_det = t_write = 0.0
+        t_det = t_write = c_det = c_write = 0.0
         n_done = 0
         writer = (
             NtupleWriter(output, compression=compression_from_config(gen["compression"]))
@@ -89,7 +89,7 @@ def produce_shard(
                     n_done += len(batch)
                     bar.update(len(batch))
                     continue
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 block = simulate(batch, rng, det_cfg)
                 n = len(batch)
                 block.update({
@@ -98,11 +98,13 @@ def produce_shard(
                     "event": (shard * EVENT_NUMBER_STRIDE + n_done + 1 + np.arange(n)).astype(np.uint64),
                     "genWeight": event_weights(batch).astype(np.float32),
                 })
-                t1 = time.perf_counter()
+                t1, c1 = time.perf_counter(), time.process_time()
                 t_det += t1 - t0
+                c_det += c1 - c0
                 if writer is not None:
                     writer.write(block)
                     t_write += time.perf_counter() - t1
+                    c_write += time.process_time() - c1
                 n_done += n
                 bar.update(n)
             bar.close()
@@ -141,6 +143,12 @@ def produce_shard(
         "pythia_events_per_s": stats.n_generated / stats.seconds if stats.seconds else None,
         "events_per_s": n_done / (wall - t_init) if wall > t_init else None,
         "detector_plus_write_fraction": (t_det + t_write) / stats.seconds if stats.seconds else None,
+        # CPU time (time.process_time): robust against other processes sharing the cores
+        "pythia_cpu_s": stats.cpu_seconds,
+        "detector_cpu_s": c_det,
+        "write_cpu_s": c_write,
+        "pythia_events_per_cpu_s": stats.n_generated / stats.cpu_seconds if stats.cpu_seconds else None,
+        "detector_plus_write_cpu_fraction": (c_det + c_write) / stats.cpu_seconds if stats.cpu_seconds else None,
         "bytes": Path(output).stat().st_size if (writer is not None and Path(output).exists()) else None,
     }
     if metrics["bytes"] is not None and n_done:

@@ -61,7 +61,8 @@ class PythiaInitError(RuntimeError):
 class GenerationStats:
     n_generated: int = 0
     n_accepted: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # wall-clock time inside Pythia
+    cpu_seconds: float = 0.0  # CPU time of this process inside Pythia
 
 
 def make_pythia(card: ProcessCard, settings: list[str], workdir: Path) -> Any:
@@ -100,9 +101,10 @@ def generate_batches(
                 f"event filter '{card.filter_description}' accepted {stats.n_accepted} of "
                 f"{stats.n_generated} events; stopping before {n_events} were reached"
             )
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         batch = pythia.nextBatch(min(batch_size, remaining) if card.event_filter is None else batch_size)
         stats.seconds += time.perf_counter() - t0
+        stats.cpu_seconds += time.process_time() - c0
         stats.n_generated += len(batch)
         if card.event_filter is not None:
             batch = batch[np.asarray(card.event_filter(batch), dtype=bool)]
