@@ -79,7 +79,8 @@ def produce_shard(
         t_det = t_write = c_det = c_write = 0.0
         n_done = 0
         writer = (
-            NtupleWriter(output, compression=compression_from_config(gen["compression"]))
+            NtupleWriter(output, compression=compression_from_config(gen["compression"]),
+                         basket_events=gen["basket_events"])
             if (output is not None and detector) else None
         )
         bar = _progress(n_target, f"{sample_name}[{shard}]", enabled=progress)

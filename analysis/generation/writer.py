@@ -61,9 +61,14 @@ class NtupleWriter:
     If the block raises, or :meth:`finish` is never called, nothing appears at ``path``.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, compression: Any = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, compression: Any = None, basket_events: int = 1
+    ) -> None:
         self.path = Path(path)
         self.compression = compression
+        self.basket_events = int(basket_events)
+        self._pending: list[dict[str, Any]] = []
+        self._pending_events = 0
         self._ctx = atomic_path(self.path)
         self._file: Any = None
         self._tree: Any = None
@@ -78,17 +83,39 @@ class NtupleWriter:
         return self
 
     def write(self, block: dict[str, Any]) -> None:
-        """Append a batch: event-level numpy arrays and jagged awkward collections."""
+        """Append a batch: event-level numpy arrays and jagged awkward collections.
+
+        Batches are buffered until ``basket_events`` events are pending, then written as one
+        basket per branch (larger baskets compress better and read faster).
+        """
         if self._tree is None:
             self._tree = self._file.mktree("Events", _branch_types(block))
-        self._tree.extend(block)
+        self._pending.append(block)
         weights = np.asarray(block["genWeight"], dtype=np.float64)
+        self._pending_events += weights.size
+        if self._pending_events >= self.basket_events:
+            self._flush()
         self.n_events += weights.size
         self.sumw += float(weights.sum())
         self.sumw2 += float((weights**2).sum())
 
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        if len(self._pending) == 1:
+            merged = self._pending[0]
+        else:
+            merged = {
+                key: (ak.concatenate([b[key] for b in self._pending]) if isinstance(value, ak.Array)
+                      else np.concatenate([b[key] for b in self._pending]))
+                for key, value in self._pending[0].items()
+            }
+        self._tree.extend(merged)
+        self._pending, self._pending_events = [], 0
+
     def finish(self, metadata: dict[str, Any]) -> dict[str, Any]:
         """Write the ``Runs`` tree and the JSON metadata. Returns the metadata written."""
+        self._flush()
         if self._tree is None:
             raise ValueError(f"{self.path}: no events were written; refusing to create an empty ntuple")
         meta = dict(metadata)

@@ -124,3 +124,19 @@ def test_generated_file_reads_through_nanoevents_with_jet_tracks(ttbar_file) -> 
     trk = jets.tracks
     assert ak.all(ak.flatten(trk.jetIdx, axis=None) >= 0)
     assert events.metadata["sample"] == "ttbar"
+
+
+def test_writer_buffers_batches_into_baskets(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "b.root"
+    with NtupleWriter(out, basket_events=7) as w:
+        for k in range(5):  # 5 batches of 3 events: flush at 9 pending, then 6 at finish
+            jets = ak.Array([[float(k)], [], [float(k), 2.0]])
+            w.write({"event": np.arange(3 * k, 3 * k + 3, dtype=np.uint64),
+                     "genWeight": np.ones(3, dtype=np.float32), "Jet": ak.zip({"pt": jets})})
+        w.finish({"sample": "t"})
+    with uproot.open(out) as f:
+        tree = f["Events"]
+        assert tree.num_entries == 15
+        assert tree["event"].num_baskets == 2
+        assert ak.to_list(tree["event"].array()) == list(range(15))
+        assert ak.to_list(tree["nJet"].array()) == [1, 0, 2] * 5
