@@ -8,7 +8,12 @@ from pathlib import Path
 
 from analysis.config import validate
 
-configfile: "workflows/config/default.yaml"
+# The default config only when none is given: Snakemake would otherwise deep-merge a
+# --configfile over it, and full.yaml would inherit default.yaml's small-sample settings.
+if not workflow.overwrite_configfiles:
+
+    configfile: "workflows/config/default.yaml"
+
 
 # One validation path for the CLI, notebooks and Snakemake: the schema in analysis/data.
 CONFIGFILES = [str(p) for p in (workflow.overwrite_configfiles or ["workflows/config/default.yaml"])]
@@ -22,9 +27,11 @@ CONFIGFILE = CONFIGFILES[-1]
 
 include: "workflows/rules/generation.smk"
 include: "workflows/rules/validation.smk"
+include: "workflows/rules/calo.smk"
 
 
 rule all:
     input:
         rules.generation_all.input,
         rules.validation_all.input,
+        rules.calo_all.input,
