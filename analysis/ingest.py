@@ -799,6 +799,29 @@ def read_arrays(
             raise InputFileError(path, f"cannot read arrays ({type(exc).__name__}: {exc})") from exc
 
 
+def iter_chunks(
+    files: Sequence[str | os.PathLike[str]],
+    branches: Sequence[str],
+    *,
+    chunk_events: int = 100_000,
+    max_events: int | None = None,
+) -> Iterator[tuple[str, int, int, ak.Array]]:
+    """Yield ``(file, entry_start, entry_stop, arrays)`` over ``files`` in chunks of at most
+    ``chunk_events`` entries, reading ``branches`` with :func:`read_arrays` (so bad input raises
+    :class:`InputFileError`), and stopping once ``max_events`` entries were yielded in total."""
+    done = 0
+    for f in map(str, files):
+        n_entries = int(read_metadata(f)["n_entries"])
+        for start in range(0, n_entries, chunk_events):
+            stop = min(start + chunk_events, n_entries)
+            if max_events is not None:
+                stop = min(stop, start + max_events - done)
+                if stop <= start:
+                    return
+            yield f, start, stop, read_arrays(f, list(branches), entry_start=start, entry_stop=stop)
+            done += stop - start
+
+
 def iter_files(fileset: Any) -> Iterator[tuple[str, str, str]]:
     """``(dataset, path, treename)`` for every file of a fileset spelling."""
     for name, entry in Fileset.coerce(fileset).items():

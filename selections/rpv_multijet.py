@@ -142,7 +142,7 @@ def run_selection(
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Per-event table and a summary (weighted cutflow, σ, Σw) of one sample's ROOT files."""
     from analysis.calo.images import sample_normalisation
-    from analysis.ingest import read_arrays, read_metadata
+    from analysis.ingest import iter_chunks
 
     rcfg = rpv_config(cfg)
     norm = sample_normalisation([str(f) for f in files], sample)
@@ -150,27 +150,20 @@ def run_selection(
     flow = {k: 0.0 for k in CUTFLOW}
     flow_raw = {k: 0 for k in CUTFLOW}
     done = 0
-    for f in files:
-        n_entries = int(read_metadata(f)["n_entries"])
-        for start in range(0, n_entries, chunk_events):
-            stop = min(start + chunk_events, n_entries)
-            if max_events is not None:
-                stop = min(stop, start + max_events - done)
-                if stop <= start:
-                    break
-            arrays = read_arrays(f, ["event", "genWeight", "Tower_eta", "Tower_phi", "Tower_eEM", "Tower_eHad"],
-                                 entry_start=start, entry_stop=stop)
-            var = select_arrays(arrays, rcfg)
-            w = np.asarray(arrays["genWeight"], np.float64) * norm["xsec_pb"] / norm["sumw"]
-            cols["event"].append(np.asarray(arrays["event"], np.uint64))
-            cols["label"].append(np.full(len(w), label, np.int8))
-            cols["weight"].append(w)
-            for c in ("n_jets", "lead_pt", "deta12", "mj", "presel", "sr"):
-                cols[c].append(var[c])
-            for k in CUTFLOW:
-                flow[k] += float(w[var["cutflow"][k]].sum())
-                flow_raw[k] += int(var["cutflow"][k].sum())
-            done += stop - start
+    branches = ["event", "genWeight", "Tower_eta", "Tower_phi", "Tower_eEM", "Tower_eHad"]
+    for _, start, stop, arrays in iter_chunks(files, branches, chunk_events=chunk_events,
+                                              max_events=max_events):
+        var = select_arrays(arrays, rcfg)
+        w = np.asarray(arrays["genWeight"], np.float64) * norm["xsec_pb"] / norm["sumw"]
+        cols["event"].append(np.asarray(arrays["event"], np.uint64))
+        cols["label"].append(np.full(len(w), label, np.int8))
+        cols["weight"].append(w)
+        for c in ("n_jets", "lead_pt", "deta12", "mj", "presel", "sr"):
+            cols[c].append(var[c])
+        for k in CUTFLOW:
+            flow[k] += float(w[var["cutflow"][k]].sum())
+            flow_raw[k] += int(var["cutflow"][k].sum())
+        done += stop - start
     if done == 0:
         raise SelectionInputError(f"sample {sample!r}: no events in {list(map(str, files))}")
     table = {c: np.concatenate(v) for c, v in cols.items()}

@@ -463,7 +463,7 @@ def build_images(
     progress: bool = False,
 ) -> ImageSet:
     """Sparse images of a sample's ROOT files (hepline format), with weights and labels."""
-    from analysis.ingest import read_arrays, read_metadata
+    from analysis.ingest import iter_chunks
 
     if label not in (0, 1):
         raise CaloInputError(f"label must be 0 (background) or 1 (signal), got {label}")
@@ -472,23 +472,16 @@ def build_images(
     parts: list[SparseImages] = []
     events, gen_w = [], []
     done = 0
-    for f in files:
-        n_entries = int(read_metadata(f)["n_entries"])
-        for start in range(0, n_entries, chunk_events):
-            stop = min(start + chunk_events, n_entries)
-            if max_events is not None:
-                stop = min(stop, start + max_events - done)
-                if stop <= start:
-                    break
-            arrays = read_arrays(f, BRANCHES, entry_start=start, entry_stop=stop)
-            imgs, keep = images_from_arrays(arrays, spec, empty_events=empty_events,
-                                            source=f"{f} entries {start}-{stop}")
-            parts.append(imgs)
-            events.append(np.asarray(arrays["event"], dtype=np.uint64)[keep])
-            gen_w.append(np.asarray(arrays["genWeight"], dtype=np.float64)[keep])
-            done += stop - start
-            if progress:
-                log.info("%s: %d events imaged", sample, done)
+    for f, start, stop, arrays in iter_chunks(files, BRANCHES, chunk_events=chunk_events,
+                                              max_events=max_events):
+        imgs, keep = images_from_arrays(arrays, spec, empty_events=empty_events,
+                                        source=f"{f} entries {start}-{stop}")
+        parts.append(imgs)
+        events.append(np.asarray(arrays["event"], dtype=np.uint64)[keep])
+        gen_w.append(np.asarray(arrays["genWeight"], dtype=np.float64)[keep])
+        done += stop - start
+        if progress:
+            log.info("%s: %d events imaged", sample, done)
     images = SparseImages.concat(parts)
     gw = np.concatenate(gen_w)
     n = len(images)
