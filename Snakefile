@@ -27,6 +27,7 @@ CONFIGFILE = CONFIGFILES[-1]
 
 include: "workflows/rules/generation.smk"
 include: "workflows/rules/validation.smk"
+include: "workflows/rules/taggers.smk"
 include: "workflows/rules/calo.smk"
 
 
@@ -34,4 +35,5 @@ rule all:
     input:
         rules.generation_all.input,
         rules.validation_all.input,
+        rules.taggers_all.input,
         rules.calo_all.input,
