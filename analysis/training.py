@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import random
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,8 @@ import torch
 from torch import nn
 
 from analysis.atomic import atomic_path
+
+log = logging.getLogger(__name__)
 
 DEVICE_ENV = "HEPLINE_DEVICE"
 
@@ -167,6 +171,46 @@ class Checkpoint:
 
     def load(self, map_location: str | torch.device = "cpu") -> dict[str, Any]:
         return torch.load(self.path, map_location=map_location, weights_only=True)
+
+    def restore(
+        self,
+        *,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        stopper: EarlyStopping,
+        config_hash: str,
+    ) -> Resume | None:
+        """Load a compatible checkpoint into ``model``, ``optimizer`` and ``stopper``.
+
+        Returns ``None`` when there is no checkpoint, or (with a warning) when it was written
+        for another configuration/data hash; then training starts afresh and overwrites it.
+        The payload must hold ``early_stopping``, ``history`` and ``best_state`` (as both the
+        taggers' and the CNN's loops write them).
+        """
+        if not self.exists():
+            return None
+        state = self.load()
+        if state.get("config_hash") != config_hash:
+            log.warning("checkpoint %s was written for config/data hash %s, not %s; starting afresh",
+                        self.path, state.get("config_hash"), config_hash)
+            return None
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        stopper.load_state_dict(state["early_stopping"])
+        epoch = int(state["epoch"])
+        log.info("resuming from %s after epoch %d", self.path, epoch)
+        return Resume(start_epoch=epoch + 1, resumed_from=epoch, history=list(state["history"]),
+                      best_state=state["best_state"])
+
+
+@dataclass
+class Resume:
+    """Where a resumed training continues: the next epoch, the loss history, the best weights."""
+
+    start_epoch: int
+    resumed_from: int
+    history: list[dict[str, float]]
+    best_state: dict[str, torch.Tensor] | None
 
 
 def state_dict_cpu(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -591,25 +591,11 @@ def _fit(
     resumed_from: int | None = None
 
     ckpt = Checkpoint(outdir / f"{name}.ckpt.pt")
-    if resume and ckpt.exists():
-        state = ckpt.load()
-        if state.get("config_hash") != cfg_hash:
-            log.warning(
-                "%s: checkpoint %s was written for config/data hash %s, not %s; starting afresh",
-                name,
-                ckpt.path,
-                state.get("config_hash"),
-                cfg_hash,
-            )
-        else:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            stopper.load_state_dict(state["early_stopping"])
-            history = list(state["history"])
-            best_state = state["best_state"]
-            start_epoch = int(state["epoch"]) + 1
-            resumed_from = int(state["epoch"])
-            log.info("%s: resuming from %s after epoch %d", name, ckpt.path, resumed_from)
+    restored = ckpt.restore(model=model, optimizer=optimizer, stopper=stopper,
+                            config_hash=cfg_hash) if resume else None
+    if restored is not None:
+        start_epoch, resumed_from = restored.start_epoch, restored.resumed_from
+        history, best_state = restored.history, restored.best_state
 
     *tr_t, tr_y, tr_w = _stage(
         [

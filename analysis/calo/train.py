@@ -211,19 +211,11 @@ def train(
     best_state: dict[str, torch.Tensor] | None = None
     start_epoch, resumed_from = 0, None
     ckpt = Checkpoint(outdir / f"{MODEL_NAME}.ckpt.pt")
-    if resume and ckpt.exists():
-        state = ckpt.load()
-        if state.get("config_hash") != run_hash:
-            log.warning("checkpoint %s belongs to another configuration or data set; starting afresh", ckpt.path)
-        else:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            stopper.load_state_dict(state["early_stopping"])
-            history = list(state["history"])
-            best_state = state["best_state"]
-            resumed_from = int(state["epoch"])
-            start_epoch = resumed_from + 1
-            log.info("resuming from %s after epoch %d", ckpt.path, resumed_from + 1)
+    restored = ckpt.restore(model=model, optimizer=optimizer, stopper=stopper,
+                            config_hash=run_hash) if resume else None
+    if restored is not None:
+        start_epoch, resumed_from = restored.start_epoch, restored.resumed_from
+        history, best_state = restored.history, restored.best_state
 
     max_epochs = int(tcfg["max_epochs"])
     n_train = len(train_set)
