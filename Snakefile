@@ -29,6 +29,7 @@ include: "workflows/rules/generation.smk"
 include: "workflows/rules/validation.smk"
 include: "workflows/rules/taggers.smk"
 include: "workflows/rules/calo.smk"
+include: "workflows/rules/hh_yybb.smk"
 
 
 rule all:
@@ -37,3 +38,4 @@ rule all:
         rules.validation_all.input,
         rules.taggers_all.input,
         rules.calo_all.input,
+        rules.hh_yybb_all.input,

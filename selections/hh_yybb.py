@@ -1,0 +1,1119 @@
+"""HH → γγbb̄ event selection: a coffea processor, its cutflow and σ-weighted histograms.
+
+ATLAS-style (physics-reference §4; arXiv:1807.04873 and 2112.11876), every cut from the
+``selection`` config section (``analysis/data/schema.d/selection.yaml``):
+
+1. ``two_photons``: ≥ 2 photons passing acceptance (pT > 25, |η| < 2.37 outside
+   1.37–1.52), identification and isolation (hepline: ``isTight``, isoCalo/E_T < 0.065,
+   isoTrack/E_T < 0.05); the two leading ones form the diphoton;
+2. ``photon_pt_over_myy``: E_T/m_γγ > 0.35 and > 0.25;
+3. ``myy_window``: 105 < m_γγ < 160 GeV;
+4. ``lepton_veto``: no isolated e/μ (leptons within ΔR < 0.4 of a photon removed first);
+5. ``two_jets``: ≥ 2 jets with pT > 25, |η| < 2.5, removed within ΔR < 0.4 of the photons
+   (and within 0.2 of a selected lepton);
+6. ``max_central_jets``: fewer than 6 central jets;
+7. ``btag_1or2``: 2-tag (≥ 2 jets at the 70 % WP) or else 1-tag (a jet at the 60 % WP). The
+   two b-jet candidates are the two leading tagged jets (2-tag), or the tagged jet and the
+   leading other jet (1-tag).
+
+Categories (2018 style, ×2021 m* split): ``{2tag,1tag}_{loose,tight}_{lowmstar,highmstar}``
+with loose: j1 > 40, j2 > 25, 80 < m_bb < 140; tight: j1 > 100, j2 > 30, 90 < m_bb < 140;
+m* = m_bbγγ − m_bb − m_γγ + 250 GeV split at 350 GeV (tight ⊂ loose: they are alternative
+selections, as in 2018, not exclusive categories). Resonant mode: ``res_{2tag,1tag}_{loose,
+tight}`` with |m_γγ − 125| < 4.7 GeV; its observable is m*. Two inclusive regions are also
+filled: ``diphoton`` (after step 3) and ``pretag`` (after step 6, two leading jets).
+
+b-tagging: the cut values come only from the taggers stage's working-point file (hepline
+ntuples decorated with ``Jet_btag_<tagger>``) or, for CMS NanoAOD, from the config
+(``Jet_btagDeepFlavB``, 2018 UL DeepJet medium 0.2783 / tight 0.7100). A file that lacks the
+tagger or WP, or names a branch the input does not have, raises :class:`WorkingPointError`.
+
+Systematic variations (``analysis.histograms``): b-tag SFs per flavour (weights), photon
+energy scale and resolution and jet energy scale (the selection is rerun on shifted
+objects). Output: a histogram set (``analysis.histograms`` convention) with, per sample,
+un-normalised ``Hist(region, variation, observable)`` of m_γγ, m_bb, m*, the cutflow (raw
+and weighted counts after each cut), σ and Σw. Command line::
+
+    python -m selections.hh_yybb --config workflows/config/default.yaml \\
+        --working-points results/taggers/working_points.json \\
+        --output results/hh_yybb/selection/yy.pkl results/decorated/yy/yy_*.root
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import statistics
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import numpy as np
+from coffea import processor
+from coffea.analysis_tools import PackedSelection, Weights
+
+from analysis import histograms as H
+from analysis.atomic import write_json, write_text
+from analysis.config import config_hash, load_config, validate_section
+from analysis.ingest import Fileset, InputFileError, detect_format, read_metadata
+from analysis.runner import run_processor
+from selections import objects as O
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "CUTFLOW_STEPS",
+    "OBSERVABLES",
+    "REGIONS",
+    "BTagSpec",
+    "HHyybbProcessor",
+    "WorkingPointError",
+    "btag_spec",
+    "load_working_points",
+    "main",
+    "needed_branches",
+    "run_selection",
+    "selection_config",
+]
+
+SEQUENTIAL_STEPS = (
+    "all",
+    "two_photons",
+    "photon_pt_over_myy",
+    "myy_window",
+    "lepton_veto",
+    "two_jets",
+    "max_central_jets",
+    "btag_1or2",
+)
+TAGS = ("2tag", "1tag")
+KINEMATIC = ("loose", "tight")
+MSTAR = ("lowmstar", "highmstar")
+NONRES_REGIONS = tuple(f"{t}_{k}_{m}" for t in TAGS for k in KINEMATIC for m in MSTAR)
+RES_REGIONS = tuple(f"res_{t}_{k}" for t in TAGS for k in KINEMATIC)
+REGIONS = ("diphoton", "pretag", *NONRES_REGIONS, *RES_REGIONS)
+CUTFLOW_STEPS = (*SEQUENTIAL_STEPS, *TAGS, *NONRES_REGIONS, *RES_REGIONS)
+"""Rows of the cutflow: the sequential cuts, then the tag categories and every region."""
+OBSERVABLES = ("m_yy", "m_bb", "m_star")
+SUPPORTED_FORMATS = ("hepline", "nanoaod")
+
+
+class WorkingPointError(ValueError):
+    """The b-tagging working points do not match the tagger, the config or the input."""
+
+
+# ---------------------------------------------------------------------------------------
+# configuration
+# ---------------------------------------------------------------------------------------
+def selection_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The validated ``selection`` section (defaults filled) of a whole config, or the section."""
+    raw: Any = config or {}
+    if isinstance(raw, Mapping) and ("generation" in raw or "seed" in raw or "selection" in raw):
+        raw = raw.get("selection") or {}
+    return validate_section("selection", raw, source="selection section")
+
+
+@dataclass(frozen=True)
+class BTagSpec:
+    """Resolved b-tagging: discriminant field, working-point cuts and efficiencies."""
+
+    field: str                     # field of the jet collection, e.g. "btag_dl1"
+    branch: str                    # branch in the file, e.g. "Jet_btag_dl1"
+    two_tag_wp: str
+    one_tag_wp: str
+    cuts: dict[str, float]         # the used working points, name -> cut (D > cut passes)
+    efficiencies: dict[str, dict[str, float]]  # wp -> {"b", "c", "light"}
+    source: str                    # provenance (file path or "config")
+    tagger: str = ""
+
+    @property
+    def ordered_wps(self) -> list[str]:
+        """Used working points ordered loose → tight (increasing cut)."""
+        return sorted(self.cuts, key=lambda wp: self.cuts[wp])
+
+
+def load_working_points(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read the taggers stage's working-point JSON (checks its top-level layout)."""
+    p = Path(path)
+    if not p.is_file():
+        raise WorkingPointError(f"working-point file not found: {p}")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise WorkingPointError(f"working-point file {p} is not valid JSON ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("taggers"), dict):
+        raise WorkingPointError(f"working-point file {p} has no 'taggers' mapping")
+    return data
+
+
+def btag_spec(
+    sel_cfg: Mapping[str, Any],
+    fmt: str,
+    working_points: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+) -> BTagSpec:
+    """Resolve the b-tagging of format ``fmt`` from config and (hepline) the WP file.
+
+    hepline: tagger and WP names from ``selection.hh_yybb.btag``; cuts, branch and
+    efficiencies (b: ``b_efficiency``, c: 1/``c_rejection``, light: 1/``light_rejection``)
+    from the working-point file, which must name the branch ``Jet_btag_<tagger>``.
+    nanoaod: everything from ``selection.objects.nanoaod.jet.btag``.
+    """
+    jet_map = sel_cfg["objects"][fmt]["jet"]
+    coll = jet_map["collection"]
+    bcfg = jet_map["btag"]
+    if bcfg["source"] == "config":
+        wps = dict(bcfg["working_points"])
+        two, one = bcfg["two_tag_wp"], bcfg["one_tag_wp"]
+        for wp in (two, one):
+            if wp not in wps:
+                raise WorkingPointError(
+                    f"selection.objects.{fmt}.jet.btag: working point {wp!r} not in "
+                    f"working_points ({', '.join(wps)})"
+                )
+            if wp not in bcfg["efficiencies"]:
+                raise WorkingPointError(
+                    f"selection.objects.{fmt}.jet.btag: no efficiencies for working point {wp!r}"
+                )
+        used = {wp: float(wps[wp]) for wp in {two, one}}
+        effs = {wp: dict(bcfg["efficiencies"][wp]) for wp in used}
+        var = bcfg["variable"]
+        return BTagSpec(field=var, branch=f"{coll}_{var}", two_tag_wp=two, one_tag_wp=one,
+                        cuts=used, efficiencies=effs, source="config", tagger=var)
+
+    # working-point file (hepline)
+    hcfg = sel_cfg["hh_yybb"]["btag"]
+    tagger, two, one = hcfg["tagger"], hcfg["two_tag_wp"], hcfg["one_tag_wp"]
+    wp_source = working_points if working_points is not None else hcfg["working_points_file"]
+    if wp_source is None:
+        raise WorkingPointError(
+            "b-tagging needs the taggers stage's working-point file: pass --working-points "
+            "or set selection.hh_yybb.btag.working_points_file"
+        )
+    if isinstance(wp_source, Mapping):
+        data, src = dict(wp_source), "<in-memory working points>"
+        if not isinstance(data.get("taggers"), dict):
+            raise WorkingPointError("working points have no 'taggers' mapping")
+    else:
+        data, src = load_working_points(wp_source), os.fspath(wp_source)
+    taggers = data["taggers"]
+    if tagger not in taggers:
+        raise WorkingPointError(
+            f"working-point file {src} has no tagger {tagger!r} (it has: "
+            f"{', '.join(sorted(taggers)) or 'none'}); selection.hh_yybb.btag.tagger must name one of them"
+        )
+    entry = taggers[tagger]
+    expected = f"{coll}_btag_{tagger}"
+    var = entry.get("variable")
+    if var != expected:
+        raise WorkingPointError(
+            f"working-point file {src}: tagger {tagger!r} is defined on variable {var!r}, "
+            f"expected {expected!r} (a working-point file for another tagger or ntuple?)"
+        )
+    wps = entry.get("working_points") or {}
+    used: dict[str, float] = {}
+    effs: dict[str, dict[str, float]] = {}
+    for wp in (two, one):
+        if wp not in wps:
+            raise WorkingPointError(
+                f"working-point file {src}: tagger {tagger!r} has no working point {wp!r} "
+                f"(it has: {', '.join(sorted(wps)) or 'none'})"
+            )
+        w = wps[wp]
+        try:
+            cut = float(w["cut"])
+            eff_b = float(w["b_efficiency"])
+            eff_c = 1.0 / float(w["c_rejection"])
+            eff_l = 1.0 / float(w["light_rejection"])
+        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
+            raise WorkingPointError(
+                f"working-point file {src}: {tagger} WP {wp} needs numeric cut, b_efficiency, "
+                f"c_rejection and light_rejection ({exc!r})"
+            ) from exc
+        if not all(math.isfinite(x) for x in (cut, eff_b, eff_c, eff_l)):
+            raise WorkingPointError(f"working-point file {src}: {tagger} WP {wp} has non-finite values")
+        used[wp] = cut
+        effs[wp] = {"b": eff_b, "c": eff_c, "light": eff_l}
+    field_name = var[len(coll) + 1:]
+    return BTagSpec(field=field_name, branch=var, two_tag_wp=two, one_tag_wp=one, cuts=used,
+                    efficiencies=effs, source=src, tagger=tagger)
+
+
+def needed_branches(sel_cfg: Mapping[str, Any], fmt: str, btag: BTagSpec) -> list[str]:
+    """Exactly the ``Events`` branches the selection reads (counters included)."""
+    omap = sel_cfg["objects"][fmt]
+    out: list[str] = []
+    for key in (omap["weight"], omap["event_number"]):
+        if key:
+            out.append(key)
+
+    def coll(kind: str, fields: list[str]) -> None:
+        m = omap[kind]
+        c = m["collection"]
+        specs = [m.get("id"), *m.get("isolation", []), *m.get("require", [])]
+        fs = list(dict.fromkeys(fields + [s["field"] for s in specs if s]))
+        out.append(f"n{c}")
+        out.extend(f"{c}_{f}" for f in fs)
+
+    coll("photon", ["pt", "eta", "phi"])
+    jet_fields = ["pt", "eta", "phi", "mass", btag.field]
+    if omap["jet"].get("flavour"):
+        jet_fields.append(omap["jet"]["flavour"])
+    coll("jet", jet_fields)
+    coll("electron", ["pt", "eta", "phi"])
+    coll("muon", ["pt", "eta", "phi"])
+    return list(dict.fromkeys(out))
+
+
+# ---------------------------------------------------------------------------------------
+# the processor
+# ---------------------------------------------------------------------------------------
+def _np(x: Any) -> np.ndarray:
+    return ak.to_numpy(x)
+
+
+def _hash_normals(keys: np.ndarray, seed: int) -> np.ndarray:
+    """Deterministic N(0, 1) per uint64 key (splitmix64 + Box–Muller): reproducible smearing
+    whatever the chunking."""
+    def mix(z: np.ndarray) -> np.ndarray:
+        z = (z + np.uint64(0x9E3779B97F4A7C15))
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+    with np.errstate(over="ignore"):
+        k = keys.astype(np.uint64) ^ np.uint64(seed)
+        a = mix(k)
+        b = mix(a ^ np.uint64(0xD1B54A32D192ED03))
+    u1 = ((a >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
+    u2 = ((b >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
+    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+
+
+class FlatCollection(dict):
+    """One collection of a chunk as flat numpy arrays: ``{field: array over all objects}``
+    plus ``counts`` (per event), ``offsets`` (n + 1) and ``evt`` (event index per object).
+
+    The object functions of :mod:`selections.objects` take it like an awkward record array.
+    """
+
+    def __init__(self, counts: np.ndarray, fields: Mapping[str, np.ndarray]):
+        super().__init__(fields)
+        self.counts = np.asarray(counts, dtype=np.int64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
+        self.evt = np.repeat(np.arange(len(self.counts)), self.counts)
+
+    @property
+    def n_events(self) -> int:
+        return len(self.counts)
+
+    def permuted(self, order: np.ndarray) -> FlatCollection:
+        """The same collection with objects reordered by ``order`` (within events)."""
+        return FlatCollection(self.counts, {k: v[order] for k, v in self.items()})
+
+    def with_field(self, name: str, values: np.ndarray) -> FlatCollection:
+        out = FlatCollection.__new__(FlatCollection)
+        dict.__init__(out, self)
+        out[name] = values
+        out.counts, out.offsets, out.evt = self.counts, self.offsets, self.evt
+        return out
+
+    def count(self, mask: np.ndarray) -> np.ndarray:
+        """Selected objects per event."""
+        cs = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
+        return cs[self.offsets[1:]] - cs[self.offsets[:-1]]
+
+    def nth(self, mask: np.ndarray, k: int) -> np.ndarray:
+        """Index of the k-th (0-based, in stored order) selected object per event, −1 if none."""
+        cs = np.cumsum(mask, dtype=np.int64)
+        start = np.concatenate([[0], cs])[self.offsets[:-1]]
+        rank = cs - start[self.evt]          # 1-based rank of selected objects
+        hit = mask & (rank == k + 1)
+        out = np.full(self.n_events, -1, dtype=np.int64)
+        out[self.evt[hit]] = np.flatnonzero(hit)
+        return out
+
+    def top2(self, mask: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the two selected objects with the largest ``key`` per event (−1 if none)."""
+        idx = np.flatnonzero(mask)
+        order = idx[np.lexsort((-key[idx], self.evt[idx]))]
+        ev = self.evt[order]
+        first = np.searchsorted(ev, np.arange(self.n_events))
+        i0 = np.full(self.n_events, -1, dtype=np.int64)
+        i1 = np.full(self.n_events, -1, dtype=np.int64)
+        ok0 = first < len(ev)
+        ok0[ok0] = ev[first[ok0]] == np.flatnonzero(ok0)
+        i0[ok0] = order[first[ok0]]
+        sec = first + 1
+        ok1 = ok0 & (sec < len(ev))
+        ok1[ok1] = ev[sec[ok1]] == np.flatnonzero(ok1)
+        i1[ok1] = order[sec[ok1]]
+        return i0, i1
+
+    def is_sorted(self, field: str = "pt") -> bool:
+        """True if ``field`` decreases within every event."""
+        v = self[field]
+        if len(v) < 2:
+            return True
+        same_event = self.evt[1:] == self.evt[:-1]
+        return bool(np.all(v[1:][same_event] <= v[:-1][same_event]))
+
+    def sorted_by(self, field: str = "pt") -> FlatCollection:
+        """Objects ordered by decreasing ``field`` within events (no copy if already)."""
+        if self.is_sorted(field):
+            return self
+        return self.permuted(np.lexsort((-self[field], self.evt)))
+
+
+def _subset(obj: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
+    """The events of ``mask`` of a chunk read by ``HHyybbProcessor._read``."""
+    out: dict[str, Any] = {"n": int(mask.sum()), "weight": obj["weight"][mask], "event": obj["event"][mask]}
+    for key, coll in obj.items():
+        if isinstance(coll, FlatCollection):
+            keep = mask[coll.evt]
+            out[key] = FlatCollection(coll.counts[mask], {k: v[keep] for k, v in coll.items()})
+    return out
+
+
+def _take(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``values[idx]`` as float64 with NaN where ``idx`` is −1."""
+    out = np.full(len(idx), np.nan)
+    ok = idx >= 0
+    out[ok] = values[idx[ok]]
+    return out
+
+
+def _open_tree(events: Any) -> Any:
+    """The TTree coffea's NanoEvents factory already opened for this chunk, or None.
+
+    Saves a second open of the file (≈ 30 ms of CPU per chunk for a hepline ntuple). Uses
+    coffea internals (``NanoEventsFactory._mapping._cache``, coffea 2026.9): any change there
+    only loses the saving, the caller then opens the file itself.
+    """
+    try:
+        cache = events.attrs["@events_factory"]._mapping._cache
+    except (AttributeError, KeyError, TypeError):
+        return None
+    import uproot
+
+    for value in list(cache.values()):
+        if isinstance(value, uproot.behaviors.TTree.TTree):
+            return value
+    return None
+
+
+def _flat_layout(arr: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, flat values) of a jagged awkward array of numbers."""
+    layout = arr.layout if isinstance(arr, ak.Array) else arr
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(layout.content, ak.contents.NumpyArray):
+        offsets = np.asarray(layout.offsets.data, dtype=np.int64)
+        data = np.asarray(layout.content.data)[offsets[0]:offsets[-1]]
+        return np.diff(offsets), data
+    return _np(ak.num(arr, axis=1)), _np(ak.flatten(arr, axis=1))
+
+
+def _flat(coll: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(counts, flat values) of one field of a NanoEvents collection."""
+    return _flat_layout(coll[name])
+
+
+class HHyybbProcessor(processor.ProcessorABC):
+    """HH → γγbb̄ selection (module docstring) on hepline or CMS NanoAOD events.
+
+    ``process`` returns ``{dataset: {"events", "hists": {obs: Hist}, "cutflow": {"raw",
+    "sumw", "sumw2"}}}`` with un-normalised histograms (weights: generator weight × b-tag
+    SF weight); :func:`run_selection` adds σ, Σw and the step names.
+
+    Implementation: the objects are read once per chunk into flat numpy arrays
+    (:class:`FlatCollection`), the object selections of :mod:`selections.objects` run on
+    those, and the per-event logic is vectorised numpy (no per-event Python, no awkward
+    broadcasting in the loop over variations): each systematic pass costs a few ms per
+    100k events.
+    """
+
+    def __init__(self, sel_cfg: Mapping[str, Any], fmt: str, btag: BTagSpec,
+                 read_mode: str | None = None, uproot_options: Mapping[str, Any] | None = None):
+        if fmt not in SUPPORTED_FORMATS:
+            raise ValueError(f"HH -> yybb selection supports {SUPPORTED_FORMATS}, not {fmt!r}")
+        self.cfg = dict(sel_cfg["hh_yybb"])
+        self.omap = dict(sel_cfg["objects"][fmt])
+        self.fmt = fmt
+        self.btag = btag
+        syst = self.cfg["systematics"]
+        self.systematics = list(H.SYSTEMATICS) if syst["enabled"] else []
+        self.variations = H.variation_names(self.systematics)
+        self.binning = self.cfg["histograms"]["binning"]
+        self.read_mode = read_mode or self.cfg["read_mode"]
+        self.branches = needed_branches(sel_cfg, fmt, btag)
+        self.uproot_options = dict(uproot_options or {})
+        wps = btag.ordered_wps
+        self._cuts = [btag.cuts[wp] for wp in wps]
+        self._bin_two = wps.index(btag.two_tag_wp) + 1   # jets in bin >= this pass the 2-tag WP
+        self._bin_one = wps.index(btag.one_tag_wp) + 1
+        eff = np.array([[btag.efficiencies[wp][f] for f in O.FLAVOUR_CLASSES] for wp in wps])
+        sfs = self.cfg["btag"]["scale_factors"]
+        nom = np.array([sfs[f]["nominal"] for f in O.FLAVOUR_CLASSES])
+        unc = np.array([sfs[f]["uncertainty"] for f in O.FLAVOUR_CLASSES])
+        self._sf_tables = {"nominal": O.btag_weight_table(eff, np.tile(nom, (len(wps), 1)))}
+        for i, fl in enumerate(O.FLAVOUR_CLASSES):
+            for sign, tag in ((+1, "Up"), (-1, "Down")):
+                s = nom.copy()
+                s[i] = nom[i] + sign * unc[i]
+                self._sf_tables[f"btag_{fl}{tag}"] = O.btag_weight_table(eff, np.tile(s, (len(wps), 1)))
+
+    # -- reading ------------------------------------------------------------------------
+    def _source(self, events: Any) -> Any:
+        """A reader of this chunk's columns: ``(counts, flat)`` of ``Coll_field`` and flat
+        event-level branches. ``preload`` reads all needed branches in one uproot call."""
+        md = events.metadata
+        if self.read_mode == "preload" and all(k in md for k in ("filename", "entrystart", "entrystop")):
+            import uproot
+
+            kw = {"entry_start": md["entrystart"], "entry_stop": md["entrystop"], "library": "ak"}
+            tree = _open_tree(events)
+            if tree is not None:
+                arrays = tree.arrays(self.branches, **kw)
+            else:
+                with uproot.open(md["filename"], **self.uproot_options) as f:
+                    arrays = f[md.get("treename", "Events")].arrays(self.branches, **kw)
+
+            def get(coll: str | None, name: str) -> Any:
+                if coll is None:
+                    return None, _np(arrays[name])
+                return _flat_layout(arrays[f"{coll}_{name}"])
+
+            return get
+
+        def get_ne(coll: str | None, name: str) -> Any:
+            if coll is None:
+                return None, _np(events[name])
+            return _flat(events[coll], name)
+
+        return get_ne
+
+    def _collection(self, get: Any, kind: str, fields: Sequence[str]) -> FlatCollection:
+        m = self.omap[kind]
+        specs = [m.get("id"), *m.get("isolation", []), *m.get("require", [])]
+        names = list(dict.fromkeys([*fields, *(s["field"] for s in specs if s)]))
+        counts = None
+        data = {}
+        for n in names:
+            c, v = get(m["collection"], n)
+            counts = c if counts is None else counts
+            data[n] = v
+        return FlatCollection(counts, data).sorted_by("pt")
+
+    def _read(self, events: Any) -> dict[str, Any]:
+        n = len(events)
+        get = self._source(events)
+        wname = self.omap["weight"]
+        w = get(None, wname)[1].astype(np.float64) if wname else np.ones(n)
+        ename = self.omap["event_number"]
+        evt = get(None, ename)[1].astype(np.uint64) if ename else np.arange(n, dtype=np.uint64)
+        jet_fields = ["pt", "eta", "phi", "mass", self.btag.field]
+        flav = self.omap["jet"].get("flavour")
+        if flav:
+            jet_fields.append(flav)
+        jets = self._collection(get, "jet", jet_fields)
+        if flav:
+            fc = O.flavour_class(jets[flav].astype(np.int64)).astype(np.int8)
+        else:  # data: no truth flavour, SF weights are 1
+            fc = np.zeros(len(jets["pt"]), dtype=np.int8)
+        jets["flavour_class"] = fc
+        jets["tag_bin"] = np.asarray(O.tag_bin(jets[self.btag.field], self._cuts), dtype=np.int8)
+        for f in ("pt", "mass"):
+            jets[f] = jets[f].astype(np.float64)
+        return {
+            "n": n,
+            "weight": w,
+            "event": evt,
+            "photons": self._collection(get, "photon", ["pt", "eta", "phi"]),
+            "electrons": self._collection(get, "electron", ["pt", "eta", "phi"]),
+            "muons": self._collection(get, "muon", ["pt", "eta", "phi"]),
+            "jets": jets,
+        }
+
+    # -- one pass of the selection ---------------------------------------------------------
+    def _analyse(self, obj: dict[str, Any], photon_scale: Any = None, jet_scale: float = 1.0,
+                 packed: bool = False) -> dict[str, Any]:
+        c = self.cfg
+        pc = c["photons"]
+        n = obj["n"]
+        photons: FlatCollection = obj["photons"]
+        if photon_scale is not None:
+            photons = photons.with_field("pt", photons["pt"] * photon_scale)
+        pcuts = {**self.omap["photon"], "pt_min": pc["pt_min"], "eta_max": pc["eta_max"], "crack": pc["crack"]}
+        pmask = np.asarray(O.photon_selection(photons, pcuts))
+        if photon_scale is not None and np.ndim(photon_scale):  # per-photon smearing may reorder
+            i1, i2 = photons.top2(pmask, photons["pt"])
+        else:
+            i1, i2 = photons.nth(pmask, 0), photons.nth(pmask, 1)
+        g1pt, g1eta, g1phi = (_take(photons[f], i1) for f in ("pt", "eta", "phi"))
+        g2pt, g2eta, g2phi = (_take(photons[f], i2) for f in ("pt", "eta", "phi"))
+        g1 = O.p4(g1pt, g1eta, g1phi)
+        g2 = O.p4(g2pt, g2eta, g2phi)
+        myy = O.invariant_mass(g1, g2)
+        with np.errstate(invalid="ignore"):
+            frac = (g1pt > pc["leading_pt_over_myy"] * myy) & (g2pt > pc["subleading_pt_over_myy"] * myy)
+            window = (myy > pc["myy_window"][0]) & (myy < pc["myy_window"][1])
+
+        def points_for(coll: FlatCollection) -> list[tuple[np.ndarray, np.ndarray]]:
+            e = coll.evt
+            return [(g1eta[e], g1phi[e]), (g2eta[e], g2phi[e])]
+
+        # leptons: removed near the photons, then vetoed
+        lc = c["leptons"]
+        n_lep = np.zeros(n, dtype=np.int64)
+        for kind in ("electron", "muon"):
+            coll = obj[f"{kind}s"]
+            if len(coll["pt"]) == 0:
+                continue
+            cuts = {**self.omap[kind], **lc[kind]}
+            m = np.asarray(O.lepton_selection(coll, cuts))
+            m &= np.asarray(O.overlap_free_of_points(coll, points_for(coll), lc["photon_overlap_dr"]))
+            n_lep += coll.count(m)
+
+        # jets (no jet-lepton overlap removal: events with a selected lepton are vetoed before
+        # any jet requirement, so it could not change a result)
+        jc = c["jets"]
+        jets: FlatCollection = obj["jets"]
+        if jet_scale != 1.0:
+            jets = jets.with_field("pt", jets["pt"] * jet_scale).with_field("mass", jets["mass"] * jet_scale)
+        jcuts = {**self.omap["jet"], "pt_min": jc["pt_min"], "eta_max": jc["eta_max"]}
+        jmask = np.asarray(O.jet_selection(jets, jcuts))
+        jmask &= np.asarray(O.overlap_free_of_points(jets, points_for(jets), jc["photon_overlap_dr"]))
+        n_j = jets.count(jmask)
+
+        # b-tagging: categories and the two b-jet candidates (tagged first, then by pT)
+        bins = jets["tag_bin"]
+        n_two = jets.count(jmask & (bins >= self._bin_two))
+        n_one = jets.count(jmask & (bins >= self._bin_one))
+        tag = np.where(n_two >= 2, 2, np.where(n_one >= 1, 1, 0))
+        thresh = np.where(tag == 2, self._bin_two, np.where(tag == 1, self._bin_one, 127))
+        tagged = jmask & (bins >= thresh[jets.evt])
+        untagged = jmask & ~tagged
+        t0, t1 = jets.nth(tagged, 0), jets.nth(tagged, 1)
+        u0, u1 = jets.nth(untagged, 0), jets.nth(untagged, 1)
+        c0 = np.where(t0 >= 0, t0, u0)
+        c1 = np.where(t1 >= 0, t1, np.where(t0 >= 0, u0, u1))
+        l0, l1 = jets.nth(jmask, 0), jets.nth(jmask, 1)
+
+        def pair_obs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
+            ja = [_take(jets[f], a) for f in ("pt", "eta", "phi", "mass")]
+            jb = [_take(jets[f], b) for f in ("pt", "eta", "phi", "mass")]
+            va, vb = O.p4(*ja), O.p4(*jb)
+            mbb = O.invariant_mass(va, vb)
+            mstar = O.invariant_mass(va, vb, g1, g2) - mbb - myy + c["categories"]["mstar_offset"]
+            return mbb, mstar, np.fmax(ja[0], jb[0]), np.fmin(ja[0], jb[0])
+
+        mbb, mstar, j1, j2 = pair_obs(c0, c1)
+        mjj_lead, mstar_lead, _, _ = pair_obs(l0, l1)
+
+        with np.errstate(invalid="ignore"):
+            kin = {}
+            for k in KINEMATIC:
+                kc = c["categories"][k]
+                kin[k] = ((j1 > kc["leading_jet_pt_min"]) & (j2 > kc["subleading_jet_pt_min"])
+                          & (mbb > kc["mbb_window"][0]) & (mbb < kc["mbb_window"][1]))
+            low = mstar < c["categories"]["mstar_split"]
+            high = mstar >= c["categories"]["mstar_split"]
+            res = np.abs(myy - c["resonant"]["higgs_mass"]) < c["resonant"]["myy_half_window"]
+
+        steps = {
+            "two_photons": (i2 >= 0),
+            "photon_pt_over_myy": frac,
+            "myy_window": window,
+            "lepton_veto": n_lep == 0,
+            "two_jets": n_j >= jc["min_jets"],
+            "max_central_jets": n_j <= jc["max_central_jets"],
+            "btag_1or2": tag > 0,
+        }
+        masks = {**steps, "2tag": tag == 2, "1tag": tag == 1, "loose": kin["loose"],
+                 "tight": kin["tight"], "lowmstar": low, "highmstar": high, "res": res}
+        base = list(steps)
+        sel = None
+        if packed:
+            # coffea PackedSelection for the nominal pass (cutflow and regions); the shifted
+            # passes AND the same masks with numpy (PackedSelection.add costs ~1 ms per mask)
+            sel = PackedSelection(dtype="uint64")
+            sel.add_multiple(masks)
+            all_of = sel.all
+        else:
+            def all_of(*names: str) -> np.ndarray:
+                return np.logical_and.reduce([masks[k] for k in names])
+        regions = {"diphoton": all_of(*base[:3]), "pretag": all_of(*base[:6])}
+        for t in TAGS:
+            for k in KINEMATIC:
+                for m in MSTAR:
+                    regions[f"{t}_{k}_{m}"] = all_of(*base, t, k, m)
+                regions[f"res_{t}_{k}"] = all_of(*base, t, k, "res")
+        return {
+            "sel": sel,
+            "steps": base,
+            "tag": tag,
+            "regions": regions,
+            "obs": {"m_yy": myy, "m_bb": mbb, "m_star": mstar},
+            "obs_leading": {"m_yy": myy, "m_bb": mjj_lead, "m_star": mstar_lead},
+            "jet_mask": jmask,
+            "jets": jets,
+        }
+
+    def _btag_weights(self, res: dict[str, Any], names: Sequence[str]) -> dict[str, np.ndarray]:
+        jets: FlatCollection = res["jets"]
+        m = res["jet_mask"]
+        offsets = np.concatenate([[0], np.cumsum(jets.count(m))])
+        f, b = jets["flavour_class"][m], jets["tag_bin"][m]
+        return {name: O.btag_event_weight_flat(f, b, offsets, self._sf_tables[name]) for name in names}
+
+    def _fill(self, hists: dict[str, Any], res: dict[str, Any], weights: Mapping[str, np.ndarray]) -> None:
+        """One ``fill`` per observable and weight variation, all regions at once."""
+        for name, h in hists.items():
+            idx_parts, lab_parts, x_parts = [], [], []
+            for region, mask in res["regions"].items():
+                obs = res["obs_leading"] if region in ("diphoton", "pretag") else res["obs"]
+                idx = np.flatnonzero(mask)
+                if idx.size == 0:
+                    continue
+                x = obs[name][idx]
+                ok = np.isfinite(x)
+                idx_parts.append(idx[ok])
+                x_parts.append(x[ok])
+                lab_parts.append(np.full(int(ok.sum()), region, dtype=object))
+            if not idx_parts:
+                continue
+            idx = np.concatenate(idx_parts)
+            if idx.size == 0:
+                continue
+            x = np.concatenate(x_parts)
+            labels = np.concatenate(lab_parts)
+            for variation, w in weights.items():
+                h.fill(region=labels, variation=variation, **{name: x}, weight=w[idx])
+
+    def process(self, events: Any) -> dict[str, Any]:
+        dataset = events.metadata.get("dataset", "default")
+        t0 = time.perf_counter()
+        obj = self._read(events)
+        t_read = time.perf_counter()
+        hists = H.make_hists(OBSERVABLES, REGIONS, self.variations, self.binning)
+
+        nominal = self._analyse(obj, packed=True)
+        names = list(self._sf_tables) if self.systematics else ["nominal"]
+        bw = self._btag_weights(nominal, names)
+        weights = Weights(obj["n"], storeIndividual=True)
+        weights.add("genWeight", obj["weight"])
+        weights.add("btagSF", bw["nominal"])
+        if self.systematics:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                for s in H.WEIGHT_SYSTEMATICS:
+                    up = np.where(bw["nominal"] > 0, bw[f"{s}Up"] / bw["nominal"], 1.0)
+                    dn = np.where(bw["nominal"] > 0, bw[f"{s}Down"] / bw["nominal"], 1.0)
+                    weights.add(s, np.ones(obj["n"]), up, dn)
+        w_nom = weights.weight()
+        wsets = {"nominal": w_nom}
+        if self.systematics:
+            for s in H.WEIGHT_SYSTEMATICS:
+                wsets[f"{s}Up"] = weights.weight(f"{s}Up")
+                wsets[f"{s}Down"] = weights.weight(f"{s}Down")
+        self._fill(hists, nominal, wsets)
+
+        # cutflow (nominal weights): sequential cuts, tag categories, regions
+        sel = nominal["sel"]
+        steps = nominal["steps"]
+        masks = [np.ones(obj["n"], dtype=bool)]
+        masks += [sel.all(*steps[: i + 1]) for i in range(len(steps))]
+        masks += [sel.all(*steps, t) for t in TAGS]
+        masks += [nominal["regions"][r] for r in (*NONRES_REGIONS, *RES_REGIONS)]
+        raw = np.array([int(np.count_nonzero(m)) for m in masks], dtype=np.int64)
+        sumw = np.array([float(w_nom[m].sum()) for m in masks])
+        sumw2 = np.array([float(np.square(w_nom[m]).sum()) for m in masks])
+
+        n_events = obj["n"]
+        if self.systematics:
+            # the shifted passes only need the events that could pass under some energy shift
+            obj = _subset(obj, self._shift_candidates(obj))
+            gen_w = obj["weight"]
+            scfg = self.cfg["systematics"]
+            dpes, djes = scfg["photon_energy_scale"], scfg["jet_energy_scale"]
+            shifted = [
+                ("photon_scaleUp", {"photon_scale": 1.0 + dpes}),
+                ("photon_scaleDown", {"photon_scale": 1.0 - dpes}),
+                ("photon_resolutionUp", {"photon_scale": self._per_factor(obj)}),
+                ("jet_scaleUp", {"jet_scale": 1.0 + djes}),
+                ("jet_scaleDown", {"jet_scale": 1.0 - djes}),
+            ]
+            for name, kw in shifted:
+                r = self._analyse(obj, **kw)
+                w = gen_w * self._btag_weights(r, ["nominal"])["nominal"]
+                self._fill(hists, r, {name: w})
+        t_end = time.perf_counter()
+        timing = {"read_s": t_read - t0, "select_fill_s": t_end - t_read}
+        return {dataset: {"events": n_events, "hists": hists, "timing": timing,
+                          "cutflow": {"raw": raw, "sumw": sumw, "sumw2": sumw2}}}
+
+    def _shift_candidates(self, obj: dict[str, Any]) -> np.ndarray:
+        """Events with ≥ 2 photons passing every requirement no energy shift can change: ID,
+        non-relative isolation and other requirements, and the η acceptance. A superset of
+        the events any shifted pass can put in a region (pT thresholds and relative
+        isolation are left out; jets are not required: the ``diphoton`` region has none)."""
+        pc = self.cfg["photons"]
+        pm_ = self.omap["photon"]
+        ph: FlatCollection = obj["photons"]
+        fixed = [pm_.get("id"), *pm_.get("require", []),
+                 *(x for x in pm_.get("isolation", []) if not x.get("relative"))]
+        pmask = O.kinematic_mask(ph, None, pc["eta_max"], pc["crack"])
+        req = O.requirements_mask(ph, fixed)
+        pmask = pmask if req is True else pmask & req
+        return ph.count(np.asarray(pmask)) >= 2
+
+    def _per_factor(self, obj: dict[str, Any]) -> np.ndarray:
+        """Per-photon energy factor 1 + z·σ_extra/E of the resolution-up variation, with z a
+        deterministic N(0,1) of (seed, event number, photon index)."""
+        cfg = self.cfg["systematics"]["photon_energy_resolution"]
+        ph: FlatCollection = obj["photons"]
+        e = ph["pt"].astype(np.float64) * np.cosh(ph["eta"].astype(np.float64))
+        rel = np.hypot(cfg["stochastic"] / np.sqrt(np.maximum(e, 1e-3)), cfg["constant"])
+        extra = rel * math.sqrt((1.0 + cfg["relative_uncertainty"]) ** 2 - 1.0)
+        local = np.arange(len(e)) - ph.offsets[:-1][ph.evt]
+        keys = obj["event"][ph.evt] * np.uint64(64) + local.astype(np.uint64)
+        z = _hash_normals(keys, cfg["seed"])
+        return np.maximum(1.0 + z * extra, 0.0)
+
+    def postprocess(self, accumulator: Any) -> Any:
+        if self.systematics:
+            for entry in accumulator.values():
+                for obs, h in entry["hists"].items():
+                    for s in H.MIRRORED_SYSTEMATICS:
+                        entry["hists"][obs] = H.mirror_down(h, s)
+        return accumulator
+
+
+# ---------------------------------------------------------------------------------------
+# driver
+# ---------------------------------------------------------------------------------------
+@dataclass
+class SelectionResult:
+    histset: dict[str, Any]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def _fileset_from_sample_metadata(files: Sequence[Any], extra: Mapping[str, Mapping[str, Any]],
+                                  format: str) -> Fileset | None:
+    """The fileset straight from merged generation metadata, without opening any file, when
+    the files given are exactly the shards it lists (same file names: decorated ntuples keep
+    the shard names) and it carries σ and Σw; None otherwise."""
+    if not extra or format == "nanoaod":
+        return None
+    owner: dict[str, str] = {}
+    for name, m in extra.items():
+        if m.get("xsec_pb") is None or m.get("sumw") is None or not m.get("files"):
+            return None
+        for f in m["files"]:
+            owner[Path(f).name] = name
+    groups: dict[str, dict[str, str]] = {}
+    for p in files:
+        name = owner.get(Path(os.fspath(p)).name)
+        if name is None:
+            return None
+        groups.setdefault(name, {})[os.fspath(p)] = "Events"
+    out = Fileset()
+    for name, fs in groups.items():
+        m = extra[name]
+        if sorted(Path(f).name for f in fs) != sorted(Path(f).name for f in m["files"]):
+            return None  # a subset of the shards: Σw must come from the files' Runs trees
+        out[name] = {"files": fs, "metadata": {
+            "format": "hepline", "sample": name, "process": m.get("process"), "xsec_pb": float(m["xsec_pb"]),
+            "sumw": float(m["sumw"]), "n_files": len(fs), "n_events": int(m.get("n_events", 0)),
+            "source": "sample metadata"}}
+    return out
+
+
+def sample_fileset(
+    files: Sequence[str | os.PathLike[str]],
+    *,
+    format: str = "auto",
+    dataset: str | None = None,
+    sample_metadata: Mapping[str, Mapping[str, Any]] | Sequence[str | os.PathLike[str]] | None = None,
+) -> Fileset:
+    """Group ``files`` into one dataset per sample, with σ and Σw in the dataset metadata.
+
+    hepline files go to the ``sample`` of their metadata (NanoAOD files to ``dataset``, or
+    their folder's name). Σw is the sum of the ``Runs`` trees of the files given (so a subset
+    of shards is normalised correctly). σ (``xsec_pb``) comes from ``sample_metadata`` (the
+    generation stage's merged ``<sample>.json`` files, or ``{sample: {"xsec_pb": ...}}``)
+    when it has the sample, else it is combined from the files like
+    ``analysis.generation merge`` does (generated-event-weighted mean: Pythia's σ differs a
+    little between shards, which is why ``Fileset.from_files`` cannot group them).
+    When the merged metadata lists exactly the shards given (by file name), σ, Σw and the
+    grouping are taken from it and no file is opened here.
+    """
+    extra: dict[str, dict[str, Any]] = {}
+    if sample_metadata is not None:
+        if isinstance(sample_metadata, Mapping):
+            extra = {k: dict(v) for k, v in sample_metadata.items()}
+        else:
+            for p in sample_metadata:
+                m = json.loads(Path(p).read_text())
+                if "sample" not in m:
+                    raise ValueError(f"{p}: sample metadata without a 'sample' key")
+                extra[m["sample"]] = m
+    fast = _fileset_from_sample_metadata(files, extra, format)
+    if fast is not None:
+        return fast
+    groups: dict[str, dict[str, Any]] = {}
+    for p in files:
+        path = os.fspath(p)
+        meta = read_metadata(path)
+        fmt = meta["format"] if format == "auto" else format
+        name = dataset or (str(meta["sample"]) if "sample" in meta else Path(path).resolve().parent.name)
+        g = groups.setdefault(name, {"files": {}, "metas": [], "format": fmt})
+        if g["format"] != fmt:
+            raise InputFileError(path, f"format {fmt!r} differs from the {g['format']!r} files of {name!r}")
+        g["files"][path] = "Events"
+        g["metas"].append(meta)
+    out = Fileset()
+    for name, g in groups.items():
+        metas = g["metas"]
+        sumws = [m.get("runs", {}).get("genEventSumw", m.get("sumw")) for m in metas]
+        sumw = float(sum(sumws)) if all(s is not None for s in sumws) else None
+        xsec = None
+        if name in extra and extra[name].get("xsec_pb") is not None:
+            xsec = float(extra[name]["xsec_pb"])
+            if extra[name].get("sumw") and sumw and abs(extra[name]["sumw"] - sumw) > 1e-6 * sumw:
+                log.warning("sample %s: the files given hold sum(w) = %g of the sample's %g "
+                            "(a subset of shards); normalising to the files given", name, sumw,
+                            extra[name]["sumw"])
+        elif all(m.get("xsec_pb") is not None for m in metas):
+            n_gen = np.array([float(m.get("n_generated", m.get("n_events", 1))) for m in metas])
+            xs = np.array([float(m["xsec_pb"]) for m in metas])
+            xsec = float((n_gen / n_gen.sum() * xs).sum())
+        procs = {m.get("process") for m in metas}
+        if len(procs) > 1:
+            raise InputFileError(list(g["files"])[-1], f"files of sample {name!r} come from different processes {sorted(map(str, procs))}")
+        out[name] = {"files": g["files"], "metadata": {
+            "format": g["format"], "sample": name, "process": procs.pop(), "xsec_pb": xsec,
+            "sumw": sumw, "n_files": len(g["files"]),
+            "n_events": int(sum(m.get("n_entries", 0) for m in metas)),
+        }}
+    return out
+
+
+def run_selection(
+    files: Any,
+    config: Mapping[str, Any],
+    working_points: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    *,
+    format: str = "auto",
+    dataset: str | None = None,
+    sample_metadata: Any = None,
+    metrics_path: str | os.PathLike[str] | None = None,
+) -> SelectionResult:
+    """Run the HH → γγbb̄ selection over ``files`` (paths, or a ready :class:`Fileset` whose
+    dataset metadata carries ``xsec_pb`` and ``sumw``).
+
+    ``config``: the whole hepline config (``selection`` and ``runner`` sections used).
+    ``working_points``: the taggers stage's WP file (path or its content) for hepline input.
+    ``sample_metadata`` / ``dataset``: see :func:`sample_fileset`.
+    Returns the un-normalised histogram set (one sample per dataset) and the runner metrics.
+    """
+    sel_cfg = selection_config(config)
+    runner_cfg = config.get("runner") if isinstance(config, Mapping) else None
+    if isinstance(files, Fileset):
+        fileset = files
+    elif isinstance(files, Mapping):
+        fileset = Fileset.coerce(files, format=format)
+    else:
+        files = [files] if isinstance(files, (str, os.PathLike)) else list(files)
+        if not files:
+            raise ValueError("no input files")
+        fileset = sample_fileset(files, format=format, dataset=dataset, sample_metadata=sample_metadata)
+    fmt = format
+    if fmt == "auto":
+        fmt = detect_format(fileset.files()[0])
+    if fmt not in SUPPORTED_FORMATS:
+        raise ValueError(f"HH -> yybb selection reads {SUPPORTED_FORMATS} files, got {fmt!r}")
+    btag = btag_spec(sel_cfg, fmt, working_points)
+    proc = HHyybbProcessor(sel_cfg, fmt, btag)
+    branches = proc.branches
+    try:
+        result = run_processor(proc, fileset, runner_cfg, format=fmt, required_branches=branches,
+                               metrics_path=metrics_path)
+    except InputFileError as err:
+        if btag.branch in err.reason:
+            raise WorkingPointError(
+                f"{err.path}: no branch {btag.branch!r}, which the b-tagging ({btag.source}, "
+                f"tagger {btag.tagger!r}) cuts on; is the input decorated with this tagger, or is "
+                "the working-point file for other ntuples?"
+            ) from err
+        raise
+    hcfg = sel_cfg["hh_yybb"]
+    hs = H.empty_histset(
+        hcfg["histograms"]["lumi_fb"],
+        observables=list(OBSERVABLES),
+        regions=list(REGIONS),
+        variations=list(proc.variations),
+        systematics=list(proc.systematics),
+    )
+    for name, entry in fileset.items():
+        md = entry.get("metadata", {})
+        out = result.output.get(name)
+        if out is None:  # every chunk of the dataset was skipped; keep an empty entry
+            out = {"events": 0, "hists": H.make_hists(OBSERVABLES, REGIONS, proc.variations, proc.binning),
+                   "cutflow": {"raw": np.zeros(len(CUTFLOW_STEPS), np.int64),
+                               "sumw": np.zeros(len(CUTFLOW_STEPS)), "sumw2": np.zeros(len(CUTFLOW_STEPS))}}
+        hs["samples"][name] = {
+            "hists": out["hists"],
+            "xsec_pb": md.get("xsec_pb"),
+            "sumw": md.get("sumw"),
+            "n_events": int(out["events"]),
+            "files": list(entry["files"]),
+            "format": fmt,
+            "process": md.get("process"),
+            "cutflow": {
+                "steps": list(CUTFLOW_STEPS),
+                "raw": [int(x) for x in out["cutflow"]["raw"]],
+                "sumw": [float(x) for x in out["cutflow"]["sumw"]],
+                "sumw2": [float(x) for x in out["cutflow"]["sumw2"]],
+            },
+        }
+    hs["provenance"] = {
+        "stage": "selections.hh_yybb",
+        "format": fmt,
+        "btag": {"tagger": btag.tagger, "branch": btag.branch, "source": btag.source,
+                 "two_tag_wp": btag.two_tag_wp, "one_tag_wp": btag.one_tag_wp, "cuts": btag.cuts,
+                 "efficiencies": btag.efficiencies},
+        "selection_config_hash": config_hash(sel_cfg),
+        "branches": branches,
+        "runner": {k: result.metrics.get(k) for k in ("events", "wall_time_s", "process_time_s",
+                                                      "events_per_s_per_core", "cores", "executor")},
+        "processor_timing_s": {k: float(sum(o.get("timing", {}).get(k, 0.0) for o in result.output.values()))
+                               for k in ("read_s", "select_fill_s")},
+    }
+    return SelectionResult(histset=hs, metrics=result.metrics)
+
+
+def cutflow_report(histset: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
+    """(JSON table, markdown) of the cutflow, σ×L-weighted where the samples carry σ and Σw."""
+    try:
+        normed = H.normalise_histset(histset)
+    except ValueError as exc:
+        log.warning("cutflow not normalised (%s); weighted = sum of weights", exc)
+        normed = histset
+    table = H.cutflow_table(normed)
+    return table, H.cutflow_markdown(table)
+
+
+def _plain_read(files: Sequence[str], branches: Sequence[str]) -> tuple[int, float, float]:
+    """(events, wall s, CPU s) of ``uproot`` ``arrays(branches)`` over ``files``."""
+    import uproot
+
+    n = 0
+    t0, c0 = time.perf_counter(), time.process_time()
+    for p in files:
+        with uproot.open(p) as f:
+            arr = f["Events"].arrays(list(branches))
+            n += len(arr)
+    return n, time.perf_counter() - t0, time.process_time() - c0
+
+
+def benchmark(files: Sequence[str], config: Mapping[str, Any], working_points: Any, repeat: int = 3,
+              sample_metadata: Any = None) -> dict[str, Any]:
+    """Selection rate per core against a plain ``uproot.arrays`` of exactly its branches.
+
+    Alternates the two ``repeat`` times in this process (after one warm-up of each) and
+    reports medians of both the wall-clock rate and the rate per CPU second (process CPU
+    time, uproot's decompression threads included: robust against other jobs sharing the
+    cores). The selection is timed around :func:`run_selection` as a whole (fileset
+    building, validation, coffea preprocessing and the processor); the runner must be
+    ``iterative`` (one core) for a per-core number.
+    """
+    sel_runs, read_runs = [], []
+    res = run_selection(files, config, working_points, sample_metadata=sample_metadata)
+    branches = res.histset["provenance"]["branches"]
+    _plain_read(files, branches)
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        r = run_selection(files, config, working_points, sample_metadata=sample_metadata)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        m = r.metrics
+        sel_runs.append({"events": m["events"], "wall_s": wall, "cpu_s": cpu, "cores": m["cores"],
+                         "runner_wall_s": m["wall_time_s"], "process_s": m["process_time_s"],
+                         **r.histset["provenance"]["processor_timing_s"]})
+        n, dt, cpu_r = _plain_read(files, branches)
+        read_runs.append({"events": n, "wall_s": dt, "cpu_s": cpu_r})
+    sel_rate = statistics.median(r["events"] / r["wall_s"] / r["cores"] for r in sel_runs)
+    read_rate = statistics.median(r["events"] / r["wall_s"] for r in read_runs)
+    sel_cpu = statistics.median(r["events"] / r["cpu_s"] for r in sel_runs)
+    read_cpu = statistics.median(r["events"] / r["cpu_s"] for r in read_runs)
+    return {
+        "files": list(files),
+        "events": sel_runs[0]["events"],
+        "branches": branches,
+        "columns_read_by_coffea": res.metrics.get("columns_read"),
+        "read_mode": selection_config(config)["hh_yybb"]["read_mode"],
+        "selection_events_per_s_per_core": sel_rate,
+        "plain_read_events_per_s": read_rate,
+        "ratio": sel_rate / read_rate,
+        "selection_events_per_cpu_s": sel_cpu,
+        "plain_read_events_per_cpu_s": read_cpu,
+        "ratio_cpu": sel_cpu / read_cpu,
+        "processor_events_per_s": statistics.median(r["events"] / r["process_s"] for r in sel_runs),
+        "processor_read_events_per_s": statistics.median(r["events"] / r["read_s"] for r in sel_runs),
+        "processor_select_fill_events_per_s": statistics.median(r["events"] / r["select_fill_s"] for r in sel_runs),
+        "selection_runs": sel_runs,
+        "read_runs": read_runs,
+        "repeat": repeat,
+        "load_average": os.getloadavg(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--working-points", default=None, help="the taggers stage's working_points.json")
+    parser.add_argument("--output", help="histogram-set pickle (un-normalised; analysis.histograms merges)")
+    parser.add_argument("--cutflow-json")
+    parser.add_argument("--cutflow-md")
+    parser.add_argument("--metrics", help="runner metrics JSON")
+    parser.add_argument("--format", default="auto", choices=["auto", *SUPPORTED_FORMATS])
+    parser.add_argument("--sample-metadata", nargs="*", default=None,
+                        help="merged <sample>.json files of the generation stage (sigma per sample)")
+    parser.add_argument("--dataset", default=None, help="dataset name for NanoAOD input (default: folder name)")
+    parser.add_argument("--benchmark", type=int, metavar="REPEAT", default=0,
+                        help="measure throughput against uproot.arrays (REPEAT runs); writes --metrics")
+    parser.add_argument("files", nargs="+")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    cfg = load_config(args.config)
+    if args.benchmark:
+        out = benchmark(args.files, cfg, args.working_points, args.benchmark, sample_metadata=args.sample_metadata)
+        log.info("selection %.0f ev/s/core, plain uproot read %.0f ev/s, ratio %.2f (per CPU second: "
+                 "%.0f vs %.0f, ratio %.2f)", out["selection_events_per_s_per_core"],
+                 out["plain_read_events_per_s"], out["ratio"], out["selection_events_per_cpu_s"],
+                 out["plain_read_events_per_cpu_s"], out["ratio_cpu"])
+        if args.metrics:
+            write_json(args.metrics, out)
+        print(json.dumps({k: v for k, v in out.items() if k not in ("branches", "files")}, indent=1))
+        return 0
+    if not args.output:
+        parser.error("--output is required")
+    res = run_selection(args.files, cfg, args.working_points, format=args.format, dataset=args.dataset,
+                        sample_metadata=args.sample_metadata, metrics_path=args.metrics)
+    H.write_pickle(args.output, res.histset)
+    table, md = cutflow_report(res.histset)
+    if args.cutflow_json:
+        write_json(args.cutflow_json, table)
+    if args.cutflow_md:
+        write_text(args.cutflow_md, md)
+    m = res.metrics
+    log.info("selected %d events in %.1f s (%.0f events/s/core)\n%s", m["events"], m["wall_time_s"],
+             m["events_per_s_per_core"] or 0.0, md)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,278 @@
+"""Reusable object selections: photons, jets, leptons and ΔR overlap removal.
+
+Every function is pure: it takes objects (records with at least ``pt``, ``eta``, ``phi``:
+a jagged awkward record array, one list per event, or equally a mapping of flat numpy
+arrays, one entry per object, which is what the fast path of ``selections.hh_yybb`` uses)
+and plain numbers or a config mapping, and returns a boolean mask of the same structure. Nothing here reads a file, knows a branch
+name or holds a default cut: the cut values come from the ``selection`` config section
+(``analysis/data/schema.d/selection.yaml``) and the field names from its per-format
+``objects`` mapping, so the same code selects hepline photons (``isTight``, ``isoCalo``,
+``isoTrack``) and CMS NanoAOD photons (``cutBased``, ``electronVeto``, ...).
+
+Requirement specs (``id``, ``isolation``, ``require``) are small mappings:
+
+``{"field": "isTight"}``
+    the field is true (a boolean branch) / non-zero;
+``{"field": "cutBased", "min": 3}``
+    field ≥ min (NanoAOD's cut-based ID levels);
+``{"field": "isoCalo", "max": 0.065, "relative": true}``
+    field / pT < max (``relative: false``: field < max, e.g. ``pfRelIso03_all``, which is
+    already relative).
+
+ATLAS-like photons (physics-reference §4): ID + FixedCutLoose-like isolation
+(isoCalo/E_T < 0.065, isoTrack/E_T < 0.05), |η| < 2.37 outside the 1.37–1.52 crack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import awkward as ak
+import numpy as np
+
+__all__ = [
+    "FLAVOUR_CLASSES",
+    "btag_event_weight",
+    "btag_event_weight_flat",
+    "btag_weight_table",
+    "delta_phi",
+    "delta_r",
+    "flavour_class",
+    "invariant_mass",
+    "jet_selection",
+    "kinematic_mask",
+    "lepton_selection",
+    "overlap_free",
+    "overlap_free_of_points",
+    "p4",
+    "photon_selection",
+    "requirement_mask",
+    "requirements_mask",
+    "tag_bin",
+]
+
+
+# ---------------------------------------------------------------------------------------
+# geometry
+# ---------------------------------------------------------------------------------------
+def delta_phi(phi1: Any, phi2: Any) -> Any:
+    """φ1 − φ2 wrapped into [−π, π) (numpy or awkward, broadcasting)."""
+    return (phi1 - phi2 + np.pi) % (2 * np.pi) - np.pi
+
+
+def delta_r(eta1: Any, phi1: Any, eta2: Any, phi2: Any) -> Any:
+    """ΔR = sqrt(Δη² + Δφ²) (numpy or awkward, broadcasting)."""
+    return np.hypot(eta1 - eta2, delta_phi(phi1, phi2))
+
+
+def p4(pt: Any, eta: Any, phi: Any, mass: Any = 0.0) -> tuple[Any, Any, Any, Any]:
+    """(px, py, pz, E) from (pT, η, φ, m)."""
+    px = pt * np.cos(phi)
+    py = pt * np.sin(phi)
+    pz = pt * np.sinh(eta)
+    e = np.sqrt(px * px + py * py + pz * pz + mass * mass)
+    return px, py, pz, e
+
+
+def invariant_mass(*vectors: tuple[Any, Any, Any, Any]) -> Any:
+    """Invariant mass of the sum of (px, py, pz, E) 4-vectors (negative m² clipped to 0)."""
+    px = sum(v[0] for v in vectors)
+    py = sum(v[1] for v in vectors)
+    pz = sum(v[2] for v in vectors)
+    e = sum(v[3] for v in vectors)
+    m2 = e * e - px * px - py * py - pz * pz
+    return np.sqrt(np.maximum(m2, 0.0))
+
+
+# ---------------------------------------------------------------------------------------
+# generic requirements
+# ---------------------------------------------------------------------------------------
+def requirement_mask(objects: ak.Array, spec: Mapping[str, Any] | None) -> ak.Array | bool:
+    """The mask of one requirement spec (see the module docstring); ``None`` passes all."""
+    if not spec:
+        return True
+    field = spec["field"]
+    names = ak.fields(objects) if isinstance(objects, ak.Array) else list(objects.keys())
+    if field not in names:
+        raise KeyError(f"object field {field!r} required by the selection is not in the input "
+                       f"(fields: {', '.join(names)})")
+    value = objects[field]
+    if spec.get("max") is not None:
+        if spec.get("relative", False):
+            return value < spec["max"] * objects["pt"]
+        return value < spec["max"]
+    if spec.get("min") is not None:
+        return value >= spec["min"]
+    if spec.get("equals") is not None:
+        return value == spec["equals"]
+    return value != 0
+
+
+def requirements_mask(objects: ak.Array, specs: Iterable[Mapping[str, Any] | None]) -> ak.Array | bool:
+    """Logical AND of several requirement specs."""
+    mask: Any = True
+    for spec in specs:
+        m = requirement_mask(objects, spec)
+        if m is True:
+            continue
+        mask = m if mask is True else (mask & m)
+    return mask
+
+
+def kinematic_mask(
+    objects: ak.Array,
+    pt_min: float | None = None,
+    eta_max: float | None = None,
+    crack: tuple[float, float] | list[float] | None = None,
+) -> ak.Array:
+    """pT > ``pt_min``, |η| < ``eta_max`` and |η| outside [crack[0], crack[1]]."""
+    mask = np.ones_like(objects["pt"], dtype=bool)
+    if pt_min is not None:
+        mask = mask & (objects["pt"] > pt_min)
+    if eta_max is not None or crack:
+        aeta = abs(objects["eta"])
+        if eta_max is not None:
+            mask = mask & (aeta < eta_max)
+        if crack:
+            lo, hi = crack
+            mask = mask & ~((aeta >= lo) & (aeta <= hi))
+    return mask
+
+
+# ---------------------------------------------------------------------------------------
+# objects
+# ---------------------------------------------------------------------------------------
+def photon_selection(photons: ak.Array, cuts: Mapping[str, Any]) -> ak.Array:
+    """Photons passing acceptance, identification and isolation.
+
+    ``cuts``: ``pt_min``, ``eta_max``, ``crack`` ([lo, hi] in |η|, or null), ``id`` (a
+    requirement spec or null), ``isolation`` (a list of specs) and ``require`` (a list of
+    extra specs, e.g. NanoAOD's ``electronVeto``).
+    """
+    mask = kinematic_mask(photons, cuts.get("pt_min"), cuts.get("eta_max"), cuts.get("crack"))
+    extra = requirements_mask(
+        photons, [cuts.get("id"), *cuts.get("isolation", []), *cuts.get("require", [])]
+    )
+    return mask if extra is True else mask & extra
+
+
+def jet_selection(jets: ak.Array, cuts: Mapping[str, Any]) -> ak.Array:
+    """Jets with pT > ``pt_min``, |η| < ``eta_max`` and the optional ``id`` requirement."""
+    mask = kinematic_mask(jets, cuts.get("pt_min"), cuts.get("eta_max"))
+    extra = requirements_mask(jets, [cuts.get("id"), *cuts.get("require", [])])
+    return mask if extra is True else mask & extra
+
+
+def lepton_selection(leptons: ak.Array, cuts: Mapping[str, Any]) -> ak.Array:
+    """Electrons or muons: ``pt_min``, ``eta_max``, optional ``crack``, ``id``, ``isolation``."""
+    return photon_selection(leptons, cuts)
+
+
+# ---------------------------------------------------------------------------------------
+# overlap removal
+# ---------------------------------------------------------------------------------------
+def overlap_free(objects: ak.Array, others: ak.Array, dr_min: float | None) -> ak.Array:
+    """Mask of ``objects`` farther than ``dr_min`` in ΔR from every one of ``others``.
+
+    Both are jagged collections of the same events. ``dr_min`` None or ≤ 0 keeps everything.
+    """
+    keep = ak.ones_like(objects["pt"], dtype=bool)
+    if not dr_min or dr_min <= 0:
+        return keep
+    pairs = ak.cartesian({"a": objects[["eta", "phi"]], "b": others[["eta", "phi"]]},
+                         axis=1, nested=True)
+    dr = delta_r(pairs.a.eta, pairs.a.phi, pairs.b.eta, pairs.b.phi)
+    return ~ak.any(dr < dr_min, axis=2)
+
+
+def overlap_free_of_points(
+    objects: ak.Array,
+    points: Iterable[tuple[np.ndarray, np.ndarray]],
+    dr_min: float | None,
+) -> ak.Array:
+    """Mask of ``objects`` farther than ``dr_min`` from each per-event (η, φ) point.
+
+    ``points``: pairs of arrays that broadcast against the objects' fields: for jagged
+    objects, flat numpy arrays with one value per event; for flat objects, one value per
+    object (the event's point repeated). NaN means "no point" and removes nothing. E.g. the
+    two selected photons. Much cheaper than :func:`overlap_free`.
+    """
+    keep = np.ones_like(objects["pt"], dtype=bool)
+    if not dr_min or dr_min <= 0:
+        return keep
+    for eta, phi in points:
+        dr = delta_r(objects["eta"], objects["phi"], eta, phi)
+        keep = keep & ~(dr < dr_min)  # NaN (no point) compares False: kept
+    return keep
+
+
+# ---------------------------------------------------------------------------------------
+# b-tagging scale-factor event weights
+# ---------------------------------------------------------------------------------------
+FLAVOUR_CLASSES = ("light", "c", "b")
+"""Index order of :func:`flavour_class`."""
+
+
+def flavour_class(label: Any) -> Any:
+    """Truth label → 0 light, 1 c, 2 b (hadron labels 5 b, 4 c; τ (15) counts as c)."""
+    return (label == 5) * 2 + ((label == 4) | (label == 15)) * 1
+
+
+def tag_bin(discriminant: Any, cuts: Sequence[float]) -> Any:
+    """Number of working points passed (``cuts`` ordered loose → tight, D > cut passes)."""
+    out = 0
+    for c in cuts:
+        out = out + (discriminant > c)
+    return out
+
+
+def btag_weight_table(efficiencies: np.ndarray, scale_factors: np.ndarray) -> np.ndarray:
+    """Per-jet weight ``W[flavour, bin]`` of the pseudo-continuous SF method.
+
+    ``efficiencies[k, f]``: MC efficiency of flavour ``f`` at working point ``k`` (ordered
+    loose → tight, so decreasing in ``k``); ``scale_factors[k, f]``: data/MC at that WP.
+    A jet in bin ``j`` (``j`` WPs passed) has MC probability ``ε_{j−1} − ε_j`` (ε₋₁ = 1,
+    ε_n = 0) and data probability ``s_{j−1}ε_{j−1} − s_j ε_j``; its weight is the ratio
+    (1 where the MC probability vanishes). For one WP this is the usual
+    ``SF`` (tagged) and ``(1 − SF·ε)/(1 − ε)`` (untagged).
+    """
+    eff = np.asarray(efficiencies, dtype=np.float64)
+    sf = np.asarray(scale_factors, dtype=np.float64)
+    _n_wp, n_fl = eff.shape
+    one = np.ones((1, n_fl))
+    zero = np.zeros((1, n_fl))
+    e_mc = np.concatenate([one, eff, zero])
+    e_data = np.concatenate([one, np.clip(eff * sf, 0.0, 1.0), zero])
+    p_mc = e_mc[:-1] - e_mc[1:]          # (n_wp + 1, n_fl): bins 0..n_wp
+    p_data = e_data[:-1] - e_data[1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(p_mc > 1e-12, p_data / p_mc, 1.0)
+    return np.clip(w, 0.0, None).T       # (n_fl, n_wp + 1)
+
+
+def btag_event_weight(flavour: ak.Array, bins: ak.Array, table: np.ndarray) -> np.ndarray:
+    """Product over an event's jets of ``table[flavour_class, bin]`` (numpy, one per event).
+
+    ``flavour`` (:func:`flavour_class`) and ``bins`` (:func:`tag_bin`) are jagged (one list
+    of jets per event)."""
+    counts = ak.to_numpy(ak.num(bins, axis=1))
+    f = ak.to_numpy(ak.flatten(flavour))
+    b = ak.to_numpy(ak.flatten(bins))
+    return btag_event_weight_flat(f, b, np.concatenate([[0], np.cumsum(counts)]), table)
+
+
+def btag_event_weight_flat(flavour: np.ndarray, bins: np.ndarray, offsets: np.ndarray,
+                           table: np.ndarray) -> np.ndarray:
+    """:func:`btag_event_weight` on flat per-jet arrays with event ``offsets`` (n + 1)."""
+    w = table[np.asarray(flavour, dtype=np.intp), np.asarray(bins, dtype=np.intp)]
+    n = len(offsets) - 1
+    if not w.size:
+        return np.ones(n)
+    if np.all(w > 0):
+        csum = np.concatenate([[0.0], np.cumsum(np.log(w))])
+        return np.exp(csum[offsets[1:]] - csum[offsets[:-1]])
+    out = np.ones(n)  # zero weights (an SF pushing a probability to 0): exact product
+    evt = np.repeat(np.arange(n), np.diff(offsets))
+    np.multiply.at(out, evt, w)
+    return out

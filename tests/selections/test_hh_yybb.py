@@ -1,0 +1,385 @@
+"""selections.hh_yybb: cutflow and categories on a constructed event set with known answers,
+histogram filling and systematics, the working-point interface, NanoAOD mapping, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from analysis import histograms as H
+from analysis.config import ConfigError
+from analysis.fixtures import (
+    _hepline_events,
+    _write_tree,
+    write_hepline_fixture,
+    write_nanoaod_fixture,
+)
+from selections import hh_yybb as S
+
+HALF_PI = math.pi / 2
+
+# WP file for the tests: D > 0.8 is the 60 % WP, D > 0.6 the 70 % WP (made-up numbers with known answers)
+WP_FILE_CONTENT = {
+    "taggers": {
+        "dl1": {
+            "variable": "Jet_btag_dl1",
+            "fc": 0.08,
+            "working_points": {
+                "60": {"cut": 0.8, "b_efficiency": 0.60, "light_rejection": 100.0, "c_rejection": 10.0},
+                "70": {"cut": 0.6, "b_efficiency": 0.70, "light_rejection": 30.0, "c_rejection": 4.0},
+                "77": {"cut": 0.4, "b_efficiency": 0.77, "light_rejection": 10.0, "c_rejection": 2.5},
+                "85": {"cut": 0.2, "b_efficiency": 0.85, "light_rejection": 3.0, "c_rejection": 1.5},
+            },
+        },
+        "mv2": {"variable": "Jet_btag_mv2", "fc": None, "working_points": {
+            "70": {"cut": 0.5, "b_efficiency": 0.7, "light_rejection": 20.0, "c_rejection": 3.0}}},
+    },
+    "provenance": {"test": True},
+}
+
+
+def gam(pt, eta, phi, tight=True, iso_calo=0.0, iso_track=0.0):
+    return {"pt": pt, "eta": eta, "phi": phi, "isoCalo": iso_calo, "isoTrack": iso_track, "isTight": tight}
+
+
+def jet(pt, eta, phi, d, flav=5, mass=0.0):
+    return {"pt": pt, "eta": eta, "phi": phi, "mass": mass, "btag_dl1": d, "flav": flav}
+
+
+def lep(pt, eta, phi, iso=0.0):
+    return {"pt": pt, "eta": eta, "phi": phi, "isoTrack": iso}
+
+
+GOOD = [gam(62.5, 0.0, 0.0), gam(62.5, 0.0, math.pi)]          # m_yy = 125
+B60 = [jet(60, 0.0, HALF_PI, 0.9), jet(60, 0.0, -HALF_PI, 0.7)]   # m_bb = 120, 2-tag, m* = 250
+
+EVENTS = [
+    {},                                                                      # 0 no photon
+    {"ph": [gam(62.5, 0, 0), gam(62.5, 0, math.pi, tight=False)], "j": B60},       # 1 non-tight
+    {"ph": [gam(62.5, 0, 0), gam(62.5, 1.45, math.pi)], "j": B60},                 # 2 crack
+    {"ph": [gam(62.5, 0, 0, iso_calo=6.3), gam(62.5, 0, math.pi)], "j": B60},       # 3 calo isolation
+    {"ph": [gam(150, 0, 0), gam(26, 0, math.pi)], "j": B60},                        # 4 E_T/m_yy
+    {"ph": [gam(50, 0, 0), gam(50, 0, math.pi)], "j": B60},                         # 5 m_yy = 100
+    {"ph": GOOD, "j": B60, "e": [lep(30, 0.5, 1.2)]},                                  # 6 electron veto
+    {"ph": GOOD, "j": [jet(60, 0, HALF_PI, 0.9)], "e": [lep(30, 0.1, 0.1)]},           # 7 e near photon removed; 1 jet
+    {"ph": GOOD, "j": [jet(60, 0, HALF_PI, 0.9), jet(60, 0.05, 0.05, 0.9)]},        # 8 jet removed near photon
+    {"ph": GOOD, "j": [jet(30, 0.0, f, 0.1, flav=0) for f in (0.8, 1.2, 1.6, 2.0, -0.8, -1.6)]},  # 9 six jets
+    {"ph": GOOD, "j": [jet(60, 0, HALF_PI, 0.1, 0), jet(60, 0, -HALF_PI, 0.1, 0)]},  # 10 no tag
+    {"ph": GOOD, "j": B60},                                                         # 11 2tag loose low, res
+    {"ph": GOOD, "j": [jet(60, 2.0, HALF_PI, 0.7), jet(60, 2.0, -HALF_PI, 0.7)]},   # 12 2tag loose high, res
+    {"ph": GOOD, "j": [jet(60, 0, HALF_PI, 0.9), jet(60, 0, -HALF_PI, 0.3, 4)]},    # 13 1tag loose low, res
+    {"ph": GOOD, "j": [jet(110, 0, HALF_PI, 0.95), jet(35, 0, -HALF_PI, 0.65)]},    # 14 2tag loose+tight low, res
+    {"ph": GOOD, "j": [jet(80, 0, HALF_PI, 0.1, 0), jet(50, 0, -HALF_PI, 0.85),
+                     jet(40, 0, math.pi / 4, 0.2, 0)]},                           # 15 1tag: tagged + leading other
+    {"ph": [gam(70, 0, 0), gam(70, 0, math.pi)], "j": B60},                         # 16 m_yy = 140: not res
+    {"ph": GOOD, "j": B60, "mu": [lep(20, -1.0, 2.0)]},                                # 17 muon veto
+    {"ph": GOOD, "j": B60, "mu": [lep(20, -1.0, 2.0, iso=10.0)]},                      # 18 non-isolated muon kept
+]
+WEIGHTS = np.array([1.0 + 0.1 * i for i in range(len(EVENTS))])
+
+EXPECTED = {
+    "all": range(19), "two_photons": range(4, 19), "photon_pt_over_myy": range(5, 19),
+    "myy_window": range(6, 19), "lepton_veto": [7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18],
+    "two_jets": [9, 10, 11, 12, 13, 14, 15, 16, 18], "max_central_jets": [10, 11, 12, 13, 14, 15, 16, 18],
+    "btag_1or2": [11, 12, 13, 14, 15, 16, 18], "2tag": [11, 12, 14, 16, 18], "1tag": [13, 15],
+    "2tag_loose_lowmstar": [11, 14, 16, 18], "2tag_loose_highmstar": [12], "2tag_tight_lowmstar": [14],
+    "2tag_tight_highmstar": [], "1tag_loose_lowmstar": [13, 15], "1tag_loose_highmstar": [],
+    "1tag_tight_lowmstar": [], "1tag_tight_highmstar": [], "res_2tag_loose": [11, 12, 14, 18],
+    "res_2tag_tight": [14], "res_1tag_loose": [13, 15], "res_1tag_tight": [],
+}
+
+
+def _collections():
+    def rec(key, fields, dtypes):
+        lists = [[{f: o[f] for f in fields} for o in ev.get(key, [])] for ev in EVENTS]
+        counts = np.array([len(x) for x in lists])
+        flat = {f: np.array([o[f] for x in lists for o in x], dtype=dtypes[f]) for f in fields}
+        return counts, flat
+
+    return {
+        "Photon": rec("ph", ["pt", "eta", "phi", "isoCalo", "isoTrack", "isTight"],
+                      {"pt": "f4", "eta": "f4", "phi": "f4", "isoCalo": "f4", "isoTrack": "f4", "isTight": "?"}),
+        "Jet": rec("j", ["pt", "eta", "phi", "mass", "btag_dl1", "flav"],
+                   {"pt": "f4", "eta": "f4", "phi": "f4", "mass": "f4", "btag_dl1": "f4", "flav": "i1"}),
+        "Electron": rec("e", ["pt", "eta", "phi", "isoTrack"], {"pt": "f4", "eta": "f4", "phi": "f4", "isoTrack": "f4"}),
+        "Muon": rec("mu", ["pt", "eta", "phi", "isoTrack"], {"pt": "f4", "eta": "f4", "phi": "f4", "isoTrack": "f4"}),
+    }
+
+
+def _unflatten(counts, fields):
+    return ak.zip({k: ak.unflatten(v, counts) for k, v in fields.items()}, depth_limit=2)
+
+
+def write_hepline_events(path: Path, *, sample="hhtest", xsec_pb=0.5, drop_btag=False) -> Path:
+    """The constructed events in a complete hepline ntuple (decorated with Jet_btag_dl1)."""
+    n = len(EVENTS)
+    cols, _ = _hepline_events(n, np.random.default_rng(7), 0, 1, False)
+    col = _collections()
+    for name in ("Photon", "Electron", "Muon"):
+        counts, flat = col[name]
+        base = dict(flat)
+        if name != "Photon":
+            base["charge"] = np.ones(len(flat["pt"]), dtype=np.int8)
+        base["genPartFlav"] = np.ones(len(flat["pt"]), dtype=np.uint8)
+        cols[name] = _unflatten(counts, base)
+    counts, flat = col["Jet"]
+    jets = {k: flat[k] for k in ("pt", "eta", "phi", "mass")}
+    jets["hadronConeExclTruthLabelID"] = flat["flav"]
+    jets["genJetIdx"] = np.full(len(flat["pt"]), -1, dtype=np.int16)
+    jets["nTrack"] = np.zeros(len(flat["pt"]), dtype=np.int16)
+    if not drop_btag:
+        jets["btag_dl1"] = flat["btag_dl1"]
+    cols["Jet"] = _unflatten(counts, jets)
+    cols["Track"] = ak.with_field(cols["Track"], ak.values_astype(cols["Track"].jetIdx * 0 - 1, np.int16), "jetIdx")
+    cols["TruthHadron"] = ak.with_field(
+        cols["TruthHadron"], ak.values_astype(cols["TruthHadron"].jetIdx * 0 - 1, np.int16), "jetIdx")
+    cols["genWeight"] = WEIGHTS.astype(np.float32)
+    meta = {"sample": sample, "process": "constructed", "xsec_pb": xsec_pb, "xsec_source": "external",
+            "sumw": float(WEIGHTS.sum()), "n_events": n, "shard": 0}
+    runs = {"run": np.array([1], np.uint32), "genEventCount": np.array([n], np.int64),
+            "genEventSumw": np.array([WEIGHTS.astype(np.float32).astype(float).sum()]),
+            "genEventSumw2": np.array([np.square(WEIGHTS.astype(np.float32).astype(float)).sum()])}
+    with uproot.recreate(path) as f:
+        _write_tree(f, "Events", cols, title="hepline events")
+        _write_tree(f, "Runs", runs)
+        f["hepline_metadata"] = json.dumps(meta)
+    return path
+
+
+def write_nanoaod_events(path: Path) -> Path:
+    """The same events in CMS NanoAOD layout (cutBased photons, DeepFlavB, jetId, ...)."""
+    n = len(EVENTS)
+    col = _collections()
+    pc, pf = col["Photon"]
+    iso_ok = (pf["isoCalo"] < 0.065 * pf["pt"]) & (pf["isoTrack"] < 0.05 * pf["pt"])
+    photon = {"pt": pf["pt"], "eta": pf["eta"], "phi": pf["phi"],
+              "cutBased": np.where(pf["isTight"] & iso_ok, 3, 1).astype(np.uint8),
+              "electronVeto": np.ones(len(pf["pt"]), dtype=bool)}
+    jc, jf = col["Jet"]
+    # hepline D -> DeepFlavB such that 60 % WP (D > 0.8) <-> tight (0.71), 70 % (D > 0.6) <-> medium (0.2783)
+    deep = np.select([jf["btag_dl1"] > 0.8, jf["btag_dl1"] > 0.6], [0.9, 0.5], 0.05).astype(np.float32)
+    jets = {"pt": jf["pt"], "eta": jf["eta"], "phi": jf["phi"], "mass": jf["mass"], "btagDeepFlavB": deep,
+            "jetId": np.full(len(jf["pt"]), 6, np.uint8), "hadronFlavour": jf["flav"].astype(np.uint8)}
+    ec, ef = col["Electron"]
+    ele = {"pt": ef["pt"], "eta": ef["eta"], "phi": ef["phi"], "cutBased": np.full(len(ef["pt"]), 4, np.uint8)}
+    mc, mf = col["Muon"]
+    mu = {"pt": mf["pt"], "eta": mf["eta"], "phi": mf["phi"], "mediumId": np.ones(len(mf["pt"]), bool),
+          "pfRelIso04_all": (mf["isoTrack"] / mf["pt"]).astype(np.float32)}
+    cols = {"run": np.full(n, 1, np.uint32), "luminosityBlock": np.ones(n, np.uint32),
+            "event": np.arange(1, n + 1, dtype=np.uint64), "genWeight": WEIGHTS.astype(np.float32),
+            "Photon": _unflatten(pc, photon), "Jet": _unflatten(jc, jets), "Electron": _unflatten(ec, ele),
+            "Muon": _unflatten(mc, mu)}
+    with uproot.recreate(path) as f:
+        _write_tree(f, "Events", cols, title="Events")
+        _write_tree(f, "Runs", {"run": np.array([1], np.uint32), "genEventCount": np.array([n], np.int64),
+                                "genEventSumw": np.array([float(WEIGHTS.astype(np.float32).sum())]),
+                                "genEventSumw2": np.array([1.0])})
+    return path
+
+
+@pytest.fixture(scope="module")
+def wp_file(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("wp") / "working_points.json"
+    p.write_text(json.dumps(WP_FILE_CONTENT))
+    return p
+
+
+@pytest.fixture(scope="module")
+def hepline_events(tmp_path_factory) -> Path:
+    return write_hepline_events(tmp_path_factory.mktemp("hh") / "hhtest_0.root")
+
+
+@pytest.fixture(scope="module")
+def config():
+    return {"seed": 1, "generation": {"samples": {}}, "runner": {"executor": "iterative"}}
+
+
+@pytest.fixture(scope="module")
+def selected(hepline_events, wp_file, config):
+    return S.run_selection([hepline_events], config, wp_file)
+
+
+def _rows(histset, sample="hhtest"):
+    cf = histset["samples"][sample]["cutflow"]
+    return dict(zip(cf["steps"], zip(cf["raw"], cf["sumw"], strict=True), strict=True))
+
+
+def test_cutflow_known_answers(selected):
+    rows = _rows(selected.histset)
+    assert list(rows) == list(S.CUTFLOW_STEPS)
+    w32 = WEIGHTS.astype(np.float32).astype(float)
+    for step, events in EXPECTED.items():
+        raw, sumw = rows[step]
+        assert raw == len(list(events)), step
+        assert sumw == pytest.approx(w32[list(events)].sum()), step  # nominal SF = 1: weights = genWeight
+
+
+def test_cutflow_report_is_normalised_markdown_and_json(selected):
+    table, md = S.cutflow_report(selected.histset)
+    k = 0.5 * 1000 * 139.0 / float(WEIGHTS.astype(np.float32).sum())
+    w = table["samples"]["hhtest"]["weighted"]
+    assert w[0] == pytest.approx(0.5 * 1000 * 139.0, rel=1e-6)           # all events: sigma x L
+    assert w[table["steps"].index("1tag")] == pytest.approx(k * (WEIGHTS[13] + WEIGHTS[15]), rel=1e-6)
+    assert "| btag_1or2 | 7 |" in md and "Weighted (events in 139 fb⁻¹)" in md
+    json.dumps(table)
+
+
+def test_histograms_hold_the_selected_events(selected):
+    h = selected.histset["samples"]["hhtest"]["hists"]
+    myy = h["m_yy"][{"region": "2tag_loose_lowmstar", "variation": "nominal"}]
+    w32 = WEIGHTS.astype(np.float32).astype(float)
+    assert myy.values().sum() == pytest.approx(w32[[11, 14, 16, 18]].sum())
+    assert myy.variances().sum() == pytest.approx(np.square(w32[[11, 14, 16, 18]]).sum())
+    def near(h1, x):  # content of the bins next to x (values on bin edges, float32 inputs)
+        c = h1.axes[0].centers
+        return h1.values()[np.abs(c - x) < 0.75 * h1.axes[0].widths[0]].sum()
+
+    assert near(myy, 125.0) == pytest.approx(w32[[11, 14, 18]].sum())
+    assert near(myy, 140.0) == pytest.approx(w32[16])
+    mbb = h["m_bb"][{"region": "1tag_loose_lowmstar", "variation": "nominal"}]
+    # event 15: the tagged 50 GeV jet pairs with the leading untagged 80 GeV jet: m_bb = 2 sqrt(80 * 50)
+    assert near(mbb, 2 * math.sqrt(80 * 50)) == pytest.approx(w32[15])
+    assert near(mbb, 120.0) == pytest.approx(w32[13])
+    mstar = h["m_star"][{"region": "2tag_loose_highmstar", "variation": "nominal"}]
+    assert mstar.values().sum() == pytest.approx(w32[12])
+    # every (region, variation) exists even where empty
+    assert list(h["m_yy"].axes["variation"]) == H.variation_names(H.SYSTEMATICS)
+    assert h["m_yy"][{"region": "res_1tag_tight", "variation": "jet_scaleUp"}].values().sum() == 0
+
+
+def test_systematic_variations(selected):
+    h = selected.histset["samples"]["hhtest"]["hists"]["m_yy"]
+    nom = h[{"region": "diphoton", "variation": "nominal"}]
+    up = h[{"region": "diphoton", "variation": "photon_scaleUp"}]
+    # diphoton region: events 6..18, m_yy = 125 except event 16 (140); photon scale +0.5 %
+    w32 = WEIGHTS.astype(np.float32).astype(float)
+    ev = np.arange(6, 19)
+    m_up = np.where(ev == 16, 140.0, 125.0) * 1.005
+    expected, _ = np.histogram(m_up, bins=up.axes[0].edges, weights=w32[ev])
+    assert up.values() == pytest.approx(expected)
+    assert nom.values().sum() == pytest.approx(w32[ev].sum())
+    # b-tag SF weight systematics: event 11 has two b jets (tagged 60 % and 70 %): weight x 1.03^2
+    b_up = h[{"region": "2tag_loose_lowmstar", "variation": "btag_bUp"}].values().sum()
+    # events 11, 14, 16, 18 each hold two tagged b jets
+    assert b_up == pytest.approx(1.03**2 * w32[[11, 14, 16, 18]].sum())
+    light_up = h[{"region": "2tag_loose_lowmstar", "variation": "btag_lightUp"}].values().sum()
+    assert light_up == pytest.approx(w32[[11, 14, 16, 18]].sum())  # no light jets there
+    # resolution: Down mirrors Up about nominal
+    r_up = h[{"region": "diphoton", "variation": "photon_resolutionUp"}].values()
+    r_dn = h[{"region": "diphoton", "variation": "photon_resolutionDown"}].values()
+    assert np.allclose(r_dn, np.clip(2 * nom.values() - r_up, 0, None))
+    assert not np.allclose(r_up, nom.values())  # the smearing moved something
+    # jet energy scale down 2 %: event 14's 35 GeV jet stays above 30 and m_bb 121.6 stays inside the windows
+    j_dn = h[{"region": "2tag_tight_lowmstar", "variation": "jet_scaleDown"}].values().sum()
+    assert j_dn == pytest.approx(w32[14])
+
+
+def test_nanoevents_and_preload_reading_agree(hepline_events, wp_file, config):
+    cfg = {**config, "selection": {"hh_yybb": {"read_mode": "nanoevents"}}}
+    lazy = S.run_selection([hepline_events], cfg, wp_file)
+    a = _rows(lazy.histset)
+    b = _rows(S.run_selection([hepline_events], config, wp_file).histset)
+    assert a == b
+
+
+def test_nanoaod_mapping_on_constructed_events(tmp_path, config):
+    path = write_nanoaod_events(tmp_path / "nano" / "nano.root")
+    res = S.run_selection([path], config, None, dataset="nanotest",
+                          sample_metadata={"nanotest": {"xsec_pb": 1.0}})
+    assert res.histset["provenance"]["format"] == "nanoaod"
+    assert res.histset["provenance"]["btag"]["branch"] == "Jet_btagDeepFlavB"
+    rows = _rows(res.histset, "nanotest")
+    for step, events in EXPECTED.items():
+        assert rows[step][0] == len(list(events)), step
+
+
+def test_nanoaod_fixture_has_the_fields_and_runs(tmp_path, config):
+    path = write_nanoaod_fixture(tmp_path / "fixture" / "nano.root", 2500, np.random.default_rng(11))
+    res = S.run_selection([path], config, None, sample_metadata={"fixture": {"xsec_pb": 1.0}})
+    rows = _rows(res.histset, "fixture")
+    # independent count of events with >= 2 photons passing the CMS tight ID + acceptance
+    with uproot.open(path) as f:
+        a = f["Events"].arrays(["Photon_pt", "Photon_eta", "Photon_cutBased", "Photon_electronVeto"])
+    aeta = abs(a.Photon_eta)
+    good = ((a.Photon_pt > 25) & (aeta < 2.37) & ~((aeta >= 1.37) & (aeta <= 1.52))
+            & (a.Photon_cutBased >= 3) & a.Photon_electronVeto)
+    n_two = int(ak.sum(ak.sum(good, axis=1) >= 2))
+    assert n_two > 0
+    assert rows["two_photons"][0] == n_two
+    assert rows["all"][0] == 2500
+    raws = [rows[s][0] for s in S.SEQUENTIAL_STEPS]
+    assert raws == sorted(raws, reverse=True)
+
+
+# ---------------------------------------------------------------------------------------
+# working points and bad input
+# ---------------------------------------------------------------------------------------
+def test_working_point_file_is_the_source_of_cuts(wp_file):
+    spec = S.btag_spec(S.selection_config({}), "hepline", wp_file)
+    assert spec.cuts == {"70": 0.6, "60": 0.8}
+    assert spec.branch == "Jet_btag_dl1" and spec.field == "btag_dl1"
+    assert spec.efficiencies["60"] == pytest.approx({"b": 0.6, "c": 0.1, "light": 0.01})
+    assert spec.ordered_wps == ["70", "60"]
+
+
+@pytest.mark.parametrize(
+    ("section", "content", "match"),
+    [
+        ({"tagger": "rnnip"}, WP_FILE_CONTENT, "no tagger 'rnnip'"),
+        ({"tagger": "mv2", "one_tag_wp": "60"}, WP_FILE_CONTENT, "has no working point '60'"),
+        ({}, {"taggers": {"dl1": {**WP_FILE_CONTENT["taggers"]["dl1"], "variable": "Jet_btag_mv2"}}},
+         "expected 'Jet_btag_dl1'"),
+        ({}, {"no_taggers": 1}, "no 'taggers'"),
+        ({}, None, "needs the taggers stage's working-point file"),
+    ],
+)
+def test_mismatched_working_points_raise(tmp_path, section, content, match):
+    path = None
+    if content is not None:
+        path = tmp_path / "wp.json"
+        path.write_text(json.dumps(content))
+    cfg = S.selection_config({"hh_yybb": {"btag": section}})
+    with pytest.raises(S.WorkingPointError, match=match):
+        S.btag_spec(cfg, "hepline", path)
+
+
+def test_input_without_the_tagger_branch(tmp_path, wp_file, config):
+    # an undecorated hepline ntuple: no Jet_btag_dl1
+    path = write_hepline_fixture(tmp_path / "plain.root", 20, np.random.default_rng(3), sample="plain")
+    with pytest.raises(S.WorkingPointError, match="no branch 'Jet_btag_dl1'"):
+        S.run_selection([path], config, wp_file)
+
+
+def test_object_mapping_naming_a_missing_branch(tmp_path, wp_file, config):
+    path = write_hepline_events(tmp_path / "ev.root")
+    cfg = {**config, "selection": {"objects": {"hepline": {"photon": {"id": {"field": "isLoose"}}}}}}
+    with pytest.raises(Exception, match="Photon_isLoose"):
+        S.run_selection([path], cfg, wp_file)
+
+
+def test_no_event_passes_gives_empty_histograms_and_a_cutflow(tmp_path, wp_file, config):
+    path = write_hepline_events(tmp_path / "ev.root", sample="empty")
+    cfg = {**config, "selection": {"hh_yybb": {"photons": {"pt_min": 1000.0}}}}
+    res = S.run_selection([path], cfg, wp_file)
+    rows = _rows(res.histset, "empty")
+    assert rows["all"][0] == 19 and rows["two_photons"][0] == 0
+    assert all(h.values().sum() == 0 for h in res.histset["samples"]["empty"]["hists"].values())
+
+
+def test_bad_config_value_is_a_config_error():
+    with pytest.raises(ConfigError, match="read_mode"):
+        S.selection_config({"hh_yybb": {"read_mode": "fast"}})
+
+
+def test_per_smearing_is_deterministic():
+    keys = np.arange(200000, dtype=np.uint64)
+    z = S._hash_normals(keys, 5)
+    assert np.array_equal(z, S._hash_normals(keys, 5))
+    assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
+    assert not np.array_equal(z, S._hash_normals(keys, 6))

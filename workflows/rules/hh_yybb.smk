@@ -1,0 +1,128 @@
+# HH -> yybb: event selection per sample -> sigma-weighted histograms with systematics ->
+# pyhf workspaces -> CLs limits (Brazil plot) -> paper plots (docs/hh_yybb.md).
+# Inputs: the b-tag-decorated ntuples and the working-point file of the taggers stage.
+# Uses shard_files/SAMPLES/OUT/PY/CONFIGFILE from the Snakefile and generation.smk.
+
+
+HH_SAMPLES = [s for s in config["selection"]["hh_yybb"]["samples"] if s in SAMPLES]
+HH_WP_FILE = OUT / "taggers" / "working_points.json"
+
+
+def hh_decorated_files(sample):
+    return [str(OUT / "decorated" / sample / f"{sample}_{k}.root") for k in range(SAMPLES[sample]["shards"])]
+
+
+rule hh_yybb_select:
+    input:
+        files=lambda wc: hh_decorated_files(wc.sample),
+        working_points=HH_WP_FILE,
+        metadata=OUT / "samples" / "{sample}.json",
+    output:
+        hists=OUT / "hh_yybb" / "selection" / "{sample}.pkl",
+        cutflow=OUT / "hh_yybb" / "selection" / "{sample}_cutflow.json",
+        cutflow_md=OUT / "hh_yybb" / "selection" / "{sample}_cutflow.md",
+        metrics=OUT / "hh_yybb" / "selection" / "{sample}.metrics.json",
+    log:
+        OUT / "logs" / "hh_yybb" / "select_{sample}.log",
+    benchmark:
+        OUT / "benchmarks" / "hh_yybb" / "select_{sample}.tsv"
+    params:
+        py=PY,
+        configfile=CONFIGFILE,
+    wildcard_constraints:
+        sample="|".join(HH_SAMPLES) or "NO_SAMPLE",
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    shell:
+        "{params.py} -m selections.hh_yybb --config {params.configfile} "
+        "--working-points {input.working_points} --sample-metadata {input.metadata} "
+        "--output {output.hists} --cutflow-json {output.cutflow} --cutflow-md {output.cutflow_md} "
+        "--metrics {output.metrics} {input.files} > {log} 2>&1"
+
+
+rule hh_yybb_histograms:
+    input:
+        expand(OUT / "hh_yybb" / "selection" / "{sample}.pkl", sample=HH_SAMPLES),
+    output:
+        hists=OUT / "hh_yybb" / "histograms" / "hists.pkl",
+        root=OUT / "hh_yybb" / "histograms" / "hists.root",
+        cutflow=OUT / "hh_yybb" / "histograms" / "cutflow.json",
+        cutflow_md=OUT / "hh_yybb" / "histograms" / "cutflow.md",
+    log:
+        OUT / "logs" / "hh_yybb" / "histograms.log",
+    benchmark:
+        OUT / "benchmarks" / "hh_yybb" / "histograms.tsv"
+    params:
+        py=PY,
+        configfile=CONFIGFILE,
+        outdir=lambda wc, output: Path(output.hists).parent,
+    shell:
+        "{params.py} -m analysis.histograms --config {params.configfile} --output-dir {params.outdir} "
+        "{input} > {log} 2>&1"
+
+
+rule hh_yybb_workspaces:
+    input:
+        OUT / "hh_yybb" / "histograms" / "hists.pkl",
+    output:
+        index=OUT / "hh_yybb" / "workspaces" / "index.json",
+    log:
+        OUT / "logs" / "hh_yybb" / "workspaces.log",
+    benchmark:
+        OUT / "benchmarks" / "hh_yybb" / "workspaces.tsv"
+    params:
+        py=PY,
+        configfile=CONFIGFILE,
+        outdir=lambda wc, output: Path(output.index).parent,
+    shell:
+        "{params.py} -m analysis.limits workspaces --config {params.configfile} --hists {input} "
+        "--output-dir {params.outdir} > {log} 2>&1"
+
+
+rule hh_yybb_limits:
+    input:
+        OUT / "hh_yybb" / "workspaces" / "index.json",
+    output:
+        limits=OUT / "hh_yybb" / "limits" / "limits.json",
+        table=OUT / "hh_yybb" / "limits" / "limits.md",
+    log:
+        OUT / "logs" / "hh_yybb" / "limits.log",
+    benchmark:
+        OUT / "benchmarks" / "hh_yybb" / "limits.tsv"
+    params:
+        py=PY,
+        configfile=CONFIGFILE,
+        outdir=lambda wc, output: Path(output.limits).parent,
+    resources:
+        runtime=60,
+    shell:
+        "{params.py} -m analysis.limits limits --config {params.configfile} --index {input} "
+        "--output-dir {params.outdir} > {log} 2>&1"
+
+
+rule hh_yybb_plots:
+    input:
+        hists=OUT / "hh_yybb" / "histograms" / "hists.pkl",
+        limits=OUT / "hh_yybb" / "limits" / "limits.json",
+    output:
+        myy=report(OUT / "hh_yybb" / "plots" / "m_yy_categories.png", category="HH -> yybb"),
+        mstar=report(OUT / "hh_yybb" / "plots" / "m_star.png", category="HH -> yybb"),
+        cutflow=report(OUT / "hh_yybb" / "plots" / "cutflow.png", category="HH -> yybb"),
+        brazil=report(OUT / "hh_yybb" / "plots" / "brazil.png", category="HH -> yybb"),
+        summary=OUT / "hh_yybb" / "plots" / "summary.json",
+    log:
+        OUT / "logs" / "hh_yybb" / "plots.log",
+    params:
+        py=PY,
+        configfile=CONFIGFILE,
+        outdir=lambda wc, output: Path(output.summary).parent,
+    shell:
+        "{params.py} -m analysis.plotting --config {params.configfile} --hists {input.hists} "
+        "--limits {input.limits} --output-dir {params.outdir} > {log} 2>&1"
+
+
+rule hh_yybb_all:
+    input:
+        rules.hh_yybb_plots.output,
+        rules.hh_yybb_histograms.output.root,
