@@ -527,232 +527,191 @@ def fit_classifier(
     ``threads``: torch intra-op threads during the training (``None``: unchanged).
     """
     with torch_threads(threads):
-        return _fit(
-            name=name,
-            build_model=build_model,
-            train_inputs=train_inputs,
-            train_classes=train_classes,
-            train_weight=train_weight,
-            val_inputs=val_inputs,
-            val_classes=val_classes,
-            val_weight=val_weight,
-            cfg=cfg,
-            outdir=outdir,
-            save_model=save_model,
-            cfg_hash=cfg_hash,
-            normaliser=normaliser,
-            device=device,
-            resume=resume,
-            progress=progress,
-            on_epoch_end=on_epoch_end,
-        )
+        outdir = Path(outdir)
+        dev = pick_device(device)
+        n_classes = len(CLASS_NAMES)
+        n_train = len(train_classes)
+        check_not_empty(n_train, "training set")
+        cw_np = class_weights(train_classes, n_classes, train_weight)  # raises on a missing class
+        if not cfg.get("class_weights", True):
+            cw_np = np.ones(n_classes, np.float32)
+        if val_inputs is not None:
+            check_not_empty(len(val_classes), "validation set")
+        class_w = torch.from_numpy(cw_np)
 
+        seed = int(cfg["seed"])
+        seed_everything(seed)
+        model = build_model().to(dev)
+        optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["learning_rate"]))
+        stopper = EarlyStopping(int(cfg["patience"]), float(cfg.get("min_delta", 0.0)))
+        history: list[dict[str, float]] = []
+        best_state: dict[str, torch.Tensor] | None = None
+        start_epoch = 0
+        resumed_from: int | None = None
 
-def _fit(
-    *,
-    name: str,
-    build_model: Callable[[], nn.Module],
-    train_inputs: Sequence[np.ndarray],
-    train_classes: np.ndarray,
-    train_weight: np.ndarray,
-    val_inputs: Sequence[np.ndarray] | None,
-    val_classes: np.ndarray | None,
-    val_weight: np.ndarray | None,
-    cfg: Mapping[str, Any],
-    outdir: str | os.PathLike[str],
-    save_model: Callable[[nn.Module, Path, dict[str, Any]], None],
-    cfg_hash: str,
-    normaliser: Mapping[str, Any] | None,
-    device: str | torch.device | None,
-    resume: bool,
-    progress: bool | None,
-    on_epoch_end: Callable[[int, dict[str, float]], None] | None,
-) -> TrainResult:
-    outdir = Path(outdir)
-    dev = pick_device(device)
-    n_classes = len(CLASS_NAMES)
-    n_train = len(train_classes)
-    check_not_empty(n_train, "training set")
-    cw_np = class_weights(train_classes, n_classes, train_weight)  # raises on a missing class
-    if not cfg.get("class_weights", True):
-        cw_np = np.ones(n_classes, np.float32)
-    if val_inputs is not None:
-        check_not_empty(len(val_classes), "validation set")
-    class_w = torch.from_numpy(cw_np)
+        ckpt = Checkpoint(outdir / f"{name}.ckpt.pt")
+        restored = ckpt.restore(model=model, optimizer=optimizer, stopper=stopper,
+                                config_hash=cfg_hash) if resume else None
+        if restored is not None:
+            start_epoch, resumed_from = restored.start_epoch, restored.resumed_from
+            history, best_state = restored.history, restored.best_state
 
-    seed = int(cfg["seed"])
-    seed_everything(seed)
-    model = build_model().to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["learning_rate"]))
-    stopper = EarlyStopping(int(cfg["patience"]), float(cfg.get("min_delta", 0.0)))
-    history: list[dict[str, float]] = []
-    best_state: dict[str, torch.Tensor] | None = None
-    start_epoch = 0
-    resumed_from: int | None = None
-
-    ckpt = Checkpoint(outdir / f"{name}.ckpt.pt")
-    restored = ckpt.restore(model=model, optimizer=optimizer, stopper=stopper,
-                            config_hash=cfg_hash) if resume else None
-    if restored is not None:
-        start_epoch, resumed_from = restored.start_epoch, restored.resumed_from
-        history, best_state = restored.history, restored.best_state
-
-    *tr_t, tr_y, tr_w = _stage(
-        [
-            *(torch.from_numpy(np.ascontiguousarray(a)) for a in train_inputs),
-            torch.from_numpy(np.asarray(train_classes, np.int64)),
-            torch.from_numpy(np.asarray(train_weight, np.float32)),
-        ],
-        dev,
-    )
-    if val_inputs is not None:
-        *va_t, va_y, va_w = _stage(
+        *tr_t, tr_y, tr_w = _stage(
             [
-                *(torch.from_numpy(np.ascontiguousarray(a)) for a in val_inputs),
-                torch.from_numpy(np.asarray(val_classes, np.int64)),
-                torch.from_numpy(np.asarray(val_weight, np.float32)),
+                *(torch.from_numpy(np.ascontiguousarray(a)) for a in train_inputs),
+                torch.from_numpy(np.asarray(train_classes, np.int64)),
+                torch.from_numpy(np.asarray(train_weight, np.float32)),
             ],
             dev,
         )
-    # per-batch loss = sum(w cw[y] CE) / (batch size * mean over the training set of w cw[y]):
-    # a constant normalisation, so batches with few (or negative) weights cannot blow it up.
-    train_norm = float((cw_np[train_classes] * np.asarray(train_weight, np.float64)).mean())
-    if train_norm <= 0:
-        raise TaggerInputError("the training set has a non-positive total weight")
-    cw_dev = class_w.to(dev)
-    batch_size = int(cfg["batch_size"])
-    max_epochs = int(cfg["max_epochs"])
-    n_batches = math.ceil(n_train / batch_size)
-
-    for epoch in range(start_epoch, max_epochs):
-        if stopper.should_stop:
-            break
-        torch.manual_seed(epoch_seed(seed, epoch))
-        order = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(n_train))
-        order = order.to(tr_y.device)
-        model.train()
-        t0 = time.perf_counter()
-        c0 = time.process_time()
-        run_loss = torch.zeros((), dtype=torch.float64, device=dev)
-        bar = tqdm(
-            total=n_batches,
-            desc=f"{name} epoch {epoch + 1}/{max_epochs}",
-            unit="batch",
-            leave=False,
-            disable=(not progress) if progress is not None else None,
-        )
-        try:
-            for i, idx in enumerate(_batches(n_train, batch_size, order)):
-                xs = [t[idx].to(dev, non_blocking=True) for t in tr_t]
-                y = tr_y[idx].to(dev, non_blocking=True)
-                w = tr_w[idx].to(dev, non_blocking=True)
-                loss = weighted_cross_entropy(model(*xs), y, w, cw_dev).sum() / (
-                    len(y) * train_norm
-                )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                run_loss += loss.detach().double() * len(y)
-                bar.update(1)
-                if i % 50 == 0 and not bar.disable:  # (a float() syncs the GPU)
-                    bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-        finally:
-            bar.close()
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-        train_seconds = time.perf_counter() - t0
-        cpu_seconds = time.process_time() - c0
-        train_loss = float(run_loss) / n_train
         if val_inputs is not None:
-            val_loss = evaluate_loss(model, va_t, va_y, va_w, class_w, dev)
-        else:
-            val_loss = train_loss
-        if not math.isfinite(train_loss) or not math.isfinite(val_loss):
-            raise FloatingPointError(
-                f"{name}: non-finite loss at epoch {epoch + 1} (train {train_loss}, val {val_loss})"
+            *va_t, va_y, va_w = _stage(
+                [
+                    *(torch.from_numpy(np.ascontiguousarray(a)) for a in val_inputs),
+                    torch.from_numpy(np.asarray(val_classes, np.int64)),
+                    torch.from_numpy(np.asarray(val_weight, np.float32)),
+                ],
+                dev,
             )
-        if stopper.step(val_loss, epoch):
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        record = {
-            "epoch": epoch,
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            "seconds": train_seconds,
-            "jets_per_s": n_train / train_seconds if train_seconds > 0 else float("nan"),
-            "cpu_seconds": cpu_seconds,
-        }
-        history.append(record)
-        log.info(
-            "%s epoch %d/%d: train loss %.5f, val loss %.5f, %.0f jets/s%s",
-            name,
-            epoch + 1,
-            max_epochs,
-            train_loss,
-            val_loss,
-            record["jets_per_s"],
-            " (best)" if stopper.best_epoch == epoch else "",
-        )
-        ckpt.save(
-            model=model,
-            optimizer=optimizer,
-            epoch=epoch,
-            best_metric=stopper.best,
-            normaliser=normaliser,
-            config_hash=cfg_hash,
-            extra={
-                "early_stopping": stopper.state_dict(),
-                "history": history,
-                "best_state": best_state,
-            },
-        )
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, record)
-        if stopper.should_stop:
+        # per-batch loss = sum(w cw[y] CE) / (batch size * mean over the training set of w cw[y]):
+        # a constant normalisation, so batches with few (or negative) weights cannot blow it up.
+        train_norm = float((cw_np[train_classes] * np.asarray(train_weight, np.float64)).mean())
+        if train_norm <= 0:
+            raise TaggerInputError("the training set has a non-positive total weight")
+        cw_dev = class_w.to(dev)
+        batch_size = int(cfg["batch_size"])
+        max_epochs = int(cfg["max_epochs"])
+        n_batches = math.ceil(n_train / batch_size)
+
+        for epoch in range(start_epoch, max_epochs):
+            if stopper.should_stop:
+                break
+            torch.manual_seed(epoch_seed(seed, epoch))
+            order = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(n_train))
+            order = order.to(tr_y.device)
+            model.train()
+            t0 = time.perf_counter()
+            c0 = time.process_time()
+            run_loss = torch.zeros((), dtype=torch.float64, device=dev)
+            bar = tqdm(
+                total=n_batches,
+                desc=f"{name} epoch {epoch + 1}/{max_epochs}",
+                unit="batch",
+                leave=False,
+                disable=(not progress) if progress is not None else None,
+            )
+            try:
+                for i, idx in enumerate(_batches(n_train, batch_size, order)):
+                    xs = [t[idx].to(dev, non_blocking=True) for t in tr_t]
+                    y = tr_y[idx].to(dev, non_blocking=True)
+                    w = tr_w[idx].to(dev, non_blocking=True)
+                    loss = weighted_cross_entropy(model(*xs), y, w, cw_dev).sum() / (
+                        len(y) * train_norm
+                    )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    run_loss += loss.detach().double() * len(y)
+                    bar.update(1)
+                    if i % 50 == 0 and not bar.disable:  # (a float() syncs the GPU)
+                        bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            finally:
+                bar.close()
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            train_seconds = time.perf_counter() - t0
+            cpu_seconds = time.process_time() - c0
+            train_loss = float(run_loss) / n_train
+            if val_inputs is not None:
+                val_loss = evaluate_loss(model, va_t, va_y, va_w, class_w, dev)
+            else:
+                val_loss = train_loss
+            if not math.isfinite(train_loss) or not math.isfinite(val_loss):
+                raise FloatingPointError(
+                    f"{name}: non-finite loss at epoch {epoch + 1} (train {train_loss}, val {val_loss})"
+                )
+            if stopper.step(val_loss, epoch):
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            record = {
+                "epoch": epoch,
+                "train_loss": train_loss,
+                "val_loss": val_loss,
+                "seconds": train_seconds,
+                "jets_per_s": n_train / train_seconds if train_seconds > 0 else float("nan"),
+                "cpu_seconds": cpu_seconds,
+            }
+            history.append(record)
             log.info(
-                "%s: early stopping after epoch %d (best epoch %d, val loss %.5f)",
+                "%s epoch %d/%d: train loss %.5f, val loss %.5f, %.0f jets/s%s",
                 name,
                 epoch + 1,
-                stopper.best_epoch + 1,
-                stopper.best,
+                max_epochs,
+                train_loss,
+                val_loss,
+                record["jets_per_s"],
+                " (best)" if stopper.best_epoch == epoch else "",
             )
-            break
+            ckpt.save(
+                model=model,
+                optimizer=optimizer,
+                epoch=epoch,
+                best_metric=stopper.best,
+                normaliser=normaliser,
+                config_hash=cfg_hash,
+                extra={
+                    "early_stopping": stopper.state_dict(),
+                    "history": history,
+                    "best_state": best_state,
+                },
+            )
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, record)
+            if stopper.should_stop:
+                log.info(
+                    "%s: early stopping after epoch %d (best epoch %d, val loss %.5f)",
+                    name,
+                    epoch + 1,
+                    stopper.best_epoch + 1,
+                    stopper.best,
+                )
+                break
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    rates = [h["jets_per_s"] for h in history if math.isfinite(h["jets_per_s"])]
-    result = TrainResult(
-        model=model,
-        model_path=outdir / f"{name}.pt",
-        history=history,
-        best_epoch=stopper.best_epoch,
-        best_val_loss=stopper.best,
-        stopped_early=stopper.should_stop,
-        epochs_run=len(history),
-        resumed_from_epoch=resumed_from,
-        device=str(dev),
-        train_jets_per_s=float(np.mean(rates)) if rates else float("nan"),
-        config_hash=cfg_hash,
-        metrics={
-            "class_weights": [float(v) for v in cw_np],
-            "n_train": n_train,
-            "n_val": None if val_inputs is None else len(val_classes),
-        },
-    )
-    info = {
-        "best_epoch": result.best_epoch,
-        "best_val_loss": result.best_val_loss,
-        "epochs_run": result.epochs_run,
-        "stopped_early": result.stopped_early,
-        "train_jets_per_s": result.train_jets_per_s,
-        "device": result.device,
-        **result.metrics,
-    }
-    save_model(model, result.model_path, info)
-    write_json(
-        outdir / f"{name}.history.json", {"history": history, **info, "config_hash": cfg_hash}
-    )
-    return result
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        rates = [h["jets_per_s"] for h in history if math.isfinite(h["jets_per_s"])]
+        result = TrainResult(
+            model=model,
+            model_path=outdir / f"{name}.pt",
+            history=history,
+            best_epoch=stopper.best_epoch,
+            best_val_loss=stopper.best,
+            stopped_early=stopper.should_stop,
+            epochs_run=len(history),
+            resumed_from_epoch=resumed_from,
+            device=str(dev),
+            train_jets_per_s=float(np.mean(rates)) if rates else float("nan"),
+            config_hash=cfg_hash,
+            metrics={
+                "class_weights": [float(v) for v in cw_np],
+                "n_train": n_train,
+                "n_val": None if val_inputs is None else len(val_classes),
+            },
+        )
+        info = {
+            "best_epoch": result.best_epoch,
+            "best_val_loss": result.best_val_loss,
+            "epochs_run": result.epochs_run,
+            "stopped_early": result.stopped_early,
+            "train_jets_per_s": result.train_jets_per_s,
+            "device": result.device,
+            **result.metrics,
+        }
+        save_model(model, result.model_path, info)
+        write_json(
+            outdir / f"{name}.history.json", {"history": history, **info, "config_hash": cfg_hash}
+        )
+        return result
 
 
 def hash_for(cfg: Mapping[str, Any], **extra: Any) -> str:
