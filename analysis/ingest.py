@@ -455,7 +455,8 @@ class Fileset(dict):
         hepline files are grouped by the ``sample`` in their metadata (unless ``dataset``
         names one dataset for all); the dataset ``metadata`` holds ``format``, ``sample``,
         ``process``, ``xsec_pb``, ``xsec_source`` (which must agree between the files of a
-        sample), ``sumw`` and ``n_events`` (summed over the files' ``Runs`` trees; the JSON
+        sample, except a Pythia ``xsec_pb``: each shard's estimate is combined as the
+        generated-event-weighted mean, as the generation merge does), ``sumw`` and ``n_events`` (summed over the files' ``Runs`` trees; the JSON
         values if a file has none) and ``n_files``. NanoAOD and Delphes files go to
         ``dataset`` or, if not given, to a dataset named after their directory.
 
@@ -467,6 +468,7 @@ class Fileset(dict):
         req = None if required_branches is None else tuple(required_branches)
         out = cls()
         origin: dict[str, dict[str, str]] = {}  # dataset -> key -> file that set it
+        xsec_sums: dict[str, list[float]] = {}  # dataset -> [Σ n_gen·σ, Σ n_gen] (Pythia σ)
         for p in paths:
             path = os.fspath(p)
             try:
@@ -507,6 +509,15 @@ class Fileset(dict):
                 md["sumw"] = md.get("sumw", 0.0) + float(sumw)
             for key in _DATASET_META_KEYS:
                 if key not in meta:
+                    continue
+                if key == "xsec_pb" and meta.get("xsec_source") == "pythia":
+                    # each shard's sigmaGen is an independent estimate of the same σ: combine
+                    # them weighted by generated events, as `analysis.generation merge` does
+                    n_gen = float(meta.get("n_generated") or meta.get("n_events") or 1)
+                    acc = xsec_sums.setdefault(name, [0.0, 0.0])
+                    acc[0] += n_gen * float(meta[key])
+                    acc[1] += n_gen
+                    md[key] = acc[0] / acc[1]
                     continue
                 if key in md and md[key] != meta[key]:
                     raise InputFileError(

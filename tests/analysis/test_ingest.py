@@ -412,3 +412,24 @@ def test_validate_fileset_all_bad_is_an_error(tmp_path):
     empty.touch()
     with pytest.raises(ValueError, match="no readable input file"):
         ingest.validate_fileset({"ds": {"files": {str(empty): "Events"}}}, skip_bad=True)
+
+
+def test_fileset_combines_pythia_cross_sections_of_shards(tmp_path):
+    """Pythia's σ differs statistically per shard: the fileset takes the n_generated-weighted
+    mean; an external σ must still agree between shards."""
+    import numpy as np
+
+    from analysis.fixtures import write_hepline_fixture
+    from analysis.ingest import Fileset
+
+    rng = np.random.default_rng(7)
+    a = write_hepline_fixture(tmp_path / "a.root", 10, rng, sample="s", shard=0, xsec_pb=100.0,
+                              metadata={"xsec_source": "pythia", "n_generated": 300})
+    b = write_hepline_fixture(tmp_path / "b.root", 10, rng, sample="s", shard=1, xsec_pb=110.0,
+                              metadata={"xsec_source": "pythia", "n_generated": 100})
+    fs = Fileset.from_files([a, b])
+    assert fs["s"]["metadata"]["xsec_pb"] == pytest.approx((300 * 100.0 + 100 * 110.0) / 400)
+    c = write_hepline_fixture(tmp_path / "c.root", 10, rng, sample="e", shard=0, xsec_pb=1.0)
+    d = write_hepline_fixture(tmp_path / "d.root", 10, rng, sample="e", shard=1, xsec_pb=2.0)
+    with pytest.raises(InputFileError, match="xsec_pb"):
+        Fileset.from_files([c, d])
