@@ -1,7 +1,7 @@
 """Fixtures of the tagger tests: a small generated ttbar sample and hand-made events.
 
-The ttbar sample (``N_TTBAR`` events, shard 0 of the default config) is generated once per
-session with :func:`analysis.generation.produce.produce_shard`; tests must not modify the
+The ttbar sample is the session-wide generated shard of tests/conftest.py (``ttbar_file``,
+shard 0 of the default config), produced once for all test directories; tests must not modify the
 datasets built from it (``TaggingDataset.subset`` copies).
 """
 
@@ -14,20 +14,17 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from analysis.config import load_config
-from analysis.generation.produce import produce_shard
 from analysis.generation.tracking import perigee
 from taggers.dataset import Split, prepare_splits
 from taggers.features import TaggingDataset, load_dataset, tagger_config
 
-REPO = Path(__file__).resolve().parents[2]
-N_TTBAR = 400
 B_FIELD_T = 2.0
 
 
 @pytest.fixture(scope="session")
-def full_config() -> dict:
-    return load_config(REPO / "workflows" / "config" / "default.yaml")
+def full_config(default_config: dict) -> dict:
+    """The validated default config (the shared fixture of tests/conftest.py)."""
+    return default_config
 
 
 @pytest.fixture(scope="session")
@@ -37,10 +34,9 @@ def cfg(full_config: dict) -> dict:
 
 
 @pytest.fixture(scope="session")
-def tagger_ttbar_file(tmp_path_factory: pytest.TempPathFactory, full_config: dict) -> Path:
-    path = tmp_path_factory.mktemp("taggers") / "ttbar_0.root"
-    produce_shard(full_config, "ttbar", 0, path, n_events=N_TTBAR, progress=False)
-    return path
+def tagger_ttbar_file(ttbar_file: Path) -> Path:
+    """The shared generated ttbar shard of tests/conftest.py (400 events, shard 0)."""
+    return ttbar_file
 
 
 @pytest.fixture(scope="session")
