@@ -590,22 +590,8 @@ class Fileset(dict):
         return out
 
 
-def build_fileset(
-    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-    *,
-    format: str = "auto",
-    dataset: str | None = None,
-    skip_bad: bool = False,
-    required_branches: Iterable[str] | None = None,
-) -> Fileset:
-    """Alias of :meth:`Fileset.from_files`."""
-    return Fileset.from_files(
-        paths,
-        format=format,
-        dataset=dataset,
-        skip_bad=skip_bad,
-        required_branches=required_branches,
-    )
+build_fileset = Fileset.from_files
+"""Alias of :meth:`Fileset.from_files`."""
 
 
 def validate_fileset(
