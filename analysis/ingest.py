@@ -231,6 +231,9 @@ class FileInfo:
     format: str
     treename: str
     num_entries: int
+    uuid: bytes = b""
+    """The ROOT file's UUID (``TFile::fUUID``, 16 bytes): its identity in provenance and in
+    coffea's metadata cache."""
 
 
 def _branch_names(tree) -> set[str]:
@@ -315,7 +318,8 @@ def validate_file(
         tree_name = treename or spec.treename
         req = spec.required_branches if required_branches is None else tuple(required_branches)
         _, n = _check_tree(f, path, tree_name, req, deep)
-    return FileInfo(path=path, format=fmt, treename=tree_name, num_entries=n)
+        uuid = bytes(getattr(f.file, "fUUID", b"") or b"")
+    return FileInfo(path=path, format=fmt, treename=tree_name, num_entries=n, uuid=uuid)
 
 
 def validate_files(
@@ -431,6 +435,8 @@ class Fileset(dict):
         self.skipped: list[dict[str, str]] = list(skipped or [])
         self.num_entries: dict[str, int] = {}
         """``{path: entries}`` of the files validated into this fileset (may be empty)."""
+        self.uuids: dict[str, bytes] = {}
+        """``{path: ROOT file UUID}`` of the files validated into this fileset (may be empty)."""
 
     def files(self) -> list[str]:
         """All file paths, dataset by dataset."""
@@ -634,6 +640,7 @@ def validate_fileset(
             formats.setdefault(info.format, path)
             kept[path] = info.treename
             out.num_entries[path] = info.num_entries
+            out.uuids[path] = info.uuid
         if kept:
             out[name] = {"files": kept, "metadata": dict(entry.get("metadata") or {})}
     if not out:

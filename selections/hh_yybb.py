@@ -422,6 +422,79 @@ def _flat(coll: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     return _flat_layout(coll[name])
 
 
+def truth_tag_rows(jets: FlatCollection, jet_mask: np.ndarray, event_mask: np.ndarray,
+                   efficiencies: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+    """Truth tagging: every way an event's selected jets can make it 2-tag or 1-tag, with its
+    probability, instead of cutting on the discriminant.
+
+    ``jets`` are ordered by decreasing pT in each event; ``jet_mask`` selects the jets,
+    ``event_mask`` the events to expand. ``efficiencies[name] = (ε_2tag, ε_1tag)``, each
+    indexed by flavour class (:data:`selections.objects.FLAVOUR_CLASSES`), with the 1-tag WP
+    nested inside the 2-tag one (ε_1tag ≤ ε_2tag per jet). The rows reproduce the cut-based
+    categories of the selection exactly in expectation:
+
+    - 2-tag with candidates (a, b), a < b: a and b are the two leading jets tagged at the
+      2-tag WP, P = ε_a ε_b Π_{k<b, k≠a} (1 − ε_k);
+    - 1-tag with tagged jet a: a is the only jet at the 2-tag WP and passes the 1-tag WP,
+      P = ε¹_a Π_{k≠a} (1 − ε_k); the second candidate is the leading other jet.
+
+    Returns ``{"evt", "kind" (2 or 1), "c0", "c1" (flat jet indices), "p": {name: P}}``.
+    Summed over an event's rows, P is P(2-tag) + P(1-tag) ≤ 1.
+    """
+    m = np.asarray(jet_mask) & np.asarray(event_mask)[jets.evt]
+    idx = np.flatnonzero(m)
+    ev = jets.evt[idx]
+    counts = np.bincount(ev, minlength=jets.n_events)
+    starts = np.concatenate([[0], np.cumsum(counts)])[:-1]
+    rank = np.arange(len(idx)) - starts[ev]
+    events = np.flatnonzero(counts > 0)
+    nmax = int(counts.max()) if len(idx) else 0
+    row_of = np.full(jets.n_events, -1, dtype=np.int64)
+    row_of[events] = np.arange(len(events))
+    J = np.full((len(events), nmax), -1, dtype=np.int64)
+    J[row_of[ev], rank] = idx
+    present = J >= 0
+    fc = np.asarray(jets["flavour_class"], dtype=np.intp)[np.where(present, J, 0)]
+
+    combos = [(2, a, b) for b in range(nmax) for a in range(b)]
+    combos += [(1, a, 1 if a == 0 else 0) for a in range(nmax)]
+    out_p: dict[str, list[np.ndarray]] = {name: [] for name in efficiencies}
+    evt_parts, kind_parts, c0_parts, c1_parts = [], [], [], []
+    for kind, a, b in combos:
+        if b >= nmax:
+            continue
+        ok = present[:, a] & present[:, b]
+        if not ok.any():
+            continue
+        evt_parts.append(events[ok])
+        kind_parts.append(np.full(int(ok.sum()), kind, dtype=np.int8))
+        c0_parts.append(J[ok, a])
+        c1_parts.append(J[ok, b])
+        for name, (e2, e1) in efficiencies.items():
+            eps = np.where(present, np.asarray(e2)[fc], 0.0)[ok]
+            q = 1.0 - eps
+            if kind == 2:
+                others = [k for k in range(b) if k != a]
+                p = eps[:, a] * eps[:, b]
+            else:
+                others = [k for k in range(nmax) if k != a]
+                p = np.asarray(e1)[fc[ok, a]].astype(np.float64)
+            if others:
+                p = p * np.prod(q[:, others], axis=1)
+            out_p[name].append(p)
+
+    def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+
+    return {
+        "evt": cat(evt_parts, np.int64),
+        "kind": cat(kind_parts, np.int8),
+        "c0": cat(c0_parts, np.int64),
+        "c1": cat(c1_parts, np.int64),
+        "p": {name: cat(v, np.float64) for name, v in out_p.items()},
+    }
+
+
 class HHyybbProcessor(processor.ProcessorABC):
     """HH → γγbb̄ selection (module docstring) on hepline or CMS NanoAOD events.
 
@@ -460,11 +533,22 @@ class HHyybbProcessor(processor.ProcessorABC):
         nom = np.array([sfs[f]["nominal"] for f in O.FLAVOUR_CLASSES])
         unc = np.array([sfs[f]["uncertainty"] for f in O.FLAVOUR_CLASSES])
         self._sf_tables = {"nominal": O.btag_weight_table(eff, np.tile(nom, (len(wps), 1)))}
+        # truth tagging: the data efficiency (SF × ε, per flavour class) at the 2-tag and
+        # 1-tag WPs, for the nominal SFs and each SF variation
+        i_two, i_one = wps.index(btag.two_tag_wp), wps.index(btag.one_tag_wp)
+        self._tt_eff = {"nominal": (np.clip(nom * eff[i_two], 0, 1), np.clip(nom * eff[i_one], 0, 1))}
         for i, fl in enumerate(O.FLAVOUR_CLASSES):
             for sign, tag in ((+1, "Up"), (-1, "Down")):
                 s = nom.copy()
                 s[i] = nom[i] + sign * unc[i]
                 self._sf_tables[f"btag_{fl}{tag}"] = O.btag_weight_table(eff, np.tile(s, (len(wps), 1)))
+                self._tt_eff[f"btag_{fl}{tag}"] = (np.clip(s * eff[i_two], 0, 1), np.clip(s * eff[i_one], 0, 1))
+        self.truth_tag_samples = set(self.cfg["btag"]["truth_tag_samples"])
+        if self.truth_tag_samples and not self.omap["jet"].get("flavour"):
+            raise WorkingPointError(
+                f"selection.hh_yybb.btag.truth_tag_samples {sorted(self.truth_tag_samples)} needs the "
+                f"jet truth flavour, but selection.objects.{fmt}.jet has no 'flavour' field"
+            )
 
     # -- reading ------------------------------------------------------------------------
     def _source(self, events: Any) -> Any:
@@ -540,7 +624,10 @@ class HHyybbProcessor(processor.ProcessorABC):
 
     # -- one pass of the selection ---------------------------------------------------------
     def _analyse(self, obj: dict[str, Any], photon_scale: Any = None, jet_scale: float = 1.0,
-                 packed: bool = False) -> dict[str, Any]:
+                 packed: bool = False, truth_tables: Sequence[str] | None = None) -> dict[str, Any]:
+        """One pass of the selection. With ``truth_tables`` (names of :attr:`_tt_eff`) the
+        b-tag categories come from :func:`truth_tag_rows` (result key ``rows``) and the
+        event-level tag categories are empty."""
         c = self.cfg
         pc = c["photons"]
         n = obj["n"]
@@ -603,26 +690,53 @@ class HHyybbProcessor(processor.ProcessorABC):
         c1 = np.where(t1 >= 0, t1, np.where(t0 >= 0, u0, u1))
         l0, l1 = jets.nth(jmask, 0), jets.nth(jmask, 1)
 
-        def pair_obs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
+        def pair_obs(a: np.ndarray, b: np.ndarray, ev: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
             ja = [_take(jets[f], a) for f in ("pt", "eta", "phi", "mass")]
             jb = [_take(jets[f], b) for f in ("pt", "eta", "phi", "mass")]
             va, vb = O.p4(*ja), O.p4(*jb)
+            h1, h2, m_yy = (g1, g2, myy) if ev is None else (
+                tuple(x[ev] for x in g1), tuple(x[ev] for x in g2), myy[ev])
             mbb = O.invariant_mass(va, vb)
-            mstar = O.invariant_mass(va, vb, g1, g2) - mbb - myy + c["categories"]["mstar_offset"]
+            mstar = O.invariant_mass(va, vb, h1, h2) - mbb - m_yy + c["categories"]["mstar_offset"]
             return mbb, mstar, np.fmax(ja[0], jb[0]), np.fmin(ja[0], jb[0])
+
+        def kin_masks(mbb: np.ndarray, mstar: np.ndarray, j1: np.ndarray, j2: np.ndarray) -> dict[str, np.ndarray]:
+            with np.errstate(invalid="ignore"):
+                out = {}
+                for k in KINEMATIC:
+                    kc = c["categories"][k]
+                    out[k] = ((j1 > kc["leading_jet_pt_min"]) & (j2 > kc["subleading_jet_pt_min"])
+                              & (mbb > kc["mbb_window"][0]) & (mbb < kc["mbb_window"][1]))
+                out["lowmstar"] = mstar < c["categories"]["mstar_split"]
+                out["highmstar"] = mstar >= c["categories"]["mstar_split"]
+            return out
 
         mbb, mstar, j1, j2 = pair_obs(c0, c1)
         mjj_lead, mstar_lead, _, _ = pair_obs(l0, l1)
-
+        km = kin_masks(mbb, mstar, j1, j2)
+        kin = {k: km[k] for k in KINEMATIC}
+        low, high = km["lowmstar"], km["highmstar"]
         with np.errstate(invalid="ignore"):
-            kin = {}
-            for k in KINEMATIC:
-                kc = c["categories"][k]
-                kin[k] = ((j1 > kc["leading_jet_pt_min"]) & (j2 > kc["subleading_jet_pt_min"])
-                          & (mbb > kc["mbb_window"][0]) & (mbb < kc["mbb_window"][1]))
-            low = mstar < c["categories"]["mstar_split"]
-            high = mstar >= c["categories"]["mstar_split"]
             res = np.abs(myy - c["resonant"]["higgs_mass"]) < c["resonant"]["myy_half_window"]
+
+        rows = None
+        if truth_tables is not None:
+            pre = ((i2 >= 0) & frac & window & (n_lep == 0) & (n_j >= jc["min_jets"])
+                   & (n_j <= jc["max_central_jets"]))
+            tt = truth_tag_rows(jets, jmask, pre, {t: self._tt_eff[t] for t in truth_tables})
+            r_mbb, r_mstar, r_j1, r_j2 = pair_obs(tt["c0"], tt["c1"], tt["evt"])
+            rk = kin_masks(r_mbb, r_mstar, r_j1, r_j2)
+            r_res = res[tt["evt"]]
+            r_regions = {}
+            for t, kind in zip(TAGS, (2, 1), strict=True):
+                is_t = tt["kind"] == kind
+                for k in KINEMATIC:
+                    for m in MSTAR:
+                        r_regions[f"{t}_{k}_{m}"] = is_t & rk[k] & rk[m]
+                    r_regions[f"res_{t}_{k}"] = is_t & rk[k] & r_res
+            rows = {**tt, "regions": r_regions,
+                    "obs": {"m_yy": myy[tt["evt"]], "m_bb": r_mbb, "m_star": r_mstar}}
+            tag = np.zeros(n, dtype=np.int64)  # the event-level tag categories stay empty
 
         steps = {
             "two_photons": (i2 >= 0),
@@ -661,6 +775,7 @@ class HHyybbProcessor(processor.ProcessorABC):
             "obs_leading": {"m_yy": myy, "m_bb": mjj_lead, "m_star": mstar_lead},
             "jet_mask": jmask,
             "jets": jets,
+            "rows": rows,
         }
 
     def _btag_weights(self, res: dict[str, Any], names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -671,7 +786,11 @@ class HHyybbProcessor(processor.ProcessorABC):
         return {name: O.btag_event_weight_flat(f, b, offsets, self._sf_tables[name]) for name in names}
 
     def _fill(self, hists: dict[str, Any], res: dict[str, Any], weights: Mapping[str, np.ndarray]) -> None:
-        """One ``fill`` per observable and weight variation, all regions at once."""
+        """One ``fill`` per observable and weight variation, all regions at once.
+
+        Truth-tagged rows (``res["rows"]``) are filled with the event weight times the row's
+        tag probability for that variation (the nominal one for non-b-tag variations)."""
+        rows = res.get("rows")
         for name, h in hists.items():
             idx_parts, lab_parts, x_parts = [], [], []
             for region, mask in res["regions"].items():
@@ -684,15 +803,27 @@ class HHyybbProcessor(processor.ProcessorABC):
                 idx_parts.append(idx[ok])
                 x_parts.append(x[ok])
                 lab_parts.append(np.full(int(ok.sum()), region, dtype=object))
-            if not idx_parts:
+            r_idx_parts, r_lab_parts, r_x_parts = [], [], []
+            if rows is not None:
+                for region, mask in rows["regions"].items():
+                    idx = np.flatnonzero(mask)
+                    x = rows["obs"][name][idx]
+                    ok = np.isfinite(x)
+                    r_idx_parts.append(idx[ok])
+                    r_x_parts.append(x[ok])
+                    r_lab_parts.append(np.full(int(ok.sum()), region, dtype=object))
+            idx = np.concatenate(idx_parts) if idx_parts else np.zeros(0, dtype=np.int64)
+            r_idx = np.concatenate(r_idx_parts) if r_idx_parts else np.zeros(0, dtype=np.int64)
+            if idx.size + r_idx.size == 0:
                 continue
-            idx = np.concatenate(idx_parts)
-            if idx.size == 0:
-                continue
-            x = np.concatenate(x_parts)
-            labels = np.concatenate(lab_parts)
+            x = np.concatenate([*x_parts, *r_x_parts])
+            labels = np.concatenate([*lab_parts, *r_lab_parts])
             for variation, w in weights.items():
-                h.fill(region=labels, variation=variation, **{name: x}, weight=w[idx])
+                wv = w[idx]
+                if r_idx.size:
+                    p = rows["p"].get(variation, rows["p"]["nominal"])
+                    wv = np.concatenate([wv, w[rows["evt"][r_idx]] * p[r_idx]])
+                h.fill(region=labels, variation=variation, **{name: x}, weight=wv)
 
     def process(self, events: Any) -> dict[str, Any]:
         dataset = events.metadata.get("dataset", "default")
@@ -701,9 +832,13 @@ class HHyybbProcessor(processor.ProcessorABC):
         t_read = time.perf_counter()
         hists = H.make_hists(OBSERVABLES, REGIONS, self.variations, self.binning)
 
-        nominal = self._analyse(obj, packed=True)
+        truth = dataset in self.truth_tag_samples
         names = list(self._sf_tables) if self.systematics else ["nominal"]
-        bw = self._btag_weights(nominal, names)
+        nominal = self._analyse(obj, packed=True, truth_tables=names if truth else None)
+        if truth:  # the tag probabilities carry the b-tagging (SFs included) in the rows
+            bw = {name: np.ones(obj["n"]) for name in names}
+        else:
+            bw = self._btag_weights(nominal, names)
         weights = Weights(obj["n"], storeIndividual=True)
         weights.add("genWeight", obj["weight"])
         weights.add("btagSF", bw["nominal"])
@@ -731,6 +866,19 @@ class HHyybbProcessor(processor.ProcessorABC):
         raw = np.array([int(np.count_nonzero(m)) for m in masks], dtype=np.int64)
         sumw = np.array([float(w_nom[m].sum()) for m in masks])
         sumw2 = np.array([float(np.square(w_nom[m]).sum()) for m in masks])
+        if truth:
+            # b-tag rows of the cutflow from the truth-tag rows: weighted = Σ w·P, raw = the
+            # MC events that contribute
+            rows = nominal["rows"]
+            wr = w_nom[rows["evt"]] * rows["p"]["nominal"]
+            row_masks = [np.ones(len(wr), dtype=bool), rows["kind"] == 2, rows["kind"] == 1]
+            row_masks += [rows["regions"][r] for r in (*NONRES_REGIONS, *RES_REGIONS)]
+            first = len(SEQUENTIAL_STEPS) - 1  # "btag_1or2"
+            for k, m in enumerate(row_masks):
+                m = m & (rows["p"]["nominal"] > 0)
+                raw[first + k] = np.unique(rows["evt"][m]).size
+                sumw[first + k] = float(wr[m].sum())
+                sumw2[first + k] = float(np.square(np.bincount(rows["evt"][m], wr[m])).sum())
 
         n_events = obj["n"]
         if self.systematics:
@@ -747,8 +895,12 @@ class HHyybbProcessor(processor.ProcessorABC):
                 ("jet_scaleDown", {"jet_scale": 1.0 - djes}),
             ]
             for name, kw in shifted:
-                r = self._analyse(obj, **kw)
-                w = gen_w * self._btag_weights(r, ["nominal"])["nominal"]
+                if truth:
+                    r = self._analyse(obj, truth_tables=["nominal"], **kw)
+                    w = gen_w
+                else:
+                    r = self._analyse(obj, **kw)
+                    w = gen_w * self._btag_weights(r, ["nominal"])["nominal"]
                 self._fill(hists, r, {name: w})
         t_end = time.perf_counter()
         timing = {"read_s": t_read - t0, "select_fill_s": t_end - t_read}

@@ -383,3 +383,92 @@ def test_per_smearing_is_deterministic():
     assert np.array_equal(z, S._hash_normals(keys, 5))
     assert abs(z.mean()) < 0.01 and abs(z.std() - 1) < 0.01
     assert not np.array_equal(z, S._hash_normals(keys, 6))
+
+
+# ---------------------------------------------------------------------------------------
+# truth tagging
+# ---------------------------------------------------------------------------------------
+def _cut_based_categories(flav, bins, e2, e1):
+    """Exact enumeration over every tag-bin configuration of one event's jets (pT-ordered):
+    {(kind, c0, c1): probability} with the cut-based rule of the processor."""
+    import itertools
+
+    out: dict = {}
+    n = len(flav)
+    for conf in itertools.product((0, 1, 2), repeat=n):  # 0 untagged, 1 2-tag WP only, 2 also 1-tag WP
+        p = 1.0
+        for f, b in zip(flav, conf, strict=True):
+            p *= (1 - e2[f], e2[f] - e1[f], e1[f])[b]
+        two = [i for i, b in enumerate(conf) if b >= 1]
+        one = [i for i, b in enumerate(conf) if b >= 2]
+        if len(two) >= 2:
+            key = (2, two[0], two[1])
+        elif one:
+            other = [i for i in range(n) if i != one[0]][0]
+            key = (1, one[0], other)
+        else:
+            continue
+        out[key] = out.get(key, 0.0) + p
+    return out
+
+
+def test_truth_tag_rows_match_exact_enumeration():
+    rng = np.random.default_rng(5)
+    counts = np.array([2, 3, 0, 5, 4, 1, 3])
+    n = counts.sum()
+    jets = S.FlatCollection(counts, {"pt": np.ones(n), "flavour_class": rng.integers(0, 3, n).astype(np.int8)})
+    jet_mask = rng.random(n) > 0.15
+    event_mask = np.array([True, True, True, True, True, True, False])
+    e2 = np.array([0.04, 0.3, 0.72])
+    e1 = np.array([0.01, 0.1, 0.61])
+    rows = S.truth_tag_rows(jets, jet_mask, event_mask, {"nominal": (e2, e1), "up": (e2 * 1.1, e1 * 1.1)})
+    got: dict = {}
+    for ev, k, a, b, p in zip(rows["evt"], rows["kind"], rows["c0"], rows["c1"], rows["p"]["nominal"], strict=True):
+        got[(int(ev), int(k), int(a), int(b))] = p
+    expected: dict = {}
+    for ev in range(len(counts)):
+        if not event_mask[ev]:
+            continue
+        idx = [i for i in range(jets.offsets[ev], jets.offsets[ev + 1]) if jet_mask[i]]
+        if len(idx) < 2:
+            continue  # the selection requires two jets before b-tagging
+        for (k, a, b), p in _cut_based_categories([jets["flavour_class"][i] for i in idx], None, e2, e1).items():
+            expected[(ev, k, idx[a], idx[b])] = p
+    # events with one selected jet give 1-tag rows without a second candidate: none here
+    assert set(got) == set(expected)
+    for key, p in expected.items():
+        assert got[key] == pytest.approx(p, rel=1e-12), key
+    # the SF-shifted efficiencies change the probabilities
+    assert not np.allclose(rows["p"]["up"], rows["p"]["nominal"])
+
+
+def test_truth_tagging_in_the_selection(hepline_events, wp_file, config):
+    cut = S.run_selection([hepline_events], config, wp_file)
+    cfg = {**config, "selection": {"hh_yybb": {"btag": {"truth_tag_samples": ["hhtest"]}}}}
+    truth = S.run_selection([hepline_events], cfg, wp_file)
+    rc, rt = _rows(cut.histset), _rows(truth.histset)
+    pre = S.SEQUENTIAL_STEPS[:-1]
+    for step in pre:  # nothing before b-tagging changes
+        assert rt[step] == rc[step], step
+    # every event after the jet cuts contributes, with total probability < 1
+    assert rt["btag_1or2"][0] == rc["max_central_jets"][0]
+    assert 0 < rt["btag_1or2"][1] < rc["max_central_jets"][1]
+    assert rt["btag_1or2"][1] == pytest.approx(rt["2tag"][1] + rt["1tag"][1])
+    # histograms hold exactly the cutflow's weighted yields
+    h = truth.histset["samples"]["hhtest"]["hists"]["m_yy"]
+    for region in ("2tag_loose_lowmstar", "res_1tag_loose"):
+        total = h[{"region": region, "variation": "nominal"}].sum(flow=True).value
+        assert total == pytest.approx(rt[region][1], rel=1e-9, abs=1e-12)
+    # b-tag SF variations move the truth-tagged yields
+    up = h[{"region": "2tag_loose_lowmstar", "variation": "btag_bUp"}].sum(flow=True).value
+    nom = h[{"region": "2tag_loose_lowmstar", "variation": "nominal"}].sum(flow=True).value
+    if nom > 0:
+        assert up != pytest.approx(nom)
+
+
+def test_truth_tagging_needs_truth_flavour(config):
+    sel = S.selection_config({"selection": {"hh_yybb": {"btag": {"truth_tag_samples": ["x"]}}}})
+    sel["objects"]["hepline"]["jet"]["flavour"] = None
+    spec = S.btag_spec(S.selection_config({}), "hepline", WP_FILE_CONTENT)
+    with pytest.raises(S.WorkingPointError, match="truth flavour"):
+        S.HHyybbProcessor(sel, "hepline", spec)
