@@ -140,6 +140,27 @@ def test_resonant_grid_table_and_brazil_plot(tmp_path):
     assert obs_rows[0]["mu"]["observed"] is not None and obs_rows[0]["mu"]["observed"] > 0
 
 
+def test_nonresonant_mu_hh_from_an_lhe_sample_matches_independent_asymptotics(tmp_path):
+    """A non-resonant SM HH sample (LHE input) gives the limit on μ_HH; on a one-bin model
+    without systematics it equals the hand-written asymptotic CLs."""
+    s, b = 4.0, 30.0
+    hs = histset({"hh_sm": [("sr", v, [125.0], [s]) for v in ("nominal", "jet_scaleUp", "jet_scaleDown")],
+                  "bkg": [("sr", v, [125.0], [b]) for v in ("nominal", "jet_scaleUp", "jet_scaleDown")]})
+    cfg = {"seed": 1, "generation": {"samples": {
+        "hh_sm": {"process": "lhe", "lhe_file": str(tmp_path / "hh.lhe"), "xsec_pb": 0.03105,
+                  "decay": "hh_yybb", "shards": 1, "events_per_shard": 1}}},
+        "limits": {"backgrounds": ["bkg"], "systematics": [], "lumi_uncertainty": 0.0, "mc_stat": False,
+                   "test_statistic": "q", "resonant": {"signals": []},
+                   "nonresonant": {"signal": "hh_sm", "observable": "m_yy", "rebin": 110, "regions": ["sr"]}}}
+    entries = L.signal_workspaces(hs, cfg)
+    assert [e["mode"] for e in entries] == ["nonresonant"]
+    (row,) = L.run_limits(entries, cfg)
+    exp, _ = _independent_single_bin(s, b, b)
+    assert row["mu"]["expected"][2] == pytest.approx(exp[2], rel=0.01)
+    assert row["mu"]["expected"] == pytest.approx(exp, rel=0.02)
+    assert "sigma_limit_pb" not in row or row["sigma_limit_pb"] is None
+
+
 # ---------------------------------------------------------------------------------------
 # bad input
 # ---------------------------------------------------------------------------------------
