@@ -1,7 +1,9 @@
 # hepline: the whole analysis chain as one Snakemake workflow.
 #   snakemake --cores 2                         # default (small) config
 #   snakemake --cores 2 --configfile workflows/config/full.yaml
-# Each stage lives in its own rule file under workflows/rules/.
+#   snakemake --profile workflows/profiles/slurm --configfile workflows/config/full.yaml
+# Each stage lives in its own rule file under workflows/rules/; batch-farm profiles, the
+# conda environment and the report captions are under workflows/ (docs/workflow.md).
 
 import sys
 from pathlib import Path
@@ -19,17 +21,26 @@ if not workflow.overwrite_configfiles:
 CONFIGFILES = [str(p) for p in (workflow.overwrite_configfiles or ["workflows/config/default.yaml"])]
 config = validate(config, source=" ".join(CONFIGFILES))
 
-PY = sys.executable  # the interpreter running Snakemake, i.e. the project's environment
+# The interpreter of the jobs: the one running Snakemake (the project's environment), or,
+# with --software-deployment-method conda, the `python` of workflows/envs/hepline.yaml.
+_DEPLOY = {m.name for m in workflow.deployment_settings.deployment_method}
+PY = "python" if "CONDA" in _DEPLOY else sys.executable
 OUT = Path(config["output_dir"])
 SAMPLES = config["generation"]["samples"]
 CONFIGFILE = CONFIGFILES[-1]
 
 
+include: "workflows/rules/common.smk"
 include: "workflows/rules/generation.smk"
 include: "workflows/rules/validation.smk"
 include: "workflows/rules/taggers.smk"
 include: "workflows/rules/calo.smk"
 include: "workflows/rules/hh_yybb.smk"
+
+
+# Cheap bookkeeping steps run on the submit host, not as batch jobs.
+localrules:
+    all,
 
 
 rule all:

@@ -92,6 +92,25 @@ def test_fileset_metadata_reaches_the_processor(hepline_sample_files):
     assert out == {"sig": {("sig", 0.0311, 55)}, "bkg": {("bkg", 50.0, 40)}}
 
 
+def test_validation_feeds_coffea_preprocessing(hepline_sample_files, monkeypatch):
+    """The runner's validation already read every file's entries and UUID: coffea must not
+    open the files again to preprocess them (and the dataset metadata must survive)."""
+    from coffea.processor import Runner
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("coffea re-opened a file for preprocessing")
+
+    from coffea.processor import executor
+
+    monkeypatch.setattr(Runner, "metadata_fetcher_root", staticmethod(refuse))
+    # coffea's process-wide cache may know these files from earlier tests: start empty
+    monkeypatch.setattr(executor, "DEFAULT_METADATA_CACHE", {})
+    res = run_processor(SummaryProcessor(), hepline_sample_files, {"executor": "iterative"})
+    assert res.output["sig"]["events"] == 55 and res.output["bkg"]["events"] == 40
+    fs = res.fileset
+    assert all(len(fs.uuids[p]) == 16 for p in fs.files())
+
+
 def test_maxchunks(hepline_sample_files):
     res = run_processor(SummaryProcessor(), hepline_sample_files, {"chunksize": 10, "maxchunks": 1})
     assert res.metrics["chunks"] == 2  # one per dataset

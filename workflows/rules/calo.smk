@@ -3,7 +3,7 @@
 #   per sample: shards -> sparse images (HDF5)      and   shards -> cut-based table (HDF5)
 #   all samples' images -> train (model + normalisation) -> evaluate on the test split, with the
 #   cut-based flags of the same events (ROC, TPR ratio, score histograms as ROOT TH1, plots).
-# Uses shard_files, SAMPLES, OUT, PY and CONFIGFILE from the Snakefile and generation.smk.
+# Uses shard_files/job_resources (common.smk) and SAMPLES, OUT, PY, CONFIGFILE (Snakefile).
 
 CALO_SIGNAL = list(config["rpv"]["signal_samples"])
 CALO_BACKGROUND = list(config["rpv"]["background_samples"])
@@ -12,6 +12,11 @@ _calo_missing = [s for s in CALO_SAMPLES if s not in SAMPLES]
 if _calo_missing:
     raise ValueError(f"rpv.signal_samples/background_samples name samples not in generation.samples: {_calo_missing}")
 CALO_TRAIN_THREADS = config["calo"]["training"]["threads"] or 2
+
+
+localrules:
+    rpv_cutbased_rates,
+    calo_all,
 
 
 rule calo_images:
@@ -29,9 +34,11 @@ rule calo_images:
         configfile=CONFIGFILE,
     wildcard_constraints:
         sample="|".join(CALO_SAMPLES),
+    conda:
+        "../envs/hepline.yaml"
+    retries: 2
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **job_resources(mem_mb=4000, runtime=60),
     shell:
         "{params.py} -m analysis.calo images --config {params.configfile} --sample {wildcards.sample} "
         "--output {output.h5} --metrics {output.metrics} {input} > {log} 2>&1"
@@ -52,9 +59,11 @@ rule rpv_cutbased:
         configfile=CONFIGFILE,
     wildcard_constraints:
         sample="|".join(CALO_SAMPLES),
+    conda:
+        "../envs/hepline.yaml"
+    retries: 2
     resources:
-        mem_mb=3000,
-        runtime=60,
+        **job_resources(mem_mb=3000, runtime=60),
     shell:
         "{params.py} -m selections.rpv_multijet select --config {params.configfile} --sample {wildcards.sample} "
         "--output {output.table} --summary {output.summary} {input} > {log} 2>&1"
@@ -67,9 +76,13 @@ rule rpv_cutbased_rates:
         OUT / "rpv" / "cutbased_rates.json",
     log:
         OUT / "logs" / "rpv" / "cutbased_rates.log",
+    benchmark:
+        OUT / "benchmarks" / "rpv" / "cutbased_rates.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,
+    conda:
+        "../envs/hepline.yaml"
     shell:
         "{params.py} -m selections.rpv_multijet rates --config {params.configfile} --output {output} "
         "{input} > {log} 2>&1"
@@ -91,9 +104,11 @@ rule calo_train:
         configfile=CONFIGFILE,
         outdir=lambda wc, output: Path(output.model).parent,
     threads: CALO_TRAIN_THREADS
+    conda:
+        "../envs/hepline.yaml"
+    retries: 1
     resources:
-        mem_mb=8000,
-        runtime=720,
+        **job_resources(mem_mb=8000, runtime=720),
     shell:
         # a rerun after an interruption resumes from calo_cnn.ckpt.pt in the same folder
         "{params.py} -m analysis.calo train --config {params.configfile} --output-dir {params.outdir} "
@@ -110,9 +125,12 @@ rule calo_evaluate:
         summary=OUT / "calo" / "evaluation" / "summary.json",
         scores=OUT / "calo" / "evaluation" / "scores.root",
         roc_points=OUT / "calo" / "evaluation" / "roc.npz",
-        roc=report(OUT / "calo" / "evaluation" / "roc.png", category="Calo CNN"),
-        score_plot=report(OUT / "calo" / "evaluation" / "scores.png", category="Calo CNN"),
-        examples=report(OUT / "calo" / "evaluation" / "example_images.png", category="Calo CNN"),
+        roc=report(OUT / "calo" / "evaluation" / "roc.png", category="Calo CNN",
+                   caption="../report/calo_roc.rst"),
+        score_plot=report(OUT / "calo" / "evaluation" / "scores.png", category="Calo CNN",
+                          caption="../report/calo_scores.rst"),
+        examples=report(OUT / "calo" / "evaluation" / "example_images.png", category="Calo CNN",
+                        caption="../report/calo_example_images.rst"),
     log:
         OUT / "logs" / "calo" / "evaluate.log",
     benchmark:
@@ -122,9 +140,11 @@ rule calo_evaluate:
         configfile=CONFIGFILE,
         outdir=lambda wc, output: Path(output.summary).parent,
     threads: CALO_TRAIN_THREADS
+    conda:
+        "../envs/hepline.yaml"
+    retries: 1
     resources:
-        mem_mb=6000,
-        runtime=120,
+        **job_resources(mem_mb=6000, runtime=120),
     shell:
         "{params.py} -m analysis.calo evaluate --config {params.configfile} --model {input.model} "
         "--normalisation {input.normalisation} --output-dir {params.outdir} --threads {threads} "

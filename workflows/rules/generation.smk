@@ -1,10 +1,11 @@
 # Generation: one job per shard (Pythia 8 + the parametric detector -> ROOT ntuple), then
 # one metadata merge per sample (sigma, sum of weights, files).
+# Uses shard_files/job_resources (common.smk) and SAMPLES/OUT/PY/CONFIGFILE (Snakefile).
 
 
-def shard_files(sample):
-    n = SAMPLES[sample]["shards"]
-    return [str(OUT / "samples" / sample / f"{sample}_{k}.root") for k in range(n)]
+localrules:
+    merge_sample,
+    generation_all,
 
 
 rule generate_shard:
@@ -20,9 +21,11 @@ rule generate_shard:
         configfile=CONFIGFILE,
     wildcard_constraints:
         shard=r"\d+",
+    conda:
+        "../envs/hepline.yaml"
+    retries: 2
     resources:
-        mem_mb=2000,
-        runtime=60,
+        **job_resources(mem_mb=2000, runtime=60),
     shell:
         "{params.py} -m analysis.generation produce --config {params.configfile} --sample {wildcards.sample} "
         "--shard {wildcards.shard} --output {output.root} --metrics {output.metrics} --quiet "
@@ -38,6 +41,8 @@ rule merge_sample:
         OUT / "logs" / "merge" / "{sample}.log",
     params:
         py=PY,
+    conda:
+        "../envs/hepline.yaml"
     shell:
         "{params.py} -m analysis.generation merge --output {output} {input} > {log} 2>&1"
 

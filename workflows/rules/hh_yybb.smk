@@ -1,20 +1,21 @@
 # HH -> yybb: event selection per sample -> sigma-weighted histograms with systematics ->
 # pyhf workspaces -> CLs limits (Brazil plot) -> paper plots (docs/hh_yybb.md).
 # Inputs: the b-tag-decorated ntuples and the working-point file of the taggers stage.
-# Uses shard_files/SAMPLES/OUT/PY/CONFIGFILE from the Snakefile and generation.smk.
+# Uses decorated_files/job_resources (common.smk) and SAMPLES/OUT/PY/CONFIGFILE (Snakefile).
 
 
 HH_SAMPLES = [s for s in config["selection"]["hh_yybb"]["samples"] if s in SAMPLES]
 HH_WP_FILE = OUT / "taggers" / "working_points.json"
 
 
-def hh_decorated_files(sample):
-    return [str(OUT / "decorated" / sample / f"{sample}_{k}.root") for k in range(SAMPLES[sample]["shards"])]
+localrules:
+    hh_yybb_plots,
+    hh_yybb_all,
 
 
 rule hh_yybb_select:
     input:
-        files=lambda wc: hh_decorated_files(wc.sample),
+        files=lambda wc: decorated_files(wc.sample),
         working_points=HH_WP_FILE,
         metadata=OUT / "samples" / "{sample}.json",
     output:
@@ -31,9 +32,11 @@ rule hh_yybb_select:
         configfile=CONFIGFILE,
     wildcard_constraints:
         sample="|".join(HH_SAMPLES) or "NO_SAMPLE",
+    conda:
+        "../envs/hepline.yaml"
+    retries: 2
     resources:
-        mem_mb=3000,
-        runtime=30,
+        **job_resources(mem_mb=3000, runtime=30),
     shell:
         "{params.py} -m selections.hh_yybb --config {params.configfile} "
         "--working-points {input.working_points} --sample-metadata {input.metadata} "
@@ -48,7 +51,8 @@ rule hh_yybb_histograms:
         hists=OUT / "hh_yybb" / "histograms" / "hists.pkl",
         root=OUT / "hh_yybb" / "histograms" / "hists.root",
         cutflow=OUT / "hh_yybb" / "histograms" / "cutflow.json",
-        cutflow_md=OUT / "hh_yybb" / "histograms" / "cutflow.md",
+        cutflow_md=report(OUT / "hh_yybb" / "histograms" / "cutflow.md", category="HH -> yybb",
+                          subcategory="Tables", caption="../report/hh_yybb_cutflow_table.rst"),
     log:
         OUT / "logs" / "hh_yybb" / "histograms.log",
     benchmark:
@@ -57,6 +61,11 @@ rule hh_yybb_histograms:
         py=PY,
         configfile=CONFIGFILE,
         outdir=lambda wc, output: Path(output.hists).parent,
+    conda:
+        "../envs/hepline.yaml"
+    retries: 1
+    resources:
+        **job_resources(mem_mb=2000, runtime=30),
     shell:
         "{params.py} -m analysis.histograms --config {params.configfile} --output-dir {params.outdir} "
         "{input} > {log} 2>&1"
@@ -75,6 +84,10 @@ rule hh_yybb_workspaces:
         py=PY,
         configfile=CONFIGFILE,
         outdir=lambda wc, output: Path(output.index).parent,
+    conda:
+        "../envs/hepline.yaml"
+    resources:
+        **job_resources(mem_mb=2000, runtime=30),
     shell:
         "{params.py} -m analysis.limits workspaces --config {params.configfile} --hists {input} "
         "--output-dir {params.outdir} > {log} 2>&1"
@@ -85,7 +98,8 @@ rule hh_yybb_limits:
         OUT / "hh_yybb" / "workspaces" / "index.json",
     output:
         limits=OUT / "hh_yybb" / "limits" / "limits.json",
-        table=OUT / "hh_yybb" / "limits" / "limits.md",
+        table=report(OUT / "hh_yybb" / "limits" / "limits.md", category="HH -> yybb",
+                     subcategory="Tables", caption="../report/hh_yybb_limits_table.rst"),
     log:
         OUT / "logs" / "hh_yybb" / "limits.log",
     benchmark:
@@ -94,8 +108,11 @@ rule hh_yybb_limits:
         py=PY,
         configfile=CONFIGFILE,
         outdir=lambda wc, output: Path(output.limits).parent,
+    conda:
+        "../envs/hepline.yaml"
+    retries: 1
     resources:
-        runtime=60,
+        **job_resources(mem_mb=2000, runtime=60),
     shell:
         "{params.py} -m analysis.limits limits --config {params.configfile} --index {input} "
         "--output-dir {params.outdir} > {log} 2>&1"
@@ -106,17 +123,25 @@ rule hh_yybb_plots:
         hists=OUT / "hh_yybb" / "histograms" / "hists.pkl",
         limits=OUT / "hh_yybb" / "limits" / "limits.json",
     output:
-        myy=report(OUT / "hh_yybb" / "plots" / "m_yy_categories.png", category="HH -> yybb"),
-        mstar=report(OUT / "hh_yybb" / "plots" / "m_star.png", category="HH -> yybb"),
-        cutflow=report(OUT / "hh_yybb" / "plots" / "cutflow.png", category="HH -> yybb"),
-        brazil=report(OUT / "hh_yybb" / "plots" / "brazil.png", category="HH -> yybb"),
+        myy=report(OUT / "hh_yybb" / "plots" / "m_yy_categories.png", category="HH -> yybb",
+                   caption="../report/hh_yybb_m_yy_categories.rst"),
+        mstar=report(OUT / "hh_yybb" / "plots" / "m_star.png", category="HH -> yybb",
+                     caption="../report/hh_yybb_m_star.rst"),
+        cutflow=report(OUT / "hh_yybb" / "plots" / "cutflow.png", category="HH -> yybb",
+                       caption="../report/hh_yybb_cutflow.rst"),
+        brazil=report(OUT / "hh_yybb" / "plots" / "brazil.png", category="HH -> yybb",
+                      caption="../report/hh_yybb_brazil.rst"),
         summary=OUT / "hh_yybb" / "plots" / "summary.json",
     log:
         OUT / "logs" / "hh_yybb" / "plots.log",
+    benchmark:
+        OUT / "benchmarks" / "hh_yybb" / "plots.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,
         outdir=lambda wc, output: Path(output.summary).parent,
+    conda:
+        "../envs/hepline.yaml"
     shell:
         "{params.py} -m analysis.plotting --config {params.configfile} --hists {input.hists} "
         "--limits {input.limits} --output-dir {params.outdir} > {log} 2>&1"

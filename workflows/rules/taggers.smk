@@ -4,6 +4,7 @@
 # samples in taggers.decorate_samples.
 #   snakemake --cores 2 taggers_all
 # Training uses one torch thread per job (taggers.threads); run jobs side by side instead.
+# Uses shard_files/decorated_files/job_resources (common.smk), SAMPLES/OUT/PY/CONFIGFILE (Snakefile).
 
 TAGGERS_CFG = config.get("taggers") or {}
 TAGGER_SAMPLE = TAGGERS_CFG.get("sample", "ttbar")
@@ -17,24 +18,16 @@ if TAGGER_SAMPLE not in SAMPLES:
     raise ValueError(f"taggers.sample {TAGGER_SAMPLE!r} is not a sample of generation.samples")
 
 
-def _default_decorate_samples():
-    """Every sample except the RPV-gluino and QCD-multijet ones (no b-tagging there)."""
-    skip = {"rpv_gluino", "qcd_multijet"}
-    return [s for s, c in SAMPLES.items()
-            if c.get("process") not in skip and not s.startswith(("rpv", "qcd"))]
-
-
 DECORATE_SAMPLES = TAGGERS_CFG.get("decorate_samples")
 if DECORATE_SAMPLES is None:
-    DECORATE_SAMPLES = _default_decorate_samples()
+    DECORATE_SAMPLES = default_decorate_samples()
 _unknown = [s for s in DECORATE_SAMPLES if s not in SAMPLES]
 if _unknown:
     raise ValueError(f"taggers.decorate_samples names unknown samples {_unknown}")
 
 
-def decorated_files(sample):
-    n = SAMPLES[sample]["shards"]
-    return [str(OUT / "decorated" / sample / f"{sample}_{k}.root") for k in range(n)]
+localrules:
+    taggers_all,
 
 
 TAGGER_MODEL_FILES = {
@@ -65,9 +58,11 @@ rule taggers_prepare:
         configfile=CONFIGFILE,
         outdir=TAGGERS_DIR,
     threads: 1
+    conda:
+        "../envs/hepline.yaml"
+    retries: 1
     resources:
-        mem_mb=12000,
-        runtime=60,
+        **job_resources(mem_mb=12000, runtime=60),
     shell:
         "{params.py} -m taggers.prepare --config {params.configfile} --output-dir {params.outdir} "
         "{input} > {log} 2>&1"
@@ -91,9 +86,11 @@ rule taggers_train_rnnip:
         configfile=CONFIGFILE,
         model_dir=TAGGER_MODELS,
     threads: TAGGER_THREADS
+    conda:
+        "../envs/hepline.yaml"
+    retries: 1
     resources:
-        mem_mb=8000,
-        runtime=360,
+        **job_resources(mem_mb=8000, runtime=360),
     shell:
         "{params.py} -m taggers.train --config {params.configfile} --tagger rnnip "
         "--train {input.train} --validation {input.validation} --model-dir {params.model_dir} "
@@ -116,9 +113,11 @@ rule taggers_train_mv2:
         configfile=CONFIGFILE,
         model_dir=TAGGER_MODELS,
     threads: TAGGER_THREADS
+    conda:
+        "../envs/hepline.yaml"
+    retries: 1
     resources:
-        mem_mb=6000,
-        runtime=120,
+        **job_resources(mem_mb=6000, runtime=120),
     shell:
         "{params.py} -m taggers.train --config {params.configfile} --tagger mv2 "
         "--train {input.train} --validation {input.validation} --model-dir {params.model_dir} "
@@ -145,9 +144,11 @@ rule taggers_train_dl1:
         configfile=CONFIGFILE,
         model_dir=TAGGER_MODELS,
     threads: TAGGER_THREADS
+    conda:
+        "../envs/hepline.yaml"
+    retries: 1
     resources:
-        mem_mb=6000,
-        runtime=240,
+        **job_resources(mem_mb=6000, runtime=240),
     shell:
         "{params.py} -m taggers.train --config {params.configfile} --tagger dl1 "
         "--train {input.train} --validation {input.validation} --rnnip {input.rnnip} "
@@ -184,9 +185,11 @@ rule taggers_evaluate:
         ipxd_dir=TAGGER_IPXD,
         outdir=TAGGERS_DIR,
     threads: 1
+    conda:
+        "../envs/hepline.yaml"
+    retries: 1
     resources:
-        mem_mb=6000,
-        runtime=60,
+        **job_resources(mem_mb=6000, runtime=60),
     shell:
         "{params.py} -m taggers.evaluate --config {params.configfile} --test {input.test} "
         "--models {params.model_dir} --ipxd {params.ipxd_dir} --output-dir {params.outdir} "
@@ -214,9 +217,11 @@ rule taggers_decorate:
         sample="|".join(DECORATE_SAMPLES) or "(?!)",
         shard=r"\d+",
     threads: 1
+    conda:
+        "../envs/hepline.yaml"
+    retries: 2
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **job_resources(mem_mb=4000, runtime=30),
     shell:
         "{params.py} -m taggers.decorate --config {params.configfile} --models {params.model_dir} "
         "--ipxd {params.ipxd_dir} --threads {threads} --output {output} {input.root} > {log} 2>&1"

@@ -1,6 +1,10 @@
 # Validation: control histograms of every sample, read back through NanoEvents (ROOT, JSON, PNG).
 
 
+localrules:
+    validation_all,
+
+
 rule validate_sample:
     input:
         lambda wc: shard_files(wc.sample),
@@ -8,7 +12,7 @@ rule validate_sample:
         root=OUT / "validation" / "{sample}.root",
         summary=OUT / "validation" / "{sample}.json",
         plot=report(OUT / "validation" / "{sample}.png", category="Sample validation",
-                    caption="../report/validation.rst"),
+                    subcategory="{sample}", caption="../report/validation.rst"),
     log:
         OUT / "logs" / "validation" / "{sample}.log",
     benchmark:
@@ -17,9 +21,11 @@ rule validate_sample:
         py=PY,
         configfile=CONFIGFILE,
         outdir=lambda wc, output: Path(output.root).parent,
+    conda:
+        "../envs/hepline.yaml"
+    retries: 2
     resources:
-        mem_mb=3000,
-        runtime=30,
+        **job_resources(mem_mb=3000, runtime=30),
     shell:
         "{params.py} -m analysis.validation --config {params.configfile} --sample {wildcards.sample} "
         "--output-dir {params.outdir} {input} > {log} 2>&1"
