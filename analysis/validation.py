@@ -9,10 +9,11 @@ sample's shards and fills ``hist`` histograms of the quantities later stages rel
 * the diphoton mass of the two leading tight photons.
 
 Outputs: a ROOT file of TH1s, a JSON summary of the key numbers and a PNG of paper-style
-plots (mplhep). Command line::
+plots (mplhep), each with its provenance (:mod:`analysis.provenance`: the ROOT file holds
+it, the JSON and PNG have sidecars). Command line::
 
     python -m analysis.validation --config workflows/config/default.yaml --sample ttbar \\
-        --output-dir results/validation results/samples/ttbar/ttbar_*.root
+        --output-dir results/validation [--workers N] results/samples/ttbar/ttbar_*.root
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from coffea import processor
 
 from analysis.atomic import atomic_path, write_json
 from analysis.config import load_config
+from analysis.provenance import provenance_record
 from analysis.runner import run_processor
 
 log = logging.getLogger(__name__)
@@ -151,11 +153,14 @@ def _median(h1: hist.Hist) -> float | None:
     return _quantile(h1, 0.5) if h1.values().sum() > 0 else None
 
 
-def write_root(path: str | Path, hists: dict[str, hist.Hist]) -> None:
-    """One TH1 per histogram and flavour (``<name>_<flavour>``), written atomically."""
+def write_root(
+    path: str | Path, hists: dict[str, hist.Hist], *, provenance: dict[str, Any] | None = None
+) -> None:
+    """One TH1 per histogram and flavour (``<name>_<flavour>``), written atomically (with
+    the ``provenance`` record, if given)."""
     import uproot
 
-    with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
+    with atomic_path(path, provenance=provenance) as tmp, uproot.recreate(tmp) as f:
         for name, h in hists.items():
             if "flavour" in h.axes.name:
                 for fl, label in FLAVOURS.items():
@@ -166,8 +171,12 @@ def write_root(path: str | Path, hists: dict[str, hist.Hist]) -> None:
                 f[name] = h.project(h.axes.name[1])
 
 
-def plot(path: str | Path, hists: dict[str, hist.Hist], sample: str) -> None:
-    """A 2×2 panel of the validation plots (mplhep ATLAS style), written atomically."""
+def plot(
+    path: str | Path, hists: dict[str, hist.Hist], sample: str, *,
+    provenance: dict[str, Any] | None = None,
+) -> None:
+    """A 2×2 panel of the validation plots (mplhep ATLAS style), written atomically (plus
+    the ``provenance`` sidecar, if given)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,7 +210,7 @@ def plot(path: str | Path, hists: dict[str, hist.Hist], sample: str) -> None:
         mplhep.label.exp_text("hepline", "Simulation", ax=a, loc=1)
     fig.suptitle(f"hepline validation: {sample}")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
+    with atomic_path(path, provenance=provenance) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
 
@@ -215,9 +224,10 @@ def validate_sample(files: list[str], sample: str, output_dir: str | Path, cfg: 
     summary = {"sample": sample, "events": entry["events"], "sumw": entry["sumw"], **summarise(entry["hists"]),
                "runner": {k: result.metrics[k] for k in ("events", "wall_time_s", "events_per_s_per_core")
                           if k in result.metrics}}
-    write_root(out_dir / f"{sample}.root", entry["hists"])
-    plot(out_dir / f"{sample}.png", entry["hists"], sample)
-    write_json(out_dir / f"{sample}.json", summary)
+    record = provenance_record(stage="validation", config=cfg, inputs=files, extra={"sample": sample})
+    write_root(out_dir / f"{sample}.root", entry["hists"], provenance=record)
+    plot(out_dir / f"{sample}.png", entry["hists"], sample, provenance=record)
+    write_json(out_dir / f"{sample}.json", summary, provenance=record)
     log.info("validated %s: %d events", sample, entry["events"])
     return summary
 
@@ -227,10 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--sample", required=True)
     parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--workers", type=int, help="override runner.workers")
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    validate_sample(args.files, args.sample, args.output_dir, load_config(args.config))
+    cfg = load_config(args.config)
+    if args.workers is not None:
+        cfg["runner"]["workers"] = args.workers
+    validate_sample(args.files, args.sample, args.output_dir, cfg)
     return 0
 
 

@@ -17,7 +17,8 @@ Selection (``rpv.cuts``, defaults from physics-reference §5):
 Per event the stage writes a table (HDF5): event number, label, weight (genWeight · σ/Σw, pb,
 as the image files), the jet count, leading pT, Δη12, M_J and the preselection and SR flags;
 :func:`rates` turns tables into the weighted TPR (signal efficiency) and FPR (background
-efficiency) with binomial errors. Command line::
+efficiency) with binomial errors. Tables and JSON outputs carry their run provenance
+(:mod:`analysis.provenance`). Command line::
 
     python -m selections.rpv_multijet select --config C --sample S --label 1 --output S.h5 files...
     python -m selections.rpv_multijet rates --config C [--split test] S1.h5 S2.h5 ...
@@ -38,6 +39,7 @@ import numpy as np
 
 from analysis.atomic import atomic_path, write_json
 from analysis.config import load_config, schema, validate_section
+from analysis.provenance import provenance_record
 
 log = logging.getLogger(__name__)
 
@@ -179,10 +181,13 @@ def run_selection(
     return table, summary
 
 
-def write_table(path: str | os.PathLike[str], table: Mapping[str, np.ndarray], summary: Mapping[str, Any]) -> None:
+def write_table(path: str | os.PathLike[str], table: Mapping[str, np.ndarray], summary: Mapping[str, Any],
+                *, provenance: Mapping[str, Any] | None = None) -> None:
+    """The per-event table as HDF5 (one gzip dataset per column, the summary as an attribute;
+    ``provenance`` in ``attrs["provenance"]``), written atomically."""
     import h5py
 
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path, provenance=provenance) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = TABLE_FORMAT
         f.attrs["summary"] = json.dumps(summary, default=str)
         for c in COLUMNS:
@@ -268,8 +273,10 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 parser.error(f"sample {args.sample!r} is in neither rpv.signal_samples nor rpv.background_samples")
         table, summary = run_selection(args.files, args.sample, label, cfg, max_events=args.max_events)
-        write_table(args.output, table, summary)
-        write_json(args.summary or str(Path(args.output).with_suffix(".json")), summary)
+        record = provenance_record(stage="rpv.select", config=cfg, inputs=args.files,
+                                   extra={"sample": args.sample, "label": label, "max_events": args.max_events})
+        write_table(args.output, table, summary, provenance=record)
+        write_json(args.summary or str(Path(args.output).with_suffix(".json")), summary, provenance=record)
         log.info("%s: SR efficiency %.4g (%d events)", args.sample, summary["efficiency_sr"], summary["events"])
     else:
         from analysis.calo.images import split_mask
@@ -282,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         out = {"split": args.split, **rates(table, mask),
                "samples": [s["sample"] for _, s in loaded]}
         if args.output:
-            write_json(args.output, out)
+            write_json(args.output, out, provenance=provenance_record(
+                stage="rpv.rates", config=cfg, inputs=args.tables, extra={"split": args.split}))
         else:
             print(json.dumps(out, indent=2))
     return 0

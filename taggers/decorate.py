@@ -17,7 +17,8 @@ inputs raise :class:`taggers.features.NonFiniteInputError` naming the file, the 
 event: nothing is decorated silently with garbage.
 
 The metadata gains ``taggers``: the model files and their SHA-256, the prepared dataset id,
-f_c per tagger, the sentinel, the branches added. The file is written atomically, reading,
+f_c per tagger, the sentinel, the branches added; the file gets its own run provenance
+(``hepline_provenance``, :mod:`analysis.provenance`; inputs: the source ntuple and the models). The file is written atomically, reading,
 decorating and writing ``taggers.decoration.chunk_events`` events at a time.
 
 In memory (notebooks): :func:`decorate_events` returns the new branches for NanoEvents or
@@ -50,6 +51,7 @@ from analysis.atomic import atomic_path, json_default
 from analysis.config import load_config
 from analysis.format import HEPLINE_METADATA_KEY
 from analysis.generation.writer import compression_from_config
+from analysis.provenance import provenance_record, write_root_provenance
 from taggers.features import build_dataset
 from taggers.models import RNNIP_COLUMNS, TAGGERS, TaggerModels, load_models
 
@@ -216,6 +218,11 @@ def decorate_file(
                 "cut_definition": "b-tagged at a working point when Jet_btag_<tagger> > cut",
             }
             fout[HEPLINE_METADATA_KEY] = json.dumps(meta, sort_keys=True, default=json_default)
+            write_root_provenance(fout, provenance_record(
+                stage="taggers.decorate", config=config,
+                inputs=[src, *(str(v["path"]) for v in (models.provenance.get("files") or {}).values())],
+                extra={"threads": models.threads},
+            ))
     wall = time.perf_counter() - t0
     summary = {
         "input": src,
@@ -242,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         "--ipxd", default=None, help="IP2D/IP3D templates (default <models>/../ipxd)"
     )
     parser.add_argument("--output", required=True, help="decorated ntuple to write")
-    parser.add_argument("--threads", type=int, default=None, help="default: taggers.threads (1)")
+    parser.add_argument(
+        "--threads", "--workers", dest="threads", type=int, default=None,
+        help="default: taggers.threads (1)",
+    )
     parser.add_argument("input", help="hepline ntuple (one shard)")
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -55,6 +55,7 @@ import numpy as np
 import analysis
 from analysis.atomic import atomic_path, write_json
 from analysis.config import config_hash, load_config
+from analysis.provenance import attach_provenance, provenance_record
 from taggers.features import TaggingDataset, tagger_config
 from taggers.models import ONNX_FILES, TAGGERS, TaggerModels, load_models, read_split
 from taggers.training import ModelMismatchError, TaggerInputError
@@ -315,11 +316,16 @@ def discriminant_histograms(
     return out
 
 
-def write_root(path: str | os.PathLike[str], hists: Mapping[str, Mapping[str, Any]]) -> None:
+def write_root(
+    path: str | os.PathLike[str],
+    hists: Mapping[str, Mapping[str, Any]],
+    *,
+    provenance: Mapping[str, Any] | None = None,
+) -> None:
     """TH1 ``disc_<tagger>_<flavour>`` per histogram, written atomically."""
     import uproot
 
-    with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
+    with atomic_path(path, provenance=provenance) as tmp, uproot.recreate(tmp) as f:
         for t, per in hists.items():
             for fl, h in per.items():
                 f[f"disc_{t}_{fl}"] = h
@@ -571,7 +577,12 @@ def evaluate(
 
     # histograms
     hists = discriminant_histograms(disc, label, w, int(ecfg["discriminant_bins"]))
-    write_root(out / ROOT_FILE, hists)
+    record = provenance_record(
+        stage="taggers.evaluate", config=config,
+        seeds={"bootstrap": int(config.get("seed", 0))},
+        inputs=[test_path, *sorted(str(f) for f in _model_files(models))],
+    )
+    write_root(out / ROOT_FILE, hists, provenance=record)
 
     if benchmark:
         results["inference"] = inference_rates(models, full, int(ecfg["benchmark_batch_size"]))
@@ -611,11 +622,19 @@ def evaluate(
         from taggers.plots import make_plots
 
         results["plots"] = make_plots(results, hists, out / "plots", reference=ref)
+        for plot_path in results["plots"].values():
+            attach_provenance(plot_path, record)
     results["timing"] = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
     results = _clean(results)
-    write_json(out / WP_FILE, _clean(wp_file))
-    write_json(out / RESULTS_FILE, results)
+    write_json(out / WP_FILE, _clean(wp_file), provenance=record)
+    write_json(out / RESULTS_FILE, results, provenance=record)
     return results
+
+
+def _model_files(models: TaggerModels) -> list[str]:
+    """The model and template files ``models`` was loaded from (for the provenance)."""
+    files = models.provenance.get("files") or {}
+    return [str(v["path"]) for v in files.values() if isinstance(v, Mapping) and "path" in v]
 
 
 def summary_table(results: Mapping[str, Any], wps: Sequence[str] = ("70", "77")) -> str:
@@ -646,12 +665,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", required=True, help="e.g. results/taggers")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--no-benchmark", action="store_true", help="skip the inference timing")
+    parser.add_argument("--seed", type=int, default=None, help="override the seed (bootstrap)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
     )
+    cfg = load_config(args.config)
+    if args.seed is not None:
+        cfg["seed"] = args.seed
     res = evaluate(
-        load_config(args.config),
+        cfg,
         args.test,
         args.models,
         args.output_dir,

@@ -50,11 +50,13 @@ def write_h5(
     *,
     jet_features: Mapping[str, np.ndarray] | None = None,
     compression: str | None = "gzip",
+    provenance: Mapping[str, Any] | None = None,
 ) -> None:
     """Write ``ds`` (plus ``jet_features``, e.g. high-level tagger inputs) to ``path``.
 
     ``metadata`` (JSON-serialisable) is stored as the ``metadata`` attribute; its
-    ``config_hash`` (else the dataset's) becomes the ``config_hash`` attribute.
+    ``config_hash`` (else the dataset's) becomes the ``config_hash`` attribute. A
+    ``provenance`` record (:mod:`analysis.provenance`) goes to ``attrs["provenance"]``.
     """
     meta = dict(metadata or {})
     n = len(ds)
@@ -71,7 +73,7 @@ def write_h5(
     jets = _structured(cols, (n,))
     tracks = _structured(ds.tracks, (n, ds.n_max))
     opts: dict[str, Any] = {"compression": compression} if (compression and n) else {}
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path, provenance=provenance) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("jets", data=jets, **opts)
         f.create_dataset("tracks", data=tracks, **opts)
         f.attrs["format"] = H5_FORMAT

@@ -10,7 +10,8 @@
 4. per split, the jet columns of :func:`taggers.models.high_level_columns` (IP2D/IP3D
    outputs, SV1, ``abs_eta``);
 5. ``<out>/{train,validation,test}.h5`` (:func:`taggers.export.write_h5`),
-   ``<out>/ipxd/{ip2d,ip3d}.npz`` and the summary ``<out>/prepare.json``.
+   ``<out>/ipxd/{ip2d,ip3d}.npz`` and the summary ``<out>/prepare.json``, each with its run
+   provenance (:mod:`analysis.provenance`; HDF5 attribute, else a sidecar).
 
 Every HDF5 file's ``metadata`` attribute carries the ``dataset`` provenance (``dataset_id``,
 ``features_hash``, the templates' SHA-256) that training copies into the model sidecars and
@@ -37,6 +38,7 @@ import numpy as np
 import analysis
 from analysis.atomic import write_json
 from analysis.config import config_hash, load_config
+from analysis.provenance import attach_provenance, provenance_record
 from taggers.dataset import SPLITS, prepare_splits
 from taggers.export import write_h5
 from taggers.features import FLAVOUR_NAMES, TaggingDataset, load_dataset, tagger_config
@@ -77,6 +79,10 @@ def prepare(
     t_load = time.perf_counter() - t0
     rng = np.random.default_rng([int(config.get("seed", 0)), 3])
     splits = prepare_splits(ds, cfg, rng=rng)
+    record = provenance_record(
+        stage="taggers.prepare", config=config, seeds={"split_rng": [int(config.get("seed", 0)), 3]},
+        inputs=paths,
+    )
 
     templates = {k: fit_templates(splits.train, cfg, k) for k in IPXD_TAGGERS}
     ipxd_sha = {}
@@ -84,6 +90,7 @@ def prepare(
         path = out / "ipxd" / IPXD_FILES[k]
         tpl.save(path)
         ipxd_sha[k] = file_sha256(path)
+        attach_provenance(path, record)
 
     fh = features_hash(cfg)
     jet_print = data_fingerprint(
@@ -130,7 +137,7 @@ def prepare(
             "reweighted": name in cfg["reweighting"]["apply_to"]
             and cfg["reweighting"]["method"] != "none",
         }
-        write_h5(path, full, meta)
+        write_h5(path, full, meta, provenance=record)
         summary["splits"][name] = flavour_counts(full)
         summary["files"][name] = str(path)
         log.info("%s: %d jets -> %s", name, len(full), path)
@@ -138,7 +145,7 @@ def prepare(
     timing["cpu_s"] = time.process_time() - c0
     summary["timing"] = timing
     summary["files"]["ipxd"] = {k: str(out / "ipxd" / IPXD_FILES[k]) for k in IPXD_TAGGERS}
-    write_json(out / "prepare.json", summary)
+    write_json(out / "prepare.json", summary, provenance=record)
     return summary
 
 
@@ -148,12 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", required=True, help="hepline YAML config")
     parser.add_argument("--output-dir", required=True, help="e.g. results/taggers")
+    parser.add_argument("--seed", type=int, default=None, help="override the top-level seed")
     parser.add_argument("files", nargs="+", help="ttbar shard ntuples")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
     )
-    summary = prepare(args.files, load_config(args.config), args.output_dir)
+    cfg = load_config(args.config)
+    if args.seed is not None:
+        cfg["seed"] = args.seed
+    summary = prepare(args.files, cfg, args.output_dir)
     for name, counts in summary["splits"].items():
         flav = ", ".join(f"{k} {v['jets']}" for k, v in counts.items() if k != "jets")
         print(f"{name}: {counts['jets']} jets ({flav})")

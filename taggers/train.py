@@ -9,7 +9,8 @@ exported to ``dl1.onnx``.
 
 Outputs in ``--model-dir``: the model (``rnnip.pt``, ``mv2.json``, ``dl1.pt``), for the
 networks their checkpoint (``*.ckpt.pt``, resumed if the config and data are unchanged) and
-history (``*.history.json``), the ONNX file, and the sidecar ``<tagger>.metrics.json``:
+history (``*.history.json``), the ONNX file, and the sidecar ``<tagger>.metrics.json``
+(each output also carries its run provenance, :mod:`analysis.provenance`):
 training jets/s, epochs, losses, wall and CPU time, threads, the ONNX-vs-torch agreement, the
 ``dataset`` provenance of the HDF5 files and (DL1) the SHA-256 of the RNNIP model used.
 
@@ -35,9 +36,10 @@ import numpy as np
 import analysis
 from analysis.atomic import write_json
 from analysis.config import load_config
+from analysis.provenance import attach_provenance, provenance_record
 from taggers.features import TaggingDataset, tagger_config
 from taggers.models import MODEL_FILES, ONNX_FILES, file_sha256, metrics_file, read_split
-from taggers.training import ModelMismatchError, TaggerInputError, torch_threads
+from taggers.training import ModelMismatchError, TaggerInputError, model_config, torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +235,19 @@ def train(
     metrics["model"] = {"path": str(model_path), "sha256": file_sha256(model_path)}
     metrics["wall_s"] = time.perf_counter() - t0
     metrics["cpu_s"] = time.process_time() - c0
-    write_json(metrics_file(mdir, tagger), metrics)
+    inputs = [train_path, val_path] + ([metrics["rnnip_model"]] if "rnnip_model" in metrics else [])
+    record = provenance_record(
+        stage=f"taggers.train.{tagger}", config=config,
+        seeds={"model": model_config(tagger, config).get("seed")}, inputs=inputs,
+        extra={"threads": n_threads},
+    )
+    written = [model_path, mdir / f"{tagger}.history.json"]
+    if tagger in ONNX_FILES:
+        written.append(mdir / ONNX_FILES[tagger])
+    for path in written:
+        if path.is_file():  # mv2 writes no history file
+            attach_provenance(path, record)
+    write_json(metrics_file(mdir, tagger), metrics, provenance=record)
     log.info(
         "%s trained: %s jets/s, %.1f s -> %s",
         tagger,
@@ -256,15 +270,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rnnip", default=None, help="DL1 only: the RNNIP model (default <model-dir>/rnnip.pt)"
     )
-    parser.add_argument("--threads", type=int, default=None, help="default: taggers.threads (1)")
+    parser.add_argument(
+        "--threads", "--workers", dest="threads", type=int, default=None,
+        help="torch/xgboost threads (default: taggers.threads, 1)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=None, help="override tagger_models.<tagger>.seed"
+    )
     parser.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
     )
+    cfg = load_config(args.config)
+    if args.seed is not None:
+        section = cfg.get("tagger_models") or {}
+        section[args.tagger] = {**model_config(args.tagger, cfg), "seed": args.seed}
+        cfg["tagger_models"] = section
     m = train(
         args.tagger,
-        load_config(args.config),
+        cfg,
         args.train,
         args.validation,
         args.model_dir,

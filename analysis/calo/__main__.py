@@ -17,6 +17,7 @@ import time
 
 from analysis.atomic import write_json
 from analysis.config import load_config
+from analysis.provenance import provenance_record
 
 log = logging.getLogger("analysis.calo")
 
@@ -52,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when present)")
     t.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument("--threads", type=int, help="torch CPU threads (overrides calo.training.threads)")
+    t.add_argument("--threads", "--workers", dest="threads", type=int,
+                   help="torch CPU threads (overrides calo.training.threads)")
+    t.add_argument("--seed", type=int, help="override the training seed (calo.training.seed, else seed)")
     t.add_argument("images", nargs="+")
 
     e = sub.add_parser("evaluate", help="ROC, comparison with the cut-based search, histograms, plots")
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--images", nargs="+", required=True)
     e.add_argument("--cut-tables", nargs="+", required=True)
     e.add_argument("--no-plots", action="store_true")
-    e.add_argument("--threads", type=int, help="torch CPU threads")
+    e.add_argument("--threads", "--workers", dest="threads", type=int, help="torch CPU threads")
+    e.add_argument("--seed", type=int, help="override the top-level seed (bootstrap)")
 
     b = sub.add_parser("bench", help="training and inference throughput (images/s, loader included)")
     b.add_argument("--config", required=True)
@@ -94,8 +98,11 @@ def main(argv: list[str] | None = None) -> int:
                             ImageSpec.from_config(icfg), empty_events=icfg["empty_events"],
                             chunk_events=icfg["read_chunk_events"], max_events=args.max_events)
         t1 = time.perf_counter()
+        record = provenance_record(stage="calo.images", config=cfg, inputs=args.files,
+                                   extra={"sample": args.sample, "max_events": args.max_events})
         stats = write_images(args.output, imgs, compression=icfg["compression"],
-                             compression_level=icfg["compression_level"], pixel_chunk=icfg["pixel_chunk"])
+                             compression_level=icfg["compression_level"], pixel_chunk=icfg["pixel_chunk"],
+                             provenance=record)
         stats.update(sample=args.sample, build_seconds=t1 - t0, write_seconds=time.perf_counter() - t1,
                      events_per_s=len(imgs) / (t1 - t0) if t1 > t0 else None, files=args.files)
         log.info("%s: %d images, %.0f bytes/event in memory (dense/sparse %.1f), %.0f on disk (%.1f)",
@@ -103,17 +110,19 @@ def main(argv: list[str] | None = None) -> int:
                      stats["dense_over_sparse_memory"], stats["sparse_bytes_per_event_file"],
                      stats["dense_over_sparse_file"])
         if args.metrics:
-            write_json(args.metrics, stats)
+            write_json(args.metrics, stats, provenance=record)
     elif args.command == "train":
         from analysis.calo.train import train
 
-        summary = train(cfg, args.images, args.output_dir, device=args.device, resume=not args.no_resume,
-                        progress=not args.quiet)
+        summary = train(cfg, args.images, args.output_dir, seed=args.seed, device=args.device,
+                        resume=not args.no_resume, progress=not args.quiet)
         log.info("trained: best epoch %d, val loss %.5f, %.1f images/s on %s", summary["best_epoch"] + 1,
                      summary["best_val_loss"], summary["train_images_per_s"], summary["device"])
     elif args.command == "evaluate":
         from analysis.calo.evaluate import evaluate
 
+        if args.seed is not None:
+            cfg["seed"] = args.seed
         evaluate(cfg, args.model, args.images, args.cut_tables, args.output_dir,
                  normalisation=args.normalisation, device=args.device, plots=not args.no_plots)
     else:
@@ -123,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
                         max_events=args.max_events)
         print(json.dumps(out, indent=2))
         if args.output:
-            write_json(args.output, out)
+            write_json(args.output, out, provenance=provenance_record(
+                stage="calo.bench", config=cfg, inputs=args.images,
+                extra={"device": args.device, "filters": args.filters, "batches": args.batches}))
     return 0
 
 

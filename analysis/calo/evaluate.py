@@ -45,6 +45,7 @@ from analysis.calo.train import (
     pick_device,
     predict,
 )
+from analysis.provenance import attach_provenance, provenance_record
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +182,11 @@ def score_histograms(test: ImageSet, score: np.ndarray, bins: int, lumi_fb: floa
     return hists
 
 
-def write_score_root(path: str | os.PathLike[str], hists: Mapping[str, Any]) -> None:
+def write_score_root(path: str | os.PathLike[str], hists: Mapping[str, Any], *,
+                     provenance: Mapping[str, Any] | None = None) -> None:
     import uproot
 
-    with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
+    with atomic_path(path, provenance=provenance) as tmp, uproot.recreate(tmp) as f:
         for name, h in hists.items():
             f[f"score_{name}"] = h
 
@@ -414,7 +416,10 @@ def evaluate(
     seed = int(full.get("seed", 0))
     comparison = compare_at_cut_point(score, y, w, cut_pass, bootstrap=int(ecfg["bootstrap"]), seed=seed)
     hists = score_histograms(test, score, int(ecfg["score_bins"]), float(rcfg["lumi_fb"]))
-    write_score_root(outdir / "scores.root", hists)
+    inputs = [model_path, *image_files, *cut_tables, *([normalisation] if normalisation else [])]
+    record = provenance_record(stage="calo.evaluate", config=full or {"calo": ccfg},
+                               seeds={"bootstrap": seed}, inputs=inputs, extra={"device": str(dev)})
+    write_score_root(outdir / "scores.root", hists, provenance=record)
     thr = comparison["cnn_at_cut_fpr"]["threshold"]
     thr = np.inf if thr is None else thr
     per_sample = {}
@@ -444,13 +449,15 @@ def evaluate(
         except (ValueError, RuntimeError) as exc:  # LimitInputError is a ValueError
             log.warning("expected limits failed: %s", exc)
             summary["expected_limits"] = {"error": f"{type(exc).__name__}: {exc}"}
-    with atomic_path(outdir / "roc.npz") as tmp:
+    with atomic_path(outdir / "roc.npz", provenance=record) as tmp:
         np.savez_compressed(tmp, fpr=fpr, tpr=tpr)
-    write_json(outdir / "summary.json", summary)
+    write_json(outdir / "summary.json", summary, provenance=record)
     if plots:
         plot_examples(outdir / "example_images.png", test, int(ecfg["example_images"]))
         plot_roc(outdir / "roc.png", fpr, tpr, comparison, auc)
         plot_scores(outdir / "scores.png", hists, test.samples)
+        for name in ("example_images.png", "roc.png", "scores.png"):
+            attach_provenance(outdir / name, record)
     log.info("AUC %.4f; cut-based TPR %.3f at FPR %.3g; CNN TPR %.3f there; ratio %.2f",
              auc, comparison["cut_based"]["tpr"], comparison["cut_based"]["fpr"],
              comparison["cnn_at_cut_fpr"]["tpr"], comparison["tpr_ratio"])

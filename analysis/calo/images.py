@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from analysis.atomic import atomic_path
+from analysis.provenance import write_hdf5_provenance
 
 log = logging.getLogger(__name__)
 
@@ -503,14 +504,15 @@ def build_images(
 
 def write_images(path: str | os.PathLike[str], imgs: ImageSet, *, compression: str = "gzip",
                  compression_level: int = 4, pixel_chunk: int = 262144,
-                 extra_attrs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 extra_attrs: Mapping[str, Any] | None = None,
+                 provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write ``imgs`` to a chunked HDF5 file atomically; returns size statistics.
 
     Layout: per-event datasets ``event`` (uint64), ``label`` (int8), ``weight`` (float64),
     ``gen_weight`` (float32), ``sample`` (int16, index into the ``samples`` attribute) and
     ``offsets`` (int64, n+1); per-pixel ``pixel_index`` and ``pixel_value``. Attributes:
     ``format``, ``image`` (JSON :class:`ImageSpec`), ``samples`` and ``sample_info`` (JSON),
-    ``weight_definition``.
+    ``weight_definition`` and, if given, ``provenance`` (:mod:`analysis.provenance`).
     """
     import h5py
 
@@ -524,6 +526,8 @@ def write_images(path: str | os.PathLike[str], imgs: ImageSet, *, compression: s
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
+            if provenance is not None:
+                write_hdf5_provenance(f, provenance)
             f.attrs["image"] = json.dumps(imgs.spec.to_dict())
             f.attrs["samples"] = json.dumps(list(imgs.samples))
             f.attrs["sample_info"] = json.dumps(imgs.sample_info, default=str)

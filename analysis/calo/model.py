@@ -99,8 +99,10 @@ def build_model(spec: ImageSpec, model_cfg: Mapping[str, Any] | None = None) -> 
 
 
 def save_model(path: str | os.PathLike[str], model: CaloCNN, normaliser: ChannelNormaliser,
-               model_cfg: Mapping[str, Any], info: Mapping[str, Any] | None = None) -> None:
-    """Write the model file atomically (weights on CPU, config, image grid, normalisation)."""
+               model_cfg: Mapping[str, Any], info: Mapping[str, Any] | None = None, *,
+               provenance: Mapping[str, Any] | None = None) -> None:
+    """Write the model file atomically (weights on CPU, config, image grid, normalisation);
+    ``provenance`` goes to the sidecar ``<path>.provenance.json`` after it."""
     model.spec.check_same(normaliser.spec, "the normalisation", "the model")
     payload = {
         "kind": MODEL_KIND,
@@ -110,7 +112,7 @@ def save_model(path: str | os.PathLike[str], model: CaloCNN, normaliser: Channel
         "normalisation": normaliser.to_dict(),
         "info": dict(info or {}),
     }
-    with atomic_path(path) as tmp:
+    with atomic_path(path, provenance=provenance) as tmp:
         torch.save(payload, tmp)
 
 

@@ -47,6 +47,7 @@ from analysis.calo.images import (
 from analysis.calo.loader import SparseImageLoader, loader_from_config
 from analysis.calo.model import CaloCNN, build_model, save_model
 from analysis.config import config_hash, schema, validate_section
+from analysis.provenance import provenance_record
 
 # the shared training utilities (the only place analysis.calo imports them)
 from analysis.training import Checkpoint, EarlyStopping, epoch_seed, pick_device, seed_everything
@@ -287,10 +288,16 @@ def train(
         "model_parameters": int(sum(p.numel() for p in model.parameters())),
         "normalisation": normaliser.to_dict(),
     }
+    record = provenance_record(
+        stage="calo.train", config=full or {"calo": ccfg}, seeds={"training": seed},
+        inputs=() if isinstance(image_files, ImageSet) else image_files,
+        extra={"device": str(dev), "torch_threads": torch.get_num_threads()},
+    )
     save_model(outdir / f"{MODEL_NAME}.pt", model, normaliser, ccfg["model"],
-               info={k: v for k, v in summary.items() if k not in ("history", "normalisation")})
-    write_json(outdir / "normalisation.json", normaliser.to_dict())
-    write_json(outdir / "history.json", summary)
+               info={k: v for k, v in summary.items() if k not in ("history", "normalisation")},
+               provenance=record)
+    write_json(outdir / "normalisation.json", normaliser.to_dict(), provenance=record)
+    write_json(outdir / "history.json", summary, provenance=record)
     summary["model"] = model
     summary["model_path"] = outdir / f"{MODEL_NAME}.pt"
     return summary

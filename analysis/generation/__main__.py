@@ -8,6 +8,7 @@ import sys
 
 from analysis.atomic import write_json
 from analysis.config import load_config
+from analysis.provenance import provenance_record
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
             detector=not args.no_detector, progress=not args.quiet,
         )
         if args.metrics:
-            write_json(args.metrics, result["metrics"])
+            write_json(args.metrics, result["metrics"], provenance=provenance_record(
+                stage="generation.produce.metrics", config=cfg,
+                seeds={"base": cfg["seed"], "shard": result["metadata"]["seed"]},
+                inputs=[args.output] if args.output else (),
+                extra={"sample": args.sample, "shard": args.shard}))
     else:
         write_merged(args.inputs, args.output)
     return 0

@@ -36,6 +36,7 @@ from analysis.generation.pythia import (
 )
 from analysis.generation.writer import NtupleWriter, compression_from_config
 from analysis.ingest import read_metadata
+from analysis.provenance import provenance_record
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,9 @@ def produce_shard(
                 "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             }
             if writer is not None:
-                meta = writer.finish(meta)
+                meta = writer.finish(meta, provenance=provenance_record(
+                    stage="generation.produce", config=cfg, seeds={"base": cfg["seed"], "shard": seed},
+                    extra={"sample": sample_name, "shard": shard, "n_events": n_target}))
             else:
                 meta.update(n_events=n_done)
     wall = time.perf_counter() - t_start
@@ -205,6 +208,8 @@ def merge_metadata(paths: list[str | Path]) -> dict[str, Any]:
 
 
 def write_merged(paths: list[str | Path], output: str | Path) -> dict[str, Any]:
+    """:func:`merge_metadata` of ``paths`` written to the JSON ``output`` (with provenance)."""
     merged = merge_metadata(paths)
-    write_json(output, merged)
+    write_json(output, merged, provenance=provenance_record(
+        stage="generation.merge", inputs=paths, extra={"sample": merged["sample"]}))
     return merged

@@ -19,6 +19,7 @@ import uproot
 
 from analysis.atomic import atomic_path, json_default
 from analysis.format import HEPLINE_METADATA_KEY
+from analysis.provenance import write_root_provenance
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ class NtupleWriter:
         with NtupleWriter(path, compression=uproot.ZSTD(3)) as w:
             for block in blocks:
                 w.write(block)          # one basket per branch per call
-            w.finish(metadata)          # Runs tree and metadata; the file appears on exit
+            w.finish(metadata, provenance=record)  # Runs tree, metadata, provenance; the
+                                                    # file appears on exit
 
     If the block raises, or :meth:`finish` is never called, nothing appears at ``path``.
     """
@@ -113,8 +115,12 @@ class NtupleWriter:
         self._tree.extend(merged)
         self._pending, self._pending_events = [], 0
 
-    def finish(self, metadata: dict[str, Any]) -> dict[str, Any]:
-        """Write the ``Runs`` tree and the JSON metadata. Returns the metadata written."""
+    def finish(
+        self, metadata: dict[str, Any], *, provenance: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Write the ``Runs`` tree, the JSON metadata and (if given) the provenance record
+        (TObjString ``hepline_provenance``, :mod:`analysis.provenance`). Returns the
+        metadata written."""
         self._flush()
         if self._tree is None:
             raise ValueError(f"{self.path}: no events were written; refusing to create an empty ntuple")
@@ -132,6 +138,8 @@ class NtupleWriter:
             "genEventSumw2": np.array([self.sumw2]),
         })
         self._file[HEPLINE_METADATA_KEY] = json.dumps(meta, sort_keys=True, default=json_default)
+        if provenance is not None:
+            write_root_provenance(self._file, provenance)
         self._finished = True
         return meta
 

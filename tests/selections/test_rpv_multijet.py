@@ -145,3 +145,23 @@ def test_bad_inputs() -> None:
 
     with pytest.raises(ConfigError, match="trimming"):
         rpv_config({"large_r_jets": {"trimming": True}})
+
+
+def test_rates_cli_output_carries_provenance(tmp_path) -> None:
+    """``rates --output`` writes a JSON whose sidecar names the tables read."""
+    from pathlib import Path
+
+    from analysis.provenance import file_identity, read_provenance
+    from selections.rpv_multijet import main
+
+    n = 4
+    full = {c: np.zeros(n, np.float32) for c in ("n_jets", "lead_pt", "deta12", "mj", "presel")}
+    full.update(event=np.arange(n, dtype=np.uint64), label=np.array([1, 1, 0, 0], np.int8),
+                weight=np.ones(n), sr=np.array([True, False, True, False]))
+    write_table(tmp_path / "t.h5", full, {"sample": "x"}, provenance={"stage": "test"})
+    assert read_provenance(tmp_path / "t.h5") == {"stage": "test"}
+    config = Path(__file__).resolve().parents[2] / "workflows" / "config" / "default.yaml"
+    out = tmp_path / "rates.json"
+    assert main(["rates", "--config", str(config), "--output", str(out), str(tmp_path / "t.h5")]) == 0
+    rec = read_provenance(out)
+    assert rec["stage"] == "rpv.rates" and rec["inputs"] == [file_identity(tmp_path / "t.h5")]

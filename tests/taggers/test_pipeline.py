@@ -207,7 +207,9 @@ def test_results_content(pipeline) -> None:
         assert inf[kind]["onnx_max_abs_diff"] < 1e-4
     with uproot.open(pipeline["out"] / "discriminants.root") as f:
         names = {k.split(";")[0] for k in f.keys()}  # noqa: SIM118 (uproot keys, not a dict)
-        assert names == {f"disc_{t}_{fl}" for t in TAGGERS for fl in ("b", "c", "light", "tau")}
+        assert names == {f"disc_{t}_{fl}" for t in TAGGERS for fl in ("b", "c", "light", "tau")} | {
+            "hepline_provenance"
+        }
         h = f["disc_ip3d_b"]
         assert (
             h.classname == "TH1D"
@@ -268,3 +270,29 @@ def test_snakemake_rules_parse(tmp_path: Path) -> None:
     # default decorated samples: all but the RPV and QCD ones
     assert "results/decorated/yy/yy_0.root" in text and "results/decorated/rpv" not in text
     assert "results/decorated/qcd" not in text
+
+
+def test_stage_outputs_carry_provenance(pipeline) -> None:
+    """Every stage output has a run-provenance record naming its stage and its inputs."""
+    from analysis.provenance import file_identity, read_provenance
+
+    out, models = pipeline["out"], pipeline["models"]
+    src = file_identity(pipeline["input"])
+    for name in ("train.h5", "validation.h5", "test.h5", "prepare.json", "ipxd/ip3d.npz"):
+        rec = read_provenance(out / name)
+        assert rec["stage"] == "taggers.prepare", name
+        assert rec["inputs"] == [src], name
+    for tagger, model in (("rnnip", "rnnip.pt"), ("mv2", "mv2.json"), ("dl1", "dl1.pt")):
+        for path in (models / model, models / f"{tagger}.metrics.json"):
+            rec = read_provenance(path)
+            assert rec["stage"] == f"taggers.train.{tagger}", path
+            assert rec["inputs"][0] == file_identity(out / "train.h5"), path
+    assert read_provenance(models / "dl1.onnx")["stage"] == "taggers.train.dl1"
+    for name in ("working_points.json", "results.json", "discriminants.root",
+                 *(f"plots/{p}" for p in PLOT_FILES.values())):
+        rec = read_provenance(out / name)
+        assert rec["stage"] == "taggers.evaluate", name
+        assert rec["inputs"][0] == file_identity(out / "test.h5"), name
+    rec = read_provenance(pipeline["decorated"])
+    assert rec["stage"] == "taggers.decorate" and rec["inputs"][0] == src
+    assert {i["path"] for i in rec["inputs"][1:]} >= {str(models / "dl1.pt"), str(models / "rnnip.pt")}

@@ -199,6 +199,16 @@ def test_evaluate_writes_summary_histograms_and_plots(tmp_path) -> None:
     assert edges[0] == 0.0 and edges[-1] == 1.0 and len(edges) >= 3
     for name in ("summary.json", "scores.root", "roc.png", "scores.png", "example_images.png"):
         assert (tmp_path / "eval" / name).stat().st_size > 0
+    from analysis.provenance import file_identity, read_provenance
+
+    for name in ("summary.json", "scores.root", "roc.npz", "roc.png", "scores.png", "example_images.png"):
+        rec = read_provenance(tmp_path / "eval" / name)
+        assert rec["stage"] == "calo.evaluate", name
+        assert rec["inputs"][0] == file_identity(tmp_path / "model" / "calo_cnn.pt"), name
+    for name in ("calo_cnn.pt", "history.json", "normalisation.json"):
+        rec = read_provenance(tmp_path / "model" / name)
+        assert rec["stage"] == "calo.train" and rec["seeds"] == {"training": cfg["seed"]}, name
+        assert [i["path"] for i in rec["inputs"]] == [str(f) for f in files], name
     import uproot
 
     with uproot.open(tmp_path / "eval" / "scores.root") as f:

@@ -1,0 +1,195 @@
+"""The ``hepline`` command: dispatch, common flags, config errors, provenance output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import uproot
+import yaml
+
+import analysis
+from analysis.cli import Stage, _overridden_config, main, run_stage
+from analysis.config import config_hash, load_config
+from analysis.provenance import file_identity, read_provenance
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "workflows" / "config" / "default.yaml"
+N_EVENTS = 20
+
+
+@pytest.fixture(scope="module")
+def shard(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 20-event ttbar shard written through ``hepline generate`` (with ``--seed``)."""
+    out = tmp_path_factory.mktemp("cli") / "ttbar_0.root"
+    rc = main(["generate", "--config", str(CONFIG), "--sample", "ttbar", "--shard", "0",
+               "--events", str(N_EVENTS), "--seed", "77", "--output", str(out), "--quiet"])
+    assert rc == 0
+    return out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"hepline {analysis.__version__}"
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).with_name("hepline")
+    assert exe.is_file(), "pip install -e . creates the hepline script"
+    out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"hepline {analysis.__version__}"
+
+
+def test_config_check_good(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["config", "check", str(CONFIG)]) == 0
+    out = capsys.readouterr().out
+    assert f"config hash: {config_hash(load_config(CONFIG))}" in out
+
+
+def test_config_check_broken_names_file_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = yaml.safe_load(CONFIG.read_text())
+    cfg["generation"]["samples"]["ttbar"]["events_per_shard"] = "many"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    assert main(["config", "check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err
+    assert "generation.samples.ttbar.events_per_shard" in err and "'many' is not of type" in err
+    assert "Traceback" not in err
+
+    bad.write_text("seed: [unclosed\n")
+    assert main(["config", "check", str(bad)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    assert main(["config", "check", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml" in capsys.readouterr().err
+
+
+def test_bad_config_in_a_stage_exits_2_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: -1\ngeneration: {}\n")
+    exe = Path(sys.executable).with_name("hepline")
+    res = subprocess.run([str(exe), "generate", "--config", str(bad), "--sample", "ttbar"],
+                         capture_output=True, text=True, check=False)
+    assert res.returncode == 2
+    assert str(bad) in res.stderr and "seed: -1 is less than the minimum" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_generate_writes_provenance_into_the_ntuple(shard: Path) -> None:
+    rec = read_provenance(shard)
+    cfg = load_config(CONFIG)
+    cfg["seed"] = 77
+    assert rec["stage"] == "generation.produce"
+    assert rec["config_hash"] == config_hash(cfg)
+    assert rec["seeds"]["base"] == 77
+    with uproot.open(shard) as f:
+        meta = json.loads(str(f["hepline_metadata"]))
+        assert f["Events"].num_entries == N_EVENTS
+    assert rec["seeds"]["shard"] == meta["seed"]
+
+
+def test_merge_records_the_shard_identity(shard: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ttbar.json"
+    assert main(["merge", "--output", str(out), str(shard)]) == 0
+    assert json.loads(out.read_text())["n_events"] == N_EVENTS
+    rec = read_provenance(out)
+    assert rec["stage"] == "generation.merge"
+    assert rec["inputs"] == [file_identity(shard)]
+    with uproot.open(shard) as f:
+        assert rec["inputs"][0]["uuid"] == str(f.file.uuid)
+
+
+def test_validate_with_workers(shard: Path, tmp_path: Path) -> None:
+    out = tmp_path / "validation"
+    assert main(["validate", "--config", str(CONFIG), "--sample", "ttbar", "--workers", "1",
+                 "--output-dir", str(out), str(shard)]) == 0
+    for name in ("ttbar.root", "ttbar.json", "ttbar.png"):
+        rec = read_provenance(out / name)
+        assert rec["stage"] == "validation"
+        assert rec["inputs"][0]["uuid"] == file_identity(shard)["uuid"]
+    assert not (out / "ttbar.root.provenance.json").exists()  # ROOT: inside the file
+    assert (out / "ttbar.png.provenance.json").is_file()
+
+
+def test_provenance_command(shard: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rec = read_provenance(shard)
+    assert main(["provenance", str(shard)]) == 0
+    text = capsys.readouterr().out
+    assert str(shard) in text and "generation.produce" in text and rec["config_hash"] in text
+    assert main(["provenance", "--json", str(shard)]) == 0
+    assert json.loads(capsys.readouterr().out) == {str(shard): rec}
+
+
+def test_provenance_command_without_a_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    assert main(["provenance", str(plain)]) == 2
+    err = capsys.readouterr().err
+    assert "plain.json" in err and "no provenance" in err
+
+
+def test_unknown_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+    assert main(["taggers", "bogus"]) == 2
+    assert "prepare" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["taggers", "prepare", "--help"], "--seed"),
+    (["taggers", "train", "--help"], "--workers"),
+    (["calo", "train", "--help"], "--seed"),
+    (["validate", "--help"], "--workers"),
+    (["generate", "--help"], "--seed"),
+    (["rpv", "select", "--help"], "--output"),
+])
+def test_subcommands_dispatch_to_the_stage_modules(argv: list[str], flag: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 0
+    assert flag in capsys.readouterr().out
+
+
+def test_stage_flags_are_translated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--seed/--workers of stages whose module lacks them go through a temporary config."""
+    calls: list[tuple[list[str], dict | None]] = []
+
+    def stage_main(argv: list[str]) -> int:
+        cfg = load_config(argv[argv.index("--config") + 1]) if "--config" in argv else None
+        calls.append((list(argv), cfg))
+        return 0
+
+    fake = types.ModuleType("hepline_fake_stage")
+    fake.main = stage_main  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "hepline_fake_stage", fake)
+
+    stage = Stage("hepline_fake_stage", "test", prefix=("sub",),
+                  overrides={"--seed": "seed", "--workers": "runner.workers"})
+    assert run_stage(stage, ["--config", str(CONFIG), "--seed", "5", "--workers=3", "x.root"]) == 0
+    (argv, cfg), = calls
+    assert argv[0] == "sub" and argv[-1] == "x.root" and "--seed" not in argv and "--workers=3" not in argv
+    assert cfg["seed"] == 5 and cfg["runner"]["workers"] == 3
+    assert not Path(argv[argv.index("--config") + 1]).exists()  # removed afterwards
+
+    calls.clear()
+    assert run_stage(stage, ["--config", str(CONFIG), "x.root"]) == 0  # no override: config as given
+    assert calls[0][0] == ["sub", "--config", str(CONFIG), "x.root"]
+
+    calls.clear()
+    renamed = Stage("hepline_fake_stage", "test", renames={"--seed": "--pseudo-data-seed"})
+    assert run_stage(renamed, ["--seed", "9"]) == 0
+    assert calls == [(["--pseudo-data-seed", "9"], None)]
+
+
+def test_override_needs_an_integer() -> None:
+    from analysis.cli import UsageError
+
+    with pytest.raises(UsageError, match="--seed must be an integer"), \
+            _overridden_config(["--config", str(CONFIG), "--seed", "x"], {"--seed": "seed"}):
+        pass
