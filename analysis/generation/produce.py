@@ -65,7 +65,8 @@ def produce_shard(
     sample = samples[sample_name]
     if not 0 <= shard < sample["shards"]:
         raise ValueError(f"shard {shard} out of range for sample {sample_name!r} ({sample['shards']} shards)")
-    n_target = int(n_events if n_events is not None else sample["events_per_shard"])
+    n_target = int(n_events if n_events is not None
+                   else round(sample["events_per_shard"] * gen.get("event_scale", 1.0)))
     seed = shard_seed(cfg["seed"], sample_name, sample, shard)
     card = process_card(sample, name=sample_name)
     settings = common_settings(seed, gen["sqrt_s_gev"], gen["multiparton_interactions"])

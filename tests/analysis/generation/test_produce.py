@@ -140,3 +140,15 @@ def test_writer_buffers_batches_into_baskets(tmp_path) -> None:  # type: ignore[
         assert tree["event"].num_baskets == 2
         assert ak.to_list(tree["event"].array()) == list(range(15))
         assert ak.to_list(tree["nJet"].array()) == [1, 0, 2] * 5
+
+
+def test_event_scale_multiplies_events_per_shard(tmp_path, default_config) -> None:  # type: ignore[no-untyped-def]
+    import copy
+
+    cfg = copy.deepcopy(default_config)
+    cfg["generation"]["samples"]["yy"]["events_per_shard"] = 6
+    cfg["generation"]["event_scale"] = 2.5
+    produce_shard(cfg, "yy", 0, tmp_path / "yy.root", progress=False)
+    with uproot.open(tmp_path / "yy.root") as f:
+        assert f["Events"].num_entries == 15
+        assert json.loads(str(f["hepline_metadata"]))["n_events"] == 15
