@@ -61,6 +61,7 @@ import hist
 import numpy as np
 
 from analysis.atomic import atomic_path, write_json, write_text
+from analysis.provenance import provenance_record, write_root_provenance
 
 log = logging.getLogger(__name__)
 
@@ -338,9 +339,11 @@ def cutflow_markdown(table: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------
 # writers
 # ---------------------------------------------------------------------------------------
-def write_pickle(path: str | Path, histset: Mapping[str, Any]) -> Path:
-    """Pickle a histogram set atomically."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+def write_pickle(
+    path: str | Path, histset: Mapping[str, Any], *, provenance: Mapping[str, Any] | None = None
+) -> Path:
+    """Pickle a histogram set atomically (plus the ``provenance`` sidecar, if given)."""
+    with atomic_path(path, provenance=provenance) as tmp, open(tmp, "wb") as f:
         pickle.dump(dict(histset), f, protocol=pickle.HIGHEST_PROTOCOL)
     return Path(path)
 
@@ -366,12 +369,18 @@ def write_root(
     path: str | Path,
     histset: Mapping[str, Any],
     observables: Sequence[str] | None = None,
+    *,
+    provenance: Mapping[str, Any] | None = None,
 ) -> Path:
     """One TH1 per observable, region, sample and variation, written atomically with uproot.
 
     Layout: a directory per observable, holding TH1s named :func:`root_name`, e.g.
     ``m_yy/2tag_loose_lowmstar_yy`` and ``m_yy/2tag_loose_lowmstar_yy_jet_scaleUp``. The
-    TH1 errors are sqrt(Σw²).
+    TH1 errors are sqrt(Σw²). With ``provenance``, the record is the top-level
+    ``TObjString`` ``hepline_provenance`` (:data:`analysis.provenance.PROVENANCE_KEY`), the
+    only key that is not an observable directory. It is written with the histograms, not by
+    :func:`analysis.provenance.embed_provenance`: uproot 5.7's ``uproot.update`` cannot test
+    ``key in file`` on a file with directories (``AttributeError``).
     """
     import uproot
 
@@ -385,15 +394,20 @@ def write_root(
                         f[f"{obs}/{root_name(region, sample, variation)}"] = h[
                             {"region": region, "variation": variation}
                         ]
+        if provenance is not None:
+            write_root_provenance(f, provenance)
     return Path(path)
 
 
-def write_workspace(path: str | Path, spec: Mapping[str, Any]) -> Path:
-    """Validate ``spec`` against the pyhf workspace schema, then write it atomically."""
+def write_workspace(
+    path: str | Path, spec: Mapping[str, Any], *, provenance: Mapping[str, Any] | None = None
+) -> Path:
+    """Validate ``spec`` against the pyhf workspace schema, then write it atomically (plus
+    the ``provenance`` sidecar, if given)."""
     import pyhf
 
     pyhf.Workspace(dict(spec))  # raises pyhf.exceptions.InvalidSpecification
-    write_json(path, dict(spec))
+    write_json(path, dict(spec), provenance=provenance)
     return Path(path)
 
 
@@ -412,15 +426,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     cfg = load_config(args.config)
     lumi = args.lumi_fb or cfg["selection"]["hh_yybb"]["histograms"]["lumi_fb"]
+    rec = provenance_record(stage="histograms", config=cfg, inputs=args.inputs, extra={"lumi_fb": lumi})
     merged = merge_histsets(read_pickle(p) for p in args.inputs)
     hs = normalise_histset(merged, lumi)
     out = Path(args.output_dir)
-    write_pickle(out / "hists.pkl", hs)
-    write_root(out / "hists.root", hs)
+    write_pickle(out / "hists.pkl", hs, provenance=rec)
+    write_root(out / "hists.root", hs, provenance=rec)
     table = cutflow_table(hs)
-    write_json(out / "cutflow.json", table)
+    write_json(out / "cutflow.json", table, provenance=rec)
     md = cutflow_markdown(table)
-    write_text(out / "cutflow.md", md)
+    write_text(out / "cutflow.md", md, provenance=rec)
     log.info("histograms of %d samples normalised to %g fb^-1 -> %s\n%s", len(hs["samples"]), lumi, out, md)
     return 0
 

@@ -54,6 +54,7 @@ import numpy as np
 from analysis import histograms as H
 from analysis.atomic import write_json, write_text
 from analysis.config import load_config, validate_section
+from analysis.provenance import provenance_record
 
 log = logging.getLogger(__name__)
 
@@ -659,32 +660,38 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config)
     out = Path(args.output_dir)
     if args.cmd == "workspaces":
+        seed = args.pseudo_data_seed  # the seed actually used: the flag, else the config's
+        seed = seed if seed is not None else limits_config(cfg)["pseudo_data_seed"]
+        rec = provenance_record(stage="limits.workspaces", config=cfg, seeds={"pseudo_data": seed},
+                                inputs=[args.hists])
         hs = H.read_pickle(args.hists)
         entries = signal_workspaces(hs, cfg, pseudo_data_seed=args.pseudo_data_seed)
         index = []
         for e in entries:
             path = out / f"{e['signal']}.json"
-            H.write_workspace(path, e["spec"])
+            H.write_workspace(path, e["spec"], provenance=rec)
             index.append({k: v for k, v in e.items() if k != "spec"} | {"workspace": path.name})
-        write_json(out / "index.json", {"lumi_fb": hs.get("lumi_fb"), "entries": index})
+        write_json(out / "index.json", {"lumi_fb": hs.get("lumi_fb"), "entries": index}, provenance=rec)
         log.info("wrote %d workspaces to %s", len(index), out)
         return 0
     import json
 
     idx_path = Path(args.index)
     index = json.loads(idx_path.read_text())
+    ws_paths = [idx_path.parent / e["workspace"] for e in index["entries"]]
+    rec = provenance_record(stage="limits", config=cfg, inputs=[idx_path, *ws_paths])
     entries = []
-    for e in index["entries"]:
+    for e, ws_path in zip(index["entries"], ws_paths, strict=True):
         e = copy.deepcopy(e)
-        e["spec"] = json.loads((idx_path.parent / e["workspace"]).read_text())
+        e["spec"] = json.loads(ws_path.read_text())
         entries.append(e)
     rows = run_limits(entries, cfg)
-    write_json(out / "limits.json", {"lumi_fb": index.get("lumi_fb"), "rows": rows})
-    write_text(out / "limits.md", brazil_table_markdown(rows, index.get("lumi_fb")))
+    write_json(out / "limits.json", {"lumi_fb": index.get("lumi_fb"), "rows": rows}, provenance=rec)
+    write_text(out / "limits.md", brazil_table_markdown(rows, index.get("lumi_fb")), provenance=rec)
     if resonant_limits(rows):
         from analysis.plotting import plot_brazil
 
-        plot_brazil(out / "brazil.png", rows, lumi_fb=index.get("lumi_fb"))
+        plot_brazil(out / "brazil.png", rows, lumi_fb=index.get("lumi_fb"), provenance=rec)
     log.info("limits written to %s\n%s", out, brazil_table_markdown(rows, index.get("lumi_fb")))
     return 0
 

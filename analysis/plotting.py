@@ -1,6 +1,7 @@
 """mplhep plotting helpers and the HH → γγbb̄ paper plots.
 
-Every figure is written atomically (PNG). Plots:
+Every figure is written atomically (PNG); a ``provenance`` record, if given, goes to its
+sidecar ``<figure>.png.provenance.json`` (:mod:`analysis.provenance`). Plots:
 
 * :func:`plot_stack` — an observable (m_γγ by default) per region: backgrounds stacked,
   signals overlaid as lines (optionally scaled), MC statistical band on the stack;
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from analysis.atomic import atomic_path, write_json
+from analysis.provenance import provenance_record
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +66,13 @@ def label(ax: Any, lumi_fb: float | None = None, text: str = "Simulation") -> No
     mplhep.label.exp_text(EXPERIMENT_LABEL, text, lumi=lumi, ax=ax, loc=1)
 
 
-def save(fig: Any, path: str | Path, dpi: int = 90) -> Path:
-    """Save ``fig`` as PNG atomically and close it."""
+def save(
+    fig: Any, path: str | Path, dpi: int = 90, *, provenance: Mapping[str, Any] | None = None
+) -> Path:
+    """Save ``fig`` as PNG atomically and close it (plus the ``provenance`` sidecar, if given)."""
     import matplotlib.pyplot as plt
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, provenance=provenance) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
     return Path(path)
@@ -130,6 +134,7 @@ def plot_regions(
     rebin: int = 1,
     signal_scale: float | Mapping[str, float] = 1.0,
     ncols: int = 2,
+    provenance: Mapping[str, Any] | None = None,
 ) -> Path:
     """A grid of :func:`plot_stack` panels, one per region."""
     plt = style()
@@ -142,10 +147,11 @@ def plot_regions(
     for ax in list(axes.flat)[len(regions):]:
         ax.set_visible(False)
     fig.tight_layout()
-    return save(fig, path)
+    return save(fig, path, provenance=provenance)
 
 
-def plot_cutflow(path: str | Path, table: Mapping[str, Any], samples: Sequence[str] | None = None) -> Path:
+def plot_cutflow(path: str | Path, table: Mapping[str, Any], samples: Sequence[str] | None = None, *,
+                 provenance: Mapping[str, Any] | None = None) -> Path:
     """The cutflow table as a figure: weighted events with the raw MC count in brackets."""
     plt = style()
     names = [s for s in (samples or list(table["samples"])) if s in table["samples"]]
@@ -168,11 +174,11 @@ def plot_cutflow(path: str | Path, table: Mapping[str, Any], samples: Sequence[s
     unit = f"events in {table.get('lumi_fb', 0):g} fb$^{{-1}}$" if table.get("normalised") else "sum of weights"
     ax.set_title(f"Cutflow: {unit} (raw MC events)", fontsize=10)
     fig.tight_layout()
-    return save(fig, path)
+    return save(fig, path, provenance=provenance)
 
 
 def plot_brazil(path: str | Path, rows: Sequence[Mapping[str, Any]], *, lumi_fb: float | None = None,
-                unit: str = "fb") -> Path:
+                unit: str = "fb", provenance: Mapping[str, Any] | None = None) -> Path:
     """Expected limits on σ(pp → X → HH) versus m_X with ±1σ (green) and ±2σ (yellow) bands."""
     plt = style()
     res = sorted((r for r in rows if r["mode"] == "resonant"), key=lambda r: r["mass_gev"])
@@ -195,11 +201,12 @@ def plot_brazil(path: str | Path, rows: Sequence[Mapping[str, Any]], *, lumi_fb:
     ax.legend()
     label(ax, lumi_fb)
     fig.tight_layout()
-    return save(fig, path)
+    return save(fig, path, provenance=provenance)
 
 
 def plot_fit(path: str | Path, edges: Sequence[float], values: Sequence[float], variances: Sequence[float] | None,
-             fit: Any, *, xlabel: str = r"$m_{\gamma\gamma}$ [GeV]", title: str = "") -> Path:
+             fit: Any, *, xlabel: str = r"$m_{\gamma\gamma}$ [GeV]", title: str = "",
+             provenance: Mapping[str, Any] | None = None) -> Path:
     """Histogram points with the fitted model (per-bin expectation and smooth curve)."""
     plt = style()
     e = np.asarray(edges, dtype=float)
@@ -223,7 +230,7 @@ def plot_fit(path: str | Path, edges: Sequence[float], values: Sequence[float], 
     ax.legend()
     label(ax)
     fig.tight_layout()
-    return save(fig, path)
+    return save(fig, path, provenance=provenance)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     cfg = load_config(args.config)
     lcfg = limits_config(cfg)
+    rec = provenance_record(stage="plots", config=cfg,
+                            inputs=[args.hists, *([args.limits] if args.limits else [])])
     hs = H.read_pickle(args.hists)
     out = Path(args.output_dir)
     bkgs = [b for b in lcfg["backgrounds"] if b in hs["samples"]]
@@ -248,12 +257,12 @@ def main(argv: list[str] | None = None) -> int:
             if s in hs["samples"]]
     nonres = list(lcfg["nonresonant"]["regions"])
     plot_regions(out / "m_yy_categories.png", hs, ["diphoton", "pretag", *nonres], backgrounds=bkgs, signals=sigs,
-                 observable="m_yy", rebin=5)
+                 observable="m_yy", rebin=5, provenance=rec)
     res_regions = sorted({r for c in lcfg["resonant"]["mass_categories"] for r in c["regions"]})
     plot_regions(out / "m_star.png", hs, ["pretag", *res_regions], backgrounds=bkgs, signals=sigs,
-                 observable="m_star")
+                 observable="m_star", provenance=rec)
     table = H.cutflow_table(hs)
-    plot_cutflow(out / "cutflow.png", table)
+    plot_cutflow(out / "cutflow.png", table, provenance=rec)
     summary: dict[str, Any] = {"resolution": {}}
     for s in sigs:  # the m_yy resolution of every signal (diphoton region: most statistics)
         h = hs["samples"][s]["hists"]["m_yy"][{"region": "diphoton", "variation": "nominal"}]
@@ -266,12 +275,12 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("DSCB fit of %s failed: %s", s, exc)
             continue
         summary["resolution"][s] = fit.to_dict()
-        plot_fit(out / f"dscb_{s}.png", edges, v, var, fit, title=f"{s}: diphoton region")
+        plot_fit(out / f"dscb_{s}.png", edges, v, var, fit, title=f"{s}: diphoton region", provenance=rec)
     if args.limits:
         rows = json.loads(Path(args.limits).read_text())["rows"]
         if any(r["mode"] == "resonant" for r in rows):
-            plot_brazil(out / "brazil.png", rows, lumi_fb=hs.get("lumi_fb"))
-    write_json(out / "summary.json", summary)
+            plot_brazil(out / "brazil.png", rows, lumi_fb=hs.get("lumi_fb"), provenance=rec)
+    write_json(out / "summary.json", summary, provenance=rec)
     log.info("plots written to %s", out)
     return 0
 

@@ -255,7 +255,8 @@ def embed_provenance(path: str | os.PathLike[str], record: Mapping[str, Any]) ->
         import uproot
 
         with uproot.update(path) as f:
-            if PROVENANCE_KEY in f:
+            # not ``PROVENANCE_KEY in f``: uproot 5.7 raises on that for files with folders
+            if PROVENANCE_KEY in {k.split(";")[0] for k in f.keys(recursive=False)}:
                 del f[PROVENANCE_KEY]
             write_root_provenance(f, record)
     elif kind == "hdf5":

@@ -220,14 +220,23 @@ class RunResult:
         """``[{"file", "reason"}]`` of input files left out under the skip-bad policy."""
         return self.metrics["skipped_files"]
 
-    def write_metrics(self, path: str | os.PathLike[str]) -> Path:
-        """Write :attr:`metrics` as JSON, atomically; returns the path."""
-        return write_metrics(path, self.metrics)
+    def write_metrics(
+        self, path: str | os.PathLike[str], *, provenance: Mapping[str, Any] | None = None
+    ) -> Path:
+        """Write :attr:`metrics` as JSON, atomically (plus the ``provenance`` sidecar, if
+        given); returns the path."""
+        return write_metrics(path, self.metrics, provenance=provenance)
 
 
-def write_metrics(path: str | os.PathLike[str], metrics: Mapping[str, Any]) -> Path:
-    """Write a metrics dict as sorted, indented JSON via a temporary file and rename."""
-    write_json(path, dict(metrics))
+def write_metrics(
+    path: str | os.PathLike[str],
+    metrics: Mapping[str, Any],
+    *,
+    provenance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a metrics dict as sorted, indented JSON via a temporary file and rename (plus
+    the ``provenance`` sidecar ``<path>.provenance.json``, if given)."""
+    write_json(path, dict(metrics), provenance=provenance)
     return Path(path)
 
 
@@ -285,7 +294,8 @@ def run_processor(
     ``events.metadata`` in ``process``). ``config``: see the module docstring.
     ``format``: ``"auto"`` or a key of :data:`analysis.ingest.FORMATS`; it picks the
     schema. ``required_branches``: as in :func:`~analysis.ingest.validate_file` (default:
-    the format's). With ``metrics_path`` the metrics are also written there (atomically).
+    the format's). With ``metrics_path`` the metrics are also written there (atomically),
+    with a provenance sidecar (stage ``runner``: ``config``'s hash and the good files).
 
     Metrics: ``events``, ``bytes_read``, ``wall_time_s``, ``process_time_s`` (time inside
     ``process`` summed over chunks), ``cores``, ``events_per_s``, ``events_per_s_per_core``
@@ -372,7 +382,14 @@ def run_processor(
         metrics["incomplete"] = True
     result = RunResult(output=output, metrics=metrics, fileset=good)
     if metrics_path is not None:
-        result.write_metrics(metrics_path)
+        from analysis.provenance import provenance_record
+
+        files = good.files()  # remote URLs have no local identity: listed by name only
+        remote = [f for f in files if "://" in f]
+        record = provenance_record(stage="runner", config=config,
+                                   inputs=[f for f in files if "://" not in f],
+                                   extra={"remote_inputs": remote} if remote else None)
+        result.write_metrics(metrics_path, provenance=record)
     return result
 
 

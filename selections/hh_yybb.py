@@ -60,8 +60,9 @@ from coffea.analysis_tools import PackedSelection, Weights
 
 from analysis import histograms as H
 from analysis.atomic import write_json, write_text
-from analysis.config import config_hash, load_config, validate_section
+from analysis.config import config_hash, load_config, validate, validate_section
 from analysis.ingest import Fileset, InputFileError, detect_format, read_metadata
+from analysis.provenance import provenance_record
 from analysis.runner import run_processor
 from selections import objects as O
 
@@ -1228,6 +1229,8 @@ def benchmark(files: Sequence[str], config: Mapping[str, Any], working_points: A
 
 
 def main(argv: list[str] | None = None) -> int:
+    # the one seed of the selection: the photon-resolution smearing (what --seed overrides)
+    seed_key = ("selection", "hh_yybb", "systematics", "photon_energy_resolution", "seed")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
     parser.add_argument("--working-points", default=None, help="the taggers stage's working_points.json")
@@ -1241,10 +1244,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", default=None, help="dataset name for NanoAOD input (default: folder name)")
     parser.add_argument("--benchmark", type=int, metavar="REPEAT", default=0,
                         help="measure throughput against uproot.arrays (REPEAT runs); writes --metrics")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="override the photon-resolution smearing seed "
+                             f"({'.'.join(seed_key)})")
+    parser.add_argument("--workers", type=int, default=None, help="override runner.workers")
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     cfg = load_config(args.config)
+    overrides: dict[tuple[str, ...], int] = {}
+    if args.seed is not None:
+        overrides[seed_key] = args.seed
+    if args.workers is not None:
+        overrides[("runner", "workers")] = args.workers
+    if overrides:
+        for key, value in overrides.items():
+            node = cfg
+            for part in key[:-1]:
+                node = node.setdefault(part, {})
+            node[key[-1]] = value
+        cfg = validate(cfg, source=f"{args.config} (with "
+                       + ", ".join(f"{'.'.join(k)}={v}" for k, v in overrides.items()) + ")")
+    smearing_seed = selection_config(cfg)["hh_yybb"]["systematics"]["photon_energy_resolution"]["seed"]
+    remote = [f for f in args.files if "://" in f]  # URLs have no local identity: named only
+    rec = provenance_record(
+        stage="hh_yybb.select", config=cfg, seeds={"smearing": smearing_seed},
+        inputs=[*(f for f in args.files if "://" not in f),
+                *([args.working_points] if args.working_points else []), *(args.sample_metadata or [])],
+        extra={"format": args.format, "dataset": args.dataset, **({"remote_inputs": remote} if remote else {})},
+    )
     if args.benchmark:
         out = benchmark(args.files, cfg, args.working_points, args.benchmark, sample_metadata=args.sample_metadata)
         log.info("selection %.0f ev/s/core, plain uproot read %.0f ev/s, ratio %.2f (per CPU second: "
@@ -1252,19 +1280,22 @@ def main(argv: list[str] | None = None) -> int:
                  out["plain_read_events_per_s"], out["ratio"], out["selection_events_per_cpu_s"],
                  out["plain_read_events_per_cpu_s"], out["ratio_cpu"])
         if args.metrics:
-            write_json(args.metrics, out)
+            write_json(args.metrics, out, provenance=rec)
         print(json.dumps({k: v for k, v in out.items() if k not in ("branches", "files")}, indent=1))
         return 0
     if not args.output:
         parser.error("--output is required")
+    # the metrics are written here, not by the runner, so that they carry this stage's record
     res = run_selection(args.files, cfg, args.working_points, format=args.format, dataset=args.dataset,
-                        sample_metadata=args.sample_metadata, metrics_path=args.metrics)
-    H.write_pickle(args.output, res.histset)
+                        sample_metadata=args.sample_metadata)
+    if args.metrics:
+        write_json(args.metrics, res.metrics, provenance=rec)
+    H.write_pickle(args.output, res.histset, provenance=rec)
     table, md = cutflow_report(res.histset)
     if args.cutflow_json:
-        write_json(args.cutflow_json, table)
+        write_json(args.cutflow_json, table, provenance=rec)
     if args.cutflow_md:
-        write_text(args.cutflow_md, md)
+        write_text(args.cutflow_md, md, provenance=rec)
     m = res.metrics
     log.info("selected %d events in %.1f s (%.0f events/s/core)\n%s", m["events"], m["wall_time_s"],
              m["events_per_s_per_core"] or 0.0, md)

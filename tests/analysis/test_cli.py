@@ -147,6 +147,8 @@ def test_unknown_commands(capsys: pytest.CaptureFixture[str]) -> None:
     (["validate", "--help"], "--workers"),
     (["generate", "--help"], "--seed"),
     (["rpv", "select", "--help"], "--output"),
+    (["select", "--help"], "--seed"),
+    (["select", "--help"], "--workers"),
 ])
 def test_subcommands_dispatch_to_the_stage_modules(argv: list[str], flag: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:

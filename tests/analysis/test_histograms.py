@@ -94,6 +94,34 @@ def test_root_file_names_and_contents(tmp_path):
         assert up.sum() == pytest.approx(3.0 * hs["samples"]["sig"]["norm"])
 
 
+def test_writers_store_the_provenance_record(tmp_path):
+    """ROOT: a TObjString beside the observable folders (every other key still a TH1);
+    pickle and workspace JSON: a sidecar. Contents do not depend on the record."""
+    from analysis.limits import build_workspace
+    from analysis.provenance import PROVENANCE_KEY, provenance_record, read_provenance, sidecar_path
+
+    hs = H.normalise_histset(make_set())
+    rec = provenance_record(stage="histograms", config={"seed": 1}, extra={"lumi_fb": 139.0})
+    root = H.write_root(tmp_path / "h.root", hs, provenance=rec)
+    plain = H.write_root(tmp_path / "plain.root", hs)
+    assert read_provenance(root) == rec and not sidecar_path(root).exists()
+    with uproot.open(root) as f, uproot.open(plain) as g:
+        assert {k.split(";")[0] for k in f.keys(recursive=False)} == {"m_yy", PROVENANCE_KEY}
+        th1s = [k for k in f.keys(recursive=True, cycle=False) if k != PROVENANCE_KEY]
+        assert sorted(th1s) == sorted(g.keys(recursive=True, cycle=False))
+        for k in th1s:
+            if k != "m_yy":
+                assert f[k].classname.startswith("TH1"), k
+                assert np.array_equal(f[k].values(flow=True), g[k].values(flow=True)), k
+                assert np.array_equal(f[k].variances(flow=True), g[k].variances(flow=True)), k
+    pkl = H.write_pickle(tmp_path / "h.pkl", hs, provenance=rec)
+    assert read_provenance(pkl) == rec and H.read_pickle(pkl)["lumi_fb"] == 139.0
+    spec, _ = build_workspace(hs, signal="sig", backgrounds=["bkg"], regions=["sr"], observable="m_yy",
+                              rebin=10, systematics=SYSTS)
+    ws = H.write_workspace(tmp_path / "ws.json", spec, provenance=rec)
+    assert read_provenance(ws) == rec and json.loads(ws.read_text()) == json.loads(json.dumps(spec))
+
+
 def test_pickle_round_trip_and_merge(tmp_path):
     a = make_set()
     b = make_set({"other": (1.0, 10.0, [("cr", "nominal", [150.0], [2.0])])})

@@ -174,3 +174,21 @@ def test_missing_and_corrupt_records(tmp_path: Path) -> None:
     shutil.copy(out, tmp_path / "copy.png")
     with pytest.raises(ProvenanceError, match="copy.png"):
         read_provenance(tmp_path / "copy.png")
+
+
+def test_attach_provenance_to_a_root_file_with_folders(tmp_path):
+    """uproot 5.7 raises on ``key in file`` for files with folders: attaching must still work,
+    twice (the second record replaces the first)."""
+    import numpy as np
+    import uproot
+
+    from analysis.provenance import attach_provenance, provenance_record, read_provenance
+
+    path = tmp_path / "hists.root"
+    with uproot.recreate(path) as f:
+        f["m_yy/sr_sig"] = np.histogram([1.0, 2.0], bins=3)
+    for stage in ("first", "second"):
+        attach_provenance(path, provenance_record(stage=stage))
+    assert read_provenance(path)["stage"] == "second"
+    with uproot.open(path) as f:
+        assert f["m_yy/sr_sig"].values().sum() == 2

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from analysis import ingest, runner
-from analysis.config import ConfigError
+from analysis.config import ConfigError, config_hash
 from analysis.fixtures import write_hepline_fixture
 from analysis.ingest import InputFileError
+from analysis.provenance import file_identity, provenance_record, read_provenance
 from analysis.runner import SummaryProcessor, run_processor, runner_config
 
 
@@ -45,7 +46,22 @@ def test_iterative_and_futures_agree(iterative_result, hepline_sample_files, tmp
     assert iterative_result.metrics["chunks"] == futures.metrics["chunks"] >= 9
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["events"] == 95 and written["executor"] == "futures"
-    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary left
+    # no temporary left; the provenance sidecar beside the metrics
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "metrics.json.provenance.json"]
+    rec = read_provenance(tmp_path / "metrics.json")
+    assert rec["stage"] == "runner"
+    assert rec["config_hash"] == config_hash({"runner": {"executor": "futures", "workers": 2, "chunksize": 10}})
+    assert rec["inputs"] == [file_identity(f) for f in futures.fileset.files()]
+    assert sorted(i["path"] for i in rec["inputs"]) == sorted(map(str, hepline_sample_files))
+    assert all(i["kind"] == "root" and i["uuid"] for i in rec["inputs"])
+
+
+def test_write_metrics_provenance(tmp_path):
+    rec = provenance_record(stage="runner", config={"executor": "iterative"})
+    runner.write_metrics(tmp_path / "m.json", {"events": 3}, provenance=rec)
+    assert read_provenance(tmp_path / "m.json") == rec
+    runner.write_metrics(tmp_path / "plain.json", {"events": 3})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.json.provenance.json", "plain.json"]
 
 
 def test_output_content(iterative_result, hepline_sample_files):
@@ -146,6 +162,9 @@ def test_skip_bad_files(hepline_sample_files, tmp_path):
     assert [s["file"] for s in res.skipped] == [str(empty), str(nojet)]
     assert "zero-byte" in res.skipped[0]["reason"] and "Jet_pt" in res.skipped[1]["reason"]
     assert json.loads((tmp_path / "m.json").read_text())["skipped_files"] == res.skipped
+    # the provenance names the files read, not the skipped ones
+    paths = [i["path"] for i in read_provenance(tmp_path / "m.json")["inputs"]]
+    assert sorted(paths) == sorted(map(str, hepline_sample_files))
 
 
 def test_skip_bad_files_from_paths(hepline_sample_files, tmp_path):
