@@ -65,6 +65,7 @@ STAGES: dict[str, Stage] = {
     "plots": Stage("analysis.plotting", "paper-style plots of histograms and limits"),
     "calo": Stage("analysis.calo.__main__", "calorimeter-image CNN: images|train|evaluate|bench"),
     "rpv": Stage("selections.rpv_multijet", "cut-based RPV multijet search: select|rates"),
+    "benchmarks": Stage("analysis.rule_benchmarks", "per-rule time of a workflow run (benchmark files)"),
 }
 
 TAGGER_STAGES: dict[str, Stage] = {

@@ -28,7 +28,7 @@ rule calo_images:
     log:
         OUT / "logs" / "calo" / "images_{sample}.log",
     benchmark:
-        OUT / "benchmarks" / "calo" / "images_{sample}.tsv"
+        OUT / "benchmarks" / "calo_images" / "{sample}.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,
@@ -53,7 +53,7 @@ rule rpv_cutbased:
     log:
         OUT / "logs" / "rpv" / "cutbased_{sample}.log",
     benchmark:
-        OUT / "benchmarks" / "rpv" / "cutbased_{sample}.tsv"
+        OUT / "benchmarks" / "rpv_cutbased" / "{sample}.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,
@@ -77,7 +77,7 @@ rule rpv_cutbased_rates:
     log:
         OUT / "logs" / "rpv" / "cutbased_rates.log",
     benchmark:
-        OUT / "benchmarks" / "rpv" / "cutbased_rates.tsv"
+        OUT / "benchmarks" / "rpv_cutbased_rates" / "job.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,
@@ -98,7 +98,7 @@ rule calo_train:
     log:
         OUT / "logs" / "calo" / "train.log",
     benchmark:
-        OUT / "benchmarks" / "calo" / "train.tsv"
+        OUT / "benchmarks" / "calo_train" / "job.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,
@@ -134,7 +134,7 @@ rule calo_evaluate:
     log:
         OUT / "logs" / "calo" / "evaluate.log",
     benchmark:
-        OUT / "benchmarks" / "calo" / "evaluate.tsv"
+        OUT / "benchmarks" / "calo_evaluate" / "job.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,

@@ -15,7 +15,7 @@ rule generate_shard:
     log:
         OUT / "logs" / "generate" / "{sample}_{shard}.log",
     benchmark:
-        OUT / "benchmarks" / "generate" / "{sample}_{shard}.tsv"
+        OUT / "benchmarks" / "generate_shard" / "{sample}_{shard}.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,

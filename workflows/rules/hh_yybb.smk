@@ -26,7 +26,7 @@ rule hh_yybb_select:
     log:
         OUT / "logs" / "hh_yybb" / "select_{sample}.log",
     benchmark:
-        OUT / "benchmarks" / "hh_yybb" / "select_{sample}.tsv"
+        OUT / "benchmarks" / "hh_yybb_select" / "{sample}.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,
@@ -56,7 +56,7 @@ rule hh_yybb_histograms:
     log:
         OUT / "logs" / "hh_yybb" / "histograms.log",
     benchmark:
-        OUT / "benchmarks" / "hh_yybb" / "histograms.tsv"
+        OUT / "benchmarks" / "hh_yybb_histograms" / "job.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,
@@ -79,7 +79,7 @@ rule hh_yybb_workspaces:
     log:
         OUT / "logs" / "hh_yybb" / "workspaces.log",
     benchmark:
-        OUT / "benchmarks" / "hh_yybb" / "workspaces.tsv"
+        OUT / "benchmarks" / "hh_yybb_workspaces" / "job.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,
@@ -103,7 +103,7 @@ rule hh_yybb_limits:
     log:
         OUT / "logs" / "hh_yybb" / "limits.log",
     benchmark:
-        OUT / "benchmarks" / "hh_yybb" / "limits.tsv"
+        OUT / "benchmarks" / "hh_yybb_limits" / "job.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,
@@ -135,7 +135,7 @@ rule hh_yybb_plots:
     log:
         OUT / "logs" / "hh_yybb" / "plots.log",
     benchmark:
-        OUT / "benchmarks" / "hh_yybb" / "plots.tsv"
+        OUT / "benchmarks" / "hh_yybb_plots" / "job.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,

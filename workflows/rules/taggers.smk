@@ -52,7 +52,7 @@ rule taggers_prepare:
     log:
         OUT / "logs" / "taggers" / "prepare.log",
     benchmark:
-        OUT / "benchmarks" / "taggers" / "prepare.tsv"
+        OUT / "benchmarks" / "taggers_prepare" / "job.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,
@@ -80,7 +80,7 @@ rule taggers_train_rnnip:
     log:
         OUT / "logs" / "taggers" / "train_rnnip.log",
     benchmark:
-        OUT / "benchmarks" / "taggers" / "train_rnnip.tsv"
+        OUT / "benchmarks" / "taggers_train_rnnip" / "job.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,
@@ -107,7 +107,7 @@ rule taggers_train_mv2:
     log:
         OUT / "logs" / "taggers" / "train_mv2.log",
     benchmark:
-        OUT / "benchmarks" / "taggers" / "train_mv2.tsv"
+        OUT / "benchmarks" / "taggers_train_mv2" / "job.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,
@@ -138,7 +138,7 @@ rule taggers_train_dl1:
     log:
         OUT / "logs" / "taggers" / "train_dl1.log",
     benchmark:
-        OUT / "benchmarks" / "taggers" / "train_dl1.tsv"
+        OUT / "benchmarks" / "taggers_train_dl1" / "job.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,
@@ -177,7 +177,7 @@ rule taggers_evaluate:
     log:
         OUT / "logs" / "taggers" / "evaluate.log",
     benchmark:
-        OUT / "benchmarks" / "taggers" / "evaluate.tsv"
+        OUT / "benchmarks" / "taggers_evaluate" / "job.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,
@@ -207,7 +207,7 @@ rule taggers_decorate:
     log:
         OUT / "logs" / "taggers" / "decorate" / "{sample}_{shard}.log",
     benchmark:
-        OUT / "benchmarks" / "taggers" / "decorate" / "{sample}_{shard}.tsv"
+        OUT / "benchmarks" / "taggers_decorate" / "{sample}_{shard}.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,

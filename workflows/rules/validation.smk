@@ -16,7 +16,7 @@ rule validate_sample:
     log:
         OUT / "logs" / "validation" / "{sample}.log",
     benchmark:
-        OUT / "benchmarks" / "validation" / "{sample}.tsv"
+        OUT / "benchmarks" / "validate_sample" / "{sample}.tsv"
     params:
         py=PY,
         configfile=CONFIGFILE,

@@ -1,0 +1,100 @@
+"""Where the CPU time of the HH → γγbb̄ selection goes, component by component.
+
+Wraps the runner's validation, the coffea NanoEvents factory and the processor's read,
+selection, fill and candidate steps with CPU-time counters, runs :func:`run_selection`
+``--repeat`` times (after a warm-up) and prints the medians next to a plain
+``uproot.arrays`` read of the same branches::
+
+    python -m selections.hh_yybb_breakdown --config workflows/config/default.yaml \\
+        --working-points results_full/taggers/working_points.json --sample-metadata yy.json \\
+        yy_0.root yy_1.root
+
+A measurement tool: it patches the wrapped functions in this process only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from analysis import runner
+from analysis.config import load_config
+from selections import hh_yybb as S
+
+log = logging.getLogger(__name__)
+
+PROCESSOR_STEPS = ("_read", "_analyse", "_fill", "_btag_weights", "_shift_candidates")
+
+
+def _timed(fn: Callable[..., Any], key: str, acc: dict[str, float]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        c0 = time.process_time()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            acc[key] = acc.get(key, 0.0) + time.process_time() - c0
+
+    return wrapper
+
+
+def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_metadata: Any = None,
+              repeat: int = 5) -> dict[str, Any]:
+    """Median CPU seconds per component over ``repeat`` runs, the total and the plain read."""
+    from coffea.nanoevents import NanoEventsFactory
+
+    acc: dict[str, float] = {}
+    saved: list[tuple[Any, str, Any]] = []
+
+    def patch(owner: Any, name: str, key: str) -> None:
+        saved.append((owner, name, owner.__dict__[name]))
+        setattr(owner, name, _timed(getattr(owner, name), key, acc))
+
+    patch(runner, "validate_fileset", "validate")
+    for step in PROCESSOR_STEPS:
+        patch(S.HHyybbProcessor, step, step.lstrip("_"))
+    factory = NanoEventsFactory.__dict__["from_root"]
+    saved.append((NanoEventsFactory, "from_root", factory))
+    NanoEventsFactory.from_root = classmethod(_timed(factory.__func__, "nanoevents_factory", acc))
+    try:
+        S.run_selection(files, config, working_points, sample_metadata=sample_metadata)  # warm-up
+        runs = []
+        for _ in range(repeat):
+            acc.clear()
+            c0 = time.process_time()
+            res = S.run_selection(files, config, working_points, sample_metadata=sample_metadata)
+            total = time.process_time() - c0
+            n, _, read_cpu = S._plain_read(files, res.histset["provenance"]["branches"])
+            runs.append({"total": total, "plain_read": read_cpu, **acc})
+    finally:
+        for owner, name, original in reversed(saved):
+            setattr(owner, name, original)
+    keys = list(runs[0])
+    med = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in keys}
+    med["other"] = med["total"] - sum(v for k, v in med.items() if k not in ("total", "plain_read"))
+    return {"events": n, "repeat": repeat, "cpu_s": med, "ratio_cpu": med["plain_read"] / med["total"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--working-points", required=True)
+    parser.add_argument("--sample-metadata", nargs="*", default=None)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("files", nargs="+")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    out = breakdown(args.files, load_config(args.config), args.working_points,
+                    sample_metadata=args.sample_metadata, repeat=args.repeat)
+    print(json.dumps(out, indent=2))  # noqa: T201 - the requested output
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
