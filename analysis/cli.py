@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -111,6 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, ProvenanceError, UsageError, FileNotFoundError) as exc:
         print(f"hepline: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `hepline provenance f | head`: the reader left, not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     parser.error(f"unknown command {command!r} (see hepline --help)")
     return EXIT_USAGE  # not reached: parser.error exits
 
