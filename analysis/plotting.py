@@ -46,11 +46,25 @@ __all__ = [
 EXPERIMENT_LABEL = "hepline"
 
 
-def style() -> Any:
-    """Select the Agg backend and the mplhep ATLAS style; returns ``matplotlib.pyplot``."""
+INLINE_BACKENDS = ("inline", "ipympl", "widget", "nbagg")
+"""Substrings of notebook backends that :func:`use_file_backend` leaves in place."""
+
+
+def use_file_backend() -> None:
+    """Select the non-interactive Agg backend for writing files, except in a notebook whose
+    inline/widget backend is already active (switching would turn off its inline plots)."""
     import matplotlib
 
+    backend = str(matplotlib.rcParams["backend"]).lower()
+    if any(name in backend for name in INLINE_BACKENDS):
+        return
     matplotlib.use("Agg")
+
+
+def style() -> Any:
+    """Select the file backend (:func:`use_file_backend`) and the mplhep ATLAS style; returns
+    ``matplotlib.pyplot``."""
+    use_file_backend()
     import matplotlib.pyplot as plt
     import mplhep
 

@@ -177,9 +177,9 @@ def plot(
 ) -> None:
     """A 2×2 panel of the validation plots (mplhep ATLAS style), written atomically (plus
     the ``provenance`` sidecar, if given)."""
-    import matplotlib
+    from analysis.plotting import use_file_backend
 
-    matplotlib.use("Agg")
+    use_file_backend()
     import matplotlib.pyplot as plt
     import mplhep
 

@@ -39,9 +39,9 @@ SUBTEXT = (
 
 
 def _setup() -> Any:
-    import matplotlib
+    from analysis.plotting import use_file_backend
 
-    matplotlib.use("Agg")
+    use_file_backend()
     import matplotlib.pyplot as plt
     import mplhep
 

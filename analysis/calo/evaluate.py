@@ -192,9 +192,9 @@ def write_score_root(path: str | os.PathLike[str], hists: Mapping[str, Any], *,
 
 
 def _style() -> Any:
-    import matplotlib
+    from analysis.plotting import use_file_backend
 
-    matplotlib.use("Agg")
+    use_file_backend()
     import matplotlib.pyplot as plt
     import mplhep
 
