@@ -11,6 +11,7 @@ import copy
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -106,6 +107,15 @@ def validate_section(name: str, value: Any, *, source: str = "<config>") -> Any:
         lines = [f"  {'.'.join(str(p) for p in e.absolute_path)}: {e.message}" for e in errors[:10]]
         raise ConfigError(f"invalid configuration {source}:\n" + "\n".join(lines))
     return holder[name]
+
+
+def config_section(config: Mapping[str, Any] | None, name: str) -> dict[str, Any]:
+    """The validated ``name`` section (defaults filled) of a whole config, or of the section
+    itself: a mapping that holds ``generation``, ``seed`` or ``name`` is a whole config."""
+    raw: Any = config or {}
+    if isinstance(raw, Mapping) and ("generation" in raw or "seed" in raw or name in raw):
+        raw = raw.get(name) or {}
+    return validate_section(name, raw, source=f"{name} section")
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:

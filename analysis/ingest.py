@@ -343,16 +343,24 @@ def validate_files(
     good: list[str] = []
     report: list[dict[str, str]] = []
     for p in paths:
-        try:
-            info = validate_file(p, req, format=format, treename=treename, deep=deep)
-        except InputFileError as err:
-            if not skip_bad:
-                raise
-            log.warning("skipping bad input file %s", err)
-            report.append({"file": err.path, "reason": err.reason})
-            continue
-        good.append(info.path)
+        info = _validate_or_skip(p, req, skip_bad, report, format=format, treename=treename, deep=deep)
+        if info is not None:
+            good.append(info.path)
     return good, report
+
+
+def _validate_or_skip(path: str | os.PathLike[str], required: tuple[str, ...] | None, skip_bad: bool,
+                      report: list[dict[str, str]], **kwargs: Any) -> FileInfo | None:
+    """:func:`validate_file` under the skip-bad policy: a bad file raises, or (``skip_bad``)
+    is logged, appended to ``report`` as ``{"file", "reason"}`` and gives None."""
+    try:
+        return validate_file(path, required, **kwargs)
+    except InputFileError as err:
+        if not skip_bad:
+            raise
+        log.warning("skipping bad input file %s", err)
+        report.append({"file": err.path, "reason": err.reason})
+        return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -622,13 +630,8 @@ def validate_fileset(
     for name, entry in fs.items():
         kept: dict[str, str] = {}
         for path, tree in entry["files"].items():
-            try:
-                info = validate_file(path, req, format=format, treename=tree, deep=deep)
-            except InputFileError as err:
-                if not skip_bad:
-                    raise
-                log.warning("skipping bad input file %s", err)
-                out.skipped.append({"file": err.path, "reason": err.reason})
+            info = _validate_or_skip(path, req, skip_bad, out.skipped, format=format, treename=tree, deep=deep)
+            if info is None:
                 continue
             if formats and info.format not in formats:
                 first_fmt, first_path = next(iter(formats.items()))

@@ -53,7 +53,7 @@ import numpy as np
 
 from analysis import histograms as H
 from analysis.atomic import write_json, write_text
-from analysis.config import load_config, validate_section
+from analysis.config import config_section, load_config
 from analysis.provenance import provenance_record
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,7 @@ class LimitInputError(ValueError):
 
 def limits_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The validated ``limits`` section (defaults filled) of a whole config, or the section."""
-    raw: Any = config or {}
-    if isinstance(raw, Mapping) and ("generation" in raw or "seed" in raw or "limits" in raw):
-        raw = raw.get("limits") or {}
-    return validate_section("limits", raw, source="limits section")
+    return config_section(config, "limits")
 
 
 # ---------------------------------------------------------------------------------------

@@ -186,14 +186,19 @@ def file_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
             "sha256": _sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)}
 
 
-@lru_cache(maxsize=4096)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    """SHA-256 of a file; cached on (path, size, mtime) so a stage hashes an input once."""
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's bytes."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+@lru_cache(maxsize=4096)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """:func:`file_sha256` cached on (path, size, mtime), so a stage hashes an input once."""
+    return file_sha256(path)
 
 
 @lru_cache(maxsize=4096)

@@ -53,7 +53,7 @@ from coffea import processor
 
 from analysis import __version__ as _hepline_version
 from analysis.atomic import write_json
-from analysis.config import ConfigError, validate_section
+from analysis.config import ConfigError, config_section
 from analysis.ingest import FORMATS, Fileset, validate_fileset
 
 log = logging.getLogger(__name__)
@@ -77,10 +77,7 @@ def runner_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     defaults if it has none) or the section itself. Raises
     :class:`~analysis.config.ConfigError` naming the key for unknown keys or bad values.
     """
-    raw: Any = config or {}
-    if isinstance(raw, Mapping) and ("runner" in raw or "generation" in raw or "seed" in raw):
-        raw = raw.get("runner") or {}
-    return validate_section("runner", raw, source="runner section")
+    return config_section(config, "runner")
 
 
 DEFAULT_RUNNER_CONFIG: dict[str, Any] = runner_config({})

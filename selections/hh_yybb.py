@@ -60,7 +60,7 @@ from coffea.analysis_tools import PackedSelection, Weights
 
 from analysis import histograms as H
 from analysis.atomic import write_json, write_text
-from analysis.config import config_hash, load_config, validate, validate_section
+from analysis.config import config_hash, config_section, load_config, validate
 from analysis.ingest import Fileset, InputFileError, detect_format, read_metadata
 from analysis.provenance import provenance_record
 from analysis.runner import run_processor
@@ -114,10 +114,7 @@ class WorkingPointError(ValueError):
 # ---------------------------------------------------------------------------------------
 def selection_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The validated ``selection`` section (defaults filled) of a whole config, or the section."""
-    raw: Any = config or {}
-    if isinstance(raw, Mapping) and ("generation" in raw or "seed" in raw or "selection" in raw):
-        raw = raw.get("selection") or {}
-    return validate_section("selection", raw, source="selection section")
+    return config_section(config, "selection")
 
 
 @dataclass(frozen=True)
@@ -460,6 +457,8 @@ def truth_tag_rows(jets: FlatCollection, jet_mask: np.ndarray, event_mask: np.nd
     combos = [(2, a, b) for b in range(nmax) for a in range(b)]
     combos += [(1, a, 1 if a == 0 else 0) for a in range(nmax)]
     out_p: dict[str, list[np.ndarray]] = {name: [] for name in efficiencies}
+    # per table: the 2-tag efficiency of every (event, jet rank), 0 for padding
+    eps_all = {name: np.where(present, np.asarray(e2)[fc], 0.0) for name, (e2, _) in efficiencies.items()}
     evt_parts, kind_parts, c0_parts, c1_parts = [], [], [], []
     for kind, a, b in combos:
         if b >= nmax:
@@ -471,8 +470,8 @@ def truth_tag_rows(jets: FlatCollection, jet_mask: np.ndarray, event_mask: np.nd
         kind_parts.append(np.full(int(ok.sum()), kind, dtype=np.int8))
         c0_parts.append(J[ok, a])
         c1_parts.append(J[ok, b])
-        for name, (e2, e1) in efficiencies.items():
-            eps = np.where(present, np.asarray(e2)[fc], 0.0)[ok]
+        for name, (_, e1) in efficiencies.items():
+            eps = eps_all[name][ok]
             q = 1.0 - eps
             if kind == 2:
                 others = [k for k in range(b) if k != a]

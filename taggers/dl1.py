@@ -38,11 +38,10 @@ from taggers.training import (
     fit_normaliser,
     hash_for,
     labels_to_classes,
-    load_torch_payload,
+    load_network,
     model_config,
     pick_device,
-    save_torch_payload,
-    state_dict_cpu,
+    save_network,
     torch_threads,
 )
 
@@ -175,24 +174,14 @@ def train_dl1(
 
 def save_dl1(model: DL1, path: str | os.PathLike[str]) -> None:
     """Write a trained DL1 (weights, hyper-parameters, ``model.meta``) atomically."""
-    if model.meta is None:
-        raise ValueError("only a trained or loaded DL1 (with .meta) can be saved")
     hp = {
         "n_features": model.n_features,
         "layers": model.layer_sizes,
         "dropout": model.dropout_p,
         "n_classes": model.output.out_features,
     }
-    save_torch_payload(
-        path,
-        {
-            "kind": MODEL_KIND,
-            "format_version": FORMAT_VERSION,
-            "hparams": hp,
-            "state_dict": state_dict_cpu(model),
-            **model.meta,
-        },
-    )
+    save_network(model, path, kind=MODEL_KIND, label="DL1", format_version=FORMAT_VERSION,
+                 hparams=hp)
 
 
 def load_dl1(
@@ -204,10 +193,7 @@ def load_dl1(
 ) -> DL1:
     """Load a model written by :func:`train_dl1`; ``features``/``normaliser`` are checked
     against the model's (:class:`~taggers.training.ModelMismatchError` on a difference)."""
-    payload = load_torch_payload(path, MODEL_KIND)
-    model = DL1(**payload["hparams"])
-    model.load_state_dict(payload["state_dict"])
-    model.meta = {k: v for k, v in payload.items() if k not in ("state_dict", "hparams")}
+    model = load_network(path, MODEL_KIND, DL1)
     check_model_compatible(
         MODEL_KIND,
         model.meta["feature_names"],

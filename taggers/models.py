@@ -28,7 +28,6 @@ Discriminants (float64, larger = more b-like):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -40,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from analysis.config import config_hash
+from analysis.provenance import file_sha256
 from taggers.discriminant import tagger_discriminant, tagger_fc
 from taggers.features import TaggingDataset, tagger_config
 from taggers.ipxd import IPTemplates
@@ -66,15 +66,6 @@ class MissingModelError(FileNotFoundError):
 def metrics_file(model_dir: str | os.PathLike[str], tagger: str) -> Path:
     """The training sidecar ``<model_dir>/<tagger>.metrics.json``."""
     return Path(model_dir) / f"{tagger}.metrics.json"
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 (hex) of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_split(path: str | os.PathLike[str]) -> TaggingDataset:

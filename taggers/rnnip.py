@@ -61,11 +61,10 @@ from taggers.training import (
     fit_normaliser,
     hash_for,
     labels_to_classes,
-    load_torch_payload,
+    load_network,
     model_config,
     pick_device,
-    save_torch_payload,
-    state_dict_cpu,
+    save_network,
     torch_threads,
 )
 
@@ -425,8 +424,6 @@ def train_rnnip(
 
 def save_rnnip(model: RNNIP, path: str | os.PathLike[str]) -> None:
     """Write a trained model (weights, hyper-parameters and ``model.meta``) atomically."""
-    if model.meta is None:
-        raise ValueError("only a trained or loaded RNNIP (with .meta) can be saved")
     hp = {
         "n_continuous": model.n_continuous,
         "n_grades": model.n_grades,
@@ -435,16 +432,8 @@ def save_rnnip(model: RNNIP, path: str | os.PathLike[str]) -> None:
         "dropout": float(model.dropout.p),
         "n_classes": model.output.out_features,
     }
-    save_torch_payload(
-        path,
-        {
-            "kind": MODEL_KIND,
-            "format_version": FORMAT_VERSION,
-            "hparams": hp,
-            "state_dict": state_dict_cpu(model),
-            **model.meta,
-        },
-    )
+    save_network(model, path, kind=MODEL_KIND, label="RNNIP", format_version=FORMAT_VERSION,
+                 hparams=hp)
 
 
 def load_rnnip(
@@ -462,10 +451,7 @@ def load_rnnip(
     difference raises :class:`~taggers.training.ModelMismatchError` ("mismatched model and
     feature file ...").
     """
-    payload = load_torch_payload(path, MODEL_KIND)
-    model = RNNIP(**payload["hparams"])
-    model.load_state_dict(payload["state_dict"])
-    model.meta = {k: v for k, v in payload.items() if k not in ("state_dict", "hparams")}
+    model = load_network(path, MODEL_KIND, RNNIP)
     check_model_compatible(
         MODEL_KIND,
         model.meta["feature_names"],

@@ -730,5 +730,34 @@ def load_torch_payload(path: str | os.PathLike[str], kind: str) -> dict[str, Any
     return payload
 
 
+def save_network(model: nn.Module, path: str | os.PathLike[str], *, kind: str, label: str,
+                 format_version: int, hparams: Mapping[str, Any]) -> None:
+    """Write a trained tagger network atomically: its ``kind``, format version,
+    hyper-parameters, CPU weights and ``model.meta`` (``label`` names it in errors)."""
+    meta = getattr(model, "meta", None)
+    if meta is None:
+        raise ValueError(f"only a trained or loaded {label} (with .meta) can be saved")
+    save_torch_payload(
+        path,
+        {
+            "kind": kind,
+            "format_version": format_version,
+            "hparams": dict(hparams),
+            "state_dict": state_dict_cpu(model),
+            **meta,
+        },
+    )
+
+
+def load_network(path: str | os.PathLike[str], kind: str, build: Callable[..., nn.Module]) -> nn.Module:
+    """The network of a :func:`save_network` file: ``build(**hparams)`` with the weights
+    loaded and ``.meta`` set (everything but weights and hyper-parameters)."""
+    payload = load_torch_payload(path, kind)
+    model = build(**payload["hparams"])
+    model.load_state_dict(payload["state_dict"])
+    model.meta = {k: v for k, v in payload.items() if k not in ("state_dict", "hparams")}
+    return model
+
+
 def deepcopy_cfg(cfg: Mapping[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(dict(cfg))

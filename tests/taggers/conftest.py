@@ -21,6 +21,18 @@ from taggers.features import TaggingDataset, load_dataset, tagger_config
 B_FIELD_T = 2.0
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch intra-op thread for the test: small networks are slower with more, and the
+    CI box is shared (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def full_config(default_config: dict) -> dict:
     """The validated default config (the shared fixture of tests/conftest.py)."""

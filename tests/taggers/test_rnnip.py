@@ -37,13 +37,7 @@ N_MAX = 15
 TINY = {"max_epochs": 1, "batch_size": 256, "lstm_units": 8}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: small LSTMs are slower with more, and the CI box is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
