@@ -63,7 +63,9 @@ __all__ = [
     "HeplineSchema",
     "InputFileError",
     "build_fileset",
+    "clear_validation_memo",
     "detect_format",
+    "form_filter",
     "hepline_branches",
     "iter_files",
     "open_events",
@@ -102,18 +104,53 @@ class FormatSpec:
     treename: str
     schema: type
     required_branches: tuple[str, ...]
+    form_extras: tuple[str, ...] | None = None
+    """Branches the schema's behaviours need in any restricted form (:func:`form_filter`):
+    event IDs, and ``Coll_field`` names needed whenever collection ``Coll`` is in the form.
+    None: the format's form cannot be restricted."""
 
+
+_EVENT_IDS = ("run", "luminosityBlock", "event")
 
 FORMATS: dict[str, FormatSpec] = {
-    "hepline": FormatSpec("hepline", "Events", HeplineSchema, tuple(hepline_branches())),
-    "nanoaod": FormatSpec(
-        "nanoaod", "Events", CMSNanoAODSchema, ("run", "luminosityBlock", "event")
-    ),
+    # photons get a synthesised charge and mass (HeplineSchema.full_like_items; coffea's
+    # NanoAODSchema as for NanoAOD v12, which has no Photon_mass)
+    "hepline": FormatSpec("hepline", "Events", HeplineSchema, tuple(hepline_branches()),
+                          (*_EVENT_IDS, "Electron_charge", "Muon_charge")),
+    "nanoaod": FormatSpec("nanoaod", "Events", CMSNanoAODSchema, _EVENT_IDS,
+                          (*_EVENT_IDS, *(f"{c}_{f}" for c in ("Electron", "Muon") for f in ("charge", "mass")))),
     "delphes": FormatSpec("delphes", "Delphes", DelphesSchema, ("Event_size",)),
 }
 """Known formats: default tree, coffea schema and the branches a file must have."""
 
 _TREE_CLASSES = ("TTree", "TNtuple", "TNtupleD")
+
+
+_CANDIDATE_FIELDS = ("pt", "eta", "phi", "mass", "charge")
+
+
+def form_filter(branches: Iterable[str], fmt: str, *, strict: bool = False) -> list[str] | None:
+    """The branch names a NanoEvents form restricted to ``branches`` must contain.
+
+    ``branches`` plus what the format's schema needs to build the collections they belong
+    to: event IDs, and the 4-vector fields and charge of every collection used (vector
+    and candidate behaviours check for them). Used as uproot's ``filter_name`` when the
+    factory opens a tree, so that the form (and coffea's per-branch interpretation work)
+    covers these names only, not the whole tree (hepline ntuples hold ≈ 90 branches, the
+    HH selection reads 26); names a file lacks are ignored there (the schema synthesises
+    e.g. photon masses). ``strict=True``: only the names a valid file must have (event IDs,
+    lepton charges, NanoAOD lepton masses), to require them when validating. None for
+    formats whose form cannot be restricted.
+    """
+    spec = _spec(fmt)
+    if spec.form_extras is None:
+        return None
+    branches = list(branches)
+    used = list(dict.fromkeys(b.split("_", 1)[0] for b in branches if "_" in b))
+    extras = [e for e in spec.form_extras if "_" not in e or e.split("_", 1)[0] in used]
+    if not strict:
+        extras += [f"{c}_{f}" for c in used for f in _CANDIDATE_FIELDS]
+    return list(dict.fromkeys([*branches, *extras]))
 
 
 def required_branches(fmt: str) -> tuple[str, ...]:
@@ -349,12 +386,56 @@ def validate_files(
     return good, report
 
 
+_VALIDATED: dict[tuple[Any, ...], FileInfo] = {}
+_VALIDATED_MAX = 4096
+
+
+def _memo_key(path: str, required: tuple[str, ...] | None, kwargs: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """Identity of a local file's validation: its path, inode, size, modification and
+    change times (ns), its ROOT header and last 4 KiB (where a rewritten TTree and the keys
+    list land), and what was checked. None for remote or unreadable files (not memoised)."""
+    if _is_remote(path):
+        return None
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+            fh.seek(max(st.st_size - 4096, 0))
+            tail = fh.read()
+    except OSError:
+        return None
+    checked = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
+    return (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, head, tail,
+            None if required is None else tuple(sorted(required)), checked)
+
+
+def clear_validation_memo() -> None:
+    """Forget every remembered validation (see :func:`_validate_or_skip`)."""
+    _VALIDATED.clear()
+
+
 def _validate_or_skip(path: str | os.PathLike[str], required: tuple[str, ...] | None, skip_bad: bool,
                       report: list[dict[str, str]], **kwargs: Any) -> FileInfo | None:
     """:func:`validate_file` under the skip-bad policy: a bad file raises, or (``skip_bad``)
-    is logged, appended to ``report`` as ``{"file", "reason"}`` and gives None."""
+    is logged, appended to ``report`` as ``{"file", "reason"}`` and gives None.
+
+    A local file that passed is remembered for this process, keyed by its inode, size and
+    modification/change times and by what was checked: a second run over an unchanged file
+    (a notebook re-running a cell, a benchmark repeat) does not open it again, the way
+    coffea's ``metadata_cache`` skips preprocessing. Any rewrite of the file (our writers
+    rename a new file into place) changes the key. Failures are never remembered.
+    """
+    path = os.fspath(path)
+    key = _memo_key(path, required, kwargs)
+    if key is not None and key in _VALIDATED:
+        return _VALIDATED[key]
     try:
-        return validate_file(path, required, **kwargs)
+        info = validate_file(path, required, **kwargs)
+        if key is not None:
+            if len(_VALIDATED) >= _VALIDATED_MAX:
+                _VALIDATED.pop(next(iter(_VALIDATED)))
+            _VALIDATED[key] = info
+        return info
     except InputFileError as err:
         if not skip_bad:
             raise

@@ -41,7 +41,8 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,7 +55,7 @@ from coffea import processor
 from analysis import __version__ as _hepline_version
 from analysis.atomic import write_json
 from analysis.config import ConfigError, config_section
-from analysis.ingest import FORMATS, Fileset, validate_fileset
+from analysis.ingest import FORMATS, Fileset, form_filter, validate_fileset
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +283,7 @@ def run_processor(
     required_branches: Any = None,
     metrics_path: str | os.PathLike[str] | None = None,
     uproot_options: Mapping[str, Any] | None = None,
+    preload: Sequence[str] | None = None,
 ) -> RunResult:
     """Run ``processor_instance`` over ``fileset`` and return output plus metrics.
 
@@ -293,6 +295,10 @@ def run_processor(
     schema. ``required_branches``: as in :func:`~analysis.ingest.validate_file` (default:
     the format's). With ``metrics_path`` the metrics are also written there (atomically),
     with a provenance sidecar (stage ``runner``: ``config``'s hash and the good files).
+    ``preload``: the branches ``process`` reads. coffea's factory then reads them for each
+    chunk in one bulk ``arrays`` call, and builds the NanoEvents form over those branches
+    only (:func:`analysis.ingest.form_filter`): one tree open per chunk, no per-column
+    round trips, and no form work for the other branches of the file.
 
     Metrics: ``events``, ``bytes_read``, ``wall_time_s``, ``process_time_s`` (time inside
     ``process`` summed over chunks), ``cores``, ``events_per_s``, ``events_per_s_per_core``
@@ -333,9 +339,20 @@ def run_processor(
             schema=schema,
             metadata_cache=_metadata_cache(good),
         )
-        output, coffea_metrics = runner(
-            dict(good), processor_instance, uproot_options=dict(uproot_options or {})
-        )
+        fileset_in: dict[str, Any] = dict(good)
+        iteritems: dict[str, Any] = {}
+        if preload is not None:
+            fileset_in = {name: {**entry, "preload": list(preload)} for name, entry in fileset_in.items()}
+            names = form_filter(preload, fmt)
+            if names is not None:
+                iteritems = {"filter_name": names}
+        with warnings.catch_warnings():
+            if iteritems:  # cross-references into collections left out of the form on purpose
+                warnings.filterwarnings("ignore", message="Missing cross-reference", category=RuntimeWarning)
+            output, coffea_metrics = runner(
+                fileset_in, processor_instance, uproot_options=dict(uproot_options or {}),
+                iteritems_options=iteritems,
+            )
     wall = time.perf_counter() - t0
 
     events = int(coffea_metrics.get("entries", 0))

@@ -61,7 +61,7 @@ from coffea.analysis_tools import PackedSelection, Weights
 from analysis import histograms as H
 from analysis.atomic import write_json, write_text
 from analysis.config import config_hash, config_section, load_config, validate
-from analysis.ingest import Fileset, InputFileError, detect_format, read_metadata
+from analysis.ingest import Fileset, InputFileError, detect_format, form_filter, read_metadata
 from analysis.provenance import provenance_record
 from analysis.runner import run_processor
 from selections import objects as O
@@ -386,25 +386,6 @@ def _take(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     return out
 
 
-def _open_tree(events: Any) -> Any:
-    """The TTree coffea's NanoEvents factory already opened for this chunk, or None.
-
-    Saves a second open of the file (≈ 30 ms of CPU per chunk for a hepline ntuple). Uses
-    coffea internals (``NanoEventsFactory._mapping._cache``, coffea 2026.9): any change there
-    only loses the saving, the caller then opens the file itself.
-    """
-    try:
-        cache = events.attrs["@events_factory"]._mapping._cache
-    except (AttributeError, KeyError, TypeError):
-        return None
-    import uproot
-
-    for value in list(cache.values()):
-        if isinstance(value, uproot.behaviors.TTree.TTree):
-            return value
-    return None
-
-
 def _flat_layout(arr: Any) -> tuple[np.ndarray, np.ndarray]:
     """(counts, flat values) of a jagged awkward array of numbers."""
     layout = arr.layout if isinstance(arr, ak.Array) else arr
@@ -509,8 +490,7 @@ class HHyybbProcessor(processor.ProcessorABC):
     100k events.
     """
 
-    def __init__(self, sel_cfg: Mapping[str, Any], fmt: str, btag: BTagSpec,
-                 read_mode: str | None = None, uproot_options: Mapping[str, Any] | None = None):
+    def __init__(self, sel_cfg: Mapping[str, Any], fmt: str, btag: BTagSpec, read_mode: str | None = None):
         if fmt not in SUPPORTED_FORMATS:
             raise ValueError(f"HH -> yybb selection supports {SUPPORTED_FORMATS}, not {fmt!r}")
         self.cfg = dict(sel_cfg["hh_yybb"])
@@ -520,10 +500,11 @@ class HHyybbProcessor(processor.ProcessorABC):
         syst = self.cfg["systematics"]
         self.systematics = list(H.SYSTEMATICS) if syst["enabled"] else []
         self.variations = H.variation_names(self.systematics)
+        self._region_index = {r: i for i, r in enumerate(REGIONS)}
+        self._variation_index = {v: i for i, v in enumerate(self.variations)}
         self.binning = self.cfg["histograms"]["binning"]
         self.read_mode = read_mode or self.cfg["read_mode"]
         self.branches = needed_branches(sel_cfg, fmt, btag)
-        self.uproot_options = dict(uproot_options or {})
         wps = btag.ordered_wps
         self._cuts = [btag.cuts[wp] for wp in wps]
         self._bin_two = wps.index(btag.two_tag_wp) + 1   # jets in bin >= this pass the 2-tag WP
@@ -551,34 +532,19 @@ class HHyybbProcessor(processor.ProcessorABC):
             )
 
     # -- reading ------------------------------------------------------------------------
-    def _source(self, events: Any) -> Any:
-        """A reader of this chunk's columns: ``(counts, flat)`` of ``Coll_field`` and flat
-        event-level branches. ``preload`` reads all needed branches in one uproot call."""
-        md = events.metadata
-        if self.read_mode == "preload" and all(k in md for k in ("filename", "entrystart", "entrystop")):
-            import uproot
+    @staticmethod
+    def _source(events: Any) -> Any:
+        """A reader of this chunk's columns: ``(counts, flat)`` of ``Coll_field``, or
+        ``(None, values)`` of an event-level branch. In ``preload`` mode the runner's
+        factory has already read every needed branch in bulk (``run_processor(preload=)``);
+        in ``nanoevents`` mode each column is read lazily on first access."""
 
-            kw = {"entry_start": md["entrystart"], "entry_stop": md["entrystop"], "library": "ak"}
-            tree = _open_tree(events)
-            if tree is not None:
-                arrays = tree.arrays(self.branches, **kw)
-            else:
-                with uproot.open(md["filename"], **self.uproot_options) as f:
-                    arrays = f[md.get("treename", "Events")].arrays(self.branches, **kw)
-
-            def get(coll: str | None, name: str) -> Any:
-                if coll is None:
-                    return None, _np(arrays[name])
-                return _flat_layout(arrays[f"{coll}_{name}"])
-
-            return get
-
-        def get_ne(coll: str | None, name: str) -> Any:
+        def get(coll: str | None, name: str) -> Any:
             if coll is None:
                 return None, _np(events[name])
             return _flat(events[coll], name)
 
-        return get_ne
+        return get
 
     def _collection(self, get: Any, kind: str, fields: Sequence[str]) -> FlatCollection:
         m = self.omap[kind]
@@ -786,44 +752,43 @@ class HHyybbProcessor(processor.ProcessorABC):
         return {name: O.btag_event_weight_flat(f, b, offsets, self._sf_tables[name]) for name in names}
 
     def _fill(self, hists: dict[str, Any], res: dict[str, Any], weights: Mapping[str, np.ndarray]) -> None:
-        """One ``fill`` per observable and weight variation, all regions at once.
+        """Fill every observable for each weight variation, all regions at once.
 
         Truth-tagged rows (``res["rows"]``) are filled with the event weight times the row's
         tag probability for that variation (the nominal one for non-b-tag variations)."""
         rows = res.get("rows")
+        sources = [(res["regions"], None)]
+        if rows is not None:
+            sources.append((rows["regions"], rows))
         for name, h in hists.items():
-            idx_parts, lab_parts, x_parts = [], [], []
-            for region, mask in res["regions"].items():
-                obs = res["obs_leading"] if region in ("diphoton", "pretag") else res["obs"]
-                idx = np.flatnonzero(mask)
-                if idx.size == 0:
-                    continue
-                x = obs[name][idx]
-                ok = np.isfinite(x)
-                idx_parts.append(idx[ok])
-                x_parts.append(x[ok])
-                lab_parts.append(np.full(int(ok.sum()), region, dtype=object))
-            r_idx_parts, r_lab_parts, r_x_parts = [], [], []
-            if rows is not None:
-                for region, mask in rows["regions"].items():
+            idx_parts, reg_parts, x_parts, src_parts = [], [], [], []
+            for k, (regions, row_src) in enumerate(sources):
+                for region, mask in regions.items():
+                    if row_src is None:
+                        obs = res["obs_leading"] if region in ("diphoton", "pretag") else res["obs"]
+                    else:
+                        obs = row_src["obs"]
                     idx = np.flatnonzero(mask)
-                    x = rows["obs"][name][idx]
+                    if idx.size == 0:
+                        continue
+                    x = obs[name][idx]
                     ok = np.isfinite(x)
-                    r_idx_parts.append(idx[ok])
-                    r_x_parts.append(x[ok])
-                    r_lab_parts.append(np.full(int(ok.sum()), region, dtype=object))
-            idx = np.concatenate(idx_parts) if idx_parts else np.zeros(0, dtype=np.int64)
-            r_idx = np.concatenate(r_idx_parts) if r_idx_parts else np.zeros(0, dtype=np.int64)
-            if idx.size + r_idx.size == 0:
+                    idx_parts.append(idx[ok])
+                    x_parts.append(x[ok])
+                    reg_parts.append(np.full(int(ok.sum()), self._region_index[region], dtype=np.int64))
+                    src_parts.append(np.full(int(ok.sum()), k, dtype=np.int8))
+            if not idx_parts:
                 continue
-            x = np.concatenate([*x_parts, *r_x_parts])
-            labels = np.concatenate([*lab_parts, *r_lab_parts])
+            idx, x = np.concatenate(idx_parts), np.concatenate(x_parts)
+            reg, src = np.concatenate(reg_parts), np.concatenate(src_parts)
+            is_row = src == 1
+            ev_idx = np.where(is_row, rows["evt"][np.where(is_row, idx, 0)], idx) if rows is not None else idx
             for variation, w in weights.items():
-                wv = w[idx]
-                if r_idx.size:
+                wv = w[ev_idx]
+                if rows is not None and is_row.any():
                     p = rows["p"].get(variation, rows["p"]["nominal"])
-                    wv = np.concatenate([wv, w[rows["evt"][r_idx]] * p[r_idx]])
-                h.fill(region=labels, variation=variation, **{name: x}, weight=wv)
+                    wv = np.where(is_row, wv * p[np.where(is_row, idx, 0)], wv)
+                H.fill_indexed(h, wv, region=reg, variation=self._variation_index[variation], **{name: x})
 
     def process(self, events: Any) -> dict[str, Any]:
         dataset = events.metadata.get("dataset", "default")
@@ -1096,8 +1061,10 @@ def run_selection(
     proc = HHyybbProcessor(sel_cfg, fmt, btag)
     branches = proc.branches
     try:
-        result = run_processor(proc, fileset, runner_cfg, format=fmt, required_branches=branches,
-                               metrics_path=metrics_path)
+        result = run_processor(proc, fileset, runner_cfg, format=fmt,
+                               required_branches=form_filter(branches, fmt, strict=True) or branches,
+                               metrics_path=metrics_path,
+                               preload=branches if proc.read_mode == "preload" else None)
     except InputFileError as err:
         if btag.branch in err.reason:
             raise WorkingPointError(

@@ -175,3 +175,32 @@ def test_binning_overrides():
     assert list(ax.edges) == [250, 300, 400, 1000]
     with pytest.raises(KeyError, match="no binning"):
         H.axis_for("unknown")
+
+
+def test_fill_indexed_equals_fill_with_labels():
+    rng = np.random.default_rng(3)
+    variations = H.variation_names(SYSTS)
+    by_label = H.make_hists(["m_yy"], REGIONS, variations)["m_yy"]
+    by_index = by_label.copy()
+    n = 2000
+    region = rng.integers(0, len(REGIONS), n)
+    x = rng.uniform(95.0, 170.0, n)  # under- and overflow included
+    w = rng.normal(1.0, 0.5, n)
+    for v, name in enumerate(variations):
+        by_label.fill(region=np.asarray(REGIONS, dtype=object)[region], variation=name, m_yy=x, weight=w * (v + 1))
+        H.fill_indexed(by_index, w * (v + 1), region=region, variation=v, m_yy=x)
+    a, b = by_label.view(flow=True), by_index.view(flow=True)
+    assert np.allclose(a.value, b.value) and np.allclose(a.variance, b.variance)
+    assert b.value[..., 0].sum() > 0 and b.value[..., -1].sum() > 0  # flow bins were hit
+
+
+def test_fill_indexed_rejects_bad_input():
+    h = H.make_hists(["m_yy"], REGIONS, ["nominal"])["m_yy"]
+    with pytest.raises(IndexError, match="region"):
+        H.fill_indexed(h, np.ones(2), region=np.array([0, 5]), variation=0, m_yy=np.array([120.0, 130.0]))
+    with pytest.raises(KeyError, match="variation"):
+        H.fill_indexed(h, np.ones(1), region=0, m_yy=np.array([120.0]))
+    import hist
+
+    with pytest.raises(TypeError, match="Weight storage"):
+        H.fill_indexed(hist.Hist.new.Reg(2, 0, 1, name="x").Double(), np.ones(1), x=[0.5])

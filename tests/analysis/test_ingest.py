@@ -433,3 +433,41 @@ def test_fileset_combines_pythia_cross_sections_of_shards(tmp_path):
     d = write_hepline_fixture(tmp_path / "d.root", 10, rng, sample="e", shard=1, xsec_pb=2.0)
     with pytest.raises(InputFileError, match="xsec_pb"):
         Fileset.from_files([c, d])
+
+
+# ---------------------------------------------------------------------------------------
+# validation memo and restricted forms
+# ---------------------------------------------------------------------------------------
+def test_validation_is_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    path = write_hepline_fixture(tmp_path / "memo.root", 20, np.random.default_rng(21), sample="sig")
+    ingest.clear_validation_memo()
+    opened = []
+    real = ingest.validate_file
+    monkeypatch.setattr(ingest, "validate_file", lambda *a, **k: opened.append(a[0]) or real(*a, **k))
+    for _ in range(2):
+        good, _ = ingest.validate_files([path])
+        assert good == [str(path)]
+    assert len(opened) == 1  # the second run did not open the unchanged file
+    # asking for another branch is another check
+    with pytest.raises(InputFileError, match="Jet_nonexistent"):
+        ingest.validate_files([path], required_branches=["Jet_pt", "Jet_nonexistent"])
+    # a rewrite in place (same name, new content) is validated again, and a failure is
+    # never remembered
+    write_hepline_fixture(path, 0, np.random.default_rng(22), sample="sig")
+    for _ in range(2):
+        with pytest.raises(InputFileError, match="zero events"):
+            ingest.validate_files([path])
+    assert len(opened) == 4
+
+
+def test_form_filter_adds_what_the_schema_needs():
+    asked = ["nPhoton", "Photon_pt", "Electron_pt", "genWeight"]
+    strict = ingest.form_filter(asked, "hepline", strict=True)
+    assert strict[:4] == asked
+    assert set(strict) - set(asked) == {"run", "luminosityBlock", "event", "Electron_charge"}
+    names = ingest.form_filter(asked, "hepline")
+    assert set(strict) | {"Photon_eta", "Photon_phi", "Photon_mass", "Electron_mass"} <= set(names)
+    assert not any(n.startswith(("Muon", "Jet")) for n in names)  # collections not asked for
+    nano = ingest.form_filter(["Muon_pt"], "nanoaod", strict=True)
+    assert {"Muon_charge", "Muon_mass"} <= set(nano) and "Electron_mass" not in nano
+    assert ingest.form_filter(["Jet_PT"], "delphes") is None

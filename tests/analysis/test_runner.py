@@ -207,3 +207,22 @@ def test_dask_executor(hepline_sample_files, iterative_result):
     )
     _assert_same_output(iterative_result.output, res.output)
     assert res.metrics["cores"] == 2
+
+
+def test_preload_reads_the_branches_in_bulk_over_a_restricted_form(hepline_sample_files):
+    """With ``preload`` the factory reads the named branches in one go and the form holds
+    only them (plus what the schema needs): the same output as lazy reading."""
+
+    class PhotonSum(runner.processor.ProcessorABC):
+        def process(self, events):
+            return {"sumpt": float(ak.sum(events.Photon.pt)), "n": len(events), "fields": set(events.fields)}
+
+        def postprocess(self, acc):
+            return acc
+
+    lazy = run_processor(PhotonSum(), hepline_sample_files).output
+    assert {"Jet", "Track", "Tower"} <= lazy.pop("fields")
+    bulk = run_processor(PhotonSum(), hepline_sample_files, preload=["nPhoton", "Photon_pt"]).output
+    fields = bulk.pop("fields")
+    assert "Photon" in fields and not {"Jet", "Track", "Tower"} & fields
+    assert bulk == pytest.approx(lazy) and lazy["n"] == 95

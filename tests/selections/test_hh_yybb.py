@@ -160,17 +160,19 @@ def write_nanoaod_events(path: Path) -> Path:
     iso_ok = (pf["isoCalo"] < 0.065 * pf["pt"]) & (pf["isoTrack"] < 0.05 * pf["pt"])
     photon = {"pt": pf["pt"], "eta": pf["eta"], "phi": pf["phi"],
               "cutBased": np.where(pf["isTight"] & iso_ok, 3, 1).astype(np.uint8),
-              "electronVeto": np.ones(len(pf["pt"]), dtype=bool)}
+              "electronVeto": np.ones(len(pf["pt"]), dtype=bool), "charge": np.zeros(len(pf["pt"]), np.int32)}
     jc, jf = col["Jet"]
     # hepline D -> DeepFlavB such that 60 % WP (D > 0.8) <-> tight (0.71), 70 % (D > 0.6) <-> medium (0.2783)
     deep = np.select([jf["btag_dl1"] > 0.8, jf["btag_dl1"] > 0.6], [0.9, 0.5], 0.05).astype(np.float32)
     jets = {"pt": jf["pt"], "eta": jf["eta"], "phi": jf["phi"], "mass": jf["mass"], "btagDeepFlavB": deep,
             "jetId": np.full(len(jf["pt"]), 6, np.uint8), "hadronFlavour": jf["flav"].astype(np.uint8)}
     ec, ef = col["Electron"]
-    ele = {"pt": ef["pt"], "eta": ef["eta"], "phi": ef["phi"], "cutBased": np.full(len(ef["pt"]), 4, np.uint8)}
+    ele = {"pt": ef["pt"], "eta": ef["eta"], "phi": ef["phi"], "cutBased": np.full(len(ef["pt"]), 4, np.uint8),
+           "charge": np.full(len(ef["pt"]), -1, np.int32), "mass": np.full(len(ef["pt"]), 0.000511, np.float32)}
     mc, mf = col["Muon"]
     mu = {"pt": mf["pt"], "eta": mf["eta"], "phi": mf["phi"], "mediumId": np.ones(len(mf["pt"]), bool),
-          "pfRelIso04_all": (mf["isoTrack"] / mf["pt"]).astype(np.float32)}
+          "pfRelIso04_all": (mf["isoTrack"] / mf["pt"]).astype(np.float32), "charge": np.ones(len(mf["pt"]), np.int32),
+          "mass": np.full(len(mf["pt"]), 0.1057, np.float32)}
     cols = {"run": np.full(n, 1, np.uint32), "luminosityBlock": np.ones(n, np.uint32),
             "event": np.arange(1, n + 1, dtype=np.uint64), "genWeight": WEIGHTS.astype(np.float32),
             "Photon": _unflatten(pc, photon), "Jet": _unflatten(jc, jets), "Electron": _unflatten(ec, ele),
