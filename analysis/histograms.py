@@ -77,8 +77,11 @@ __all__ = [
     "axis_for",
     "cutflow_markdown",
     "cutflow_table",
+    "add_flat",
+    "axis_stride",
     "empty_histset",
     "fill_indexed",
+    "flat_index",
     "make_hists",
     "merge_histsets",
     "mirror_down",
@@ -168,38 +171,63 @@ def make_hists(
     }
 
 
-def fill_indexed(h: hist.Hist, weight: np.ndarray, **coords: Any) -> None:
-    """``h.fill(**coords, weight=weight)`` with category axes given by bin position.
-
-    ``coords``: for each category axis the index of the category (an int, or an int array
-    per entry, as from ``axis.index(label)``), for every other axis the values. Same
-    result as ``fill`` with the labels (sum of weights and of squared weights per bin,
-    under/overflow included), but without converting thousands of label strings per call:
-    one ``np.bincount`` over the flat bin index. Only for Weight storage.
-    """
+def _weight_view(h: hist.Hist) -> np.ndarray:
     view = h.view(flow=True)
     if getattr(view.dtype, "names", None) != ("value", "variance"):
-        raise TypeError(f"fill_indexed needs a Hist with Weight storage, not {h.storage_type.__name__}")
-    w = np.asarray(weight, dtype=np.float64)
-    shape = view.shape
-    flat = np.zeros(len(w), dtype=np.int64)
+        raise TypeError(f"indexed filling needs a Hist with Weight storage, not {h.storage_type.__name__}")
+    return view
+
+
+def flat_index(h: hist.Hist, **coords: Any) -> np.ndarray:
+    """Flat bin index into ``h.view(flow=True)`` of each entry.
+
+    ``coords``: for each category axis the position of the category (an int, or an int
+    array per entry, as from ``axis.index(label)``), for every other axis the values
+    (under- and overflow go to the flow bins, as in ``fill``).
+    """
+    shape = _weight_view(h).shape
+    n = max((np.size(c) for c in coords.values()), default=0)
+    flat = np.zeros(n, dtype=np.int64)
     for k, ax in enumerate(h.axes):
         if ax.name not in coords:
-            raise KeyError(f"fill_indexed: no coordinate for axis {ax.name!r}")
+            raise KeyError(f"flat_index: no coordinate for axis {ax.name!r}")
         c = coords[ax.name]
         if isinstance(ax, (hist.axis.StrCategory, hist.axis.IntCategory)):
             idx = np.asarray(c, dtype=np.int64)  # categories: no underflow bin in the flow view
             if np.any((idx < 0) | (idx > len(ax))):
-                raise IndexError(f"fill_indexed: category index out of range for axis {ax.name!r}")
+                raise IndexError(f"flat_index: category index out of range for axis {ax.name!r}")
         else:
             idx = np.asarray(ax.index(np.asarray(c, dtype=np.float64)), dtype=np.int64)
             if ax.traits.underflow:
                 idx = idx + 1
             idx = np.clip(idx, 0, shape[k] - 1)
         flat = flat * shape[k] + idx
-    size = int(np.prod(shape))
-    view.value += np.bincount(flat, weights=w, minlength=size).reshape(shape)
-    view.variance += np.bincount(flat, weights=w * w, minlength=size).reshape(shape)
+    return flat
+
+
+def axis_stride(h: hist.Hist, name: str) -> int:
+    """Step of :func:`flat_index` between neighbouring bins of axis ``name``."""
+    shape = _weight_view(h).shape
+    k = list(h.axes.name).index(name)
+    return int(np.prod(shape[k + 1:], dtype=np.int64))
+
+
+def add_flat(h: hist.Hist, flat: np.ndarray, weight: np.ndarray) -> None:
+    """Add ``weight`` (and its square, to the variance) at flat bin indices ``flat``
+    (:func:`flat_index`): one ``np.bincount`` per storage field."""
+    view = _weight_view(h)
+    w = np.asarray(weight, dtype=np.float64)
+    size = int(np.prod(view.shape))
+    view.value += np.bincount(flat, weights=w, minlength=size).reshape(view.shape)
+    view.variance += np.bincount(flat, weights=w * w, minlength=size).reshape(view.shape)
+
+
+def fill_indexed(h: hist.Hist, weight: np.ndarray, **coords: Any) -> None:
+    """``h.fill(**coords, weight=weight)`` with category axes given by position
+    (:func:`flat_index`). Same result as ``fill`` with the labels (sums of weights and of
+    squared weights per bin, flow bins included), without converting thousands of label
+    strings per call. Only for Weight storage."""
+    add_flat(h, flat_index(h, **coords), weight)
 
 
 def empty_histset(lumi_fb: float = DEFAULT_LUMI_FB, **extra: Any) -> dict[str, Any]:

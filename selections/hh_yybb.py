@@ -64,6 +64,7 @@ from analysis.config import config_hash, config_section, load_config, validate
 from analysis.ingest import Fileset, InputFileError, detect_format, form_filter, read_metadata
 from analysis.provenance import provenance_record
 from analysis.runner import run_processor
+from selections import hh_yybb_kernel as K
 from selections import objects as O
 
 log = logging.getLogger(__name__)
@@ -326,33 +327,6 @@ class FlatCollection(dict):
         cs = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
         return cs[self.offsets[1:]] - cs[self.offsets[:-1]]
 
-    def nth(self, mask: np.ndarray, k: int) -> np.ndarray:
-        """Index of the k-th (0-based, in stored order) selected object per event, −1 if none."""
-        cs = np.cumsum(mask, dtype=np.int64)
-        start = np.concatenate([[0], cs])[self.offsets[:-1]]
-        rank = cs - start[self.evt]          # 1-based rank of selected objects
-        hit = mask & (rank == k + 1)
-        out = np.full(self.n_events, -1, dtype=np.int64)
-        out[self.evt[hit]] = np.flatnonzero(hit)
-        return out
-
-    def top2(self, mask: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Indices of the two selected objects with the largest ``key`` per event (−1 if none)."""
-        idx = np.flatnonzero(mask)
-        order = idx[np.lexsort((-key[idx], self.evt[idx]))]
-        ev = self.evt[order]
-        first = np.searchsorted(ev, np.arange(self.n_events))
-        i0 = np.full(self.n_events, -1, dtype=np.int64)
-        i1 = np.full(self.n_events, -1, dtype=np.int64)
-        ok0 = first < len(ev)
-        ok0[ok0] = ev[first[ok0]] == np.flatnonzero(ok0)
-        i0[ok0] = order[first[ok0]]
-        sec = first + 1
-        ok1 = ok0 & (sec < len(ev))
-        ok1[ok1] = ev[sec[ok1]] == np.flatnonzero(ok1)
-        i1[ok1] = order[sec[ok1]]
-        return i0, i1
-
     def is_sorted(self, field: str = "pt") -> bool:
         """True if ``field`` decreases within every event."""
         v = self[field]
@@ -368,22 +342,7 @@ class FlatCollection(dict):
         return self.permuted(np.lexsort((-self[field], self.evt)))
 
 
-def _subset(obj: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
-    """The events of ``mask`` of a chunk read by ``HHyybbProcessor._read``."""
-    out: dict[str, Any] = {"n": int(mask.sum()), "weight": obj["weight"][mask], "event": obj["event"][mask]}
-    for key, coll in obj.items():
-        if isinstance(coll, FlatCollection):
-            keep = mask[coll.evt]
-            out[key] = FlatCollection(coll.counts[mask], {k: v[keep] for k, v in coll.items()})
-    return out
-
-
-def _take(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """``values[idx]`` as float64 with NaN where ``idx`` is −1."""
-    out = np.full(len(idx), np.nan)
-    ok = idx >= 0
-    out[ok] = values[idx[ok]]
-    return out
+_take = K.take_or_nan
 
 
 def _flat_layout(arr: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -504,6 +463,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         self._variation_index = {v: i for i, v in enumerate(self.variations)}
         self.binning = self.cfg["histograms"]["binning"]
         self.read_mode = read_mode or self.cfg["read_mode"]
+        self._event_arrays = K.event_arrays if self.cfg["engine"] == "numba" else K.event_arrays_numpy
         self.branches = needed_branches(sel_cfg, fmt, btag)
         wps = btag.ordered_wps
         self._cuts = [btag.cuts[wp] for wp in wps]
@@ -537,39 +497,69 @@ class HHyybbProcessor(processor.ProcessorABC):
         """A reader of this chunk's columns: ``(counts, flat)`` of ``Coll_field``, or
         ``(None, values)`` of an event-level branch. In ``preload`` mode the runner's
         factory has already read every needed branch in bulk (``run_processor(preload=)``);
-        in ``nanoevents`` mode each column is read lazily on first access."""
+        in ``nanoevents`` mode each column is read lazily on first access.
+
+        Columns are taken from the events' layout (one buffer each, no behaviour-wrapped
+        arrays per column); a layout other than a list of records per collection falls
+        back to high-level access."""
+        layout = events.layout
+        offsets: dict[str, np.ndarray] = {}
 
         def get(coll: str | None, name: str) -> Any:
             if coll is None:
+                col = layout.content(name) if isinstance(layout, ak.contents.RecordArray) else None
+                if isinstance(col, ak.contents.NumpyArray):
+                    return None, np.asarray(col.data)
                 return None, _np(events[name])
+            lst = layout.content(coll) if isinstance(layout, ak.contents.RecordArray) else None
+            if isinstance(lst, ak.contents.ListOffsetArray) and isinstance(lst.content, ak.contents.RecordArray):
+                field = lst.content.content(name)
+                if isinstance(field, ak.contents.NumpyArray):
+                    if coll not in offsets:
+                        offsets[coll] = np.asarray(lst.offsets.data, dtype=np.int64)
+                    o = offsets[coll]
+                    return np.diff(o), np.asarray(field.data)[o[0]:o[-1]]
             return _flat(events[coll], name)
 
         return get
 
-    def _collection(self, get: Any, kind: str, fields: Sequence[str]) -> FlatCollection:
+    def _collection(self, get: Any, kind: str, fields: Sequence[str],
+                    events: np.ndarray | None = None) -> FlatCollection:
+        """The ``fields`` (and the fields the object requirements use) of one collection,
+        pT-ordered within events; only the events of the mask ``events`` if given."""
         m = self.omap[kind]
         specs = [m.get("id"), *m.get("isolation", []), *m.get("require", [])]
         names = list(dict.fromkeys([*fields, *(s["field"] for s in specs if s)]))
         counts = None
+        keep = None
         data = {}
         for n in names:
             c, v = get(m["collection"], n)
-            counts = c if counts is None else counts
-            data[n] = v
+            if counts is None:
+                counts = c
+                if events is not None:
+                    keep = np.repeat(events, counts)
+                    counts = counts[events]
+            data[n] = v if keep is None else v[keep]
         return FlatCollection(counts, data).sorted_by("pt")
 
     def _read(self, events: Any) -> dict[str, Any]:
+        """The chunk's objects as flat arrays, for the events with two photon candidates
+        (:meth:`_shift_candidates`) only; the generator weights of all events are kept
+        for the cutflow's first row (``n_all``, ``weight_all``)."""
         n = len(events)
         get = self._source(events)
         wname = self.omap["weight"]
         w = get(None, wname)[1].astype(np.float64) if wname else np.ones(n)
         ename = self.omap["event_number"]
         evt = get(None, ename)[1].astype(np.uint64) if ename else np.arange(n, dtype=np.uint64)
+        photons = self._collection(get, "photon", ["pt", "eta", "phi"])
+        cand = self._shift_candidates(photons)
         jet_fields = ["pt", "eta", "phi", "mass", self.btag.field]
         flav = self.omap["jet"].get("flavour")
         if flav:
             jet_fields.append(flav)
-        jets = self._collection(get, "jet", jet_fields)
+        jets = self._collection(get, "jet", jet_fields, cand)
         if flav:
             fc = O.flavour_class(jets[flav].astype(np.int64)).astype(np.int8)
         else:  # data: no truth flavour, SF weights are 1
@@ -578,92 +568,86 @@ class HHyybbProcessor(processor.ProcessorABC):
         jets["tag_bin"] = np.asarray(O.tag_bin(jets[self.btag.field], self._cuts), dtype=np.int8)
         for f in ("pt", "mass"):
             jets[f] = jets[f].astype(np.float64)
+        keep = np.repeat(cand, photons.counts)
         return {
-            "n": n,
-            "weight": w,
-            "event": evt,
-            "photons": self._collection(get, "photon", ["pt", "eta", "phi"]),
-            "electrons": self._collection(get, "electron", ["pt", "eta", "phi"]),
-            "muons": self._collection(get, "muon", ["pt", "eta", "phi"]),
+            "n_all": n,
+            "weight_all": w,
+            "n": int(cand.sum()),
+            "weight": w[cand],
+            "event": evt[cand],
+            "photons": FlatCollection(photons.counts[cand], {k: v[keep] for k, v in photons.items()}),
+            "electrons": self._collection(get, "electron", ["pt", "eta", "phi"], cand),
+            "muons": self._collection(get, "muon", ["pt", "eta", "phi"], cand),
             "jets": jets,
         }
 
     # -- one pass of the selection ---------------------------------------------------------
     def _analyse(self, obj: dict[str, Any], photon_scale: Any = None, jet_scale: float = 1.0,
-                 packed: bool = False, truth_tables: Sequence[str] | None = None) -> dict[str, Any]:
+                 packed: bool = False, truth_tables: Sequence[str] | None = None,
+                 event_mask: np.ndarray | None = None) -> dict[str, Any]:
         """One pass of the selection. With ``truth_tables`` (names of :attr:`_tt_eff`) the
         b-tag categories come from :func:`truth_tag_rows` (result key ``rows``) and the
-        event-level tag categories are empty."""
+        event-level tag categories are empty. Only the nominal (``packed``) pass computes
+        everything for every event (its cutflow carries the b-tag weight of events failing
+        the diphoton cuts); the shifted passes skip what no region can use, and only the
+        events of ``event_mask`` are looked at.
+
+        The per-object masks are numpy (:mod:`selections.objects`); the per-event walk over
+        the objects (diphoton, overlap removal, counts, b-jet candidates, masses) is
+        :func:`selections.hh_yybb_kernel.event_arrays` (``engine: numba``) or its numpy
+        reference."""
         c = self.cfg
         pc = c["photons"]
-        n = obj["n"]
         photons: FlatCollection = obj["photons"]
         if photon_scale is not None:
             photons = photons.with_field("pt", photons["pt"] * photon_scale)
         pcuts = {**self.omap["photon"], "pt_min": pc["pt_min"], "eta_max": pc["eta_max"], "crack": pc["crack"]}
         pmask = np.asarray(O.photon_selection(photons, pcuts))
-        if photon_scale is not None and np.ndim(photon_scale):  # per-photon smearing may reorder
-            i1, i2 = photons.top2(pmask, photons["pt"])
-        else:
-            i1, i2 = photons.nth(pmask, 0), photons.nth(pmask, 1)
-        g1pt, g1eta, g1phi = (_take(photons[f], i1) for f in ("pt", "eta", "phi"))
-        g2pt, g2eta, g2phi = (_take(photons[f], i2) for f in ("pt", "eta", "phi"))
-        g1 = O.p4(g1pt, g1eta, g1phi)
-        g2 = O.p4(g2pt, g2eta, g2phi)
-        myy = O.invariant_mass(g1, g2)
-        with np.errstate(invalid="ignore"):
-            frac = (g1pt > pc["leading_pt_over_myy"] * myy) & (g2pt > pc["subleading_pt_over_myy"] * myy)
-            window = (myy > pc["myy_window"][0]) & (myy < pc["myy_window"][1])
 
-        def points_for(coll: FlatCollection) -> list[tuple[np.ndarray, np.ndarray]]:
-            e = coll.evt
-            return [(g1eta[e], g1phi[e]), (g2eta[e], g2phi[e])]
-
-        # leptons: removed near the photons, then vetoed
         lc = c["leptons"]
-        n_lep = np.zeros(n, dtype=np.int64)
-        for kind in ("electron", "muon"):
-            coll = obj[f"{kind}s"]
-            if len(coll["pt"]) == 0:
-                continue
-            cuts = {**self.omap[kind], **lc[kind]}
-            m = np.asarray(O.lepton_selection(coll, cuts))
-            m &= np.asarray(O.overlap_free_of_points(coll, points_for(coll), lc["photon_overlap_dr"]))
-            n_lep += coll.count(m)
-
-        # jets (no jet-lepton overlap removal: events with a selected lepton are vetoed before
-        # any jet requirement, so it could not change a result)
+        if "lepton_masks" not in obj:  # no variation changes a lepton: once per chunk
+            obj["lepton_masks"] = {
+                kind: np.asarray(O.lepton_selection(obj[f"{kind}s"], {**self.omap[kind], **lc[kind]}),
+                                 dtype=bool).reshape(-1)
+                if len(obj[f"{kind}s"]["pt"]) else np.zeros(0, dtype=bool)
+                for kind in ("electron", "muon")
+            }
         jc = c["jets"]
         jets: FlatCollection = obj["jets"]
         if jet_scale != 1.0:
             jets = jets.with_field("pt", jets["pt"] * jet_scale).with_field("mass", jets["mass"] * jet_scale)
         jcuts = {**self.omap["jet"], "pt_min": jc["pt_min"], "eta_max": jc["eta_max"]}
-        jmask = np.asarray(O.jet_selection(jets, jcuts))
-        jmask &= np.asarray(O.overlap_free_of_points(jets, points_for(jets), jc["photon_overlap_dr"]))
-        n_j = jets.count(jmask)
+        ele, mu = obj["electrons"], obj["muons"]
+        # (no jet-lepton overlap removal: events with a selected lepton are vetoed before any
+        # jet requirement, so it could not change a result)
+        ev = self._event_arrays(K.PassInput(
+            ph_off=photons.offsets, ph_pt=photons["pt"], ph_eta=photons["eta"], ph_phi=photons["phi"],
+            ph_mask=pmask, top2=photon_scale is not None and bool(np.ndim(photon_scale)),
+            e_off=ele.offsets, e_eta=ele["eta"], e_phi=ele["phi"], e_mask=obj["lepton_masks"]["electron"],
+            mu_off=mu.offsets, mu_eta=mu["eta"], mu_phi=mu["phi"], mu_mask=obj["lepton_masks"]["muon"],
+            lep_dr=lc["photon_overlap_dr"],
+            j_off=jets.offsets, j_pt=jets["pt"], j_eta=jets["eta"], j_phi=jets["phi"], j_mass=jets["mass"],
+            j_mask=np.asarray(O.jet_selection(jets, jcuts), dtype=bool), j_bin=jets["tag_bin"],
+            jet_dr=jc["photon_overlap_dr"], bin_two=self._bin_two, bin_one=self._bin_one,
+            mstar_offset=c["categories"]["mstar_offset"], lead_frac=pc["leading_pt_over_myy"],
+            sub_frac=pc["subleading_pt_over_myy"], myy_window=pc["myy_window"],
+            event_mask=event_mask, full=packed,
+        ))
+        myy, i2, n_lep, n_j, tag, jmask = ev["myy"], ev["i2"], ev["n_lep"], ev["n_j"], ev["tag"], ev["jet_mask"]
+        with np.errstate(invalid="ignore"):
+            frac = (ev["g1pt"] > pc["leading_pt_over_myy"] * myy) & (ev["g2pt"] > pc["subleading_pt_over_myy"] * myy)
+            window = (myy > pc["myy_window"][0]) & (myy < pc["myy_window"][1])
 
-        # b-tagging: categories and the two b-jet candidates (tagged first, then by pT)
-        bins = jets["tag_bin"]
-        n_two = jets.count(jmask & (bins >= self._bin_two))
-        n_one = jets.count(jmask & (bins >= self._bin_one))
-        tag = np.where(n_two >= 2, 2, np.where(n_one >= 1, 1, 0))
-        thresh = np.where(tag == 2, self._bin_two, np.where(tag == 1, self._bin_one, 127))
-        tagged = jmask & (bins >= thresh[jets.evt])
-        untagged = jmask & ~tagged
-        t0, t1 = jets.nth(tagged, 0), jets.nth(tagged, 1)
-        u0, u1 = jets.nth(untagged, 0), jets.nth(untagged, 1)
-        c0 = np.where(t0 >= 0, t0, u0)
-        c1 = np.where(t1 >= 0, t1, np.where(t0 >= 0, u0, u1))
-        l0, l1 = jets.nth(jmask, 0), jets.nth(jmask, 1)
-
-        def pair_obs(a: np.ndarray, b: np.ndarray, ev: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+        def pair_obs(a: np.ndarray, b: np.ndarray, rows_evt: np.ndarray) -> tuple[np.ndarray, ...]:
+            """m_bb, m*, max and min pT of jet pairs (a, b) in events ``rows_evt``."""
             ja = [_take(jets[f], a) for f in ("pt", "eta", "phi", "mass")]
             jb = [_take(jets[f], b) for f in ("pt", "eta", "phi", "mass")]
             va, vb = O.p4(*ja), O.p4(*jb)
-            h1, h2, m_yy = (g1, g2, myy) if ev is None else (
-                tuple(x[ev] for x in g1), tuple(x[ev] for x in g2), myy[ev])
+            g = [_take(photons[f], ev[i][rows_evt]) for i in ("i1", "i2") for f in ("pt", "eta", "phi")]
+            h1, h2 = O.p4(*g[:3]), O.p4(*g[3:])
             mbb = O.invariant_mass(va, vb)
-            mstar = O.invariant_mass(va, vb, h1, h2) - mbb - m_yy + c["categories"]["mstar_offset"]
+            mstar = (O.invariant_mass(va, vb, h1, h2) - mbb - myy[rows_evt]
+                     + c["categories"]["mstar_offset"])
             return mbb, mstar, np.fmax(ja[0], jb[0]), np.fmin(ja[0], jb[0])
 
         def kin_masks(mbb: np.ndarray, mstar: np.ndarray, j1: np.ndarray, j2: np.ndarray) -> dict[str, np.ndarray]:
@@ -677,9 +661,8 @@ class HHyybbProcessor(processor.ProcessorABC):
                 out["highmstar"] = mstar >= c["categories"]["mstar_split"]
             return out
 
-        mbb, mstar, j1, j2 = pair_obs(c0, c1)
-        mjj_lead, mstar_lead, _, _ = pair_obs(l0, l1)
-        km = kin_masks(mbb, mstar, j1, j2)
+        mbb, mstar = ev["mbb"], ev["mstar"]
+        km = kin_masks(mbb, mstar, ev["j1"], ev["j2"])
         kin = {k: km[k] for k in KINEMATIC}
         low, high = km["lowmstar"], km["highmstar"]
         with np.errstate(invalid="ignore"):
@@ -702,7 +685,7 @@ class HHyybbProcessor(processor.ProcessorABC):
                     r_regions[f"res_{t}_{k}"] = is_t & rk[k] & r_res
             rows = {**tt, "regions": r_regions,
                     "obs": {"m_yy": myy[tt["evt"]], "m_bb": r_mbb, "m_star": r_mstar}}
-            tag = np.zeros(n, dtype=np.int64)  # the event-level tag categories stay empty
+            tag = np.zeros(obj["n"], dtype=np.int64)  # the event-level tag categories stay empty
 
         steps = {
             "two_photons": (i2 >= 0),
@@ -738,7 +721,7 @@ class HHyybbProcessor(processor.ProcessorABC):
             "tag": tag,
             "regions": regions,
             "obs": {"m_yy": myy, "m_bb": mbb, "m_star": mstar},
-            "obs_leading": {"m_yy": myy, "m_bb": mjj_lead, "m_star": mstar_lead},
+            "obs_leading": {"m_yy": myy, "m_bb": ev["mjj_lead"], "m_star": ev["mstar_lead"]},
             "jet_mask": jmask,
             "jets": jets,
             "rows": rows,
@@ -751,8 +734,11 @@ class HHyybbProcessor(processor.ProcessorABC):
         f, b = jets["flavour_class"][m], jets["tag_bin"][m]
         return {name: O.btag_event_weight_flat(f, b, offsets, self._sf_tables[name]) for name in names}
 
-    def _fill(self, hists: dict[str, Any], res: dict[str, Any], weights: Mapping[str, np.ndarray]) -> None:
-        """Fill every observable for each weight variation, all regions at once.
+    def _fill(self, buffer: dict[str, list[tuple[np.ndarray, np.ndarray]]], hists: Mapping[str, Any],
+              res: dict[str, Any], weights: Mapping[str, np.ndarray]) -> None:
+        """Queue every observable of one pass for each weight variation, all regions at once,
+        as (flat bin index, weight) pairs in ``buffer[observable]`` (added to the
+        histograms once per chunk, :func:`analysis.histograms.add_flat`).
 
         Truth-tagged rows (``res["rows"]``) are filled with the event weight times the row's
         tag probability for that variation (the nominal one for non-b-tag variations)."""
@@ -781,6 +767,8 @@ class HHyybbProcessor(processor.ProcessorABC):
                 continue
             idx, x = np.concatenate(idx_parts), np.concatenate(x_parts)
             reg, src = np.concatenate(reg_parts), np.concatenate(src_parts)
+            base = H.flat_index(h, region=reg, variation=0, **{name: x})
+            stride = H.axis_stride(h, "variation")
             is_row = src == 1
             ev_idx = np.where(is_row, rows["evt"][np.where(is_row, idx, 0)], idx) if rows is not None else idx
             for variation, w in weights.items():
@@ -788,7 +776,7 @@ class HHyybbProcessor(processor.ProcessorABC):
                 if rows is not None and is_row.any():
                     p = rows["p"].get(variation, rows["p"]["nominal"])
                     wv = np.where(is_row, wv * p[np.where(is_row, idx, 0)], wv)
-                H.fill_indexed(h, wv, region=reg, variation=self._variation_index[variation], **{name: x})
+                buffer[name].append((base + self._variation_index[variation] * stride, wv))
 
     def process(self, events: Any) -> dict[str, Any]:
         dataset = events.metadata.get("dataset", "default")
@@ -796,11 +784,10 @@ class HHyybbProcessor(processor.ProcessorABC):
         obj = self._read(events)
         t_read = time.perf_counter()
         hists = H.make_hists(OBSERVABLES, REGIONS, self.variations, self.binning)
-        # only events with two photon candidates can pass any cut after "all" (in any
-        # variation): every pass runs on those (≈ 25 % of a γγ sample)
-        n_events = obj["n"]
-        gen_all = obj["weight"]
-        obj = _subset(obj, self._shift_candidates(obj))
+        # obj holds only the events with two photon candidates, the only ones that can pass
+        # any cut after "all" in any variation (≈ 25 % of a γγ sample)
+        n_events = obj["n_all"]
+        gen_all = obj["weight_all"]
 
         truth = dataset in self.truth_tag_samples
         names = list(self._sf_tables) if self.systematics else ["nominal"]
@@ -824,7 +811,8 @@ class HHyybbProcessor(processor.ProcessorABC):
             for s in H.WEIGHT_SYSTEMATICS:
                 wsets[f"{s}Up"] = weights.weight(f"{s}Up")
                 wsets[f"{s}Down"] = weights.weight(f"{s}Down")
-        self._fill(hists, nominal, wsets)
+        buffer: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in hists}
+        self._fill(buffer, hists, nominal, wsets)
 
         # cutflow (nominal weights): sequential cuts, tag categories, regions
         sel = nominal["sel"]
@@ -859,8 +847,9 @@ class HHyybbProcessor(processor.ProcessorABC):
                 ("photon_scaleUp", {"photon_scale": 1.0 + dpes}),
                 ("photon_scaleDown", {"photon_scale": 1.0 - dpes}),
                 ("photon_resolutionUp", {"photon_scale": self._per_factor(obj)}),
-                ("jet_scaleUp", {"jet_scale": 1.0 + djes}),
-                ("jet_scaleDown", {"jet_scale": 1.0 - djes}),
+                # photons untouched: only the events whose nominal diphoton passed matter
+                ("jet_scaleUp", {"jet_scale": 1.0 + djes, "event_mask": nominal["regions"]["diphoton"]}),
+                ("jet_scaleDown", {"jet_scale": 1.0 - djes, "event_mask": nominal["regions"]["diphoton"]}),
             ]
             for name, kw in shifted:
                 if truth:
@@ -869,13 +858,16 @@ class HHyybbProcessor(processor.ProcessorABC):
                 else:
                     r = self._analyse(obj, **kw)
                     w = gen_w * self._btag_weights(r, ["nominal"])["nominal"]
-                self._fill(hists, r, {name: w})
+                self._fill(buffer, hists, r, {name: w})
+        for name, parts in buffer.items():
+            if parts:
+                H.add_flat(hists[name], np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
         t_end = time.perf_counter()
         timing = {"read_s": t_read - t0, "select_fill_s": t_end - t_read}
         return {dataset: {"events": n_events, "hists": hists, "timing": timing,
                           "cutflow": {"raw": raw, "sumw": sumw, "sumw2": sumw2}}}
 
-    def _shift_candidates(self, obj: dict[str, Any]) -> np.ndarray:
+    def _shift_candidates(self, photons: FlatCollection) -> np.ndarray:
         """Events with ≥ 2 photons passing every requirement no energy shift can change: ID,
         non-relative isolation and other requirements, and the η acceptance. A superset of
         the events the nominal or any shifted pass can put past ``two_photons`` (pT
@@ -883,7 +875,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         ``diphoton`` region has none), so every pass runs on these events only."""
         pc = self.cfg["photons"]
         pm_ = self.omap["photon"]
-        ph: FlatCollection = obj["photons"]
+        ph = photons
         fixed = [pm_.get("id"), *pm_.get("require", []),
                  *(x for x in pm_.get("isolation", []) if not x.get("relative"))]
         pmask = O.kinematic_mask(ph, None, pc["eta_max"], pc["crack"])

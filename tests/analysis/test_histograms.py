@@ -192,6 +192,14 @@ def test_fill_indexed_equals_fill_with_labels():
     a, b = by_label.view(flow=True), by_index.view(flow=True)
     assert np.allclose(a.value, b.value) and np.allclose(a.variance, b.variance)
     assert b.value[..., 0].sum() > 0 and b.value[..., -1].sum() > 0  # flow bins were hit
+    # one flat index per entry, shifted by the variation stride, filled in a single add
+    once = H.make_hists(["m_yy"], REGIONS, variations)["m_yy"]
+    base = H.flat_index(once, region=region, variation=0, m_yy=x)
+    stride = H.axis_stride(once, "variation")
+    H.add_flat(once, np.concatenate([base + v * stride for v in range(len(variations))]),
+               np.concatenate([w * (v + 1) for v in range(len(variations))]))
+    assert np.allclose(once.view(flow=True).value, a.value)
+    assert np.allclose(once.view(flow=True).variance, a.variance)
 
 
 def test_fill_indexed_rejects_bad_input():

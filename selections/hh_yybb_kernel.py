@@ -1,0 +1,386 @@
+"""The per-event logic of one HH → γγbb̄ selection pass, compiled (numba) and in numpy.
+
+:class:`selections.hh_yybb.HHyybbProcessor` runs one pass per variation (nominal, photon
+energy scale up/down, resolution up, jet energy scale up/down). The per-object masks
+(acceptance, identification, isolation, jet ID: :mod:`selections.objects`) are numpy; what
+this module computes from them is the part that walks the objects of each event:
+
+- the diphoton: the two leading selected photons (or the two with the highest smeared pT),
+  m_γγ;
+- leptons and jets farther than ΔR from both photons, the lepton count and the jet count;
+- b-tag categories (2-tag: ≥ 2 jets at the 2-tag WP; else 1-tag: a jet at the 1-tag WP),
+  the two b-jet candidates (tagged first, then by pT) and the two leading jets;
+- m_bb, m*_bbγγ = m_bbγγ − m_bb − m_γγ + offset and the candidates' pT, for the candidates
+  and for the two leading jets, in events whose diphoton passes the E_T/m_γγ and m_γγ cuts
+  (NaN elsewhere: every region that uses them requires those cuts).
+
+:func:`event_arrays` is one numba loop over the events (≈ 0.1 µs per event and pass);
+:func:`event_arrays_numpy` is the same computation in vectorised numpy, the reference the
+tests compare it with (and the ``selection.hh_yybb.engine: numpy`` fallback). Missing
+objects give index −1 and NaN kinematics, as in the numpy path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numba
+import numpy as np
+
+from selections import objects as O
+
+__all__ = ["EVENT_FIELDS", "PassInput", "event_arrays", "event_arrays_numpy", "take_or_nan"]
+
+EVENT_FIELDS = ("i1", "i2", "myy", "g1pt", "g2pt", "n_lep", "n_j", "tag", "c0", "c1", "l0", "l1",
+                "mbb", "mstar", "j1", "j2", "mjj_lead", "mstar_lead")
+"""Per-event outputs (plus ``jet_mask``, per jet: selected and overlap-free)."""
+
+
+class PassInput(dict):
+    """Inputs of one pass, flat arrays with event ``offsets`` per collection.
+
+    Keys: ``ph_off, ph_pt, ph_eta, ph_phi, ph_mask`` (selected photons), ``top2`` (pick
+    the two highest-pT selected photons instead of the first two: smeared pT may reorder);
+    ``e_off, e_eta, e_phi, e_mask``, ``mu_off, mu_eta, mu_phi, mu_mask`` (selected leptons
+    before photon overlap removal); ``lep_dr``; ``j_off, j_pt, j_eta, j_phi, j_mass,
+    j_mask`` (selected jets before overlap removal), ``j_bin`` (WPs passed), ``jet_dr``,
+    ``bin_two, bin_one`` (tag bins of the 2-tag and 1-tag WPs), ``mstar_offset`` [GeV];
+    ``lead_frac, sub_frac`` (E_T/m_γγ cuts) and ``myy_window`` [GeV]: the jet masses and
+    pTs are computed (else NaN) only for events with a diphoton passing these, the only
+    events any region uses them for. Optional: ``event_mask`` (bool per event; events
+    outside it get no photons, no objects: the jet-energy-scale passes need only the
+    events whose nominal diphoton passed) and ``full`` (default True; False: no leptons,
+    jets or tags for events failing the diphoton cuts, which only the nominal pass's
+    cutflow and b-tag weights of those events need).
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# compiled
+# ---------------------------------------------------------------------------------------
+@numba.njit(cache=True, nogil=True)
+def _dr_free(eta, phi, g1eta, g1phi, g2eta, g2phi, dr_min):  # pragma: no cover - numba
+    """True if (eta, phi) is farther than dr_min from both points (NaN points: no point)."""
+    if not dr_min > 0.0:
+        return True
+    two_pi = 2.0 * math.pi
+    for peta, pphi in ((g1eta, g1phi), (g2eta, g2phi)):
+        deta = eta - peta
+        if not abs(deta) < dr_min:  # far in η (ΔR ≥ |Δη|), or no point (NaN)
+            continue
+        dphi = (phi - pphi + math.pi) % two_pi - math.pi
+        if math.hypot(deta, dphi) < dr_min:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _p4(pt, eta, phi, mass):  # pragma: no cover - numba
+    px = pt * math.cos(phi)
+    py = pt * math.sin(phi)
+    pz = pt * math.sinh(eta)
+    return px, py, pz, math.sqrt(px * px + py * py + pz * pz + mass * mass)
+
+
+@numba.njit(cache=True, nogil=True)
+def _mass(px, py, pz, e):  # pragma: no cover - numba
+    m2 = e * e - px * px - py * py - pz * pz
+    return math.sqrt(m2) if m2 > 0.0 else 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair(ja, jb, j_pt, j_eta, j_phi, j_mass, g1, g2, myy, mstar_offset):  # pragma: no cover
+    """(m_bb, m*, max pT, min pT) of jets ja, jb with the photons g1, g2 (NaN if missing)."""
+    nan = np.nan
+    if ja < 0 or jb < 0:
+        pa = j_pt[ja] if ja >= 0 else nan
+        pb = j_pt[jb] if jb >= 0 else nan
+        hi = pa if pb != pb else (pb if pa != pa else max(pa, pb))
+        lo = pa if pb != pb else (pb if pa != pa else min(pa, pb))
+        return nan, nan, hi, lo
+    a = _p4(np.float64(j_pt[ja]), np.float64(j_eta[ja]), np.float64(j_phi[ja]), np.float64(j_mass[ja]))
+    b = _p4(np.float64(j_pt[jb]), np.float64(j_eta[jb]), np.float64(j_phi[jb]), np.float64(j_mass[jb]))
+    px, py, pz, e = a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]
+    mbb = _mass(px, py, pz, e)
+    m4 = _mass(px + g1[0] + g2[0], py + g1[1] + g2[1], pz + g1[2] + g2[2], e + g1[3] + g2[3])
+    return mbb, m4 - mbb - myy + mstar_offset, max(j_pt[ja], j_pt[jb]), min(j_pt[ja], j_pt[jb])
+
+
+@numba.njit(cache=True, nogil=True)
+def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
+            e_off, e_eta, e_phi, e_mask, mu_off, mu_eta, mu_phi, mu_mask, lep_dr,
+            j_off, j_pt, j_eta, j_phi, j_mass, j_mask, j_bin, jet_dr, bin_two, bin_one,
+            mstar_offset, lead_frac, sub_frac, myy_lo, myy_hi, ev_mask, full,
+            out_i, out_f, jet_out):  # pragma: no cover
+    n = len(ph_off) - 1
+    nan = np.nan
+    for ev in range(n):
+        if not ev_mask[ev]:
+            out_i[0, ev] = -1
+            out_i[1, ev] = -1
+            out_i[2:5, ev] = 0
+            out_i[5:, ev] = -1
+            out_f[:, ev] = nan
+            continue
+        # diphoton: the first two selected photons (stored pT order), or the two highest pT
+        i1 = -1
+        i2 = -1
+        for k in range(ph_off[ev], ph_off[ev + 1]):
+            if not ph_mask[k]:
+                continue
+            if not top2:
+                if i1 < 0:
+                    i1 = k
+                elif i2 < 0:
+                    i2 = k
+                    break
+            elif i1 < 0 or ph_pt[k] > ph_pt[i1]:
+                i2 = i1
+                i1 = k
+            elif i2 < 0 or ph_pt[k] > ph_pt[i2]:
+                i2 = k
+        g1eta = np.float64(ph_eta[i1]) if i1 >= 0 else nan
+        g1phi = np.float64(ph_phi[i1]) if i1 >= 0 else nan
+        g2eta = np.float64(ph_eta[i2]) if i2 >= 0 else nan
+        g2phi = np.float64(ph_phi[i2]) if i2 >= 0 else nan
+        g1pt = np.float64(ph_pt[i1]) if i1 >= 0 else nan
+        g2pt = np.float64(ph_pt[i2]) if i2 >= 0 else nan
+        g1 = _p4(g1pt, g1eta, g1phi, 0.0)
+        g2 = _p4(g2pt, g2eta, g2phi, 0.0)
+        myy = nan
+        diphoton = False
+        if i2 >= 0:
+            myy = _mass(g1[0] + g2[0], g1[1] + g2[1], g1[2] + g2[2], g1[3] + g2[3])
+            diphoton = (g1pt > lead_frac * myy and g2pt > sub_frac * myy and myy > myy_lo
+                        and myy < myy_hi)
+        if not (full or diphoton):  # nothing after the diphoton cuts is needed
+            out_i[0, ev] = i1
+            out_i[1, ev] = i2
+            out_i[2:5, ev] = 0
+            out_i[5:, ev] = -1
+            out_f[0, ev] = myy
+            out_f[1, ev] = g1pt
+            out_f[2, ev] = g2pt
+            out_f[3:, ev] = nan
+            continue
+        # leptons away from the photons
+        n_lep = 0
+        for k in range(e_off[ev], e_off[ev + 1]):
+            if e_mask[k] and _dr_free(np.float64(e_eta[k]), np.float64(e_phi[k]), g1eta, g1phi, g2eta, g2phi, lep_dr):
+                n_lep += 1
+        for k in range(mu_off[ev], mu_off[ev + 1]):
+            if mu_mask[k] and _dr_free(np.float64(mu_eta[k]), np.float64(mu_phi[k]), g1eta, g1phi, g2eta, g2phi, lep_dr):
+                n_lep += 1
+        # jets away from the photons; tag counts
+        n_j = 0
+        n_two = 0
+        n_one = 0
+        for k in range(j_off[ev], j_off[ev + 1]):
+            ok = j_mask[k] and _dr_free(np.float64(j_eta[k]), np.float64(j_phi[k]), g1eta, g1phi, g2eta, g2phi, jet_dr)
+            jet_out[k] = ok
+            if ok:
+                n_j += 1
+                if j_bin[k] >= bin_two:
+                    n_two += 1
+                if j_bin[k] >= bin_one:
+                    n_one += 1
+        tag = 2 if n_two >= 2 else (1 if n_one >= 1 else 0)
+        thresh = bin_two if tag == 2 else (bin_one if tag == 1 else 127)
+        t0 = -1
+        t1 = -1
+        u0 = -1
+        u1 = -1
+        l0 = -1
+        l1 = -1
+        for k in range(j_off[ev], j_off[ev + 1]):
+            if not jet_out[k]:
+                continue
+            if l0 < 0:
+                l0 = k
+            elif l1 < 0:
+                l1 = k
+            if j_bin[k] >= thresh:
+                if t0 < 0:
+                    t0 = k
+                elif t1 < 0:
+                    t1 = k
+            elif u0 < 0:
+                u0 = k
+            elif u1 < 0:
+                u1 = k
+        c0 = t0 if t0 >= 0 else u0
+        c1 = t1 if t1 >= 0 else (u0 if t0 >= 0 else u1)
+        if diphoton:  # the masses are used only after the diphoton cuts
+            mbb, mstar, j1, j2 = _pair(c0, c1, j_pt, j_eta, j_phi, j_mass, g1, g2, myy, mstar_offset)
+            if l0 == c0 and l1 == c1:
+                mjj, mstar_l = mbb, mstar
+            else:
+                mjj, mstar_l, _, _ = _pair(l0, l1, j_pt, j_eta, j_phi, j_mass, g1, g2, myy, mstar_offset)
+        else:
+            mbb = mstar = j1 = j2 = mjj = mstar_l = nan
+        out_i[0, ev] = i1
+        out_i[1, ev] = i2
+        out_i[2, ev] = n_lep
+        out_i[3, ev] = n_j
+        out_i[4, ev] = tag
+        out_i[5, ev] = c0
+        out_i[6, ev] = c1
+        out_i[7, ev] = l0
+        out_i[8, ev] = l1
+        out_f[0, ev] = myy
+        out_f[1, ev] = g1pt
+        out_f[2, ev] = g2pt
+        out_f[3, ev] = mbb
+        out_f[4, ev] = mstar
+        out_f[5, ev] = j1
+        out_f[6, ev] = j2
+        out_f[7, ev] = mjj
+        out_f[8, ev] = mstar_l
+
+
+def _event_mask(p: Mapping[str, Any], n: int) -> np.ndarray:
+    m = p.get("event_mask")
+    return np.ones(n, dtype=np.bool_) if m is None else np.ascontiguousarray(m, dtype=np.bool_)
+
+
+_INT_FIELDS = ("i1", "i2", "n_lep", "n_j", "tag", "c0", "c1", "l0", "l1")
+_FLOAT_FIELDS = ("myy", "g1pt", "g2pt", "mbb", "mstar", "j1", "j2", "mjj_lead", "mstar_lead")
+
+
+def event_arrays(p: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The per-event outputs (:data:`EVENT_FIELDS`) and ``jet_mask`` of one pass (numba)."""
+    n = len(p["ph_off"]) - 1
+    out_i = np.empty((len(_INT_FIELDS), n), dtype=np.int64)
+    out_f = np.empty((len(_FLOAT_FIELDS), n), dtype=np.float64)
+    jet_out = np.zeros(len(p["j_pt"]), dtype=np.bool_)
+    _kernel(p["ph_off"], p["ph_pt"], p["ph_eta"], p["ph_phi"], p["ph_mask"], bool(p["top2"]),
+            p["e_off"], p["e_eta"], p["e_phi"], p["e_mask"], p["mu_off"], p["mu_eta"], p["mu_phi"],
+            p["mu_mask"], float(p["lep_dr"] or 0.0),
+            p["j_off"], p["j_pt"], p["j_eta"], p["j_phi"], p["j_mass"], p["j_mask"], p["j_bin"],
+            float(p["jet_dr"] or 0.0), int(p["bin_two"]), int(p["bin_one"]), float(p["mstar_offset"]),
+            float(p["lead_frac"]), float(p["sub_frac"]), float(p["myy_window"][0]), float(p["myy_window"][1]),
+            _event_mask(p, n), bool(p.get("full", True)), out_i, out_f, jet_out)
+    out = {k: out_i[i] for i, k in enumerate(_INT_FIELDS)}
+    out.update({k: out_f[i] for i, k in enumerate(_FLOAT_FIELDS)})
+    out["jet_mask"] = jet_out
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# numpy reference
+# ---------------------------------------------------------------------------------------
+def _evt(offsets: np.ndarray) -> np.ndarray:
+    return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+
+
+def _count(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    cs = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
+    return cs[offsets[1:]] - cs[offsets[:-1]]
+
+
+def _nth(offsets: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:
+    evt = _evt(offsets)
+    cs = np.cumsum(mask, dtype=np.int64)
+    start = np.concatenate([[0], cs])[offsets[:-1]]
+    hit = mask & (cs - start[evt] == k + 1)
+    out = np.full(len(offsets) - 1, -1, dtype=np.int64)
+    out[evt[hit]] = np.flatnonzero(hit)
+    return out
+
+
+def _top2(offsets: np.ndarray, mask: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = len(offsets) - 1
+    evt = _evt(offsets)
+    idx = np.flatnonzero(mask)
+    order = idx[np.lexsort((-key[idx], evt[idx]))]
+    ev = evt[order]
+    first = np.searchsorted(ev, np.arange(n))
+    i0 = np.full(n, -1, dtype=np.int64)
+    i1 = np.full(n, -1, dtype=np.int64)
+    ok0 = first < len(ev)
+    ok0[ok0] = ev[first[ok0]] == np.flatnonzero(ok0)
+    i0[ok0] = order[first[ok0]]
+    sec = first + 1
+    ok1 = ok0 & (sec < len(ev))
+    ok1[ok1] = ev[sec[ok1]] == np.flatnonzero(ok1)
+    i1[ok1] = order[sec[ok1]]
+    return i0, i1
+
+
+def take_or_nan(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``values[idx]`` as float64 with NaN where ``idx`` is −1."""
+    out = np.full(len(idx), np.nan)
+    ok = idx >= 0
+    out[ok] = values[idx[ok]]
+    return out
+
+
+def event_arrays_numpy(p: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """:func:`event_arrays` in vectorised numpy (the reference implementation)."""
+    off = p["ph_off"]
+    if p["top2"]:
+        i1, i2 = _top2(off, p["ph_mask"], p["ph_pt"])
+    else:
+        i1, i2 = _nth(off, p["ph_mask"], 0), _nth(off, p["ph_mask"], 1)
+    g1pt, g1eta, g1phi = (take_or_nan(p[f"ph_{f}"], i1) for f in ("pt", "eta", "phi"))
+    g2pt, g2eta, g2phi = (take_or_nan(p[f"ph_{f}"], i2) for f in ("pt", "eta", "phi"))
+    g1, g2 = O.p4(g1pt, g1eta, g1phi), O.p4(g2pt, g2eta, g2phi)
+    myy = O.invariant_mass(g1, g2)
+    myy[i2 < 0] = np.nan
+
+    def free(prefix: str, dr: float | None) -> np.ndarray:
+        e = _evt(p[f"{prefix}_off"])
+        coll = {"pt": p[f"{prefix}_eta"], "eta": p[f"{prefix}_eta"], "phi": p[f"{prefix}_phi"]}
+        return np.asarray(O.overlap_free_of_points(coll, [(g1eta[e], g1phi[e]), (g2eta[e], g2phi[e])], dr))
+
+    n_lep = sum(_count(p[f"{c}_off"], p[f"{c}_mask"] & free(c, p["lep_dr"])) for c in ("e", "mu"))
+    jo = p["j_off"]
+    jmask = p["j_mask"] & free("j", p["jet_dr"])
+    bins = p["j_bin"]
+    n_j = _count(jo, jmask)
+    n_two = _count(jo, jmask & (bins >= p["bin_two"]))
+    n_one = _count(jo, jmask & (bins >= p["bin_one"]))
+    tag = np.where(n_two >= 2, 2, np.where(n_one >= 1, 1, 0))
+    thresh = np.where(tag == 2, p["bin_two"], np.where(tag == 1, p["bin_one"], 127))
+    tagged = jmask & (bins >= thresh[_evt(jo)])
+    untagged = jmask & ~tagged
+    t0, t1 = _nth(jo, tagged, 0), _nth(jo, tagged, 1)
+    u0, u1 = _nth(jo, untagged, 0), _nth(jo, untagged, 1)
+    c0 = np.where(t0 >= 0, t0, u0)
+    c1 = np.where(t1 >= 0, t1, np.where(t0 >= 0, u0, u1))
+    l0, l1 = _nth(jo, jmask, 0), _nth(jo, jmask, 1)
+
+    def pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
+        ja = [take_or_nan(p[f"j_{f}"], a) for f in ("pt", "eta", "phi", "mass")]
+        jb = [take_or_nan(p[f"j_{f}"], b) for f in ("pt", "eta", "phi", "mass")]
+        va, vb = O.p4(*ja), O.p4(*jb)
+        mbb = O.invariant_mass(va, vb)
+        mstar = O.invariant_mass(va, vb, g1, g2) - mbb - myy + p["mstar_offset"]
+        return mbb, mstar, np.fmax(ja[0], jb[0]), np.fmin(ja[0], jb[0])
+
+    mbb, mstar, j1, j2 = pair(c0, c1)
+    mjj, mstar_l, _, _ = pair(l0, l1)
+    with np.errstate(invalid="ignore"):
+        diphoton = ((g1pt > p["lead_frac"] * myy) & (g2pt > p["sub_frac"] * myy)
+                    & (myy > p["myy_window"][0]) & (myy < p["myy_window"][1]))
+    skip = ~_event_mask(p, len(i1))
+    for a in (mbb, mstar, j1, j2, mjj, mstar_l):
+        a[~diphoton | skip] = np.nan
+    out = {"i1": i1, "i2": i2, "myy": myy, "g1pt": g1pt, "g2pt": g2pt, "n_lep": n_lep, "n_j": n_j,
+           "tag": tag, "c0": c0, "c1": c1, "l0": l0, "l1": l1, "mbb": mbb, "mstar": mstar, "j1": j1,
+           "j2": j2, "mjj_lead": mjj, "mstar_lead": mstar_l, "jet_mask": jmask}
+    # events outside the event mask: nothing; with full=False, nothing after the diphoton
+    # cuts for events failing them
+    cut = skip | (~diphoton if not p.get("full", True) else np.zeros(len(i1), dtype=bool))
+    for k in ("n_lep", "n_j", "tag"):
+        out[k] = np.where(cut, 0, out[k])
+    for k in ("c0", "c1", "l0", "l1"):
+        out[k] = np.where(cut, -1, out[k])
+    out["jet_mask"] = jmask & ~cut[_evt(jo)]
+    for k in ("i1", "i2"):
+        out[k] = np.where(skip, -1, out[k])
+    for k in ("myy", "g1pt", "g2pt"):
+        out[k] = np.where(skip, np.nan, out[k])
+    return out
