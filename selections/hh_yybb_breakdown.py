@@ -1,7 +1,8 @@
 """Where the CPU time of the HH → γγbb̄ selection goes, component by component.
 
 Wraps the runner's validation, the coffea NanoEvents factory and the processor's read,
-selection, fill and candidate steps with CPU-time counters, runs :func:`run_selection`
+selection (and, inside it, the per-event pass of :mod:`selections.hh_yybb_kernel`), fill
+and candidate steps with CPU-time counters, runs :func:`run_selection`
 ``--repeat`` times (after a warm-up) and prints the medians next to a plain
 ``uproot.arrays`` read of the same branches::
 
@@ -26,6 +27,7 @@ from typing import Any
 from analysis import runner
 from analysis.config import load_config
 from selections import hh_yybb as S
+from selections import hh_yybb_kernel as K
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_met
         setattr(owner, name, _timed(getattr(owner, name), key, acc))
 
     patch(runner, "validate_fileset", "validate")
+    for fn in ("event_arrays", "event_arrays_numpy"):  # inside "analyse"
+        patch(K, fn, "analyse_per_event_pass")
     for step in PROCESSOR_STEPS:
         patch(S.HHyybbProcessor, step, step.lstrip("_"))
     factory = NanoEventsFactory.__dict__["from_root"]
@@ -77,7 +81,8 @@ def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_met
             setattr(owner, name, original)
     keys = list(runs[0])
     med = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in keys}
-    med["other"] = med["total"] - sum(v for k, v in med.items() if k not in ("total", "plain_read"))
+    med["other"] = med["total"] - sum(v for k, v in med.items()
+                                      if k not in ("total", "plain_read", "analyse_per_event_pass"))
     return {"events": n, "repeat": repeat, "cpu_s": med, "ratio_cpu": med["plain_read"] / med["total"]}
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from selections import objects as O
 
-__all__ = ["EVENT_FIELDS", "PassInput", "event_arrays", "event_arrays_numpy", "take_or_nan"]
+__all__ = ["EVENT_FIELDS", "PassInput", "event_arrays", "event_arrays_numpy", "kernel_loaded", "take_or_nan"]
 
 EVENT_FIELDS = ("i1", "i2", "myy", "g1pt", "g2pt", "n_lep", "n_j", "tag", "c0", "c1", "l0", "l1",
                 "mbb", "mstar", "j1", "j2", "mjj_lead", "mstar_lead")
@@ -240,6 +240,11 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
         out_f[8, ev] = mstar_l
 
 
+def kernel_loaded() -> bool:
+    """True once the compiled kernel has been loaded or compiled in this process."""
+    return bool(_kernel.signatures)
+
+
 def _event_mask(p: Mapping[str, Any], n: int) -> np.ndarray:
     m = p.get("event_mask")
     return np.ones(n, dtype=np.bool_) if m is None else np.ascontiguousarray(m, dtype=np.bool_)
@@ -318,26 +323,44 @@ def take_or_nan(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def event_arrays_numpy(p: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """:func:`event_arrays` in vectorised numpy (the reference implementation)."""
+    """:func:`event_arrays` in vectorised numpy (the reference implementation).
+
+    Works like the loop: the diphoton of every event in ``event_mask``, then overlap
+    removal and counts only for the events that need them (all with ``full``, else those
+    whose diphoton passed), the masses only for events whose diphoton passed.
+    """
+    n = len(p["ph_off"]) - 1
+    skip = ~_event_mask(p, n)
+    ph_mask = p["ph_mask"] & ~skip[_evt(p["ph_off"])]
     off = p["ph_off"]
     if p["top2"]:
-        i1, i2 = _top2(off, p["ph_mask"], p["ph_pt"])
+        i1, i2 = _top2(off, ph_mask, p["ph_pt"])
     else:
-        i1, i2 = _nth(off, p["ph_mask"], 0), _nth(off, p["ph_mask"], 1)
+        i1, i2 = _nth(off, ph_mask, 0), _nth(off, ph_mask, 1)
     g1pt, g1eta, g1phi = (take_or_nan(p[f"ph_{f}"], i1) for f in ("pt", "eta", "phi"))
     g2pt, g2eta, g2phi = (take_or_nan(p[f"ph_{f}"], i2) for f in ("pt", "eta", "phi"))
     g1, g2 = O.p4(g1pt, g1eta, g1phi), O.p4(g2pt, g2eta, g2phi)
     myy = O.invariant_mass(g1, g2)
     myy[i2 < 0] = np.nan
+    with np.errstate(invalid="ignore"):
+        diphoton = ((g1pt > p["lead_frac"] * myy) & (g2pt > p["sub_frac"] * myy)
+                    & (myy > p["myy_window"][0]) & (myy < p["myy_window"][1]))
+    need = ~skip & (diphoton if not p.get("full", True) else True)
 
-    def free(prefix: str, dr: float | None) -> np.ndarray:
+    def selected_free(prefix: str, dr: float | None) -> np.ndarray:
+        """Selected objects of the needed events farther than ``dr`` from both photons."""
         e = _evt(p[f"{prefix}_off"])
-        coll = {"pt": p[f"{prefix}_eta"], "eta": p[f"{prefix}_eta"], "phi": p[f"{prefix}_phi"]}
-        return np.asarray(O.overlap_free_of_points(coll, [(g1eta[e], g1phi[e]), (g2eta[e], g2phi[e])], dr))
+        mask = p[f"{prefix}_mask"] & need[e]
+        idx = np.flatnonzero(mask)
+        ee = e[idx]
+        coll = {"pt": p[f"{prefix}_eta"][idx], "eta": p[f"{prefix}_eta"][idx], "phi": p[f"{prefix}_phi"][idx]}
+        keep = np.asarray(O.overlap_free_of_points(coll, [(g1eta[ee], g1phi[ee]), (g2eta[ee], g2phi[ee])], dr))
+        mask[idx] = keep
+        return mask
 
-    n_lep = sum(_count(p[f"{c}_off"], p[f"{c}_mask"] & free(c, p["lep_dr"])) for c in ("e", "mu"))
+    n_lep = sum(_count(p[f"{c}_off"], selected_free(c, p["lep_dr"])) for c in ("e", "mu"))
     jo = p["j_off"]
-    jmask = p["j_mask"] & free("j", p["jet_dr"])
+    jmask = selected_free("j", p["jet_dr"])
     bins = p["j_bin"]
     n_j = _count(jo, jmask)
     n_two = _count(jo, jmask & (bins >= p["bin_two"]))
@@ -352,35 +375,25 @@ def event_arrays_numpy(p: Mapping[str, Any]) -> dict[str, np.ndarray]:
     c1 = np.where(t1 >= 0, t1, np.where(t0 >= 0, u0, u1))
     l0, l1 = _nth(jo, jmask, 0), _nth(jo, jmask, 1)
 
-    def pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
-        ja = [take_or_nan(p[f"j_{f}"], a) for f in ("pt", "eta", "phi", "mass")]
-        jb = [take_or_nan(p[f"j_{f}"], b) for f in ("pt", "eta", "phi", "mass")]
+    ev = np.flatnonzero(diphoton & ~skip)  # the masses: only where a region can use them
+
+    def pair(a: np.ndarray, b: np.ndarray) -> list[np.ndarray]:
+        ja = [take_or_nan(p[f"j_{f}"], a[ev]) for f in ("pt", "eta", "phi", "mass")]
+        jb = [take_or_nan(p[f"j_{f}"], b[ev]) for f in ("pt", "eta", "phi", "mass")]
         va, vb = O.p4(*ja), O.p4(*jb)
+        h1, h2 = tuple(x[ev] for x in g1), tuple(x[ev] for x in g2)
         mbb = O.invariant_mass(va, vb)
-        mstar = O.invariant_mass(va, vb, g1, g2) - mbb - myy + p["mstar_offset"]
-        return mbb, mstar, np.fmax(ja[0], jb[0]), np.fmin(ja[0], jb[0])
+        mstar = O.invariant_mass(va, vb, h1, h2) - mbb - myy[ev] + p["mstar_offset"]
+        out = []
+        for x in (mbb, mstar, np.fmax(ja[0], jb[0]), np.fmin(ja[0], jb[0])):
+            full = np.full(n, np.nan)
+            full[ev] = x
+            out.append(full)
+        return out
 
     mbb, mstar, j1, j2 = pair(c0, c1)
     mjj, mstar_l, _, _ = pair(l0, l1)
-    with np.errstate(invalid="ignore"):
-        diphoton = ((g1pt > p["lead_frac"] * myy) & (g2pt > p["sub_frac"] * myy)
-                    & (myy > p["myy_window"][0]) & (myy < p["myy_window"][1]))
-    skip = ~_event_mask(p, len(i1))
-    for a in (mbb, mstar, j1, j2, mjj, mstar_l):
-        a[~diphoton | skip] = np.nan
-    out = {"i1": i1, "i2": i2, "myy": myy, "g1pt": g1pt, "g2pt": g2pt, "n_lep": n_lep, "n_j": n_j,
-           "tag": tag, "c0": c0, "c1": c1, "l0": l0, "l1": l1, "mbb": mbb, "mstar": mstar, "j1": j1,
-           "j2": j2, "mjj_lead": mjj, "mstar_lead": mstar_l, "jet_mask": jmask}
-    # events outside the event mask: nothing; with full=False, nothing after the diphoton
-    # cuts for events failing them
-    cut = skip | (~diphoton if not p.get("full", True) else np.zeros(len(i1), dtype=bool))
-    for k in ("n_lep", "n_j", "tag"):
-        out[k] = np.where(cut, 0, out[k])
-    for k in ("c0", "c1", "l0", "l1"):
-        out[k] = np.where(cut, -1, out[k])
-    out["jet_mask"] = jmask & ~cut[_evt(jo)]
-    for k in ("i1", "i2"):
-        out[k] = np.where(skip, -1, out[k])
-    for k in ("myy", "g1pt", "g2pt"):
-        out[k] = np.where(skip, np.nan, out[k])
-    return out
+    nan_if_skip = np.where(skip, np.nan, 1.0)
+    return {"i1": i1, "i2": i2, "myy": myy * nan_if_skip, "g1pt": g1pt, "g2pt": g2pt, "n_lep": n_lep,
+            "n_j": n_j, "tag": tag, "c0": c0, "c1": c1, "l0": l0, "l1": l1, "mbb": mbb, "mstar": mstar,
+            "j1": j1, "j2": j2, "mjj_lead": mjj, "mstar_lead": mstar_l, "jet_mask": jmask}

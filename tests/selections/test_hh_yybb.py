@@ -11,6 +11,7 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+import yaml
 
 from analysis import histograms as H
 from analysis.config import ConfigError
@@ -291,9 +292,10 @@ def test_nanoevents_and_preload_reading_agree(hepline_events, wp_file, config):
 
 
 def test_numba_and_numpy_engines_agree(hepline_events, wp_file, config):
-    cfg = {**config, "selection": {"hh_yybb": {"engine": "numpy"}}}
-    ref = S.run_selection([hepline_events], cfg, wp_file).histset["samples"]["hhtest"]
-    fast = S.run_selection([hepline_events], config, wp_file).histset["samples"]["hhtest"]
+    ref = S.run_selection([hepline_events], {**config, "selection": {"hh_yybb": {"engine": "numpy"}}},
+                          wp_file).histset["samples"]["hhtest"]
+    fast = S.run_selection([hepline_events], {**config, "selection": {"hh_yybb": {"engine": "numba"}}},
+                           wp_file).histset["samples"]["hhtest"]
     assert fast["cutflow"] == ref["cutflow"]
     for obs, h in fast["hists"].items():
         # per region and variation (the constructed events put masses exactly on bin edges,
@@ -302,6 +304,25 @@ def test_numba_and_numpy_engines_agree(hepline_events, wp_file, config):
         for f in ("value", "variance"):
             assert np.allclose(a[f].sum(axis=-1), b[f].sum(axis=-1)), (obs, f)
         assert a["value"].sum() > 0
+
+
+def test_engine_auto_uses_numba_only_where_it_pays(wp_file, monkeypatch):
+    from selections import hh_yybb_kernel as K
+
+    sel = S.selection_config({"hh_yybb": {"numba_min_events": 1000}})
+    proc = S.HHyybbProcessor(sel, "hepline", S.btag_spec(sel, "hepline", wp_file))
+    monkeypatch.setattr(K, "kernel_loaded", lambda: False)
+    proc._choose_engine({"n_events": 999})
+    assert proc._event_arrays is K.event_arrays_numpy
+    proc._choose_engine({"n_events": 1000})
+    assert proc._event_arrays is K.event_arrays
+    monkeypatch.setattr(K, "kernel_loaded", lambda: True)  # loaded anyway: use it
+    proc._choose_engine({})
+    assert proc._event_arrays is K.event_arrays
+    fixed = S.HHyybbProcessor(S.selection_config({"hh_yybb": {"engine": "numpy"}}), "hepline",
+                              S.btag_spec(sel, "hepline", wp_file))
+    fixed._choose_engine({"n_events": 10**9})
+    assert fixed._event_arrays is K.event_arrays_numpy
 
 
 def test_nanoaod_mapping_on_constructed_events(tmp_path, config):
@@ -488,3 +509,25 @@ def test_truth_tagging_needs_truth_flavour(config):
     spec = S.btag_spec(S.selection_config({}), "hepline", WP_FILE_CONTENT)
     with pytest.raises(S.WorkingPointError, match="truth flavour"):
         S.HHyybbProcessor(sel, "hepline", spec)
+
+
+def test_cli_set_overrides_config_keys(hepline_events, wp_file, tmp_path):
+    from analysis.config import ConfigError, config_hash, load_config
+    from analysis.provenance import read_provenance
+
+    cfg_path = tmp_path / "config.yaml"
+    cfg_path.write_text(yaml.safe_dump({
+        "seed": 1, "runner": {"executor": "iterative"},
+        "generation": {"samples": {"x300": {"process": "x_hh_yybb", "mass_gev": 300, "xsec_pb": 1.0,
+                                            "shards": 1, "events_per_shard": 1}}}}))
+    common = ["--config", str(cfg_path), "--working-points", str(wp_file)]
+    out = tmp_path / "sel.pkl"
+    assert S.main([*common, "--output", str(out), "--set", "selection.hh_yybb.engine=numpy",
+                   "--set", "selection.hh_yybb.numba_min_events=5", str(hepline_events)]) == 0
+    expected = load_config(cfg_path)
+    expected["selection"]["hh_yybb"].update(engine="numpy", numba_min_events=5)
+    assert read_provenance(out)["config_hash"] == config_hash(expected)
+    with pytest.raises(ConfigError, match="engine"):
+        S.main([*common, "--set", "selection.hh_yybb.engine=fast", str(hepline_events)])
+    with pytest.raises(SystemExit):
+        S.main([*common, "--set", "no-equals-sign", str(hepline_events)])
