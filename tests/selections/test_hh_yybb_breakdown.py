@@ -6,6 +6,7 @@ import json
 
 from selections import hh_yybb as S
 from selections import hh_yybb_breakdown as B
+from selections import hh_yybb_kernel as K
 from tests.selections.test_hh_yybb import WP_FILE_CONTENT, write_hepline_events
 
 
@@ -14,12 +15,16 @@ def test_breakdown_components_and_restores_the_patches(tmp_path):
     wp = tmp_path / "wp.json"
     wp.write_text(json.dumps(WP_FILE_CONTENT))
     originals = {name: S.HHyybbProcessor.__dict__[name] for name in B.PROCESSOR_STEPS}
+    kernels = (K.event_arrays, K.event_arrays_numpy)
     cfg = {"seed": 1, "generation": {"samples": {}}, "runner": {"executor": "iterative"}}
     out = B.breakdown([str(path)], cfg, str(wp), repeat=2)
     cpu = out["cpu_s"]
     assert out["events"] == 19
-    for key in ("validate", "nanoevents_factory", "read", "analyse", "fill", "plain_read", "total"):
+    for key in ("validate", "nanoevents_factory", "read", "analyse", "analyse_per_event_pass", "fill",
+                "plain_read", "total"):
         assert cpu[key] > 0, key
-    parts = sum(v for k, v in cpu.items() if k not in ("total", "plain_read", "other"))
+    assert cpu["analyse_per_event_pass"] <= cpu["analyse"]  # a part of it
+    parts = sum(v for k, v in cpu.items() if k not in ("total", "plain_read", "other", "analyse_per_event_pass"))
     assert parts <= cpu["total"] and abs(cpu["other"] - (cpu["total"] - parts)) < 1e-12
     assert {name: S.HHyybbProcessor.__dict__[name] for name in B.PROCESSOR_STEPS} == originals
+    assert (K.event_arrays, K.event_arrays_numpy) == kernels
