@@ -329,6 +329,14 @@ def process_card(sample: Mapping[str, Any], *, name: str | None = None) -> Proce
                                          f"exceed 'pthat_min_gev' ({pthat_min})",
                                          key="pthat_max_gev", sample=label)
             settings.append(f"PhaseSpace:pTHatMax = {pthat_max:.10g}")
+        if sample.get("pthat_bias_power") is not None:
+            power = _positive(sample, "pthat_bias_power", label)
+            if pthat_min <= 0:
+                raise ProcessConfigError(f"sample {label}: 'pthat_bias_power' needs 'pthat_min_gev' > 0 "
+                                         "(the bias reference)", key="pthat_min_gev", sample=label)
+            # weight 1/bias = (pthat_min / pT-hat)^power: 1 at the slice's lower edge
+            settings += ["PhaseSpace:bias2Selection = on", f"PhaseSpace:bias2SelectionPow = {power:.10g}",
+                         f"PhaseSpace:bias2SelectionRef = {pthat_min:.10g}"]
 
     else:  # lhe
         lhe_file = str(_require(sample, "lhe_file", label))
