@@ -443,11 +443,12 @@ class HHyybbProcessor(processor.ProcessorABC):
     "sumw", "sumw2"}}}`` with un-normalised histograms (weights: generator weight × b-tag
     SF weight); :func:`run_selection` adds σ, Σw and the step names.
 
-    Implementation: the objects are read once per chunk into flat numpy arrays
-    (:class:`FlatCollection`), the object selections of :mod:`selections.objects` run on
-    those, and the per-event logic is vectorised numpy (no per-event Python, no awkward
-    broadcasting in the loop over variations): each systematic pass costs a few ms per
-    100k events.
+    Implementation: the objects of the events with two photon candidates are read once per
+    chunk into flat numpy arrays (:class:`FlatCollection`); the per-object masks of
+    :mod:`selections.objects` run on those, and the per-event walk over the objects is
+    :mod:`selections.hh_yybb_kernel` (one numba loop, or its numpy reference: ``engine``).
+    The histograms of a chunk are filled with one ``bincount`` per observable
+    (:func:`analysis.histograms.add_flat`). Costs: docs/hh_yybb.md, "Selection throughput".
     """
 
     def __init__(self, sel_cfg: Mapping[str, Any], fmt: str, btag: BTagSpec, read_mode: str | None = None):
