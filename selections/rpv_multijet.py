@@ -22,6 +22,7 @@ efficiency) with binomial errors. Tables and JSON outputs carry their run proven
 
     python -m selections.rpv_multijet select --config C --sample S --label 1 --output S.h5 files...
     python -m selections.rpv_multijet rates --config C [--split test] S1.h5 S2.h5 ...
+    python -m selections.rpv_multijet stats --config C S1.h5 ...   # per cut: ε, n_eff
 """
 
 from __future__ import annotations
@@ -102,23 +103,45 @@ def event_variables(jets: Any, n_events: int, cuts: Mapping[str, Any]) -> dict[s
     two = n >= 2
     deta12[two] = np.asarray(jets.eta)[offsets[:-1][two]] - np.asarray(jets.eta)[offsets[:-1][two] + 1]
     mj = np.bincount(ev[rank < 4], weights=np.asarray(jets.mass, np.float64)[rank < 4], minlength=n_events)
-    presel = (n >= cuts["presel_n_jets_min"]) & (lead_pt > cuts["leading_pt_min_gev"])
-    n4 = cuts["sr_n_jets_min"]
-    mj_ok = ((n == n4) & (mj > cuts["mj_min_4j_gev"])) | ((n > n4) & (mj > cuts["mj_min_5j_gev"]))
-    with np.errstate(invalid="ignore"):
-        deta_ok = np.abs(deta12) < cuts["abs_deta12_max"]
-    sr = presel & (n >= n4) & deta_ok & mj_ok
-    steps = {
-        "all": np.ones(n_events, bool),
-        "n_jets >= 3": n >= cuts["presel_n_jets_min"],
-    }
-    steps["leading pT"] = presel
-    steps["n_jets >= 4"] = presel & (n >= n4)
-    steps["|deta12|"] = steps["n_jets >= 4"] & deta_ok
-    steps["M_J"] = sr
+    steps = cut_steps(n, lead_pt, deta12, mj, cuts)
+    presel, sr = steps["leading pT"], steps["M_J"]
     return {"n_jets": n.astype(np.int16), "lead_pt": lead_pt.astype(np.float32),
             "deta12": deta12.astype(np.float32), "mj": mj.astype(np.float32),
             "presel": presel, "sr": sr, "cutflow": steps}
+
+
+def cut_steps(n_jets: np.ndarray, lead_pt: np.ndarray, deta12: np.ndarray, mj: np.ndarray,
+              cuts: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Masks after each cut of the search (cumulative, in order): ``all``, ``n_jets >= 3``,
+    ``leading pT`` (the preselection), ``n_jets >= 4``, ``|deta12|``, ``M_J`` (the SR).
+    Inputs per event: large-R jet count, leading pT [GeV], Δη(j1, j2), M_J [GeV]."""
+    n = np.asarray(n_jets)
+    presel = (n >= cuts["presel_n_jets_min"]) & (np.asarray(lead_pt) > cuts["leading_pt_min_gev"])
+    n4 = cuts["sr_n_jets_min"]
+    mj = np.asarray(mj)
+    mj_ok = ((n == n4) & (mj > cuts["mj_min_4j_gev"])) | ((n > n4) & (mj > cuts["mj_min_5j_gev"]))
+    with np.errstate(invalid="ignore"):
+        deta_ok = np.abs(np.asarray(deta12)) < cuts["abs_deta12_max"]
+    steps = {"all": np.ones(len(n), bool), "n_jets >= 3": n >= cuts["presel_n_jets_min"], "leading pT": presel}
+    steps["n_jets >= 4"] = presel & (n >= n4)
+    steps["|deta12|"] = steps["n_jets >= 4"] & deta_ok
+    steps["M_J"] = steps["|deta12|"] & mj_ok
+    return steps
+
+
+def stage_statistics(table: Mapping[str, np.ndarray], cuts: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """Per cut of :func:`cut_steps`: raw events passing, the weighted efficiency with its
+    error (:func:`weighted_efficiency`), and the effective number of passing events
+    n_eff = (Σw)²/Σw² — what sets the statistical precision of a weighted (e.g. pT-hat
+    biased) sample at that cut."""
+    w = np.asarray(table["weight"], np.float64)
+    out = {}
+    for name, m in cut_steps(table["n_jets"], table["lead_pt"], table["deta12"], table["mj"], cuts).items():
+        eff, err = weighted_efficiency(m, w)
+        sw, sw2 = float(w[m].sum()), float((w[m] ** 2).sum())
+        out[name] = {"raw": int(m.sum()), "efficiency": eff, "efficiency_err": err,
+                     "n_eff": sw * sw / sw2 if sw2 > 0 else 0.0}
+    return out
 
 
 def select_arrays(arrays: Any, rcfg: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -259,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="restrict to a calo.split by event number")
     r.add_argument("--output", help="JSON to write (default: print)")
     r.add_argument("tables", nargs="+")
+    t = sub.add_parser("stats", help="per cut: raw, weighted efficiency and effective events of each table")
+    t.add_argument("--config", required=True)
+    t.add_argument("--output", help="JSON to write (default: print)")
+    t.add_argument("tables", nargs="+")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     cfg = load_config(args.config)
@@ -278,6 +305,18 @@ def main(argv: list[str] | None = None) -> int:
         write_table(args.output, table, summary, provenance=record)
         write_json(args.summary or str(Path(args.output).with_suffix(".json")), summary, provenance=record)
         log.info("%s: SR efficiency %.4g (%d events)", args.sample, summary["efficiency_sr"], summary["events"])
+    elif args.command == "stats":
+        cuts = rpv_config(cfg)["cuts"]
+        out = {}
+        for path in args.tables:
+            table, summary = read_table(path)
+            out[summary.get("sample", str(path))] = {"events": len(table["weight"]),
+                                                     "stages": stage_statistics(table, cuts)}
+        if args.output:
+            write_json(args.output, out, provenance=provenance_record(stage="rpv.stats", config=cfg,
+                                                                      inputs=args.tables))
+        else:
+            print(json.dumps(out, indent=2))
     else:
         from analysis.calo.images import split_mask
 

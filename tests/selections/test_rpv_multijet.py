@@ -165,3 +165,34 @@ def test_rates_cli_output_carries_provenance(tmp_path) -> None:
     assert main(["rates", "--config", str(config), "--output", str(out), str(tmp_path / "t.h5")]) == 0
     rec = read_provenance(out)
     assert rec["stage"] == "rpv.rates" and rec["inputs"] == [file_identity(tmp_path / "t.h5")]
+
+
+def test_stage_statistics_and_cli(tmp_path) -> None:
+    """Per cut: the same masks as the selection, the weighted efficiency and n_eff = (Σw)²/Σw²."""
+    import json
+    from pathlib import Path
+
+    from selections.rpv_multijet import main, stage_statistics
+
+    events = [
+        [(500, 0.1, 250), (400, -0.5, 200), (300, 0.3, 200), (250, 1.0, 200)],   # SR
+        [(500, 0.1, 200), (400, -0.5, 150), (300, 0.3, 150), (250, 1.0, 110), (210, 0.0, 50)],  # SR
+        [(500, 0.1, 250), (400, -1.5, 200), (300, 0.3, 200), (250, 1.0, 200)],   # fails |deta12|
+        [(500, 0.1, 250), (400, -0.5, 200), (300, 0.3, 200)],                    # presel only
+        [(430, 0.1, 250), (400, -0.5, 200), (300, 0.3, 200), (250, 1.0, 200)],   # no presel
+    ]
+    var = event_variables(_jets(events), len(events), CUTS)
+    weight = np.array([1.0, 3.0, 1.0, 2.0, 5.0])
+    table = {"event": np.arange(5, dtype=np.uint64), "label": np.zeros(5, np.int8), "weight": weight,
+             **{k: var[k] for k in ("n_jets", "lead_pt", "deta12", "mj", "presel", "sr")}}
+    st = stage_statistics(table, CUTS)
+    assert [st[k]["raw"] for k in st] == [int(m.sum()) for m in var["cutflow"].values()] == [5, 5, 4, 3, 2, 2]
+    assert st["M_J"]["efficiency"] == pytest.approx(4 / 12)
+    assert st["M_J"]["n_eff"] == pytest.approx(16 / 10)       # (1 + 3)² / (1 + 9)
+    assert st["all"]["n_eff"] == pytest.approx(144 / 40)
+    write_table(tmp_path / "t.h5", table, {"sample": "qcd_x"})
+    config = Path(__file__).resolve().parents[2] / "workflows" / "config" / "default.yaml"
+    out = tmp_path / "stats.json"
+    assert main(["stats", "--config", str(config), "--output", str(out), str(tmp_path / "t.h5")]) == 0
+    got = json.loads(out.read_text())
+    assert got["qcd_x"]["events"] == 5 and got["qcd_x"]["stages"]["M_J"]["raw"] == 2
