@@ -405,7 +405,7 @@ def _memo_key(path: str, required: tuple[str, ...] | None, kwargs: Mapping[str, 
     except OSError:
         return None
     checked = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
-    return (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, head, tail,
+    return (path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, head, tail,
             None if required is None else tuple(sorted(required)), checked)
 
 
