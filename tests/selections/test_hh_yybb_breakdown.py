@@ -21,10 +21,12 @@ def test_breakdown_components_and_restores_the_patches(tmp_path):
     cpu = out["cpu_s"]
     assert out["events"] == 19
     for key in ("validate", "nanoevents_factory", "read", "analyse", "analyse_per_event_pass", "fill",
-                "plain_read", "total"):
+                "plain_read", "framework_only", "total"):
         assert cpu[key] > 0, key
     assert cpu["analyse_per_event_pass"] <= cpu["analyse"]  # a part of it
-    parts = sum(v for k, v in cpu.items() if k not in ("total", "plain_read", "other", "analyse_per_event_pass"))
+    assert out["ratio_cpu_framework_only"] == cpu["plain_read"] / cpu["framework_only"]
+    parts = sum(v for k, v in cpu.items()
+                if k not in ("total", "plain_read", "framework_only", "other", "analyse_per_event_pass"))
     assert parts <= cpu["total"] and abs(cpu["other"] - (cpu["total"] - parts)) < 1e-12
     assert {name: S.HHyybbProcessor.__dict__[name] for name in B.PROCESSOR_STEPS} == originals
     assert (K.event_arrays, K.event_arrays_numpy) == kernels
