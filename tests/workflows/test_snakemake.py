@@ -106,7 +106,7 @@ def test_dry_run(profile, config, tmp_path):
     expected = expected_counts(cfg)
     assert counts == expected
     # anchors, so that a change of the configs or of the rules that shifts both is seen too
-    assert sum(counts.values()) == {"default": 77, "full": 258}[config]
+    assert sum(counts.values()) == {"default": 77, "full": 458}[config]
 
     jobs = _jobs(out)
     assert Counter(j["rule"] for j in jobs) == Counter(expected)
