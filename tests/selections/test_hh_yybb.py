@@ -400,9 +400,11 @@ def test_object_mapping_naming_a_missing_branch(tmp_path, wp_file, config):
         S.run_selection([path], cfg, wp_file)
 
 
-def test_no_event_passes_gives_empty_histograms_and_a_cutflow(tmp_path, wp_file, config):
+@pytest.mark.parametrize("engine", ["numba", "numpy"])
+@pytest.mark.parametrize("photons", [{"pt_min": 1000.0}, {"crack": [0.0, 5.0]}])  # the second: no candidate at all
+def test_no_event_passes_gives_empty_histograms_and_a_cutflow(tmp_path, wp_file, config, engine, photons):
     path = write_hepline_events(tmp_path / "ev.root", sample="empty")
-    cfg = {**config, "selection": {"hh_yybb": {"photons": {"pt_min": 1000.0}}}}
+    cfg = {**config, "selection": {"hh_yybb": {"photons": photons, "engine": engine}}}
     res = S.run_selection([path], cfg, wp_file)
     rows = _rows(res.histset, "empty")
     assert rows["all"][0] == 19 and rows["two_photons"][0] == 0
