@@ -41,7 +41,6 @@ import logging
 import os
 import platform
 import time
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,6 +55,7 @@ from analysis import __version__ as _hepline_version
 from analysis.atomic import write_json
 from analysis.config import ConfigError, config_section
 from analysis.ingest import FORMATS, Fileset, form_filter, validate_fileset
+from analysis.schema import restricted_schema
 
 log = logging.getLogger(__name__)
 
@@ -327,6 +327,14 @@ def run_processor(
     )
     schema = FORMATS[fmt].schema
     events_in_files = sum(good.num_entries.values())
+    fileset_in: dict[str, Any] = dict(good)
+    iteritems: dict[str, Any] = {}
+    if preload is not None:
+        fileset_in = {name: {**entry, "preload": list(preload)} for name, entry in fileset_in.items()}
+        names = form_filter(preload, fmt)
+        if names is not None:
+            iteritems = {"filter_name": names}
+            schema = restricted_schema(schema)
 
     with _quiet_progress(not cfg["status"]), _executor(cfg) as (executor, cores):
         runner = processor.Runner(
@@ -339,20 +347,10 @@ def run_processor(
             schema=schema,
             metadata_cache=_metadata_cache(good),
         )
-        fileset_in: dict[str, Any] = dict(good)
-        iteritems: dict[str, Any] = {}
-        if preload is not None:
-            fileset_in = {name: {**entry, "preload": list(preload)} for name, entry in fileset_in.items()}
-            names = form_filter(preload, fmt)
-            if names is not None:
-                iteritems = {"filter_name": names}
-        with warnings.catch_warnings():
-            if iteritems:  # cross-references into collections left out of the form on purpose
-                warnings.filterwarnings("ignore", message="Missing cross-reference", category=RuntimeWarning)
-            output, coffea_metrics = runner(
-                fileset_in, processor_instance, uproot_options=dict(uproot_options or {}),
-                iteritems_options=iteritems,
-            )
+        output, coffea_metrics = runner(
+            fileset_in, processor_instance, uproot_options=dict(uproot_options or {}),
+            iteritems_options=iteritems,
+        )
     wall = time.perf_counter() - t0
 
     events = int(coffea_metrics.get("entries", 0))

@@ -317,6 +317,21 @@ class HeplineSchema(NanoAODSchema):
         return behavior
 
 
+class RestrictedHeplineSchema(HeplineSchema):
+    """:class:`HeplineSchema` for a form restricted to some branches (``run_processor(...,
+    preload=...)``, :func:`analysis.ingest.form_filter`): cross-references into collections
+    left out of the form on purpose (``Track_jetIdx`` without ``Track``) are not warned
+    about. The warning would come from every chunk, in every worker process."""
+
+    warn_missing_crossrefs = False
+
+
+def restricted_schema(schema: type) -> type:
+    """The schema to use with a restricted form: :class:`RestrictedHeplineSchema` for
+    :class:`HeplineSchema`; others unchanged (:class:`CMSNanoAODSchema` is already quiet)."""
+    return RestrictedHeplineSchema if schema is HeplineSchema else schema
+
+
 class CMSNanoAODSchema(NanoAODSchema):
     """coffea's ``NanoAODSchema`` without warnings for cross-references into collections
     that are absent from the file (skims and small test files drop e.g. ``FatJet``)."""

@@ -222,7 +222,15 @@ def test_preload_reads_the_branches_in_bulk_over_a_restricted_form(hepline_sampl
 
     lazy = run_processor(PhotonSum(), hepline_sample_files).output
     assert {"Jet", "Track", "Tower"} <= lazy.pop("fields")
-    bulk = run_processor(PhotonSum(), hepline_sample_files, preload=["nPhoton", "Photon_pt"]).output
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = run_processor(PhotonSum(), hepline_sample_files, preload=["nPhoton", "Photon_pt"])
+    # Track_jetIdx without Track is on purpose here: no warning per chunk
+    assert not [w for w in caught if "cross-reference" in str(w.message)]
+    assert res.metrics["schema"] == "RestrictedHeplineSchema"
+    bulk = res.output
     fields = bulk.pop("fields")
     assert "Photon" in fields and not {"Jet", "Track", "Tower"} & fields
     assert bulk == pytest.approx(lazy) and lazy["n"] == 95
