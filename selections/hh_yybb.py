@@ -131,6 +131,23 @@ class BTagSpec:
     efficiencies: dict[str, dict[str, float]]  # wp -> {"b", "c", "light"}
     source: str                    # provenance (file path or "config")
     tagger: str = ""
+    pt_edges: tuple[float, ...] | None = None  # GeV; with efficiency_maps
+    efficiency_maps: dict[str, dict[str, tuple[float, ...]]] | None = None  # wp -> flavour -> per pT bin
+
+    def efficiency_table(self, wps: Sequence[str]) -> np.ndarray:
+        """Efficiencies ``[pT bin, WP, flavour class]`` (one pT bin without maps)."""
+        if self.efficiency_maps is None:
+            return np.array([[[self.efficiencies[wp][f] for f in O.FLAVOUR_CLASSES] for wp in wps]])
+        n_pt = len(self.pt_edges) - 1
+        return np.array([[[self.efficiency_maps[wp][f][k] for f in O.FLAVOUR_CLASSES] for wp in wps]
+                         for k in range(n_pt)])
+
+    def pt_bin(self, pt: np.ndarray) -> np.ndarray:
+        """pT bin of each jet for :meth:`efficiency_table` (outside the edges: the nearest bin)."""
+        if self.pt_edges is None:
+            return np.zeros(len(pt), dtype=np.int64)
+        k = np.searchsorted(np.asarray(self.pt_edges[1:-1]), np.asarray(pt), side="right")
+        return k.astype(np.int64)
 
     @property
     def ordered_wps(self) -> list[str]:
@@ -240,8 +257,51 @@ def btag_spec(
         used[wp] = cut
         effs[wp] = {"b": eff_b, "c": eff_c, "light": eff_l}
     field_name = var[len(coll) + 1:]
+    edges, maps = None, None
+    if hcfg["efficiency_maps"] and entry.get("efficiency_vs_pt") is not None:
+        edges, maps = _efficiency_maps(entry["efficiency_vs_pt"], used, effs, f"working-point file {src}: {tagger}",
+                                       min_tagged=float(hcfg["efficiency_map_min_tagged"]))
     return BTagSpec(field=field_name, branch=var, two_tag_wp=two, one_tag_wp=one, cuts=used,
-                    efficiencies=effs, source=src, tagger=tagger)
+                    efficiencies=effs, source=src, tagger=tagger, pt_edges=edges, efficiency_maps=maps)
+
+
+def _efficiency_maps(block: Any, wps: Mapping[str, float], inclusive: Mapping[str, Mapping[str, float]],
+                     where: str, min_tagged: float = 0.0,
+                     ) -> tuple[tuple[float, ...], dict[str, dict[str, tuple[float, ...]]]]:
+    """Validated per-pT-bin efficiencies of the used WPs. Empty bins (None), and bins whose
+    efficiency × test jets (the map's ``jets`` counts, when it has them) is below
+    ``min_tagged``, take the inclusive efficiency. Raises :class:`WorkingPointError` naming
+    what is wrong."""
+    try:
+        edges = tuple(float(x) for x in block["pt_edges_gev"])
+        per_wp = block["working_points"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise WorkingPointError(f"{where}: efficiency_vs_pt needs pt_edges_gev and working_points ({exc!r})") from exc
+    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+        raise WorkingPointError(f"{where}: efficiency_vs_pt.pt_edges_gev must increase, got {list(edges)}")
+    maps: dict[str, dict[str, tuple[float, ...]]] = {}
+    for wp in wps:
+        if wp not in per_wp:
+            raise WorkingPointError(f"{where}: efficiency_vs_pt has no working point {wp!r}")
+        maps[wp] = {}
+        for fl in O.FLAVOUR_CLASSES:
+            values = per_wp[wp].get(fl)
+            if values is None or len(values) != len(edges) - 1:
+                raise WorkingPointError(f"{where}: efficiency_vs_pt WP {wp} flavour {fl!r} needs "
+                                        f"{len(edges) - 1} values (one per pT bin)")
+            jets = ((block.get("jets") or {}).get(wp) or {}).get(fl)
+            if jets is not None and len(jets) != len(values):
+                raise WorkingPointError(f"{where}: efficiency_vs_pt.jets WP {wp} flavour {fl!r} needs "
+                                        f"{len(values)} counts")
+            out = []
+            for k, v in enumerate(values):
+                thin = v is not None and jets is not None and float(v) * float(jets[k]) < min_tagged
+                x = inclusive[wp][fl] if v is None or thin else float(v)
+                if not (math.isfinite(x) and 0.0 <= x <= 1.0):
+                    raise WorkingPointError(f"{where}: efficiency_vs_pt WP {wp} flavour {fl!r} has {v!r}")
+                out.append(x)
+            maps[wp][fl] = tuple(out)
+    return edges, maps
 
 
 def needed_branches(sel_cfg: Mapping[str, Any], fmt: str, btag: BTagSpec) -> list[str]:
@@ -368,8 +428,10 @@ def truth_tag_rows(jets: FlatCollection, jet_mask: np.ndarray, event_mask: np.nd
 
     ``jets`` are ordered by decreasing pT in each event; ``jet_mask`` selects the jets,
     ``event_mask`` the events to expand. ``efficiencies[name] = (ε_2tag, ε_1tag)``, each
-    indexed by flavour class (:data:`selections.objects.FLAVOUR_CLASSES`), with the 1-tag WP
-    nested inside the 2-tag one (ε_1tag ≤ ε_2tag per jet). The rows reproduce the cut-based
+    indexed by the jets' ``eff_class`` field when they have one (flavour class × number of
+    pT bins + pT bin, for pT-dependent efficiency maps), else by their flavour class
+    (:data:`selections.objects.FLAVOUR_CLASSES`); the 1-tag WP is nested inside the 2-tag
+    one (ε_1tag ≤ ε_2tag per jet). The rows reproduce the cut-based
     categories of the selection exactly in expectation:
 
     - 2-tag with candidates (a, b), a < b: a and b are the two leading jets tagged at the
@@ -393,7 +455,8 @@ def truth_tag_rows(jets: FlatCollection, jet_mask: np.ndarray, event_mask: np.nd
     J = np.full((len(events), nmax), -1, dtype=np.int64)
     J[row_of[ev], rank] = idx
     present = J >= 0
-    fc = np.asarray(jets["flavour_class"], dtype=np.intp)[np.where(present, J, 0)]
+    cls = jets["eff_class"] if "eff_class" in jets else jets["flavour_class"]
+    fc = np.asarray(cls, dtype=np.intp)[np.where(present, J, 0)]
 
     combos = [(2, a, b) for b in range(nmax) for a in range(b)]
     combos += [(1, a, 1 if a == 0 else 0) for a in range(nmax)]
@@ -471,21 +534,33 @@ class HHyybbProcessor(processor.ProcessorABC):
         self._cuts = [btag.cuts[wp] for wp in wps]
         self._bin_two = wps.index(btag.two_tag_wp) + 1   # jets in bin >= this pass the 2-tag WP
         self._bin_one = wps.index(btag.one_tag_wp) + 1
-        eff = np.array([[btag.efficiencies[wp][f] for f in O.FLAVOUR_CLASSES] for wp in wps])
+        # efficiencies [pT bin, WP, flavour class] (one pT bin without maps); every table
+        # below is indexed by a jet's efficiency class = flavour class × n_pt + pT bin
+        eff = btag.efficiency_table(wps)
+        self._n_pt = eff.shape[0]
         sfs = self.cfg["btag"]["scale_factors"]
         nom = np.array([sfs[f]["nominal"] for f in O.FLAVOUR_CLASSES])
         unc = np.array([sfs[f]["uncertainty"] for f in O.FLAVOUR_CLASSES])
-        self._sf_tables = {"nominal": O.btag_weight_table(eff, np.tile(nom, (len(wps), 1)))}
-        # truth tagging: the data efficiency (SF × ε, per flavour class) at the 2-tag and
-        # 1-tag WPs, for the nominal SFs and each SF variation
         i_two, i_one = wps.index(btag.two_tag_wp), wps.index(btag.one_tag_wp)
-        self._tt_eff = {"nominal": (np.clip(nom * eff[i_two], 0, 1), np.clip(nom * eff[i_one], 0, 1))}
+
+        def sf_table(s: np.ndarray) -> np.ndarray:
+            """Pseudo-continuous SF weights [efficiency class, tag bin]."""
+            per_pt = [O.btag_weight_table(eff[k], np.tile(s, (len(wps), 1))) for k in range(self._n_pt)]
+            return np.stack(per_pt, axis=1).reshape(len(O.FLAVOUR_CLASSES) * self._n_pt, -1)
+
+        def tt_eff(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Truth tagging: the data efficiency SF × ε per efficiency class at the 2-tag
+            and 1-tag WPs."""
+            return tuple(np.clip(s[:, None] * eff[:, i, :].T, 0, 1).ravel() for i in (i_two, i_one))
+
+        self._sf_tables = {"nominal": sf_table(nom)}
+        self._tt_eff = {"nominal": tt_eff(nom)}
         for i, fl in enumerate(O.FLAVOUR_CLASSES):
             for sign, tag in ((+1, "Up"), (-1, "Down")):
                 s = nom.copy()
                 s[i] = nom[i] + sign * unc[i]
-                self._sf_tables[f"btag_{fl}{tag}"] = O.btag_weight_table(eff, np.tile(s, (len(wps), 1)))
-                self._tt_eff[f"btag_{fl}{tag}"] = (np.clip(s * eff[i_two], 0, 1), np.clip(s * eff[i_one], 0, 1))
+                self._sf_tables[f"btag_{fl}{tag}"] = sf_table(s)
+                self._tt_eff[f"btag_{fl}{tag}"] = tt_eff(s)
         self.truth_tag_samples = set(self.cfg["btag"]["truth_tag_samples"])
         if self.truth_tag_samples and not self.omap["jet"].get("flavour"):
             raise WorkingPointError(
@@ -618,6 +693,8 @@ class HHyybbProcessor(processor.ProcessorABC):
         jets: FlatCollection = obj["jets"]
         if jet_scale != 1.0:
             jets = jets.with_field("pt", jets["pt"] * jet_scale).with_field("mass", jets["mass"] * jet_scale)
+        jets = jets.with_field("eff_class", jets["flavour_class"].astype(np.int64) * self._n_pt
+                               + self.btag.pt_bin(jets["pt"]))
         jcuts = {**self.omap["jet"], "pt_min": jc["pt_min"], "eta_max": jc["eta_max"]}
         ele, mu = obj["electrons"], obj["muons"]
         # (no jet-lepton overlap removal: events with a selected lepton are vetoed before any
@@ -733,7 +810,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         jets: FlatCollection = res["jets"]
         m = res["jet_mask"]
         offsets = np.concatenate([[0], np.cumsum(jets.count(m))])
-        f, b = jets["flavour_class"][m], jets["tag_bin"][m]
+        f, b = jets["eff_class"][m], jets["tag_bin"][m]
         return {name: O.btag_event_weight_flat(f, b, offsets, self._sf_tables[name]) for name in names}
 
     def _fill(self, buffer: dict[str, list[tuple[np.ndarray, np.ndarray]]], hists: Mapping[str, Any],

@@ -536,6 +536,20 @@ def evaluate(
                 }
                 for wp, e in wps.items()
             },
+            # efficiency maps for truth tagging and b-tag SF weights downstream: per WP and
+            # flavour, the efficiency in each pT bin (None: no test jet in the bin) and the
+            # test jets behind it (so that a user can skip statistically empty bins)
+            "efficiency_vs_pt": {
+                "pt_edges_gev": [float(x) for x in ecfg["pt_edges_gev"]],
+                "working_points": {
+                    wp: {fl: list(v["eff"]) for fl, v in per.items()}
+                    for wp, per in entry["efficiency_vs_pt"].items()
+                },
+                "jets": {
+                    wp: {fl: [int(n) for n in v["n"]] for fl, v in per.items()}
+                    for wp, per in entry["efficiency_vs_pt"].items()
+                },
+            },
         }
     results["binning"] = {
         "pt_edges_gev": ecfg["pt_edges_gev"],

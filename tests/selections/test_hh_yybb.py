@@ -533,3 +533,79 @@ def test_cli_set_overrides_config_keys(hepline_events, wp_file, tmp_path):
         S.main([*common, "--set", "selection.hh_yybb.engine=fast", str(hepline_events)])
     with pytest.raises(SystemExit):
         S.main([*common, "--set", "no-equals-sign", str(hepline_events)])
+
+
+# ---------------------------------------------------------------------------------------
+# pT-dependent efficiency maps
+# ---------------------------------------------------------------------------------------
+def _with_maps(maps_for, edges=(20.0, 50.0, 100.0, 500.0)):
+    """WP_FILE_CONTENT plus an efficiency_vs_pt block: maps_for(wp, flavour) -> per-bin list."""
+    import copy
+
+    content = copy.deepcopy(WP_FILE_CONTENT)
+    dl1 = content["taggers"]["dl1"]
+    dl1["efficiency_vs_pt"] = {
+        "pt_edges_gev": list(edges),
+        "working_points": {wp: {fl: maps_for(wp, fl) for fl in ("b", "c", "light")} for wp in dl1["working_points"]},
+    }
+    return content
+
+
+def test_efficiency_maps_are_read_and_looked_up():
+    content = _with_maps(lambda wp, fl: [0.1, None, 0.3])
+    spec = S.btag_spec(S.selection_config({}), "hepline", content)
+    assert spec.pt_edges == (20.0, 50.0, 100.0, 500.0)
+    # the empty middle bin takes the inclusive efficiency (light at 70 %: 1/30)
+    assert spec.efficiency_maps["70"]["light"] == (0.1, pytest.approx(1 / 30), 0.3)
+    # outside the edges: the nearest bin
+    assert spec.pt_bin(np.array([5.0, 20.0, 49.9, 50.0, 120.0, 900.0])).tolist() == [0, 0, 0, 1, 2, 2]
+    table = spec.efficiency_table(spec.ordered_wps)
+    assert table.shape == (3, 2, 3)  # pT bins, used WPs (70, 60), flavour classes
+    # bins with fewer than efficiency_map_min_tagged (10) tagged test jets: the inclusive value
+    counted = _with_maps(lambda wp, fl: [0.1, 0.2, 0.0])
+    counted["taggers"]["dl1"]["efficiency_vs_pt"]["jets"] = {
+        wp: {fl: [1000, 40, 5000] for fl in ("b", "c", "light")} for wp in ("60", "70", "77", "85")}
+    thin = S.btag_spec(S.selection_config({}), "hepline", counted)
+    assert thin.efficiency_maps["70"]["light"] == (0.1, pytest.approx(1 / 30), pytest.approx(1 / 30))  # 8 and 0 tagged
+    loose = S.btag_spec(S.selection_config({"hh_yybb": {"btag": {"efficiency_map_min_tagged": 0}}}), "hepline", counted)
+    assert loose.efficiency_maps["70"]["light"] == (0.1, 0.2, 0.0)
+    off = S.btag_spec(S.selection_config({"hh_yybb": {"btag": {"efficiency_maps": False}}}), "hepline", content)
+    assert off.efficiency_maps is None and off.efficiency_table(off.ordered_wps).shape == (1, 2, 3)
+
+
+@pytest.mark.parametrize("maps_for, match", [
+    (lambda wp, fl: [0.1, 0.2], "needs 3 values"),
+    (lambda wp, fl: [0.1, 1.5, 0.2], "has 1.5"),
+])
+def test_bad_efficiency_maps_name_what_is_wrong(maps_for, match):
+    with pytest.raises(S.WorkingPointError, match=match):
+        S.btag_spec(S.selection_config({}), "hepline", _with_maps(maps_for))
+    with pytest.raises(S.WorkingPointError, match="must increase"):
+        S.btag_spec(S.selection_config({}), "hepline", _with_maps(lambda wp, fl: [0.1, 0.2, 0.3],
+                                                                    edges=(20.0, 10.0, 30.0, 40.0)))
+
+
+def test_efficiency_maps_drive_truth_tagging(hepline_events, config):
+    """Flat maps equal to the inclusive efficiencies change nothing (truth tagging and the
+    SF weights of cut-based tagging); lower efficiencies above 50 GeV lower the truth-tagged
+    2-tag yield."""
+    truth_cfg = {**config, "selection": {"hh_yybb": {"btag": {"truth_tag_samples": ["hhtest"]}}}}
+    inclusive = WP_FILE_CONTENT["taggers"]["dl1"]["working_points"]
+
+    def eff(wp, fl):
+        w = inclusive[wp]
+        return w["b_efficiency"] if fl == "b" else 1.0 / w[f"{fl}_rejection"]
+
+    base = _rows(S.run_selection([hepline_events], truth_cfg, WP_FILE_CONTENT).histset)
+    flat = _rows(S.run_selection([hepline_events], truth_cfg, _with_maps(lambda wp, fl: [eff(wp, fl)] * 3)).histset)
+    for step in S.CUTFLOW_STEPS:
+        assert flat[step][1] == pytest.approx(base[step][1], rel=1e-12), step
+    h_base = S.run_selection([hepline_events], config, WP_FILE_CONTENT).histset["samples"]["hhtest"]["hists"]
+    h_flat = S.run_selection([hepline_events], config, _with_maps(lambda wp, fl: [eff(wp, fl)] * 3)
+                             ).histset["samples"]["hhtest"]["hists"]
+    assert np.allclose(h_flat["m_yy"].values(flow=True), h_base["m_yy"].values(flow=True), rtol=1e-12)
+    # a map with lower efficiencies for jets above 50 GeV lowers the 2-tag yield
+    low = _rows(S.run_selection([hepline_events], truth_cfg,
+                                _with_maps(lambda wp, fl: [eff(wp, fl), 0.5 * eff(wp, fl), 0.5 * eff(wp, fl)])).histset)
+    assert 0 < low["2tag"][1] < base["2tag"][1]
+    assert low["max_central_jets"] == base["max_central_jets"]  # nothing before b-tagging moves

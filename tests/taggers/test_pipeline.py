@@ -181,6 +181,19 @@ def test_working_point_file_layout(pipeline) -> None:
             ):
                 assert isinstance(e[k], float) and np.isfinite(e[k]), (t, w, k)
             assert e["light_rejection"] >= 1.0 and e["c_rejection"] >= 1.0
+        # per-pT-bin efficiency maps, the same numbers as results.json's efficiency_vs_pt
+        maps = entry["efficiency_vs_pt"]
+        edges = maps["pt_edges_gev"]
+        assert edges == sorted(edges) and set(maps["working_points"]) == set(WPS)
+        for w in WPS:
+            for fl in ("b", "c", "light"):
+                effs = maps["working_points"][w][fl]
+                assert len(effs) == len(edges) - 1
+                assert all(x is None or 0.0 <= x <= 1.0 for x in effs), (t, w, fl)
+                jets = maps["jets"][w][fl]
+                assert len(jets) == len(effs) and all((n == 0) == (x is None) for n, x in zip(jets, effs, strict=True))
+            b = [x for x in maps["working_points"][w]["b"] if x is not None]
+            assert b and abs(np.mean(b) - int(w) / 100) < 0.3  # around the inclusive WP
     prov = wp["provenance"]
     for k in ("hepline_version", "config_hash", "sample", "n_test_jets", "dataset_id"):
         assert prov[k] not in (None, ""), k
