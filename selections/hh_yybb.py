@@ -385,8 +385,7 @@ class FlatCollection(dict):
 
     def count(self, mask: np.ndarray) -> np.ndarray:
         """Selected objects per event."""
-        cs = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
-        return cs[self.offsets[1:]] - cs[self.offsets[:-1]]
+        return K.count_per_event(self.offsets, mask)
 
     def is_sorted(self, field: str = "pt") -> bool:
         """True if ``field`` decreases within every event."""

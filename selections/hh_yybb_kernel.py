@@ -31,10 +31,11 @@ import numpy as np
 
 from selections import objects as O
 
-__all__ = ["EVENT_FIELDS", "PassInput", "event_arrays", "event_arrays_numpy", "kernel_loaded", "take_or_nan"]
+__all__ = ["EVENT_FIELDS", "PassInput", "event_arrays", "event_arrays_numpy", "count_per_event", "kernel_loaded", "take_or_nan"]
 
-EVENT_FIELDS = ("i1", "i2", "myy", "g1pt", "g2pt", "n_lep", "n_j", "tag", "c0", "c1", "l0", "l1",
-                "mbb", "mstar", "j1", "j2", "mjj_lead", "mstar_lead")
+_INT_FIELDS = ("i1", "i2", "n_lep", "n_j", "tag", "c0", "c1", "l0", "l1")
+_FLOAT_FIELDS = ("myy", "g1pt", "g2pt", "mbb", "mstar", "j1", "j2", "mjj_lead", "mstar_lead")
+EVENT_FIELDS = _INT_FIELDS + _FLOAT_FIELDS
 """Per-event outputs (plus ``jet_mask``, per jet: selected and overlap-free)."""
 
 
@@ -250,10 +251,6 @@ def _event_mask(p: Mapping[str, Any], n: int) -> np.ndarray:
     return np.ones(n, dtype=np.bool_) if m is None else np.ascontiguousarray(m, dtype=np.bool_)
 
 
-_INT_FIELDS = ("i1", "i2", "n_lep", "n_j", "tag", "c0", "c1", "l0", "l1")
-_FLOAT_FIELDS = ("myy", "g1pt", "g2pt", "mbb", "mstar", "j1", "j2", "mjj_lead", "mstar_lead")
-
-
 def event_arrays(p: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The per-event outputs (:data:`EVENT_FIELDS`) and ``jet_mask`` of one pass (numba)."""
     n = len(p["ph_off"]) - 1
@@ -280,7 +277,8 @@ def _evt(offsets: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
 
 
-def _count(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def count_per_event(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Selected objects per event (``offsets``: n + 1 event boundaries)."""
     cs = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
     return cs[offsets[1:]] - cs[offsets[:-1]]
 
@@ -358,13 +356,13 @@ def event_arrays_numpy(p: Mapping[str, Any]) -> dict[str, np.ndarray]:
         mask[idx] = keep
         return mask
 
-    n_lep = sum(_count(p[f"{c}_off"], selected_free(c, p["lep_dr"])) for c in ("e", "mu"))
+    n_lep = sum(count_per_event(p[f"{c}_off"], selected_free(c, p["lep_dr"])) for c in ("e", "mu"))
     jo = p["j_off"]
     jmask = selected_free("j", p["jet_dr"])
     bins = p["j_bin"]
-    n_j = _count(jo, jmask)
-    n_two = _count(jo, jmask & (bins >= p["bin_two"]))
-    n_one = _count(jo, jmask & (bins >= p["bin_one"]))
+    n_j = count_per_event(jo, jmask)
+    n_two = count_per_event(jo, jmask & (bins >= p["bin_two"]))
+    n_one = count_per_event(jo, jmask & (bins >= p["bin_one"]))
     tag = np.where(n_two >= 2, 2, np.where(n_one >= 1, 1, 0))
     thresh = np.where(tag == 2, p["bin_two"], np.where(tag == 1, p["bin_one"], 127))
     tagged = jmask & (bins >= thresh[_evt(jo)])

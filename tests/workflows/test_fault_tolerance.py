@@ -45,6 +45,8 @@ import pytest
 import uproot
 import yaml
 
+from tests.workflows.test_snakemake import _job_stats
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,18 +104,6 @@ def _snakemake(workdir: Path, cores: int, *extra: str, ok: bool = True, profile:
     out = proc.stdout + proc.stderr
     assert (proc.returncode == 0) == ok, out[-4000:]
     return out
-
-
-def _job_stats(out: str) -> dict[str, int]:
-    """The 'Job stats' table Snakemake prints before running, as {rule: count}."""
-    lines = out[out.index("Job stats:"):].splitlines()[3:]
-    counts = {}
-    for line in lines:
-        name, n = line.split()
-        if name == "total":
-            return counts
-        counts[name] = int(n)
-    raise AssertionError("no total row in the job stats")
 
 
 def _shard_wildcards(out: str) -> list[str]:
