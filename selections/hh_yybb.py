@@ -339,20 +339,33 @@ def _np(x: Any) -> np.ndarray:
 
 def _hash_normals(keys: np.ndarray, seed: int) -> np.ndarray:
     """Deterministic N(0, 1) per uint64 key (splitmix64 + Box–Muller): reproducible smearing
-    whatever the chunking."""
+    whatever the chunking. (In-place uint64 arithmetic: wrapping multiplication.)"""
     def mix(z: np.ndarray) -> np.ndarray:
-        z = (z + np.uint64(0x9E3779B97F4A7C15))
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return z ^ (z >> np.uint64(31))
+        z += np.uint64(0x9E3779B97F4A7C15)
+        z ^= z >> np.uint64(30)
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z ^= z >> np.uint64(27)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+        return z
 
     with np.errstate(over="ignore"):
-        k = keys.astype(np.uint64) ^ np.uint64(seed)
-        a = mix(k)
+        a = mix(keys.astype(np.uint64) ^ np.uint64(seed))
         b = mix(a ^ np.uint64(0xD1B54A32D192ED03))
-    u1 = ((a >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
-    u2 = ((b >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
+    a >>= np.uint64(11)
+    b >>= np.uint64(11)
+    u1 = a.astype(np.float64)
+    u1 += 0.5
+    u1 /= float(1 << 53)
+    u2 = b.astype(np.float64)
+    u2 += 0.5
+    u2 *= 2.0 * np.pi / float(1 << 53)
+    np.log(u1, out=u1)
+    u1 *= -2.0
+    np.sqrt(u1, out=u1)
+    np.cos(u2, out=u2)
+    u1 *= u2
+    return u1
 
 
 class FlatCollection(dict):
@@ -366,7 +379,20 @@ class FlatCollection(dict):
         super().__init__(fields)
         self.counts = np.asarray(counts, dtype=np.int64)
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
-        self.evt = np.repeat(np.arange(len(self.counts)), self.counts)
+        self._shared: dict[str, np.ndarray] = {}  # with the with_field copies (same events)
+
+    @property
+    def evt(self) -> np.ndarray:
+        """Event index of every object (built on first use)."""
+        if "evt" not in self._shared:
+            self._shared["evt"] = np.repeat(np.arange(len(self.counts)), self.counts)
+        return self._shared["evt"]
+
+    def subset(self, events: np.ndarray) -> FlatCollection:
+        """The objects of the events where the boolean ``events`` is true (one index
+        gather per field)."""
+        idx = np.flatnonzero(np.repeat(events, self.counts))
+        return FlatCollection(self.counts[events], {k: v.take(idx) for k, v in self.items()})
 
     @property
     def n_events(self) -> int:
@@ -380,7 +406,7 @@ class FlatCollection(dict):
         out = FlatCollection.__new__(FlatCollection)
         dict.__init__(out, self)
         out[name] = values
-        out.counts, out.offsets, out.evt = self.counts, self.offsets, self.evt
+        out.counts, out.offsets, out._shared = self.counts, self.offsets, self._shared
         return out
 
     def count(self, mask: np.ndarray) -> np.ndarray:
@@ -389,11 +415,7 @@ class FlatCollection(dict):
 
     def is_sorted(self, field: str = "pt") -> bool:
         """True if ``field`` decreases within every event."""
-        v = self[field]
-        if len(v) < 2:
-            return True
-        same_event = self.evt[1:] == self.evt[:-1]
-        return bool(np.all(v[1:][same_event] <= v[:-1][same_event]))
+        return K.sorted_within(self.offsets, self[field])
 
     def sorted_by(self, field: str = "pt") -> FlatCollection:
         """Objects ordered by decreasing ``field`` within events (no copy if already)."""
@@ -607,16 +629,16 @@ class HHyybbProcessor(processor.ProcessorABC):
         specs = [m.get("id"), *m.get("isolation", []), *m.get("require", [])]
         names = list(dict.fromkeys([*fields, *(s["field"] for s in specs if s)]))
         counts = None
-        keep = None
+        idx = None
         data = {}
         for n in names:
             c, v = get(m["collection"], n)
             if counts is None:
                 counts = c
                 if events is not None:
-                    keep = np.repeat(events, counts)
+                    idx = np.flatnonzero(np.repeat(events, counts))
                     counts = counts[events]
-            data[n] = v if keep is None else v[keep]
+            data[n] = v if idx is None else v.take(idx)
         return FlatCollection(counts, data).sorted_by("pt")
 
     def _read(self, events: Any) -> dict[str, Any]:
@@ -644,14 +666,13 @@ class HHyybbProcessor(processor.ProcessorABC):
         jets["tag_bin"] = np.asarray(O.tag_bin(jets[self.btag.field], self._cuts), dtype=np.int8)
         for f in ("pt", "mass"):
             jets[f] = jets[f].astype(np.float64)
-        keep = np.repeat(cand, photons.counts)
         return {
             "n_all": n,
             "weight_all": w,
             "n": int(cand.sum()),
             "weight": w[cand],
             "event": evt[cand],
-            "photons": FlatCollection(photons.counts[cand], {k: v[keep] for k, v in photons.items()}),
+            "photons": photons.subset(cand),
             "electrons": self._collection(get, "electron", ["pt", "eta", "phi"], cand),
             "muons": self._collection(get, "muon", ["pt", "eta", "phi"], cand),
             "jets": jets,

@@ -14,7 +14,7 @@ this module computes from them is the part that walks the objects of each event:
   and for the two leading jets, in events whose diphoton passes the E_T/m_γγ and m_γγ cuts
   (NaN elsewhere: every region that uses them requires those cuts).
 
-:func:`event_arrays` is one numba loop over the events (≈ 0.1 µs per event and pass);
+:func:`event_arrays` is one numba loop over the events (≈ 0.07–0.15 µs per event and pass);
 :func:`event_arrays_numpy` is the same computation in vectorised numpy, the reference the
 tests compare it with (and the ``selection.hh_yybb.engine: numpy`` fallback). Missing
 objects give index −1 and NaN kinematics, as in the numpy path.
@@ -31,7 +31,8 @@ import numpy as np
 
 from selections import objects as O
 
-__all__ = ["EVENT_FIELDS", "PassInput", "event_arrays", "event_arrays_numpy", "count_per_event", "kernel_loaded", "take_or_nan"]
+__all__ = ["EVENT_FIELDS", "PassInput", "count_per_event", "event_arrays", "event_arrays_numpy", "kernel_loaded",
+           "sorted_within", "take_or_nan"]
 
 _INT_FIELDS = ("i1", "i2", "n_lep", "n_j", "tag", "c0", "c1", "l0", "l1")
 _FLOAT_FIELDS = ("myy", "g1pt", "g2pt", "mbb", "mstar", "j1", "j2", "mjj_lead", "mstar_lead")
@@ -66,15 +67,27 @@ def _dr_free(eta, phi, g1eta, g1phi, g2eta, g2phi, dr_min):  # pragma: no cover 
     """True if (eta, phi) is farther than dr_min from both points (NaN points: no point)."""
     if not dr_min > 0.0:
         return True
-    two_pi = 2.0 * math.pi
-    for peta, pphi in ((g1eta, g1phi), (g2eta, g2phi)):
-        deta = eta - peta
-        if not abs(deta) < dr_min:  # far in η (ΔR ≥ |Δη|), or no point (NaN)
-            continue
-        dphi = (phi - pphi + math.pi) % two_pi - math.pi
-        if math.hypot(deta, dphi) < dr_min:
+    dr2 = dr_min * dr_min
+    deta = eta - g1eta
+    if abs(deta) < dr_min:  # else far in η (ΔR ≥ |Δη|), or no point (NaN)
+        dphi = _dphi(phi, g1phi)
+        if deta * deta + dphi * dphi < dr2:
+            return False
+    deta = eta - g2eta
+    if abs(deta) < dr_min:
+        dphi = _dphi(phi, g2phi)
+        if deta * deta + dphi * dphi < dr2:
             return False
     return True
+
+
+@numba.njit(cache=True, nogil=True)
+def _dphi(a, b):  # pragma: no cover - numba
+    """a − b wrapped into [−π, π) (the modulo only when it is needed; ±inf gives NaN)."""
+    d = a - b
+    if d >= math.pi or d < -math.pi:
+        d = (d + math.pi) % (2.0 * math.pi) - math.pi
+    return d
 
 
 @numba.njit(cache=True, nogil=True)
@@ -119,11 +132,9 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
     nan = np.nan
     for ev in range(n):
         if not ev_mask[ev]:
-            out_i[0, ev] = -1
-            out_i[1, ev] = -1
-            out_i[2:5, ev] = 0
-            out_i[5:, ev] = -1
-            out_f[:, ev] = nan
+            for r in range(9):
+                out_i[r, ev] = 0 if 2 <= r < 5 else -1
+                out_f[r, ev] = nan
             continue
         # diphoton: the first two selected photons (stored pT order), or the two highest pT
         i1 = -1
@@ -148,23 +159,24 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
         g2phi = np.float64(ph_phi[i2]) if i2 >= 0 else nan
         g1pt = np.float64(ph_pt[i1]) if i1 >= 0 else nan
         g2pt = np.float64(ph_pt[i2]) if i2 >= 0 else nan
-        g1 = _p4(g1pt, g1eta, g1phi, 0.0)
-        g2 = _p4(g2pt, g2eta, g2phi, 0.0)
         myy = nan
         diphoton = False
         if i2 >= 0:
-            myy = _mass(g1[0] + g2[0], g1[1] + g2[1], g1[2] + g2[2], g1[3] + g2[3])
+            # massless photons: m² = 2 pT1 pT2 (cosh Δη − cos Δφ) (two transcendentals, not six)
+            m2 = 2.0 * g1pt * g2pt * (math.cosh(g1eta - g2eta) - math.cos(g1phi - g2phi))
+            myy = math.sqrt(m2) if m2 > 0.0 else 0.0
             diphoton = (g1pt > lead_frac * myy and g2pt > sub_frac * myy and myy > myy_lo
                         and myy < myy_hi)
         if not (full or diphoton):  # nothing after the diphoton cuts is needed
             out_i[0, ev] = i1
             out_i[1, ev] = i2
-            out_i[2:5, ev] = 0
-            out_i[5:, ev] = -1
+            for r in range(2, 9):
+                out_i[r, ev] = 0 if r < 5 else -1
             out_f[0, ev] = myy
             out_f[1, ev] = g1pt
             out_f[2, ev] = g2pt
-            out_f[3:, ev] = nan
+            for r in range(3, 9):
+                out_f[r, ev] = nan
             continue
         # leptons away from the photons
         n_lep = 0
@@ -214,6 +226,8 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
         c0 = t0 if t0 >= 0 else u0
         c1 = t1 if t1 >= 0 else (u0 if t0 >= 0 else u1)
         if diphoton:  # the masses are used only after the diphoton cuts
+            g1 = _p4(g1pt, g1eta, g1phi, 0.0)
+            g2 = _p4(g2pt, g2eta, g2phi, 0.0)
             mbb, mstar, j1, j2 = _pair(c0, c1, j_pt, j_eta, j_phi, j_mass, g1, g2, myy, mstar_offset)
             if l0 == c0 and l1 == c1:
                 mjj, mstar_l = mbb, mstar
@@ -310,6 +324,17 @@ def _top2(offsets: np.ndarray, mask: np.ndarray, key: np.ndarray) -> tuple[np.nd
     ok1[ok1] = ev[sec[ok1]] == np.flatnonzero(ok1)
     i1[ok1] = order[sec[ok1]]
     return i0, i1
+
+
+def sorted_within(offsets: np.ndarray, values: np.ndarray) -> bool:
+    """True if ``values`` do not increase within any event (``offsets``: n + 1 event
+    boundaries; a NaN counts as out of order)."""
+    if len(values) < 2:
+        return True
+    ok = values[1:] <= values[:-1]
+    edges = offsets[1:-1]
+    ok[edges[(edges > 0) & (edges < len(values))] - 1] = True  # pairs across an event edge
+    return bool(ok.all())
 
 
 def take_or_nan(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
