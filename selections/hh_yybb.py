@@ -337,35 +337,7 @@ def _np(x: Any) -> np.ndarray:
     return ak.to_numpy(x)
 
 
-def _hash_normals(keys: np.ndarray, seed: int) -> np.ndarray:
-    """Deterministic N(0, 1) per uint64 key (splitmix64 + Box–Muller): reproducible smearing
-    whatever the chunking. (In-place uint64 arithmetic: wrapping multiplication.)"""
-    def mix(z: np.ndarray) -> np.ndarray:
-        z += np.uint64(0x9E3779B97F4A7C15)
-        z ^= z >> np.uint64(30)
-        z *= np.uint64(0xBF58476D1CE4E5B9)
-        z ^= z >> np.uint64(27)
-        z *= np.uint64(0x94D049BB133111EB)
-        z ^= z >> np.uint64(31)
-        return z
-
-    with np.errstate(over="ignore"):
-        a = mix(keys.astype(np.uint64) ^ np.uint64(seed))
-        b = mix(a ^ np.uint64(0xD1B54A32D192ED03))
-    a >>= np.uint64(11)
-    b >>= np.uint64(11)
-    u1 = a.astype(np.float64)
-    u1 += 0.5
-    u1 /= float(1 << 53)
-    u2 = b.astype(np.float64)
-    u2 += 0.5
-    u2 *= 2.0 * np.pi / float(1 << 53)
-    np.log(u1, out=u1)
-    u1 *= -2.0
-    np.sqrt(u1, out=u1)
-    np.cos(u2, out=u2)
-    u1 *= u2
-    return u1
+_hash_normals = K.hash_normals
 
 
 class FlatCollection(dict):
@@ -422,9 +394,6 @@ class FlatCollection(dict):
         if self.is_sorted(field):
             return self
         return self.permuted(np.lexsort((-self[field], self.evt)))
-
-
-_take = K.take_or_nan
 
 
 def _flat_layout(arr: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -739,15 +708,9 @@ class HHyybbProcessor(processor.ProcessorABC):
 
         def pair_obs(a: np.ndarray, b: np.ndarray, rows_evt: np.ndarray) -> tuple[np.ndarray, ...]:
             """m_bb, m*, max and min pT of jet pairs (a, b) in events ``rows_evt``."""
-            ja = [_take(jets[f], a) for f in ("pt", "eta", "phi", "mass")]
-            jb = [_take(jets[f], b) for f in ("pt", "eta", "phi", "mass")]
-            va, vb = O.p4(*ja), O.p4(*jb)
-            g = [_take(photons[f], ev[i][rows_evt]) for i in ("i1", "i2") for f in ("pt", "eta", "phi")]
-            h1, h2 = O.p4(*g[:3]), O.p4(*g[3:])
-            mbb = O.invariant_mass(va, vb)
-            mstar = (O.invariant_mass(va, vb, h1, h2) - mbb - myy[rows_evt]
-                     + c["categories"]["mstar_offset"])
-            return mbb, mstar, np.fmax(ja[0], jb[0]), np.fmin(ja[0], jb[0])
+            pair_rows = K.pair_rows if self._event_arrays is K.event_arrays else K.pair_rows_numpy
+            return pair_rows(a, b, ev["i1"][rows_evt], ev["i2"][rows_evt], myy[rows_evt], jets, photons,
+                             c["categories"]["mstar_offset"])
 
         def kin_masks(mbb: np.ndarray, mstar: np.ndarray, j1: np.ndarray, j2: np.ndarray) -> dict[str, np.ndarray]:
             with np.errstate(invalid="ignore"):
@@ -996,13 +959,10 @@ class HHyybbProcessor(processor.ProcessorABC):
         deterministic N(0,1) of (seed, event number, photon index)."""
         cfg = self.cfg["systematics"]["photon_energy_resolution"]
         ph: FlatCollection = obj["photons"]
-        e = ph["pt"].astype(np.float64) * np.cosh(ph["eta"].astype(np.float64))
-        rel = np.hypot(cfg["stochastic"] / np.sqrt(np.maximum(e, 1e-3)), cfg["constant"])
-        extra = rel * math.sqrt((1.0 + cfg["relative_uncertainty"]) ** 2 - 1.0)
-        local = np.arange(len(e)) - ph.offsets[:-1][ph.evt]
-        keys = obj["event"][ph.evt] * np.uint64(64) + local.astype(np.uint64)
-        z = _hash_normals(keys, cfg["seed"])
-        return np.maximum(1.0 + z * extra, 0.0)
+        factors = K.resolution_factors if self._event_arrays is K.event_arrays else K.resolution_factors_numpy
+        return factors(ph.offsets, ph["pt"], ph["eta"], obj["event"], seed=cfg["seed"],
+                       stochastic=cfg["stochastic"], constant=cfg["constant"],
+                       relative_uncertainty=cfg["relative_uncertainty"])
 
     def postprocess(self, accumulator: Any) -> Any:
         if self.systematics:

@@ -31,8 +31,21 @@ import numpy as np
 
 from selections import objects as O
 
-__all__ = ["EVENT_FIELDS", "PassInput", "count_per_event", "event_arrays", "event_arrays_numpy", "kernel_loaded",
-           "sorted_within", "take_or_nan"]
+__all__ = [
+    "EVENT_FIELDS",
+    "PassInput",
+    "count_per_event",
+    "event_arrays",
+    "event_arrays_numpy",
+    "hash_normals",
+    "kernel_loaded",
+    "pair_rows",
+    "pair_rows_numpy",
+    "resolution_factors",
+    "resolution_factors_numpy",
+    "sorted_within",
+    "take_or_nan",
+]
 
 _INT_FIELDS = ("i1", "i2", "n_lep", "n_j", "tag", "c0", "c1", "l0", "l1")
 _FLOAT_FIELDS = ("myy", "g1pt", "g2pt", "mbb", "mstar", "j1", "j2", "mjj_lead", "mstar_lead")
@@ -253,6 +266,136 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
         out_f[6, ev] = j2
         out_f[7, ev] = mjj
         out_f[8, ev] = mstar_l
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_rows(a, b, g1i, g2i, myy, j_pt, j_eta, j_phi, j_mass, ph_pt, ph_eta, ph_phi,
+               mstar_offset, out):  # pragma: no cover - numba
+    nan = np.nan
+    for r in range(len(a)):
+        i1 = g1i[r]
+        i2 = g2i[r]
+        g1 = (_p4(np.float64(ph_pt[i1]), np.float64(ph_eta[i1]), np.float64(ph_phi[i1]), 0.0)
+              if i1 >= 0 else (nan, nan, nan, nan))
+        g2 = (_p4(np.float64(ph_pt[i2]), np.float64(ph_eta[i2]), np.float64(ph_phi[i2]), 0.0)
+              if i2 >= 0 else (nan, nan, nan, nan))
+        mbb, mstar, hi, lo = _pair(a[r], b[r], j_pt, j_eta, j_phi, j_mass, g1, g2, myy[r], mstar_offset)
+        out[0, r] = mbb
+        out[1, r] = mstar
+        out[2, r] = hi
+        out[3, r] = lo
+
+
+def pair_rows(a: np.ndarray, b: np.ndarray, g1: np.ndarray, g2: np.ndarray, myy: np.ndarray,
+              jets: Mapping[str, np.ndarray], photons: Mapping[str, np.ndarray],
+              mstar_offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """m_bb, m* [GeV] and the larger and smaller pT of the jet pairs (``a``, ``b``: flat jet
+    indices, −1 for none) with the photons ``g1``, ``g2`` (flat photon indices) and their
+    ``myy`` [GeV], one row each (NaN where a jet or photon is missing). Compiled."""
+    out = np.empty((4, len(a)), dtype=np.float64)
+    _pair_rows(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64),
+               np.asarray(g1, dtype=np.int64), np.asarray(g2, dtype=np.int64),
+               np.asarray(myy, dtype=np.float64), jets["pt"], jets["eta"], jets["phi"], jets["mass"],
+               photons["pt"], photons["eta"], photons["phi"], float(mstar_offset), out)
+    return out[0], out[1], out[2], out[3]
+
+
+def pair_rows_numpy(a: np.ndarray, b: np.ndarray, g1: np.ndarray, g2: np.ndarray, myy: np.ndarray,
+                    jets: Mapping[str, np.ndarray], photons: Mapping[str, np.ndarray],
+                    mstar_offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`pair_rows` in numpy (the reference)."""
+    ja = [take_or_nan(jets[f], a) for f in ("pt", "eta", "phi", "mass")]
+    jb = [take_or_nan(jets[f], b) for f in ("pt", "eta", "phi", "mass")]
+    va, vb = O.p4(*ja), O.p4(*jb)
+    h1 = O.p4(*(take_or_nan(photons[f], g1) for f in ("pt", "eta", "phi")))
+    h2 = O.p4(*(take_or_nan(photons[f], g2) for f in ("pt", "eta", "phi")))
+    mbb = O.invariant_mass(va, vb)
+    mstar = O.invariant_mass(va, vb, h1, h2) - mbb - myy + mstar_offset
+    return mbb, mstar, np.fmax(ja[0], jb[0]), np.fmin(ja[0], jb[0])
+
+
+def hash_normals(keys: np.ndarray, seed: int) -> np.ndarray:
+    """Deterministic N(0, 1) per uint64 key (splitmix64 + Box–Muller): reproducible smearing
+    whatever the chunking. (In-place uint64 arithmetic: wrapping multiplication.)"""
+    def mix(z: np.ndarray) -> np.ndarray:
+        z += np.uint64(0x9E3779B97F4A7C15)
+        z ^= z >> np.uint64(30)
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z ^= z >> np.uint64(27)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+        return z
+
+    with np.errstate(over="ignore"):
+        a = mix(keys.astype(np.uint64) ^ np.uint64(seed))
+        b = mix(a ^ np.uint64(0xD1B54A32D192ED03))
+    a >>= np.uint64(11)
+    b >>= np.uint64(11)
+    u1 = a.astype(np.float64)
+    u1 += 0.5
+    u1 /= float(1 << 53)
+    u2 = b.astype(np.float64)
+    u2 += 0.5
+    u2 *= 2.0 * np.pi / float(1 << 53)
+    np.log(u1, out=u1)
+    u1 *= -2.0
+    np.sqrt(u1, out=u1)
+    np.cos(u2, out=u2)
+    u1 *= u2
+    return u1
+
+
+def resolution_factors_numpy(offsets: np.ndarray, pt: np.ndarray, eta: np.ndarray, event: np.ndarray, *,
+                             seed: int, stochastic: float, constant: float,
+                             relative_uncertainty: float) -> np.ndarray:
+    """Per-photon energy factor 1 + z·σ_extra/E of the photon-resolution-up variation:
+    σ/E = stochastic/√E ⊕ constant (E [GeV] = pT cosh η), widened by
+    ``relative_uncertainty``, so σ_extra = σ √((1 + r)² − 1); z a deterministic N(0, 1) of
+    (seed, event number, photon index in the event), independent of the chunking. Clipped
+    at 0. ``offsets``: n + 1 photon boundaries of the n events in ``event``."""
+    e = pt.astype(np.float64) * np.cosh(eta.astype(np.float64))
+    rel = np.hypot(stochastic / np.sqrt(np.maximum(e, 1e-3)), constant)
+    extra = rel * math.sqrt((1.0 + relative_uncertainty) ** 2 - 1.0)
+    evt = _evt(offsets)
+    local = np.arange(len(e)) - offsets[:-1][evt]
+    keys = np.asarray(event, dtype=np.uint64)[evt] * np.uint64(64) + local.astype(np.uint64)
+    z = hash_normals(keys, seed)
+    return np.maximum(1.0 + z * extra, 0.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _mix(z):  # pragma: no cover - numba
+    z = z + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@numba.njit(cache=True, nogil=True)
+def _resolution_factors(offsets, pt, eta, event, seed, stochastic, constant, widen, out):  # pragma: no cover
+    scale = 1.0 / float(1 << 53)
+    for ev in range(len(offsets) - 1):
+        for k in range(offsets[ev], offsets[ev + 1]):
+            e = np.float64(pt[k]) * math.cosh(np.float64(eta[k]))
+            rel = math.hypot(stochastic / math.sqrt(max(e, 1e-3)), constant)
+            key = np.uint64(event[ev]) * np.uint64(64) + np.uint64(k - offsets[ev])
+            a = _mix(key ^ seed)
+            b = _mix(a ^ np.uint64(0xD1B54A32D192ED03))
+            u1 = (np.float64(a >> np.uint64(11)) + 0.5) * scale
+            u2 = (np.float64(b >> np.uint64(11)) + 0.5) * scale
+            z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+            out[k] = max(1.0 + z * rel * widen, 0.0)
+
+
+def resolution_factors(offsets: np.ndarray, pt: np.ndarray, eta: np.ndarray, event: np.ndarray, *,
+                       seed: int, stochastic: float, constant: float,
+                       relative_uncertainty: float) -> np.ndarray:
+    """:func:`resolution_factors_numpy`, compiled (equal up to the last bits of log/cos)."""
+    out = np.empty(len(pt), dtype=np.float64)
+    _resolution_factors(np.asarray(offsets, dtype=np.int64), pt, eta, np.asarray(event, dtype=np.uint64),
+                        np.uint64(seed), float(stochastic), float(constant),
+                        math.sqrt((1.0 + relative_uncertainty) ** 2 - 1.0), out)
+    return out
 
 
 def kernel_loaded() -> bool:

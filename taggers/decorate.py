@@ -50,7 +50,12 @@ import analysis
 from analysis.atomic import atomic_path, json_default
 from analysis.config import load_config
 from analysis.format import HEPLINE_METADATA_KEY
-from analysis.generation.writer import compression_from_config
+from analysis.generation.writer import (
+    branch_types,
+    collection_groups,
+    compression_from_config,
+    event_block,
+)
 from analysis.provenance import provenance_record, write_root_provenance
 from taggers.features import build_dataset
 from taggers.models import RNNIP_COLUMNS, TAGGERS, TaggerModels, load_models
@@ -114,46 +119,9 @@ def decorate_events(
 # --------------------------------------------------------------------------- files
 
 
-def _group_branches(tree: Any) -> list[tuple[str, list[str]]]:
-    """``[(name, [branches])]`` in file order: a collection ``X`` with its ``X_*`` branches
-    (counted by ``nX``), or a single event-level branch; counters are dropped (uproot
-    rebuilds ``nX`` from the collection)."""
-    counters = {b.count_branch.name for b in tree.branches if b.count_branch is not None}
-    groups: list[tuple[str, list[str]]] = []
-    index: dict[str, int] = {}
-    for b in tree.branches:
-        if b.name in counters:
-            continue
-        if b.count_branch is not None:
-            coll = b.count_branch.name[1:]
-            if not b.name.startswith(coll + "_"):
-                raise ValueError(
-                    f"branch {b.name} counted by {b.count_branch.name}: not a collection"
-                )
-            if coll not in index:
-                index[coll] = len(groups)
-                groups.append((coll, []))
-            groups[index[coll]][1].append(b.name)
-        else:
-            groups.append((b.name, [b.name]))
-    return groups
-
-
-def _block(arrays: ak.Array, groups: list[tuple[str, list[str]]]) -> dict[str, Any]:
-    block: dict[str, Any] = {}
-    for name, branches in groups:
-        if len(branches) == 1 and branches[0] == name:
-            block[name] = ak.to_numpy(arrays[name])
-        else:
-            block[name] = ak.zip({b[len(name) + 1 :]: arrays[b] for b in branches})
-    return block
-
-
-def _types(block: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        k: (v.type.content if isinstance(v, ak.Array) else np.asarray(v).dtype)
-        for k, v in block.items()
-    }
+_group_branches = collection_groups
+_block = event_block
+_types = branch_types
 
 
 def decorate_file(

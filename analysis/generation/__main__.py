@@ -1,4 +1,5 @@
-"""``python -m analysis.generation {produce,merge}``: see :mod:`analysis.generation.produce`."""
+"""``python -m analysis.generation {produce,merge,hadd}``: see :mod:`analysis.generation.produce`
+and :mod:`analysis.generation.hadd`."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--output", required=True, help="JSON file to write")
     m.add_argument("inputs", nargs="+", help="shard ROOT files")
 
+    h = sub.add_parser("hadd", help="concatenate ntuples of one sample into one ROOT file")
+    h.add_argument("--output", required=True, help="ROOT file to write")
+    h.add_argument("--basket-events", type=int, default=10000, help="events per basket written")
+    h.add_argument("inputs", nargs="+", help="hepline ntuples of one sample")
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
 
@@ -49,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
                 seeds={"base": cfg["seed"], "shard": result["metadata"]["seed"]},
                 inputs=[args.output] if args.output else (),
                 extra={"sample": args.sample, "shard": args.shard}))
+    elif args.command == "hadd":
+        from analysis.generation.hadd import hadd
+
+        hadd(args.inputs, args.output, basket_events=args.basket_events)
     else:
         write_merged(args.inputs, args.output)
     return 0

@@ -202,7 +202,7 @@ def merge_metadata(paths: list[str | Path]) -> dict[str, Any]:
         "n_events": int(sum(m["n_events"] for m in metas)),
         "n_generated": int(n_gen.sum()),
         "files": [str(p) for p in paths],
-        "shards": [m["shard"] for m in metas],
+        "shards": [s for m in metas for s in m.get("shards", [m.get("shard")])],  # hadd outputs: several
         "config_hash": metas[0]["config_hash"],
         "hepline_version": metas[0]["hepline_version"],
     }

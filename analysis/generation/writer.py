@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -39,14 +40,48 @@ def compression_from_config(comp: dict[str, Any]) -> Any:
     return COMPRESSION[algo](comp.get("level", 3))
 
 
-def _branch_types(block: dict[str, Any]) -> dict[str, Any]:
-    types: dict[str, Any] = {}
-    for name, value in block.items():
-        if isinstance(value, ak.Array):
-            types[name] = value.type.content
+def branch_types(block: Mapping[str, Any]) -> dict[str, Any]:
+    """uproot ``mktree`` branch types of an event block (numpy arrays and jagged awkward
+    record arrays)."""
+    return {
+        name: value.type.content if isinstance(value, ak.Array) else np.asarray(value).dtype
+        for name, value in block.items()
+    }
+
+
+def collection_groups(tree: Any) -> list[tuple[str, list[str]]]:
+    """``[(name, [branches])]`` of an ``Events`` tree in file order: a collection ``X`` with
+    its ``X_*`` branches (counted by ``nX``), or a single event-level branch; counters are
+    dropped (uproot rebuilds ``nX`` from the collection when writing)."""
+    counters = {b.count_branch.name for b in tree.branches if b.count_branch is not None}
+    groups: list[tuple[str, list[str]]] = []
+    index: dict[str, int] = {}
+    for b in tree.branches:
+        if b.name in counters:
+            continue
+        if b.count_branch is not None:
+            coll = b.count_branch.name[1:]
+            if not b.name.startswith(coll + "_"):
+                raise ValueError(f"branch {b.name} counted by {b.count_branch.name}: not a collection")
+            if coll not in index:
+                index[coll] = len(groups)
+                groups.append((coll, []))
+            groups[index[coll]][1].append(b.name)
         else:
-            types[name] = np.asarray(value).dtype
-    return types
+            groups.append((b.name, [b.name]))
+    return groups
+
+
+def event_block(arrays: ak.Array, groups: list[tuple[str, list[str]]]) -> dict[str, Any]:
+    """The writable block of ``arrays`` (read from a tree with ``groups``): numpy arrays for
+    event-level branches, a zipped record array per collection."""
+    block: dict[str, Any] = {}
+    for name, branches in groups:
+        if len(branches) == 1 and branches[0] == name:
+            block[name] = ak.to_numpy(arrays[name])
+        else:
+            block[name] = ak.zip({b[len(name) + 1:]: arrays[b] for b in branches})
+    return block
 
 
 class NtupleWriter:
@@ -91,7 +126,7 @@ class NtupleWriter:
         basket per branch (larger baskets compress better and read faster).
         """
         if self._tree is None:
-            self._tree = self._file.mktree("Events", _branch_types(block))
+            self._tree = self._file.mktree("Events", branch_types(block))
         self._pending.append(block)
         weights = np.asarray(block["genWeight"], dtype=np.float64)
         self._pending_events += weights.size

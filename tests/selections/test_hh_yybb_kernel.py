@@ -104,3 +104,43 @@ def test_known_event():
     assert (out["c0"][0], out["c1"][0]) == (1, 2) and (out["l0"][0], out["l1"][0]) == (1, 2)
     assert out["j1"][0] == 70.0 and out["j2"][0] == 40.0
     _assert_same(out, K.event_arrays_numpy(p))
+
+
+def test_pair_rows_equal_the_numpy_reference():
+    p = _inputs(11)
+    rng = np.random.default_rng(12)
+    n_rows = 4000
+    n_j, n_ph = len(p["j_pt"]), len(p["ph_pt"])
+    a = rng.integers(-1, n_j, n_rows)  # −1: no jet (NaN masses, the other jet's pT)
+    b = rng.integers(-1, n_j, n_rows)
+    g1, g2 = rng.integers(0, n_ph, n_rows), rng.integers(-1, n_ph, n_rows)
+    myy = rng.uniform(100.0, 160.0, n_rows)
+    jets = {"pt": p["j_pt"], "eta": p["j_eta"], "phi": p["j_phi"], "mass": p["j_mass"]}
+    photons = {"pt": p["ph_pt"], "eta": p["ph_eta"], "phi": p["ph_phi"]}
+    got = K.pair_rows(a, b, g1, g2, myy, jets, photons, 250.0)
+    ref = K.pair_rows_numpy(a, b, g1, g2, myy, jets, photons, 250.0)
+    _assert_same(dict(zip("mbb mstar hi lo".split(), got, strict=True)),
+                 dict(zip("mbb mstar hi lo".split(), ref, strict=True)))
+    both = (a >= 0) & (b >= 0)
+    assert np.isnan(got[0][~both]).all() and np.isfinite(got[0][both]).all()
+    assert np.isnan(got[1][both & (g2 < 0)]).all()
+    one = (a >= 0) & (b < 0)
+    assert np.array_equal(got[2][one], p["j_pt"][a[one]]) and np.array_equal(got[3][one], p["j_pt"][a[one]])
+
+
+def test_resolution_factors_equal_the_numpy_reference():
+    rng = np.random.default_rng(21)
+    offsets, ph = _collection(rng, 2000, 2.2, 5)
+    event = rng.integers(0, 2**40, 2000).astype(np.uint64)
+    kw = {"seed": 12345, "stochastic": 0.10, "constant": 0.007, "relative_uncertainty": 0.2}
+    got = K.resolution_factors(offsets, ph["pt"].astype(np.float32), ph["eta"], event, **kw)
+    ref = K.resolution_factors_numpy(offsets, ph["pt"].astype(np.float32), ph["eta"], event, **kw)
+    assert np.allclose(got, ref, rtol=1e-12, atol=0.0)
+    # a photon's factor depends on (seed, event number, index in the event) only
+    sub = K.resolution_factors(offsets[:3] - offsets[0], ph["pt"].astype(np.float32)[: offsets[2]],
+                               ph["eta"][: offsets[2]], event[:2], **kw)
+    assert np.array_equal(sub, got[: offsets[2]])
+    assert not np.allclose(got, K.resolution_factors(offsets, ph["pt"].astype(np.float32), ph["eta"], event,
+                                                     **{**kw, "seed": 1}))
+    z = (ref - 1.0)
+    assert 0.0 < np.std(z) < 0.05 and abs(np.mean(z)) < 0.1 * np.std(z)

@@ -1,0 +1,135 @@
+"""Concatenate hepline ntuples of one sample into one file (``hadd`` for hepline ntuples).
+
+Shards are small (a few thousand to tens of thousands of events) so that generation
+parallelises; an analysis reading them pays a fixed cost per file and chunk (the ``Events``
+tree's metadata, ≈ 90 branches, is read again for every chunk: ≈ 30–45 ms of CPU each,
+docs/hh_yybb.md). Merging the shards of a sample into larger files removes most of it::
+
+    python -m analysis.generation hadd --output yy_merged.root yy_0.root yy_1.root ...
+
+The inputs must be hepline ntuples of one sample with the same branches and types, and,
+for files decorated by the taggers, the same tagger models. The ``Events`` trees are
+copied chunk by chunk (``basket_events`` events per basket), the ``Runs`` rows are
+concatenated, and the metadata is the first file's with the summed counts, Σw and Σw², the
+generated-event-weighted σ (as :func:`analysis.generation.produce.merge_metadata`), the
+input ``shards`` and ``merged_from`` (the inputs). The output appears atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import uproot
+
+from analysis.atomic import atomic_path, json_default
+from analysis.format import HEPLINE_METADATA_KEY
+from analysis.generation.writer import branch_types, collection_groups, event_block
+from analysis.provenance import provenance_record, write_root_provenance
+
+log = logging.getLogger(__name__)
+
+__all__ = ["hadd"]
+
+_MERGED_KEYS = ("n_events", "sumw", "sumw2", "n_generated", "xsec_pb", "xsec_err_pb", "shard", "shards")
+
+
+def _comparable(meta: dict[str, Any], key: str) -> Any:
+    """``meta[key]`` without what differs per file (the decorated input, the time)."""
+    value = meta.get(key)
+    if isinstance(value, dict):
+        return {k: v for k, v in value.items() if k not in ("input", "created_utc")}
+    return value
+
+
+def _check_inputs(paths: Sequence[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Metadata of every input and the common branch typenames; raises ``ValueError``
+    naming the file and what differs."""
+    metas, ref_types, ref_path = [], None, None
+    for p in paths:
+        with uproot.open(p) as f:
+            if "Events" not in f or HEPLINE_METADATA_KEY not in f:
+                raise ValueError(f"{p}: not a hepline ntuple (needs Events and {HEPLINE_METADATA_KEY})")
+            meta = json.loads(str(f[HEPLINE_METADATA_KEY]))
+            types = dict(f["Events"].typenames())
+        if ref_types is None:
+            ref_types, ref_path = types, p
+        elif types != ref_types:
+            diff = sorted(set(types.items()) ^ set(ref_types.items()))
+            raise ValueError(f"{p}: branches differ from {ref_path}'s: {diff[:6]}")
+        if metas:
+            for key in ("sample", "taggers"):
+                if _comparable(metas[0], key) != _comparable(meta, key):
+                    raise ValueError(f"{p}: '{key}' in {HEPLINE_METADATA_KEY} differs from {paths[0]}'s")
+        metas.append(meta)
+    return metas, ref_types or {}
+
+
+def _merged_counts(metas: Sequence[dict[str, Any]], paths: Sequence[str]) -> dict[str, Any]:
+    """Summed counts (and Σw, Σw², generated events where every input has them); σ (and its error) as the generated-event-weighted mean,
+    as :func:`analysis.generation.produce.merge_metadata` does for a sample's shards."""
+    missing = [p for p, m in zip(paths, metas, strict=True) if "n_events" not in m]
+    if missing:
+        raise ValueError(f"{missing[0]}: no 'n_events' in {HEPLINE_METADATA_KEY}")
+    out: dict[str, Any] = {"n_events": int(sum(m["n_events"] for m in metas))}
+    for key in ("sumw", "sumw2", "n_generated"):  # summed where every input has them
+        if all(key in m for m in metas):
+            out[key] = sum(m[key] for m in metas)
+    if all("xsec_pb" in m for m in metas):
+        n = np.array([m.get("n_generated", m["n_events"]) for m in metas], dtype=float)
+        w = n / n.sum() if n.sum() > 0 else np.full(len(n), 1.0 / len(n))
+        out["xsec_pb"] = float(np.dot(w, [m["xsec_pb"] for m in metas]))
+        out["xsec_err_pb"] = float(np.sqrt(np.sum((w * [m.get("xsec_err_pb", 0.0) for m in metas]) ** 2)))
+    out["shards"] = [m.get("shard") for m in metas]
+    return out
+
+
+def hadd(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *,
+         basket_events: int = 10000, compression: Any = None) -> dict[str, Any]:
+    """Write the concatenation of the hepline ntuples ``inputs`` to ``output`` (atomically)
+    and return its metadata. ``compression``: an uproot compression (default zstd level 3,
+    as the generation writes)."""
+    paths = [os.fspath(p) for p in inputs]
+    if not paths:
+        raise ValueError("hadd: no input files")
+    if os.fspath(output) in paths:
+        raise ValueError(f"hadd: output {output} is also an input")
+    metas, _ = _check_inputs(paths)
+    comp = uproot.ZSTD(3) if compression is None else compression
+    runs_parts: dict[str, list[np.ndarray]] = {}
+    n_written = 0
+    with atomic_path(output) as tmp, uproot.recreate(tmp, compression=comp) as fout:
+        tree = None
+        for p in paths:
+            with uproot.open(p) as f:
+                events = f["Events"]
+                groups = collection_groups(events)
+                for arrays in events.iterate(step_size=int(basket_events)):
+                    block = event_block(arrays, groups)
+                    if tree is None:
+                        tree = fout.mktree("Events", branch_types(block))
+                    tree.extend(block)
+                    n_written += len(arrays)
+                if "Runs" in f:
+                    for k, v in f["Runs"].arrays(library="np").items():
+                        runs_parts.setdefault(k, []).append(v)
+            log.info("hadd: %s copied (%d events so far)", p, n_written)
+        if runs_parts:
+            runs = {k: np.concatenate(v) for k, v in runs_parts.items()}
+            fout.mktree("Runs", {k: v.dtype.newbyteorder("=") for k, v in runs.items()}).extend(
+                {k: v.astype(v.dtype.newbyteorder("=")) for k, v in runs.items()})
+        counts = _merged_counts(metas, paths)
+        meta = {k: v for k, v in metas[0].items() if k not in _MERGED_KEYS}  # no stale per-file value
+        meta.update(counts, merged_from=paths)
+        if meta["n_events"] != n_written:
+            raise ValueError(f"hadd: the inputs' metadata count {meta['n_events']} events, "
+                             f"their Events trees {n_written}")
+        fout[HEPLINE_METADATA_KEY] = json.dumps(meta, sort_keys=True, default=json_default)
+        write_root_provenance(fout, provenance_record(stage="generation.hadd", inputs=paths,
+                                                      extra={"basket_events": int(basket_events)}))
+    log.info("hadd: wrote %s (%d events from %d files)", output, n_written, len(paths))
+    return meta
