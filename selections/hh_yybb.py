@@ -64,7 +64,7 @@ from analysis.atomic import write_json, write_text
 from analysis.config import config_hash, config_section, load_config, validate
 from analysis.ingest import Fileset, InputFileError, detect_format, form_filter, read_metadata
 from analysis.provenance import provenance_record
-from analysis.runner import run_processor
+from analysis.runner import run_processor, runner_config
 from selections import hh_yybb_kernel as K
 from selections import objects as O
 
@@ -1083,6 +1083,16 @@ def sample_fileset(
     return out
 
 
+def stage_runner_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The runner settings this selection runs with: the config's ``runner`` section, with
+    ``selection.hh_yybb.chunksize`` (when not null) as the chunk size."""
+    runner_cfg = runner_config(config.get("runner") if isinstance(config, Mapping) else None)
+    chunksize = selection_config(config)["hh_yybb"]["chunksize"]
+    if chunksize is not None:
+        runner_cfg["chunksize"] = int(chunksize)
+    return runner_cfg
+
+
 def run_selection(
     files: Any,
     config: Mapping[str, Any],
@@ -1102,7 +1112,7 @@ def run_selection(
     Returns the un-normalised histogram set (one sample per dataset) and the runner metrics.
     """
     sel_cfg = selection_config(config)
-    runner_cfg = config.get("runner") if isinstance(config, Mapping) else None
+    runner_cfg = stage_runner_config(config)
     if isinstance(files, Fileset):
         fileset = files
     elif isinstance(files, Mapping):

@@ -94,7 +94,7 @@ def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_met
         branches = res.histset["provenance"]["branches"]
         fileset = S.sample_fileset(list(files), sample_metadata=sample_metadata)
         floor = ColumnsOnly([b for b in branches if not b.startswith("n")])
-        runner.run_processor(floor, fileset, config.get("runner"), preload=branches)  # warm-up
+        runner.run_processor(floor, fileset, S.stage_runner_config(config), preload=branches)  # warm-up
         runs = []
         for _ in range(repeat):
             acc.clear()
@@ -103,7 +103,7 @@ def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_met
             total = time.process_time() - c0
             parts = dict(acc)
             c0 = time.process_time()
-            runner.run_processor(floor, fileset, config.get("runner"), preload=branches)
+            runner.run_processor(floor, fileset, S.stage_runner_config(config), preload=branches)
             framework = time.process_time() - c0
             n, _, read_cpu = S._plain_read(files, branches)
             runs.append({"total": total, "plain_read": read_cpu, "framework_only": framework, **parts})

@@ -46,8 +46,9 @@ def scaling(files: Sequence[str], config: Any, working_points: Any, runs: Sequen
     rows = []
     for executor, workers in runs:
         cfg = copy.deepcopy(dict(config))
-        cfg["runner"] = {**(cfg.get("runner") or {}), "executor": executor, "workers": workers,
-                         "chunksize": chunksize}
+        cfg["runner"] = {**(cfg.get("runner") or {}), "executor": executor, "workers": workers}
+        cfg["selection"] = copy.deepcopy(dict(cfg.get("selection") or {}))
+        cfg["selection"]["hh_yybb"] = {**(cfg["selection"].get("hh_yybb") or {}), "chunksize": chunksize}
         S.run_selection(files, cfg, working_points, sample_metadata=sample_metadata)  # warm-up
         walls, metrics = [], None
         for _ in range(repeat):

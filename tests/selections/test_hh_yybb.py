@@ -291,6 +291,18 @@ def test_nanoevents_and_preload_reading_agree(hepline_events, wp_file, config):
     assert a == b
 
 
+def test_stage_chunksize_is_used_and_does_not_change_results(hepline_events, wp_file, config):
+    whole = S.run_selection([hepline_events], config, wp_file)
+    cfg = {**config, "runner": {"chunksize": 1000}, "selection": {"hh_yybb": {"chunksize": 3}}}
+    small = S.run_selection([hepline_events], cfg, wp_file)
+    assert small.metrics["config"]["chunksize"] == 3  # the stage's setting wins over runner's
+    assert small.metrics["chunks"] > 1
+    assert _rows(small.histset) == _rows(whole.histset)
+    assert small.histset["samples"]["hhtest"]["cutflow"] == whole.histset["samples"]["hhtest"]["cutflow"]
+    cfg_runner = {**config, "runner": {"chunksize": 3}, "selection": {"hh_yybb": {"chunksize": None}}}
+    assert S.run_selection([hepline_events], cfg_runner, wp_file).metrics["config"]["chunksize"] == 3
+
+
 def test_numba_and_numpy_engines_agree(hepline_events, wp_file, config):
     ref = S.run_selection([hepline_events], {**config, "selection": {"hh_yybb": {"engine": "numpy"}}},
                           wp_file).histset["samples"]["hhtest"]
