@@ -64,7 +64,7 @@ from analysis.atomic import write_json, write_text
 from analysis.config import config_hash, config_section, load_config, validate
 from analysis.ingest import Fileset, InputFileError, detect_format, form_filter, read_metadata
 from analysis.provenance import provenance_record
-from analysis.runner import run_processor, runner_config
+from analysis.runner import freeze_startup_objects, run_processor, runner_config
 from selections import hh_yybb_kernel as K
 from selections import objects as O
 
@@ -1321,6 +1321,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = validate(cfg, source=f"{args.config} (with "
                        + ", ".join(f"{'.'.join(k)}={v}" for k, v in overrides.items()) + ")")
     smearing_seed = selection_config(cfg)["hh_yybb"]["systematics"]["photon_energy_resolution"]["seed"]
+    log.debug("garbage collector: %d start-up objects frozen", freeze_startup_objects())
     remote = [f for f in args.files if "://" in f]  # URLs have no local identity: named only
     rec = provenance_record(
         stage="hh_yybb.select", config=cfg, seeds={"smearing": smearing_seed},

@@ -234,3 +234,18 @@ def test_preload_reads_the_branches_in_bulk_over_a_restricted_form(hepline_sampl
     fields = bulk.pop("fields")
     assert "Photon" in fields and not {"Jet", "Track", "Tower"} & fields
     assert bulk == pytest.approx(lazy) and lazy["n"] == 95
+
+
+def test_freeze_startup_objects_moves_live_objects_to_the_permanent_generation():
+    import gc
+
+    from analysis.runner import freeze_startup_objects
+
+    keep = [{"i": i} for i in range(1000)]  # live container objects
+    try:
+        n = freeze_startup_objects()
+        assert n == gc.get_freeze_count() >= len(keep)
+        assert not any(keep[0] is o for o in gc.get_objects(generation=2))  # frozen: not tracked there
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0
