@@ -61,7 +61,7 @@ from coffea.analysis_tools import PackedSelection, Weights
 
 from analysis import histograms as H
 from analysis.atomic import write_json, write_text
-from analysis.config import config_hash, config_section, load_config, validate
+from analysis.config import ConfigError, config_hash, config_section, load_config, validate
 from analysis.ingest import Fileset, InputFileError, detect_format, form_filter, read_metadata
 from analysis.provenance import provenance_record
 from analysis.runner import freeze_startup_objects, run_processor, runner_config
@@ -1275,6 +1275,28 @@ def benchmark(files: Sequence[str], config: Mapping[str, Any], working_points: A
     }
 
 
+def apply_overrides(cfg: dict[str, Any], items: Sequence[str], *, source: str = "config",
+                    extra: Mapping[tuple[str, ...], Any] | None = None) -> dict[str, Any]:
+    """``cfg`` with the ``--set KEY=VALUE`` ``items`` (dotted key, YAML value) and ``extra``
+    ``{key path: value}`` applied, validated again; unchanged without any. Raises
+    ``ValueError`` for an item that is not KEY=VALUE and ``ConfigError`` for a bad value."""
+    overrides: dict[tuple[str, ...], Any] = dict(extra or {})
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        overrides[tuple(key.split("."))] = yaml.safe_load(value)
+    if not overrides:
+        return cfg
+    for key, value in overrides.items():
+        node = cfg
+        for part in key[:-1]:
+            node = node.setdefault(part, {})
+        node[key[-1]] = value
+    return validate(cfg, source=f"{source} (with "
+                    + ", ".join(f"{'.'.join(k)}={v}" for k, v in overrides.items()) + ")")
+
+
 def main(argv: list[str] | None = None) -> int:
     # the one seed of the selection: the photon-resolution smearing (what --seed overrides)
     seed_key = ("selection", "hh_yybb", "systematics", "photon_energy_resolution", "seed")
@@ -1307,19 +1329,12 @@ def main(argv: list[str] | None = None) -> int:
         overrides[seed_key] = args.seed
     if args.workers is not None:
         overrides[("runner", "workers")] = args.workers
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            parser.error(f"--set {item!r}: expected KEY=VALUE")
-        overrides[tuple(key.split("."))] = yaml.safe_load(value)
-    if overrides:
-        for key, value in overrides.items():
-            node = cfg
-            for part in key[:-1]:
-                node = node.setdefault(part, {})
-            node[key[-1]] = value
-        cfg = validate(cfg, source=f"{args.config} (with "
-                       + ", ".join(f"{'.'.join(k)}={v}" for k, v in overrides.items()) + ")")
+    try:
+        cfg = apply_overrides(cfg, args.set, source=args.config, extra=overrides)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # an item that is not KEY=VALUE
+        parser.error(str(exc))
     smearing_seed = selection_config(cfg)["hh_yybb"]["systematics"]["photon_energy_resolution"]["seed"]
     log.debug("garbage collector: %d start-up objects frozen", freeze_startup_objects())
     remote = [f for f in args.files if "://" in f]  # URLs have no local identity: named only

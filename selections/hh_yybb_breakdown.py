@@ -8,7 +8,7 @@ and candidate steps with CPU-time counters, runs :func:`run_selection`
 
     python -m selections.hh_yybb_breakdown --config workflows/config/default.yaml \\
         --working-points results_full/taggers/working_points.json --sample-metadata yy.json \\
-        yy_0.root yy_1.root
+        --set selection.hh_yybb.engine=numba yy_0.root yy_1.root
 
 A measurement tool: it patches the wrapped functions in this process only.
 """
@@ -124,10 +124,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--working-points", required=True)
     parser.add_argument("--sample-metadata", nargs="*", default=None)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key, as for python -m selections.hh_yybb")
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    out = breakdown(args.files, load_config(args.config), args.working_points,
+    try:
+        cfg = S.apply_overrides(load_config(args.config), args.set, source=args.config)
+    except S.ConfigError:
+        raise
+    except ValueError as exc:  # an item that is not KEY=VALUE
+        parser.error(str(exc))
+    runner.freeze_startup_objects()  # as the selection's command line does
+    out = breakdown(args.files, cfg, args.working_points,
                     sample_metadata=args.sample_metadata, repeat=args.repeat)
     print(json.dumps(out, indent=2))  # noqa: T201 - the requested output
     return 0
