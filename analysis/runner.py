@@ -96,9 +96,10 @@ def freeze_startup_objects() -> int:
 
     For command-line entry points, once start-up is done: reading allocates many short-lived
     container objects, which trigger full collections that would otherwise traverse the
-    ≈ 3 × 10⁵ objects of numba, coffea, awkward and hist every time (≈ 20 % of the CPU of
-    the HH selection and of a plain uproot read, docs/hh_yybb.md). Frozen objects are still
-    freed by reference counting; objects created later are collected as usual.
+    ≈ 3 × 10⁵ objects of numba, coffea, awkward and hist every time (frozen, the HH
+    selection runs 10 % and a plain uproot read 18 % faster per CPU second,
+    docs/benchmarks.md). Frozen objects are still freed by reference counting; objects
+    created later are collected as usual.
     """
     gc.collect()
     gc.freeze()

@@ -1320,6 +1320,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key (dotted path, YAML value; validated), e.g. "
                              "--set selection.hh_yybb.engine=numba")
+    parser.add_argument("--no-gc-freeze", action="store_true",
+                        help="leave the start-up objects to the garbage collector (for comparison; "
+                             "by default they are frozen: analysis.runner.freeze_startup_objects)")
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
@@ -1336,7 +1339,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:  # an item that is not KEY=VALUE
         parser.error(str(exc))
     smearing_seed = selection_config(cfg)["hh_yybb"]["systematics"]["photon_energy_resolution"]["seed"]
-    log.debug("garbage collector: %d start-up objects frozen", freeze_startup_objects())
+    if not args.no_gc_freeze:
+        log.debug("garbage collector: %d start-up objects frozen", freeze_startup_objects())
     remote = [f for f in args.files if "://" in f]  # URLs have no local identity: named only
     rec = provenance_record(
         stage="hh_yybb.select", config=cfg, seeds={"smearing": smearing_seed},
