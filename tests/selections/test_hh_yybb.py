@@ -621,3 +621,22 @@ def test_efficiency_maps_drive_truth_tagging(hepline_events, config):
                                 _with_maps(lambda wp, fl: [eff(wp, fl), 0.5 * eff(wp, fl), 0.5 * eff(wp, fl)])).histset)
     assert 0 < low["2tag"][1] < base["2tag"][1]
     assert low["max_central_jets"] == base["max_central_jets"]  # nothing before b-tagging moves
+
+
+def test_selection_of_a_hadd_merged_file_equals_that_of_its_shards(tmp_path, wp_file, config):
+    from analysis.generation.hadd import hadd
+
+    shards = [write_hepline_events(tmp_path / f"hhtest_{i}.root") for i in range(2)]
+    merged = tmp_path / "hhtest_merged.root"
+    hadd(shards, merged, basket_events=4)
+    a = S.run_selection(shards, config, wp_file).histset["samples"]["hhtest"]
+    b = S.run_selection([merged], config, wp_file).histset["samples"]["hhtest"]
+    assert a["cutflow"]["raw"] == b["cutflow"]["raw"]
+    assert np.allclose(a["cutflow"]["sumw"], b["cutflow"]["sumw"], rtol=1e-12)
+    assert a["cutflow"]["raw"][0] == 2 * len(EVENTS)
+    for key in ("sumw", "xsec_pb"):
+        assert a[key] == pytest.approx(b[key], rel=1e-12), key
+    for obs, h in a["hists"].items():
+        va, vb = h.view(flow=True), b["hists"][obs].view(flow=True)
+        assert np.allclose(va["value"], vb["value"], rtol=1e-12, atol=0) and va["value"].sum() > 0, obs
+        assert np.allclose(va["variance"], vb["variance"], rtol=1e-12, atol=0), obs
