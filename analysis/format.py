@@ -6,6 +6,10 @@ so a change of the format is one edit here plus the document.
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 _F4, _I8, _I16, _I32, _U8, _B = "float32", "int8", "int16", "int32", "uint8", "bool"
 
 HEPLINE_EVENT_BRANCHES: dict[str, str] = {
@@ -80,3 +84,14 @@ def hepline_branches(*, counters: bool = True) -> list[str]:
     return names
 
 
+
+
+def combined_xsec(metas: list[dict[str, Any]]) -> tuple[float, float]:
+    """σ [pb] and its error for the shards (metadata dicts) of one sample. Each shard's σ is
+    an independent estimate of the same cross-section, so they are averaged weighted by
+    generated events (``n_generated``, else ``n_events``)."""
+    n = np.array([float(m.get("n_generated", m.get("n_events", 1))) for m in metas])
+    w = n / n.sum() if n.sum() > 0 else np.full(len(n), 1.0 / len(n))
+    xs = np.array([float(m["xsec_pb"]) for m in metas])
+    err = np.array([float(m.get("xsec_err_pb", 0.0)) for m in metas])
+    return float((w * xs).sum()), float(np.sqrt(((w * err) ** 2).sum()))

@@ -62,6 +62,7 @@ from coffea.analysis_tools import PackedSelection, Weights
 from analysis import histograms as H
 from analysis.atomic import write_json, write_text
 from analysis.config import ConfigError, config_hash, config_section, load_config, validate
+from analysis.format import combined_xsec
 from analysis.ingest import Fileset, InputFileError, detect_format, form_filter, read_metadata
 from analysis.provenance import provenance_record
 from analysis.runner import freeze_startup_objects, run_processor, runner_config
@@ -337,9 +338,6 @@ def _np(x: Any) -> np.ndarray:
     return ak.to_numpy(x)
 
 
-_hash_normals = K.hash_normals
-
-
 class FlatCollection(dict):
     """One collection of a chunk as flat numpy arrays: ``{field: array over all objects}``
     plus ``counts`` (per event), ``offsets`` (n + 1) and ``evt`` (event index per object).
@@ -518,7 +516,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         self._variation_index = {v: i for i, v in enumerate(self.variations)}
         self.binning = self.cfg["histograms"]["binning"]
         self.read_mode = read_mode or self.cfg["read_mode"]
-        self._event_arrays = K.event_arrays if self.cfg["engine"] == "numba" else K.event_arrays_numpy
+        self._use_engine(compiled=self.cfg["engine"] == "numba")
         self.branches = needed_branches(sel_cfg, fmt, btag)
         wps = btag.ordered_wps
         self._cuts = [btag.cuts[wp] for wp in wps]
@@ -598,17 +596,11 @@ class HHyybbProcessor(processor.ProcessorABC):
         specs = [m.get("id"), *m.get("isolation", []), *m.get("require", [])]
         names = list(dict.fromkeys([*fields, *(s["field"] for s in specs if s)]))
         counts = None
-        idx = None
         data = {}
         for n in names:
-            c, v = get(m["collection"], n)
-            if counts is None:
-                counts = c
-                if events is not None:
-                    idx = np.flatnonzero(np.repeat(events, counts))
-                    counts = counts[events]
-            data[n] = v if idx is None else v.take(idx)
-        return FlatCollection(counts, data).sorted_by("pt")
+            counts, data[n] = get(m["collection"], n)
+        coll = FlatCollection(counts, data)
+        return (coll if events is None else coll.subset(events)).sorted_by("pt")
 
     def _read(self, events: Any) -> dict[str, Any]:
         """The chunk's objects as flat arrays, for the events with two photon candidates
@@ -708,8 +700,7 @@ class HHyybbProcessor(processor.ProcessorABC):
 
         def pair_obs(a: np.ndarray, b: np.ndarray, rows_evt: np.ndarray) -> tuple[np.ndarray, ...]:
             """m_bb, m*, max and min pT of jet pairs (a, b) in events ``rows_evt``."""
-            pair_rows = K.pair_rows if self._event_arrays is K.event_arrays else K.pair_rows_numpy
-            return pair_rows(a, b, ev["i1"][rows_evt], ev["i2"][rows_evt], myy[rows_evt], jets, photons,
+            return self._pair_rows(a, b, ev["i1"][rows_evt], ev["i2"][rows_evt], myy[rows_evt], jets, photons,
                              c["categories"]["mstar_offset"])
 
         def kin_masks(mbb: np.ndarray, mstar: np.ndarray, j1: np.ndarray, j2: np.ndarray) -> dict[str, np.ndarray]:
@@ -840,13 +831,20 @@ class HHyybbProcessor(processor.ProcessorABC):
                     wv = np.where(is_row, wv * p[np.where(is_row, idx, 0)], wv)
                 buffer[name].append((base + self._variation_index[variation] * stride, wv))
 
+    def _use_engine(self, compiled: bool) -> None:
+        """The per-event pass, truth-tag row masses and smearing factors: compiled (numba)
+        or their numpy references."""
+        self._event_arrays = K.event_arrays if compiled else K.event_arrays_numpy
+        self._pair_rows = K.pair_rows if compiled else K.pair_rows_numpy
+        self._resolution_factors = K.resolution_factors if compiled else K.resolution_factors_numpy
+
     def _choose_engine(self, metadata: Mapping[str, Any]) -> None:
         """``engine: auto``: the compiled pass for large datasets (its JIT start, ≈ 1 s of
         CPU per process, pays back after ≈ 10⁶ events) or once it is loaded anyway."""
         if self.cfg["engine"] != "auto":
             return
         big = int(metadata.get("n_events") or 0) >= self.cfg["numba_min_events"]
-        self._event_arrays = K.event_arrays if big or K.kernel_loaded() else K.event_arrays_numpy
+        self._use_engine(compiled=big or K.kernel_loaded())
 
     def process(self, events: Any) -> dict[str, Any]:
         dataset = events.metadata.get("dataset", "default")
@@ -938,7 +936,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         return {dataset: {"events": n_events, "hists": hists, "timing": timing,
                           "cutflow": {"raw": raw, "sumw": sumw, "sumw2": sumw2}}}
 
-    def _shift_candidates(self, photons: FlatCollection) -> np.ndarray:
+    def _shift_candidates(self, ph: FlatCollection) -> np.ndarray:
         """Events with ≥ 2 photons passing every requirement no energy shift can change: ID,
         non-relative isolation and other requirements, and the η acceptance. A superset of
         the events the nominal or any shifted pass can put past ``two_photons`` (pT
@@ -946,7 +944,6 @@ class HHyybbProcessor(processor.ProcessorABC):
         ``diphoton`` region has none), so every pass runs on these events only."""
         pc = self.cfg["photons"]
         pm_ = self.omap["photon"]
-        ph = photons
         fixed = [pm_.get("id"), *pm_.get("require", []),
                  *(x for x in pm_.get("isolation", []) if not x.get("relative"))]
         pmask = O.kinematic_mask(ph, None, pc["eta_max"], pc["crack"])
@@ -959,8 +956,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         deterministic N(0,1) of (seed, event number, photon index)."""
         cfg = self.cfg["systematics"]["photon_energy_resolution"]
         ph: FlatCollection = obj["photons"]
-        factors = K.resolution_factors if self._event_arrays is K.event_arrays else K.resolution_factors_numpy
-        return factors(ph.offsets, ph["pt"], ph["eta"], obj["event"], seed=cfg["seed"],
+        return self._resolution_factors(ph.offsets, ph["pt"], ph["eta"], obj["event"], seed=cfg["seed"],
                        stochastic=cfg["stochastic"], constant=cfg["constant"],
                        relative_uncertainty=cfg["relative_uncertainty"])
 
@@ -1069,9 +1065,7 @@ def sample_fileset(
                             "(a subset of shards); normalising to the files given", name, sumw,
                             extra[name]["sumw"])
         elif all(m.get("xsec_pb") is not None for m in metas):
-            n_gen = np.array([float(m.get("n_generated", m.get("n_events", 1))) for m in metas])
-            xs = np.array([float(m["xsec_pb"]) for m in metas])
-            xsec = float((n_gen / n_gen.sum() * xs).sum())
+            xsec = combined_xsec(metas)[0]
         procs = {m.get("process") for m in metas}
         if len(procs) > 1:
             raise InputFileError(list(g["files"])[-1], f"files of sample {name!r} come from different processes {sorted(map(str, procs))}")

@@ -314,21 +314,26 @@ def pair_rows_numpy(a: np.ndarray, b: np.ndarray, g1: np.ndarray, g2: np.ndarray
     return mbb, mstar, np.fmax(ja[0], jb[0]), np.fmin(ja[0], jb[0])
 
 
+# splitmix64 (the same constants in the numpy and the compiled hash)
+_GOLDEN, _MIX1, _MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+_SECOND_DRAW = 0xD1B54A32D192ED03  # key of the second uniform of the Box–Muller pair
+
+
 def hash_normals(keys: np.ndarray, seed: int) -> np.ndarray:
     """Deterministic N(0, 1) per uint64 key (splitmix64 + Box–Muller): reproducible smearing
     whatever the chunking. (In-place uint64 arithmetic: wrapping multiplication.)"""
     def mix(z: np.ndarray) -> np.ndarray:
-        z += np.uint64(0x9E3779B97F4A7C15)
+        z += np.uint64(_GOLDEN)
         z ^= z >> np.uint64(30)
-        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z *= np.uint64(_MIX1)
         z ^= z >> np.uint64(27)
-        z *= np.uint64(0x94D049BB133111EB)
+        z *= np.uint64(_MIX2)
         z ^= z >> np.uint64(31)
         return z
 
     with np.errstate(over="ignore"):
         a = mix(keys.astype(np.uint64) ^ np.uint64(seed))
-        b = mix(a ^ np.uint64(0xD1B54A32D192ED03))
+        b = mix(a ^ np.uint64(_SECOND_DRAW))
     a >>= np.uint64(11)
     b >>= np.uint64(11)
     u1 = a.astype(np.float64)
@@ -365,9 +370,9 @@ def resolution_factors_numpy(offsets: np.ndarray, pt: np.ndarray, eta: np.ndarra
 
 @numba.njit(cache=True, nogil=True)
 def _mix(z):  # pragma: no cover - numba
-    z = z + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z + np.uint64(_GOLDEN)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(_MIX2)
     return z ^ (z >> np.uint64(31))
 
 
@@ -380,7 +385,7 @@ def _resolution_factors(offsets, pt, eta, event, seed, stochastic, constant, wid
             rel = math.hypot(stochastic / math.sqrt(max(e, 1e-3)), constant)
             key = np.uint64(event[ev]) * np.uint64(64) + np.uint64(k - offsets[ev])
             a = _mix(key ^ seed)
-            b = _mix(a ^ np.uint64(0xD1B54A32D192ED03))
+            b = _mix(a ^ np.uint64(_SECOND_DRAW))
             u1 = (np.float64(a >> np.uint64(11)) + 0.5) * scale
             u2 = (np.float64(b >> np.uint64(11)) + 0.5) * scale
             z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)

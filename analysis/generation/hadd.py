@@ -11,7 +11,7 @@ The inputs must be hepline ntuples of one sample with the same branches and type
 for files decorated by the taggers, the same tagger models. The ``Events`` trees are
 copied chunk by chunk (``basket_events`` events per basket), the ``Runs`` rows are
 concatenated, and the metadata is the first file's with the summed counts, Σw and Σw², the
-generated-event-weighted σ (as :func:`analysis.generation.produce.merge_metadata`), the
+generated-event-weighted σ (:func:`analysis.format.combined_xsec`), the
 input ``shards`` and ``merged_from`` (the inputs). The output appears atomically.
 """
 
@@ -27,7 +27,7 @@ import numpy as np
 import uproot
 
 from analysis.atomic import atomic_path, json_default
-from analysis.format import HEPLINE_METADATA_KEY
+from analysis.format import HEPLINE_METADATA_KEY, combined_xsec
 from analysis.generation.writer import branch_types, collection_groups, event_block
 from analysis.provenance import provenance_record, write_root_provenance
 
@@ -46,9 +46,9 @@ def _comparable(meta: dict[str, Any], key: str) -> Any:
     return value
 
 
-def _check_inputs(paths: Sequence[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """Metadata of every input and the common branch typenames; raises ``ValueError``
-    naming the file and what differs."""
+def _check_inputs(paths: Sequence[str]) -> list[dict[str, Any]]:
+    """Metadata of every input; raises ``ValueError`` naming the file and what differs
+    (branches and types, sample, tagger models)."""
     metas, ref_types, ref_path = [], None, None
     for p in paths:
         with uproot.open(p) as f:
@@ -66,12 +66,12 @@ def _check_inputs(paths: Sequence[str]) -> tuple[list[dict[str, Any]], dict[str,
                 if _comparable(metas[0], key) != _comparable(meta, key):
                     raise ValueError(f"{p}: '{key}' in {HEPLINE_METADATA_KEY} differs from {paths[0]}'s")
         metas.append(meta)
-    return metas, ref_types or {}
+    return metas
 
 
 def _merged_counts(metas: Sequence[dict[str, Any]], paths: Sequence[str]) -> dict[str, Any]:
-    """Summed counts (and Σw, Σw², generated events where every input has them); σ (and its error) as the generated-event-weighted mean,
-    as :func:`analysis.generation.produce.merge_metadata` does for a sample's shards."""
+    """Summed counts (and Σw, Σw², generated events where every input has them); σ and
+    its error from :func:`analysis.format.combined_xsec`."""
     missing = [p for p, m in zip(paths, metas, strict=True) if "n_events" not in m]
     if missing:
         raise ValueError(f"{missing[0]}: no 'n_events' in {HEPLINE_METADATA_KEY}")
@@ -80,10 +80,7 @@ def _merged_counts(metas: Sequence[dict[str, Any]], paths: Sequence[str]) -> dic
         if all(key in m for m in metas):
             out[key] = sum(m[key] for m in metas)
     if all("xsec_pb" in m for m in metas):
-        n = np.array([m.get("n_generated", m["n_events"]) for m in metas], dtype=float)
-        w = n / n.sum() if n.sum() > 0 else np.full(len(n), 1.0 / len(n))
-        out["xsec_pb"] = float(np.dot(w, [m["xsec_pb"] for m in metas]))
-        out["xsec_err_pb"] = float(np.sqrt(np.sum((w * [m.get("xsec_err_pb", 0.0) for m in metas]) ** 2)))
+        out["xsec_pb"], out["xsec_err_pb"] = combined_xsec(metas)
     out["shards"] = [m.get("shard") for m in metas]
     return out
 
@@ -98,7 +95,7 @@ def hadd(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str
         raise ValueError("hadd: no input files")
     if os.fspath(output) in paths:
         raise ValueError(f"hadd: output {output} is also an input")
-    metas, _ = _check_inputs(paths)
+    metas = _check_inputs(paths)
     comp = uproot.ZSTD(3) if compression is None else compression
     runs_parts: dict[str, list[np.ndarray]] = {}
     n_written = 0

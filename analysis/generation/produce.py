@@ -23,6 +23,7 @@ import numpy as np
 import analysis
 from analysis.atomic import write_json
 from analysis.config import config_hash
+from analysis.format import combined_xsec
 from analysis.generation.detector import simulate
 from analysis.generation.processes import process_card
 from analysis.generation.pythia import (
@@ -187,20 +188,17 @@ def merge_metadata(paths: list[str | Path]) -> dict[str, Any]:
     samples = {m["sample"] for m in metas}
     if len(samples) != 1:
         raise ValueError(f"shards of several samples given to one merge: {sorted(samples)}")
-    n_gen = np.array([m["n_generated"] for m in metas], dtype=float)
-    xs = np.array([m["xsec_pb"] for m in metas])
-    xs_err = np.array([m.get("xsec_err_pb", 0.0) for m in metas])
-    w = n_gen / n_gen.sum()
+    xsec, xsec_err = combined_xsec(metas)
     return {
         "sample": samples.pop(),
         "process": metas[0]["process"],
-        "xsec_pb": float((w * xs).sum()),
-        "xsec_err_pb": float(np.sqrt(((w * xs_err) ** 2).sum())),
+        "xsec_pb": xsec,
+        "xsec_err_pb": xsec_err,
         "xsec_source": metas[0]["xsec_source"],
         "sumw": float(sum(m["sumw"] for m in metas)),
         "sumw2": float(sum(m["sumw2"] for m in metas)),
         "n_events": int(sum(m["n_events"] for m in metas)),
-        "n_generated": int(n_gen.sum()),
+        "n_generated": int(sum(m["n_generated"] for m in metas)),
         "files": [str(p) for p in paths],
         "shards": [s for m in metas for s in m.get("shards", [m.get("shard")])],  # hadd outputs: several
         "config_hash": metas[0]["config_hash"],
