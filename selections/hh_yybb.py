@@ -698,11 +698,6 @@ class HHyybbProcessor(processor.ProcessorABC):
             frac = (ev["g1pt"] > pc["leading_pt_over_myy"] * myy) & (ev["g2pt"] > pc["subleading_pt_over_myy"] * myy)
             window = (myy > pc["myy_window"][0]) & (myy < pc["myy_window"][1])
 
-        def pair_obs(a: np.ndarray, b: np.ndarray, rows_evt: np.ndarray) -> tuple[np.ndarray, ...]:
-            """m_bb, m*, max and min pT of jet pairs (a, b) in events ``rows_evt``."""
-            return self._pair_rows(a, b, ev["i1"][rows_evt], ev["i2"][rows_evt], myy[rows_evt], jets, photons,
-                             c["categories"]["mstar_offset"])
-
         def kin_masks(mbb: np.ndarray, mstar: np.ndarray, j1: np.ndarray, j2: np.ndarray) -> dict[str, np.ndarray]:
             with np.errstate(invalid="ignore"):
                 out = {}
@@ -725,9 +720,9 @@ class HHyybbProcessor(processor.ProcessorABC):
         if truth_tables is not None:
             pre = ((i2 >= 0) & frac & window & (n_lep == 0) & (n_j >= jc["min_jets"])
                    & (n_j <= jc["max_central_jets"]))
-            tt = truth_tag_rows(jets, jmask, pre, {t: self._tt_eff[t] for t in truth_tables})
-            r_mbb, r_mstar, r_j1, r_j2 = pair_obs(tt["c0"], tt["c1"], tt["evt"])
-            rk = kin_masks(r_mbb, r_mstar, r_j1, r_j2)
+            tt = self._truth_rows(jets, jmask, pre, {t: self._tt_eff[t] for t in truth_tables}, ev, photons)
+            r_mbb, r_mstar = tt["m_bb"], tt["m_star"]
+            rk = kin_masks(r_mbb, r_mstar, tt["j1"], tt["j2"])
             r_res = res[tt["evt"]]
             r_regions = {}
             for t, kind in zip(TAGS, (2, 1), strict=True):
@@ -779,6 +774,21 @@ class HHyybbProcessor(processor.ProcessorABC):
             "jets": jets,
             "rows": rows,
         }
+
+    def _truth_rows(self, jets: FlatCollection, jet_ok: np.ndarray, pre: np.ndarray,
+                    efficiencies: Mapping[str, tuple[np.ndarray, np.ndarray]], ev: Mapping[str, np.ndarray],
+                    photons: FlatCollection) -> dict[str, Any]:
+        """Truth-tag rows of the events ``pre`` with m_bb, m*, j1, j2 [GeV]: compiled
+        (:func:`selections.hh_yybb_kernel.truth_rows`) or :func:`truth_tag_rows` and the
+        numpy pair masses."""
+        off = self.cfg["categories"]["mstar_offset"]
+        if self._compiled:
+            return K.truth_rows(jets, jet_ok, pre, efficiencies, ev["i1"], ev["i2"], ev["myy"], photons, off)
+        tt = truth_tag_rows(jets, jet_ok, pre, efficiencies)
+        e = tt["evt"]
+        mbb, mstar, j1, j2 = K.pair_rows_numpy(tt["c0"], tt["c1"], ev["i1"][e], ev["i2"][e], ev["myy"][e], jets,
+                                               photons, off)
+        return {**tt, "m_bb": mbb, "m_star": mstar, "j1": j1, "j2": j2}
 
     def _btag_weights(self, res: dict[str, Any], names: Sequence[str]) -> dict[str, np.ndarray]:
         jets: FlatCollection = res["jets"]
@@ -832,10 +842,10 @@ class HHyybbProcessor(processor.ProcessorABC):
                 buffer[name].append((base + self._variation_index[variation] * stride, wv))
 
     def _use_engine(self, compiled: bool) -> None:
-        """The per-event pass, truth-tag row masses and smearing factors: compiled (numba)
-        or their numpy references."""
+        """The per-event pass, truth-tag rows and smearing factors: compiled (numba) or their
+        numpy references."""
+        self._compiled = compiled
         self._event_arrays = K.event_arrays if compiled else K.event_arrays_numpy
-        self._pair_rows = K.pair_rows if compiled else K.pair_rows_numpy
         self._resolution_factors = K.resolution_factors if compiled else K.resolution_factors_numpy
 
     def _choose_engine(self, metadata: Mapping[str, Any]) -> None:

@@ -39,12 +39,12 @@ __all__ = [
     "event_arrays_numpy",
     "hash_normals",
     "kernel_loaded",
-    "pair_rows",
     "pair_rows_numpy",
     "resolution_factors",
     "resolution_factors_numpy",
     "sorted_within",
     "take_or_nan",
+    "truth_rows",
 ]
 
 _INT_FIELDS = ("i1", "i2", "n_lep", "n_j", "tag", "c0", "c1", "l0", "l1")
@@ -129,10 +129,16 @@ def _pair(ja, jb, j_pt, j_eta, j_phi, j_mass, g1, g2, myy, mstar_offset):  # pra
         return nan, nan, hi, lo
     a = _p4(np.float64(j_pt[ja]), np.float64(j_eta[ja]), np.float64(j_phi[ja]), np.float64(j_mass[ja]))
     b = _p4(np.float64(j_pt[jb]), np.float64(j_eta[jb]), np.float64(j_phi[jb]), np.float64(j_mass[jb]))
+    return _pair_p4(a, b, np.float64(j_pt[ja]), np.float64(j_pt[jb]), g1, g2, myy, mstar_offset)
+
+
+@numba.njit(cache=True, nogil=True)
+def _pair_p4(a, b, pta, ptb, g1, g2, myy, mstar_offset):  # pragma: no cover - numba
+    """(m_bb, m*, max pT, min pT) of the jet four-vectors a, b with the photons g1, g2."""
     px, py, pz, e = a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]
     mbb = _mass(px, py, pz, e)
     m4 = _mass(px + g1[0] + g2[0], py + g1[1] + g2[1], pz + g1[2] + g2[2], e + g1[3] + g2[3])
-    return mbb, m4 - mbb - myy + mstar_offset, max(j_pt[ja], j_pt[jb]), min(j_pt[ja], j_pt[jb])
+    return mbb, m4 - mbb - myy + mstar_offset, max(pta, ptb), min(pta, ptb)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -239,8 +245,11 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
         c0 = t0 if t0 >= 0 else u0
         c1 = t1 if t1 >= 0 else (u0 if t0 >= 0 else u1)
         if diphoton:  # the masses are used only after the diphoton cuts
-            g1 = _p4(g1pt, g1eta, g1phi, 0.0)
-            g2 = _p4(g2pt, g2eta, g2phi, 0.0)
+            if l1 >= 0:  # two jets: the photon four-vectors are needed (c1 ≥ 0 too)
+                g1 = _p4(g1pt, g1eta, g1phi, 0.0)
+                g2 = _p4(g2pt, g2eta, g2phi, 0.0)
+            else:
+                g1 = g2 = (nan, nan, nan, nan)
             mbb, mstar, j1, j2 = _pair(c0, c1, j_pt, j_eta, j_phi, j_mass, g1, g2, myy, mstar_offset)
             if l0 == c0 and l1 == c1:
                 mjj, mstar_l = mbb, mstar
@@ -269,41 +278,125 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
 
 
 @numba.njit(cache=True, nogil=True)
-def _pair_rows(a, b, g1i, g2i, myy, j_pt, j_eta, j_phi, j_mass, ph_pt, ph_eta, ph_phi,
-               mstar_offset, out):  # pragma: no cover - numba
-    nan = np.nan
-    for r in range(len(a)):
-        i1 = g1i[r]
-        i2 = g2i[r]
-        g1 = (_p4(np.float64(ph_pt[i1]), np.float64(ph_eta[i1]), np.float64(ph_phi[i1]), 0.0)
-              if i1 >= 0 else (nan, nan, nan, nan))
-        g2 = (_p4(np.float64(ph_pt[i2]), np.float64(ph_eta[i2]), np.float64(ph_phi[i2]), 0.0)
-              if i2 >= 0 else (nan, nan, nan, nan))
-        mbb, mstar, hi, lo = _pair(a[r], b[r], j_pt, j_eta, j_phi, j_mass, g1, g2, myy[r], mstar_offset)
-        out[0, r] = mbb
-        out[1, r] = mstar
-        out[2, r] = hi
-        out[3, r] = lo
+def _truth_row(r, ev, row_kind, a, b, m, idx, eps, eps1, eff_class, p4, j_pt, g1, g2, myy, mstar_offset,
+               evt, kind, c0, c1, prob, obs):  # pragma: no cover - numba
+    """Row r: event ev, candidates a, b (ranks among its selected jets), P per table:
+    2-tag ε_a ε_b Π_{k<b, k≠a} (1 − ε_k); 1-tag ε¹_a Π_{k≠a} (1 − ε_k)."""
+    evt[r] = ev
+    kind[r] = row_kind
+    c0[r] = idx[a]
+    c1[r] = idx[b]
+    last = b if row_kind == 2 else m
+    for t in range(eps.shape[0]):
+        prod = 1.0
+        for k in range(last):
+            if k != a:
+                prod *= 1.0 - eps[t, k]
+        if row_kind == 2:
+            prob[t, r] = eps[t, a] * eps[t, b] * prod
+        else:
+            prob[t, r] = eps1[t, eff_class[idx[a]]] * prod
+    pa = (p4[a, 0], p4[a, 1], p4[a, 2], p4[a, 3])
+    pb = (p4[b, 0], p4[b, 1], p4[b, 2], p4[b, 3])
+    mbb, mstar, hi, lo = _pair_p4(pa, pb, np.float64(j_pt[idx[a]]), np.float64(j_pt[idx[b]]), g1, g2, myy,
+                                  mstar_offset)
+    obs[0, r] = mbb
+    obs[1, r] = mstar
+    obs[2, r] = hi
+    obs[3, r] = lo
 
 
-def pair_rows(a: np.ndarray, b: np.ndarray, g1: np.ndarray, g2: np.ndarray, myy: np.ndarray,
-              jets: Mapping[str, np.ndarray], photons: Mapping[str, np.ndarray],
-              mstar_offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """m_bb, m* [GeV] and the larger and smaller pT of the jet pairs (``a``, ``b``: flat jet
-    indices, −1 for none) with the photons ``g1``, ``g2`` (flat photon indices) and their
-    ``myy`` [GeV], one row each (NaN where a jet or photon is missing). Compiled."""
-    out = np.empty((4, len(a)), dtype=np.float64)
-    _pair_rows(np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64),
-               np.asarray(g1, dtype=np.int64), np.asarray(g2, dtype=np.int64),
-               np.asarray(myy, dtype=np.float64), jets["pt"], jets["eta"], jets["phi"], jets["mass"],
-               photons["pt"], photons["eta"], photons["phi"], float(mstar_offset), out)
-    return out[0], out[1], out[2], out[3]
+@numba.njit(cache=True, nogil=True)
+def _truth_rows(j_off, jet_ok, pre, eff_class, eps2, eps1, i1, i2, myy, ph_pt, ph_eta, ph_phi,
+                j_pt, j_eta, j_phi, j_mass, mstar_offset):  # pragma: no cover
+    n = len(j_off) - 1
+    total = 0
+    nmax = 0
+    for ev in range(n):
+        if not pre[ev]:
+            continue
+        m = 0
+        for k in range(j_off[ev], j_off[ev + 1]):
+            if jet_ok[k]:
+                m += 1
+        if m >= 2:
+            total += m * (m - 1) // 2 + m
+        nmax = max(nmax, m)
+    n_tab = eps2.shape[0]
+    evt = np.empty(total, dtype=np.int64)
+    kind = np.empty(total, dtype=np.int8)
+    c0 = np.empty(total, dtype=np.int64)
+    c1 = np.empty(total, dtype=np.int64)
+    prob = np.empty((n_tab, total), dtype=np.float64)
+    obs = np.empty((4, total), dtype=np.float64)
+    idx = np.empty(nmax, dtype=np.int64)
+    eps = np.empty((n_tab, nmax), dtype=np.float64)
+    p4 = np.empty((nmax, 4), dtype=np.float64)
+    r = 0
+    for ev in range(n):
+        if not pre[ev]:
+            continue
+        m = 0
+        for k in range(j_off[ev], j_off[ev + 1]):
+            if jet_ok[k]:
+                idx[m] = k
+                m += 1
+        if m < 2:
+            continue
+        for a in range(m):
+            for t in range(n_tab):
+                eps[t, a] = eps2[t, eff_class[idx[a]]]
+            k = idx[a]
+            v = _p4(np.float64(j_pt[k]), np.float64(j_eta[k]), np.float64(j_phi[k]), np.float64(j_mass[k]))
+            p4[a, 0], p4[a, 1], p4[a, 2], p4[a, 3] = v
+        g1 = _p4(np.float64(ph_pt[i1[ev]]), np.float64(ph_eta[i1[ev]]), np.float64(ph_phi[i1[ev]]), 0.0)
+        g2 = _p4(np.float64(ph_pt[i2[ev]]), np.float64(ph_eta[i2[ev]]), np.float64(ph_phi[i2[ev]]), 0.0)
+        for b in range(1, m):  # 2-tag: the pairs (a, b), a < b
+            for a in range(b):
+                _truth_row(r, ev, 2, a, b, m, idx, eps, eps1, eff_class, p4, j_pt, g1, g2, myy[ev],
+                           mstar_offset, evt, kind, c0, c1, prob, obs)
+                r += 1
+        for a in range(m):  # 1-tag: jet a tagged, the leading other jet second
+            _truth_row(r, ev, 1, a, 1 if a == 0 else 0, m, idx, eps, eps1, eff_class, p4, j_pt, g1, g2,
+                       myy[ev], mstar_offset, evt, kind, c0, c1, prob, obs)
+            r += 1
+    return evt, kind, c0, c1, prob, obs
+
+
+def truth_rows(jets: Mapping[str, np.ndarray], jet_ok: np.ndarray, pre: np.ndarray,
+               efficiencies: Mapping[str, tuple[np.ndarray, np.ndarray]], i1: np.ndarray, i2: np.ndarray,
+               myy: np.ndarray, photons: Mapping[str, np.ndarray], mstar_offset: float) -> dict[str, Any]:
+    """Truth-tag rows with their masses, compiled: what
+    :func:`selections.hh_yybb.truth_tag_rows` and :func:`pair_rows_numpy` give together
+    (the reference), one row per way the selected jets (``jet_ok``) of an event in ``pre``
+    can make it 2-tag or 1-tag. ``jets``: flat ``pt, eta, phi, mass`` and ``eff_class``
+    (efficiency class per jet), events by ``jets.offsets``; ``i1, i2, myy``: the events'
+    diphoton (flat photon indices, m_γγ [GeV]; every event in ``pre`` has one).
+    ``efficiencies[name] = (ε_2tag, ε_1tag)`` per class.
+
+    Rows are ordered by event, then 2-tag pairs (b = 1, 2, ...; a < b), then 1-tag jets.
+    Returns ``{"evt", "kind", "c0", "c1", "p": {name: P}, "m_bb", "m_star", "j1", "j2"}``.
+    """
+    names = list(efficiencies)
+    eps2 = np.array([np.asarray(efficiencies[k][0], dtype=np.float64) for k in names]).reshape(len(names), -1)
+    eps1 = np.array([np.asarray(efficiencies[k][1], dtype=np.float64) for k in names]).reshape(len(names), -1)
+    evt, kind, c0, c1, prob, obs = _truth_rows(
+        np.asarray(jets.offsets, dtype=np.int64), np.ascontiguousarray(jet_ok, dtype=np.bool_),
+        np.ascontiguousarray(pre, dtype=np.bool_), np.asarray(jets["eff_class"], dtype=np.int64), eps2, eps1,
+        np.asarray(i1, dtype=np.int64), np.asarray(i2, dtype=np.int64), np.asarray(myy, dtype=np.float64),
+        photons["pt"], photons["eta"], photons["phi"],
+        jets["pt"], jets["eta"], jets["phi"], jets["mass"], float(mstar_offset))
+    return {"evt": evt, "kind": kind, "c0": c0, "c1": c1, "p": dict(zip(names, prob, strict=True)),
+            "m_bb": obs[0], "m_star": obs[1], "j1": obs[2], "j2": obs[3]}
 
 
 def pair_rows_numpy(a: np.ndarray, b: np.ndarray, g1: np.ndarray, g2: np.ndarray, myy: np.ndarray,
                     jets: Mapping[str, np.ndarray], photons: Mapping[str, np.ndarray],
                     mstar_offset: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`pair_rows` in numpy (the reference)."""
+    """m_bb, m* [GeV] and the larger and smaller pT of the jet pairs (``a``, ``b``: flat jet
+    indices, −1 for none) with the photons ``g1``, ``g2`` (flat photon indices) and their
+    ``myy`` [GeV], one row each (NaN where a jet or photon is missing): the numpy reference
+    of the masses of :func:`truth_rows`."""
     ja = [take_or_nan(jets[f], a) for f in ("pt", "eta", "phi", "mass")]
     jb = [take_or_nan(jets[f], b) for f in ("pt", "eta", "phi", "mass")]
     va, vb = O.p4(*ja), O.p4(*jb)

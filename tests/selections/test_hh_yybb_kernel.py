@@ -106,7 +106,7 @@ def test_known_event():
     _assert_same(out, K.event_arrays_numpy(p))
 
 
-def test_pair_rows_equal_the_numpy_reference():
+def test_pair_rows_numpy_missing_objects():
     p = _inputs(11)
     rng = np.random.default_rng(12)
     n_rows = 4000
@@ -117,15 +117,45 @@ def test_pair_rows_equal_the_numpy_reference():
     myy = rng.uniform(100.0, 160.0, n_rows)
     jets = {"pt": p["j_pt"], "eta": p["j_eta"], "phi": p["j_phi"], "mass": p["j_mass"]}
     photons = {"pt": p["ph_pt"], "eta": p["ph_eta"], "phi": p["ph_phi"]}
-    got = K.pair_rows(a, b, g1, g2, myy, jets, photons, 250.0)
-    ref = K.pair_rows_numpy(a, b, g1, g2, myy, jets, photons, 250.0)
-    _assert_same(dict(zip("mbb mstar hi lo".split(), got, strict=True)),
-                 dict(zip("mbb mstar hi lo".split(), ref, strict=True)))
+    got = K.pair_rows_numpy(a, b, g1, g2, myy, jets, photons, 250.0)
     both = (a >= 0) & (b >= 0)
     assert np.isnan(got[0][~both]).all() and np.isfinite(got[0][both]).all()
-    assert np.isnan(got[1][both & (g2 < 0)]).all()
+    assert np.isnan(got[1][both & (g2 < 0)]).all() and np.isfinite(got[1][both & (g2 >= 0)]).all()
     one = (a >= 0) & (b < 0)
     assert np.array_equal(got[2][one], p["j_pt"][a[one]]) and np.array_equal(got[3][one], p["j_pt"][a[one]])
+
+
+def test_truth_rows_equal_the_numpy_reference():
+    """The compiled truth-tag rows (probabilities and masses) against
+    ``selections.hh_yybb.truth_tag_rows`` + :func:`pair_rows_numpy`, row by row."""
+    from selections.hh_yybb import FlatCollection, truth_tag_rows
+
+    p = _inputs(13, myy_window=(0.0, 1e9))
+    ev = K.event_arrays(p)
+    rng = np.random.default_rng(14)
+    counts = np.diff(p["j_off"])
+    jets = FlatCollection(counts, {"pt": p["j_pt"], "eta": p["j_eta"], "phi": p["j_phi"], "mass": p["j_mass"],
+                                   "eff_class": rng.integers(0, 6, len(p["j_pt"]))})
+    photons = {"pt": p["ph_pt"], "eta": p["ph_eta"], "phi": p["ph_phi"]}
+    pre = (ev["i2"] >= 0) & (ev["n_j"] >= 2)
+    e2 = rng.uniform(0.0, 0.8, 6)
+    effs = {"nominal": (e2, e2 * 0.7), "up": (np.minimum(e2 * 1.2, 1.0), e2 * 0.8)}
+    got = K.truth_rows(jets, ev["jet_mask"], pre, effs, ev["i1"], ev["i2"], ev["myy"], photons, 250.0)
+    ref = truth_tag_rows(jets, ev["jet_mask"], pre, effs)
+    e = ref["evt"]
+    masses = K.pair_rows_numpy(ref["c0"], ref["c1"], ev["i1"][e], ev["i2"][e], ev["myy"][e], jets, photons, 250.0)
+    assert len(got["evt"]) == len(e) > 1000 and {1, 2} == set(got["kind"].tolist())
+    key_got = np.lexsort((got["c1"], got["c0"], got["kind"], got["evt"]))
+    key_ref = np.lexsort((ref["c1"], ref["c0"], ref["kind"], ref["evt"]))
+    for k in ("evt", "kind", "c0", "c1"):
+        assert np.array_equal(got[k][key_got], ref[k][key_ref]), k
+    for name in effs:
+        assert np.allclose(got["p"][name][key_got], ref["p"][name][key_ref], rtol=1e-12, atol=0.0), name
+    _assert_same(dict(zip(("m_bb", "m_star", "j1", "j2"), (got[k][key_got] for k in ("m_bb", "m_star", "j1", "j2")),
+                          strict=True)),
+                 dict(zip(("m_bb", "m_star", "j1", "j2"), (x[key_ref] for x in masses), strict=True)))
+    # events outside ``pre`` give no rows; the row order is by event
+    assert pre[got["evt"]].all() and np.all(np.diff(got["evt"]) >= 0)
 
 
 def test_resolution_factors_equal_the_numpy_reference():
