@@ -803,43 +803,47 @@ class HHyybbProcessor(processor.ProcessorABC):
         as (flat bin index, weight) pairs in ``buffer[observable]`` (added to the
         histograms once per chunk, :func:`analysis.histograms.add_flat`).
 
-        Truth-tagged rows (``res["rows"]``) are filled with the event weight times the row's
-        tag probability for that variation (the nominal one for non-b-tag variations)."""
+        The entries are (region, event) pairs in three groups: the inclusive regions, with
+        the leading-jet observables; the other event regions; the truth-tagged rows
+        (``res["rows"]``), filled with the event weight times the row's tag probability
+        for that variation (the nominal one for non-b-tag variations). Each region's
+        events and each group's weights are gathered once for all observables."""
         rows = res.get("rows")
-        sources = [(res["regions"], None)]
-        if rows is not None:
-            sources.append((rows["regions"], rows))
-        for name, h in hists.items():
-            idx_parts, reg_parts, x_parts, src_parts = [], [], [], []
-            for k, (regions, row_src) in enumerate(sources):
-                for region, mask in regions.items():
-                    if row_src is None:
-                        obs = res["obs_leading"] if region in ("diphoton", "pretag") else res["obs"]
-                    else:
-                        obs = row_src["obs"]
-                    idx = np.flatnonzero(mask)
-                    if idx.size == 0:
-                        continue
-                    x = obs[name][idx]
-                    ok = np.isfinite(x)
-                    idx_parts.append(idx[ok])
-                    x_parts.append(x[ok])
-                    reg_parts.append(np.full(int(ok.sum()), self._region_index[region], dtype=np.int64))
-                    src_parts.append(np.full(int(ok.sum()), k, dtype=np.int8))
-            if not idx_parts:
+        groups = []  # (entry index, region index, observables, weight per variation)
+        inclusive = ("diphoton", "pretag")
+        for regions, obs, src in (
+            ({r: m for r, m in res["regions"].items() if r in inclusive}, res["obs_leading"], None),
+            ({r: m for r, m in res["regions"].items() if r not in inclusive}, res["obs"], None),
+            (rows["regions"] if rows is not None else {}, rows["obs"] if rows is not None else {}, rows),
+        ):
+            parts = [(np.flatnonzero(m), self._region_index[r]) for r, m in regions.items()]
+            parts = [(i, r) for i, r in parts if i.size]
+            if not parts:
                 continue
-            idx, x = np.concatenate(idx_parts), np.concatenate(x_parts)
-            reg, src = np.concatenate(reg_parts), np.concatenate(src_parts)
-            base = H.flat_index(h, region=reg, variation=0, **{name: x})
+            idx = np.concatenate([i for i, _ in parts])
+            reg = np.concatenate([np.full(i.size, r, dtype=np.int64) for i, r in parts])
+            if src is None:
+                wv = {v: w[idx] for v, w in weights.items()}
+            else:
+                evt = src["evt"][idx]
+                wv = {v: w[evt] * src["p"].get(v, src["p"]["nominal"])[idx] for v, w in weights.items()}
+            groups.append((idx, reg, obs, wv))
+        for name, h in hists.items():
             stride = H.axis_stride(h, "variation")
-            is_row = src == 1
-            ev_idx = np.where(is_row, rows["evt"][np.where(is_row, idx, 0)], idx) if rows is not None else idx
-            for variation, w in weights.items():
-                wv = w[ev_idx]
-                if rows is not None and is_row.any():
-                    p = rows["p"].get(variation, rows["p"]["nominal"])
-                    wv = np.where(is_row, wv * p[np.where(is_row, idx, 0)], wv)
-                buffer[name].append((base + self._variation_index[variation] * stride, wv))
+            for idx, reg, obs, wv in groups:
+                x = obs[name][idx]
+                ok = np.isfinite(x)
+                every = bool(ok.all())
+                if not every:
+                    x, reg_ok = x[ok], reg[ok]
+                else:
+                    reg_ok = reg
+                if x.size == 0:
+                    continue
+                base = H.flat_index(h, region=reg_ok, variation=0, **{name: x})
+                for variation, w in wv.items():
+                    buffer[name].append((base + self._variation_index[variation] * stride,
+                                         w if every else w[ok]))
 
     def _use_engine(self, compiled: bool) -> None:
         """The per-event pass, truth-tag rows and smearing factors: compiled (numba) or their
