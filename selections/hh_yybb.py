@@ -753,16 +753,24 @@ class HHyybbProcessor(processor.ProcessorABC):
             # passes AND the same masks with numpy (PackedSelection.add costs ~1 ms per mask)
             sel = PackedSelection(dtype="uint64")
             sel.add_multiple(masks)
-            all_of = sel.all
-        else:
-            def all_of(*names: str) -> np.ndarray:
-                return np.logical_and.reduce([masks[k] for k in names])
-        regions = {"diphoton": all_of(*base[:3]), "pretag": all_of(*base[:6])}
-        for t in TAGS:
-            for k in KINEMATIC:
-                for m in MSTAR:
-                    regions[f"{t}_{k}_{m}"] = all_of(*base, t, k, m)
-                regions[f"res_{t}_{k}"] = all_of(*base, t, k, "res")
+            regions = {"diphoton": sel.all(*base[:3]), "pretag": sel.all(*base[:6])}
+            for t in TAGS:
+                for k in KINEMATIC:
+                    for m in MSTAR:
+                        regions[f"{t}_{k}_{m}"] = sel.all(*base, t, k, m)
+                    regions[f"res_{t}_{k}"] = sel.all(*base, t, k, "res")
+        else:  # the same ANDs, sharing the common prefixes
+            diphoton = masks["two_photons"] & masks["photon_pt_over_myy"] & masks["myy_window"]
+            pretag = diphoton & masks["lepton_veto"] & masks["two_jets"] & masks["max_central_jets"]
+            regions = {"diphoton": diphoton, "pretag": pretag}
+            tagged = pretag & masks["btag_1or2"]
+            for t in TAGS:
+                in_t = tagged & masks[t]
+                for k in KINEMATIC:
+                    in_tk = in_t & masks[k]
+                    for m in MSTAR:
+                        regions[f"{t}_{k}_{m}"] = in_tk & masks[m]
+                    regions[f"res_{t}_{k}"] = in_tk & masks["res"]
         return {
             "sel": sel,
             "steps": base,
@@ -882,7 +890,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         weights = Weights(obj["n"], storeIndividual=True)
         weights.add("genWeight", obj["weight"])
         weights.add("btagSF", bw["nominal"])
-        if self.systematics:
+        if self.systematics and not truth:  # truth tagging: the rows carry the SF variations
             with np.errstate(divide="ignore", invalid="ignore"):
                 for s in H.WEIGHT_SYSTEMATICS:
                     up = np.where(bw["nominal"] > 0, bw[f"{s}Up"] / bw["nominal"], 1.0)
@@ -892,8 +900,8 @@ class HHyybbProcessor(processor.ProcessorABC):
         wsets = {"nominal": w_nom}
         if self.systematics:
             for s in H.WEIGHT_SYSTEMATICS:
-                wsets[f"{s}Up"] = weights.weight(f"{s}Up")
-                wsets[f"{s}Down"] = weights.weight(f"{s}Down")
+                wsets[f"{s}Up"] = weights.weight(f"{s}Up") if not truth else w_nom
+                wsets[f"{s}Down"] = weights.weight(f"{s}Down") if not truth else w_nom
         buffer: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in hists}
         self._fill(buffer, hists, nominal, wsets)
 
@@ -906,8 +914,9 @@ class HHyybbProcessor(processor.ProcessorABC):
         masks += [sel.all(*steps, t) for t in TAGS]
         masks += [nominal["regions"][r] for r in (*NONRES_REGIONS, *RES_REGIONS)]
         raw = np.array([n_events] + [int(np.count_nonzero(m)) for m in masks], dtype=np.int64)
+        w2_nom = np.square(w_nom)
         sumw = np.array([float(gen_all.sum())] + [float(w_nom[m].sum()) for m in masks])
-        sumw2 = np.array([float(np.square(gen_all).sum())] + [float(np.square(w_nom[m]).sum()) for m in masks])
+        sumw2 = np.array([float(np.square(gen_all).sum())] + [float(w2_nom[m].sum()) for m in masks])
         if truth:
             # b-tag rows of the cutflow from the truth-tag rows: weighted = Σ w·P, raw = the
             # MC events that contribute
@@ -1329,8 +1338,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a config key (dotted path, YAML value; validated), e.g. "
                              "--set selection.hh_yybb.engine=numba")
     parser.add_argument("--no-gc-freeze", action="store_true",
-                        help="leave the start-up objects to the garbage collector (for comparison; "
-                             "by default they are frozen: analysis.runner.freeze_startup_objects)")
+                        help="leave the start-up objects and thresholds of the garbage collector as "
+                             "they are (for comparison; by default the objects are frozen and the "
+                             "young-generation threshold raised: analysis.runner.freeze_startup_objects)")
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
