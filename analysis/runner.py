@@ -90,24 +90,19 @@ _SLURM_ONLY = ("walltime", "queue", "account")
 _HTCONDOR_ONLY = ("disk",)
 
 
-def freeze_startup_objects(young_threshold: int | None = 10_000) -> int:
+def freeze_startup_objects() -> int:
     """Move every object alive now (imported modules, compiled kernels, the config) into the
-    garbage collector's permanent generation (``gc.freeze``) and return how many; then
-    raise the collector's first-generation threshold to ``young_threshold`` allocations
-    (Python's default: 700; None leaves it).
+    garbage collector's permanent generation (``gc.freeze``) and return how many.
 
     For command-line entry points, once start-up is done: reading allocates many short-lived
     container objects, which trigger full collections that would otherwise traverse the
     ≈ 3 × 10⁵ objects of numba, coffea, awkward and hist every time (frozen, the HH
     selection runs 10 % and a plain uproot read 18 % faster per CPU second,
-    docs/benchmarks.md). The higher threshold leaves ≈ 2 young collections per 240 000
-    selected events instead of ≈ 80 (≈ 10 ms less). Frozen objects are still freed by
-    reference counting; objects created later are collected as usual, a little later.
+    docs/benchmarks.md). Frozen objects are still freed by reference counting; objects
+    created later are collected as usual.
     """
     gc.collect()
     gc.freeze()
-    if young_threshold is not None:
-        gc.set_threshold(int(young_threshold), *gc.get_threshold()[1:])
     return gc.get_freeze_count()
 
 

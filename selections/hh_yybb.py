@@ -1338,9 +1338,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="override a config key (dotted path, YAML value; validated), e.g. "
                              "--set selection.hh_yybb.engine=numba")
     parser.add_argument("--no-gc-freeze", action="store_true",
-                        help="leave the start-up objects and thresholds of the garbage collector as "
-                             "they are (for comparison; by default the objects are frozen and the "
-                             "young-generation threshold raised: analysis.runner.freeze_startup_objects)")
+                        help="leave the start-up objects to the garbage collector (for comparison; "
+                             "by default they are frozen: analysis.runner.freeze_startup_objects)")
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
