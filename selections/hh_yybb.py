@@ -645,10 +645,10 @@ class HHyybbProcessor(processor.ProcessorABC):
                  event_mask: np.ndarray | None = None) -> dict[str, Any]:
         """One pass of the selection. With ``truth_tables`` (names of :attr:`_tt_eff`) the
         b-tag categories come from :func:`truth_tag_rows` (result key ``rows``) and the
-        event-level tag categories are empty. Only the nominal (``packed``) pass computes
-        everything for every event (its cutflow carries the b-tag weight of events failing
-        the diphoton cuts); the shifted passes skip what no region can use, and only the
-        events of ``event_mask`` are looked at.
+        event-level tag categories are empty. Only the nominal (``packed``) pass without
+        truth tagging computes everything for every event (its cutflow carries the b-tag SF
+        weight of events failing the diphoton cuts); the other passes skip what no region or
+        cutflow row can use, and only the events of ``event_mask`` are looked at.
 
         The per-object masks are numpy (:mod:`selections.objects`); the per-event walk over
         the objects (diphoton, overlap removal, counts, b-jet candidates, masses) is
@@ -691,7 +691,8 @@ class HHyybbProcessor(processor.ProcessorABC):
             jet_dr=jc["photon_overlap_dr"], bin_two=self._bin_two, bin_one=self._bin_one,
             mstar_offset=c["categories"]["mstar_offset"], lead_frac=pc["leading_pt_over_myy"],
             sub_frac=pc["subleading_pt_over_myy"], myy_window=pc["myy_window"],
-            event_mask=event_mask, full=packed,
+            # b-tag SF weights of events failing the diphoton cuts: only without truth tagging
+            event_mask=event_mask, full=packed and truth_tables is None,
         ))
         myy, i2, n_lep, n_j, tag, jmask = ev["myy"], ev["i2"], ev["n_lep"], ev["n_j"], ev["tag"], ev["jet_mask"]
         with np.errstate(invalid="ignore"):
