@@ -671,12 +671,7 @@ class HHyybbProcessor(processor.ProcessorABC):
                 for kind in ("electron", "muon")
             }
         jc = c["jets"]
-        jets: FlatCollection = obj["jets"]
-        if jet_scale != 1.0:
-            jets = jets.with_field("pt", jets["pt"] * jet_scale).with_field("mass", jets["mass"] * jet_scale)
-        jets = jets.with_field("eff_class", jets["flavour_class"].astype(np.int64) * self._n_pt
-                               + self.btag.pt_bin(jets["pt"]))
-        jcuts = {**self.omap["jet"], "pt_min": jc["pt_min"], "eta_max": jc["eta_max"]}
+        jets, j_sel = self._scaled_jets(obj, jet_scale)
         ele, mu = obj["electrons"], obj["muons"]
         # (no jet-lepton overlap removal: events with a selected lepton are vetoed before any
         # jet requirement, so it could not change a result)
@@ -687,7 +682,7 @@ class HHyybbProcessor(processor.ProcessorABC):
             mu_off=mu.offsets, mu_eta=mu["eta"], mu_phi=mu["phi"], mu_mask=obj["lepton_masks"]["muon"],
             lep_dr=lc["photon_overlap_dr"],
             j_off=jets.offsets, j_pt=jets["pt"], j_eta=jets["eta"], j_phi=jets["phi"], j_mass=jets["mass"],
-            j_mask=np.asarray(O.jet_selection(jets, jcuts), dtype=bool), j_bin=jets["tag_bin"],
+            j_mask=j_sel, j_bin=jets["tag_bin"],
             jet_dr=jc["photon_overlap_dr"], bin_two=self._bin_two, bin_one=self._bin_one,
             mstar_offset=c["categories"]["mstar_offset"], lead_frac=pc["leading_pt_over_myy"],
             sub_frac=pc["subleading_pt_over_myy"], myy_window=pc["myy_window"],
@@ -783,6 +778,22 @@ class HHyybbProcessor(processor.ProcessorABC):
             "jets": jets,
             "rows": rows,
         }
+
+    def _scaled_jets(self, obj: dict[str, Any], scale: float) -> tuple[FlatCollection, np.ndarray]:
+        """The chunk's jets with pT and mass × ``scale``, their efficiency class, and the jet
+        selection mask (before overlap removal); computed once per scale and chunk (the
+        nominal and the photon-shifted passes share scale 1)."""
+        cache = obj.setdefault("scaled_jets", {})
+        if scale not in cache:
+            jets: FlatCollection = obj["jets"]
+            if scale != 1.0:
+                jets = jets.with_field("pt", jets["pt"] * scale).with_field("mass", jets["mass"] * scale)
+            jets = jets.with_field("eff_class", jets["flavour_class"].astype(np.int64) * self._n_pt
+                                   + self.btag.pt_bin(jets["pt"]))
+            jc = self.cfg["jets"]
+            jcuts = {**self.omap["jet"], "pt_min": jc["pt_min"], "eta_max": jc["eta_max"]}
+            cache[scale] = (jets, np.asarray(O.jet_selection(jets, jcuts), dtype=bool))
+        return cache[scale]
 
     def _truth_rows(self, jets: FlatCollection, jet_ok: np.ndarray, pre: np.ndarray,
                     efficiencies: Mapping[str, tuple[np.ndarray, np.ndarray]], ev: Mapping[str, np.ndarray],
