@@ -12,7 +12,10 @@ this module computes from them is the part that walks the objects of each event:
   the two b-jet candidates (tagged first, then by pT) and the two leading jets;
 - m_bb, m*_bbγγ = m_bbγγ − m_bb − m_γγ + offset and the candidates' pT, for the candidates
   and for the two leading jets, in events whose diphoton passes the E_T/m_γγ and m_γγ cuts
-  (NaN elsewhere: every region that uses them requires those cuts).
+  (NaN elsewhere: every region that uses them requires those cuts);
+- for truth-tagged samples, :func:`truth_rows`: every way an event's selected jets can
+  make it 2-tag or 1-tag, with its probability per efficiency table and its masses (the
+  numpy reference: ``selections.hh_yybb.truth_tag_rows`` and :func:`pair_rows_numpy`).
 
 :func:`event_arrays` is one numba loop over the events (≈ 0.07–0.15 µs per event and pass);
 :func:`event_arrays_numpy` is the same computation in vectorised numpy, the reference the
