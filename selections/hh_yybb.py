@@ -829,13 +829,15 @@ class HHyybbProcessor(processor.ProcessorABC):
         for that variation (the nominal one for non-b-tag variations). Each region's
         events and each group's weights are gathered once for all observables."""
         rows = res.get("rows")
-        groups = []  # (entry index, region index, observables, weight per variation)
         inclusive = ("diphoton", "pretag")
-        for regions, obs, src in (
+        sources = [
             ({r: m for r, m in res["regions"].items() if r in inclusive}, res["obs_leading"], None),
             ({r: m for r, m in res["regions"].items() if r not in inclusive}, res["obs"], None),
-            (rows["regions"] if rows is not None else {}, rows["obs"] if rows is not None else {}, rows),
-        ):
+        ]
+        if rows is not None:
+            sources.append((rows["regions"], rows["obs"], rows))
+        groups = []  # (entry index, region index, observables, weight per variation)
+        for regions, obs, src in sources:
             parts = [(np.flatnonzero(m), self._region_index[r]) for r, m in regions.items()]
             parts = [(i, r) for i, r in parts if i.size]
             if not parts:

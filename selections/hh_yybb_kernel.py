@@ -281,6 +281,17 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
 
 
 @numba.njit(cache=True, nogil=True)
+def _selected_jets(j_off, jet_ok, ev, idx):  # pragma: no cover - numba
+    """The flat indices of event ev's jets with ``jet_ok``, in order, into ``idx``; their number."""
+    m = 0
+    for k in range(j_off[ev], j_off[ev + 1]):
+        if jet_ok[k]:
+            idx[m] = k
+            m += 1
+    return m
+
+
+@numba.njit(cache=True, nogil=True)
 def _truth_row(r, ev, row_kind, a, b, m, idx, eps, eps1, eff_class, p4, j_pt, g1, g2, myy, mstar_offset,
                evt, kind, c0, c1, prob, obs):  # pragma: no cover - numba
     """Row r: event ev, candidates a, b (ranks among its selected jets), P per table:
@@ -313,18 +324,16 @@ def _truth_row(r, ev, row_kind, a, b, m, idx, eps, eps1, eff_class, p4, j_pt, g1
 def _truth_rows(j_off, jet_ok, pre, eff_class, eps2, eps1, i1, i2, myy, ph_pt, ph_eta, ph_phi,
                 j_pt, j_eta, j_phi, j_mass, mstar_offset):  # pragma: no cover
     n = len(j_off) - 1
-    total = 0
-    nmax = 0
+    width = 0  # most jets in an event
     for ev in range(n):
-        if not pre[ev]:
-            continue
-        m = 0
-        for k in range(j_off[ev], j_off[ev + 1]):
-            if jet_ok[k]:
-                m += 1
-        if m >= 2:
-            total += m * (m - 1) // 2 + m
-        nmax = max(nmax, m)
+        width = max(width, j_off[ev + 1] - j_off[ev])
+    idx = np.empty(width, dtype=np.int64)
+    total = 0
+    for ev in range(n):
+        if pre[ev]:
+            m = _selected_jets(j_off, jet_ok, ev, idx)
+            if m >= 2:
+                total += m * (m - 1) // 2 + m
     n_tab = eps2.shape[0]
     evt = np.empty(total, dtype=np.int64)
     kind = np.empty(total, dtype=np.int8)
@@ -332,18 +341,13 @@ def _truth_rows(j_off, jet_ok, pre, eff_class, eps2, eps1, i1, i2, myy, ph_pt, p
     c1 = np.empty(total, dtype=np.int64)
     prob = np.empty((n_tab, total), dtype=np.float64)
     obs = np.empty((4, total), dtype=np.float64)
-    idx = np.empty(nmax, dtype=np.int64)
-    eps = np.empty((n_tab, nmax), dtype=np.float64)
-    p4 = np.empty((nmax, 4), dtype=np.float64)
+    eps = np.empty((n_tab, width), dtype=np.float64)
+    p4 = np.empty((width, 4), dtype=np.float64)
     r = 0
     for ev in range(n):
         if not pre[ev]:
             continue
-        m = 0
-        for k in range(j_off[ev], j_off[ev + 1]):
-            if jet_ok[k]:
-                idx[m] = k
-                m += 1
+        m = _selected_jets(j_off, jet_ok, ev, idx)
         if m < 2:
             continue
         for a in range(m):
