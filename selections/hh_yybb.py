@@ -42,6 +42,7 @@ and weighted counts after each cut), σ and Σw. Command line::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import math
@@ -59,6 +60,7 @@ import yaml
 from coffea import processor
 from coffea.analysis_tools import PackedSelection, Weights
 
+from analysis import histfill as HF
 from analysis import histograms as H
 from analysis.atomic import write_json, write_text
 from analysis.config import ConfigError, config_hash, config_section, load_config, validate
@@ -278,7 +280,7 @@ def _efficiency_maps(block: Any, wps: Mapping[str, float], inclusive: Mapping[st
         per_wp = block["working_points"]
     except (KeyError, TypeError, ValueError) as exc:
         raise WorkingPointError(f"{where}: efficiency_vs_pt needs pt_edges_gev and working_points ({exc!r})") from exc
-    if len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+    if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
         raise WorkingPointError(f"{where}: efficiency_vs_pt.pt_edges_gev must increase, got {list(edges)}")
     maps: dict[str, dict[str, tuple[float, ...]]] = {}
     for wp in wps:
@@ -498,8 +500,8 @@ class HHyybbProcessor(processor.ProcessorABC):
     chunk into flat numpy arrays (:class:`FlatCollection`); the per-object masks of
     :mod:`selections.objects` run on those, and the per-event walk over the objects is
     :mod:`selections.hh_yybb_kernel` (one numba loop, or its numpy reference: ``engine``).
-    The histograms of a chunk are filled with one ``bincount`` per observable
-    (:func:`analysis.histograms.add_flat`). Costs: docs/hh_yybb.md, "Selection throughput".
+    Each pass fills all regions and variations of an observable at once
+    (:func:`analysis.histfill.fill_regions`). Costs: docs/hh_yybb.md, "Selection throughput".
     """
 
     def __init__(self, sel_cfg: Mapping[str, Any], fmt: str, btag: BTagSpec, read_mode: str | None = None):
@@ -613,6 +615,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         ename = self.omap["event_number"]
         evt = get(None, ename)[1].astype(np.uint64) if ename else np.arange(n, dtype=np.uint64)
         photons = self._collection(get, "photon", ["pt", "eta", "phi"])
+        photons = photons.with_field("_fixed", self._fixed_photon_mask(photons))
         cand = self._shift_candidates(photons)
         jet_fields = ["pt", "eta", "phi", "mass", self.btag.field]
         flav = self.omap["jet"].get("flavour")
@@ -659,8 +662,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         photons: FlatCollection = obj["photons"]
         if photon_scale is not None:
             photons = photons.with_field("pt", photons["pt"] * photon_scale)
-        pcuts = {**self.omap["photon"], "pt_min": pc["pt_min"], "eta_max": pc["eta_max"], "crack": pc["crack"]}
-        pmask = np.asarray(O.photon_selection(photons, pcuts))
+        pmask = self._photon_mask(obj, photons, shifted=photon_scale is not None)
 
         lc = c["leptons"]
         if "lepton_masks" not in obj:  # no variation changes a lepton: once per chunk
@@ -817,17 +819,16 @@ class HHyybbProcessor(processor.ProcessorABC):
         f, b = jets["eff_class"][m], jets["tag_bin"][m]
         return {name: O.btag_event_weight_flat(f, b, offsets, self._sf_tables[name]) for name in names}
 
-    def _fill(self, buffer: dict[str, list[tuple[np.ndarray, np.ndarray]]], hists: Mapping[str, Any],
-              res: dict[str, Any], weights: Mapping[str, np.ndarray]) -> None:
-        """Queue every observable of one pass for each weight variation, all regions at once,
-        as (flat bin index, weight) pairs in ``buffer[observable]`` (added to the
-        histograms once per chunk, :func:`analysis.histograms.add_flat`).
+    def _fill(self, hists: Mapping[str, Any], res: dict[str, Any], weights: Mapping[str, np.ndarray]) -> None:
+        """Fill every observable of one pass for each weight variation, all regions at once
+        (:func:`analysis.histfill.fill_regions`: compiled with the numba engine, its numpy
+        reference otherwise).
 
-        The entries are (region, event) pairs in three groups: the inclusive regions, with
-        the leading-jet observables; the other event regions; the truth-tagged rows
-        (``res["rows"]``), filled with the event weight times the row's tag probability
-        for that variation (the nominal one for non-b-tag variations). Each region's
-        events and each group's weights are gathered once for all observables."""
+        The entries come in three groups: the inclusive regions, with the leading-jet
+        observables; the other event regions; the truth-tagged rows (``res["rows"]``),
+        filled with the event weight times the row's tag probability for that variation
+        (the nominal one for non-b-tag variations). Variations with the same weights share
+        one weight row."""
         rows = res.get("rows")
         inclusive = ("diphoton", "pretag")
         sources = [
@@ -836,36 +837,43 @@ class HHyybbProcessor(processor.ProcessorABC):
         ]
         if rows is not None:
             sources.append((rows["regions"], rows["obs"], rows))
-        groups = []  # (entry index, region index, observables, weight per variation)
+        variations = np.array([self._variation_index[v] for v in weights], dtype=np.int64)
+        event_weights = None  # (weight rows, row per variation) of the event groups, built once
         for regions, obs, src in sources:
-            parts = [(np.flatnonzero(m), self._region_index[r]) for r, m in regions.items()]
-            parts = [(i, r) for i, r in parts if i.size]
-            if not parts:
+            if not regions:
                 continue
-            idx = np.concatenate([i for i, _ in parts])
-            reg = np.concatenate([np.full(i.size, r, dtype=np.int64) for i, r in parts])
+            masks = np.stack(list(regions.values()))
+            if not masks.any():
+                continue
             if src is None:
-                wv = {v: w[idx] for v, w in weights.items()}
+                if event_weights is None:
+                    event_weights = self._weight_rows(weights)
+                w_rows, w_of = event_weights
             else:
-                evt = src["evt"][idx]
-                wv = {v: w[evt] * src["p"].get(v, src["p"]["nominal"])[idx] for v, w in weights.items()}
-            groups.append((idx, reg, obs, wv))
-        for name, h in hists.items():
-            stride = H.axis_stride(h, "variation")
-            for idx, reg, obs, wv in groups:
-                x = obs[name][idx]
-                ok = np.isfinite(x)
-                every = bool(ok.all())
-                if not every:
-                    x, reg_ok = x[ok], reg[ok]
-                else:
-                    reg_ok = reg
-                if x.size == 0:
-                    continue
-                base = H.flat_index(h, region=reg_ok, variation=0, **{name: x})
-                for variation, w in wv.items():
-                    buffer[name].append((base + self._variation_index[variation] * stride,
-                                         w if every else w[ok]))
+                p = src["p"]
+                w_rows, w_of = self._weight_rows(weights, src["evt"], {v: p.get(v, p["nominal"]) for v in weights})
+            region_ids = np.array([self._region_index[r] for r in regions], dtype=np.int64)
+            for name, h in hists.items():
+                xbin = HF.bin_indices(h, name, obs[name])
+                HF.fill_regions(h, masks, region_ids, xbin, w_rows, w_of, variations, compiled=self._compiled)
+
+    @staticmethod
+    def _weight_rows(weights: Mapping[str, np.ndarray], evt: np.ndarray | None = None,
+                     probs: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct weight arrays of ``weights`` (per event; with ``evt`` and ``probs``:
+        per truth-tag row, the event weight × the row's probability) stacked, and the row of
+        each variation."""
+        rows: list[np.ndarray] = []
+        seen: dict[tuple[int, int], int] = {}
+        of = []
+        for v, w in weights.items():
+            p = None if probs is None else probs[v]
+            key = (id(w), id(p))
+            if key not in seen:
+                seen[key] = len(rows)
+                rows.append(w if p is None else w[evt] * p)
+            of.append(seen[key])
+        return np.stack(rows), np.array(of, dtype=np.int64)
 
     def _use_engine(self, compiled: bool) -> None:
         """The per-event pass, truth-tag rows and smearing factors: compiled (numba) or their
@@ -916,8 +924,7 @@ class HHyybbProcessor(processor.ProcessorABC):
             for s in H.WEIGHT_SYSTEMATICS:
                 wsets[f"{s}Up"] = weights.weight(f"{s}Up") if not truth else w_nom
                 wsets[f"{s}Down"] = weights.weight(f"{s}Down") if not truth else w_nom
-        buffer: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in hists}
-        self._fill(buffer, hists, nominal, wsets)
+        self._fill(hists, nominal, wsets)
 
         # cutflow (nominal weights): sequential cuts, tag categories, regions
         sel = nominal["sel"]
@@ -964,29 +971,50 @@ class HHyybbProcessor(processor.ProcessorABC):
                 else:
                     r = self._analyse(obj, **kw)
                     w = gen_w * self._btag_weights(r, ["nominal"])["nominal"]
-                self._fill(buffer, hists, r, {name: w})
-        for name, parts in buffer.items():
-            if parts:
-                H.add_flat(hists[name], np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+                self._fill(hists, r, {name: w})
         t_end = time.perf_counter()
         timing = {"read_s": t_read - t0, "select_fill_s": t_end - t_read}
         return {dataset: {"events": n_events, "hists": hists, "timing": timing,
                           "cutflow": {"raw": raw, "sumw": sumw, "sumw2": sumw2}}}
 
-    def _shift_candidates(self, ph: FlatCollection) -> np.ndarray:
-        """Events with ≥ 2 photons passing every requirement no energy shift can change: ID,
-        non-relative isolation and other requirements, and the η acceptance. A superset of
-        the events the nominal or any shifted pass can put past ``two_photons`` (pT
-        thresholds and relative isolation are left out; jets are not required: the
-        ``diphoton`` region has none), so every pass runs on these events only."""
+    def _fixed_photon_mask(self, ph: FlatCollection) -> np.ndarray:
+        """Photons passing every requirement no energy shift can change: ID, non-relative
+        isolation and other requirements, and the η acceptance (the rest of
+        :func:`selections.objects.photon_selection`, the pT threshold and the relative
+        isolation, is applied per pass by :meth:`_photon_mask`)."""
         pc = self.cfg["photons"]
         pm_ = self.omap["photon"]
         fixed = [pm_.get("id"), *pm_.get("require", []),
                  *(x for x in pm_.get("isolation", []) if not x.get("relative"))]
         pmask = O.kinematic_mask(ph, None, pc["eta_max"], pc["crack"])
         req = O.requirements_mask(ph, fixed)
-        pmask = pmask if req is True else pmask & req
-        return ph.count(np.asarray(pmask)) >= 2
+        return np.asarray(pmask if req is True else pmask & req, dtype=bool)
+
+    def _photon_mask(self, obj: dict[str, Any], photons: FlatCollection, shifted: bool) -> np.ndarray:
+        """:func:`selections.objects.photon_selection` of this pass's ``photons``: the chunk's
+        fixed requirements (:meth:`_fixed_photon_mask`, field ``_fixed``) and the pT
+        threshold and relative isolation of the (possibly shifted) pT. The unshifted mask is
+        computed once per chunk."""
+        if not shifted and "photon_mask" in obj:
+            return obj["photon_mask"]
+        pc = self.cfg["photons"]
+        mask = photons["_fixed"].copy()
+        if pc["pt_min"] is not None:
+            mask &= photons["pt"] > pc["pt_min"]
+        for spec in self.omap["photon"].get("isolation", []):
+            if spec.get("relative"):
+                mask &= np.asarray(O.requirement_mask(photons, spec), dtype=bool)
+        if not shifted:
+            obj["photon_mask"] = mask
+        return mask
+
+    def _shift_candidates(self, ph: FlatCollection) -> np.ndarray:
+        """Events with ≥ 2 photons passing the requirements no energy shift can change
+        (field ``_fixed``, :meth:`_fixed_photon_mask`). A superset of the events the nominal
+        or any shifted pass can put past ``two_photons`` (pT thresholds and relative
+        isolation are left out; jets are not required: the ``diphoton`` region has none), so
+        every pass runs on these events only."""
+        return ph.count(ph["_fixed"]) >= 2
 
     def _per_factor(self, obj: dict[str, Any]) -> np.ndarray:
         """Per-photon energy factor 1 + z·σ_extra/E of the resolution-up variation, with z a

@@ -1,0 +1,91 @@
+"""analysis.histfill: region/variation fills against Hist.fill with labels."""
+
+from __future__ import annotations
+
+import hist
+import numpy as np
+import pytest
+
+from analysis import histfill as HF
+from analysis import histograms as H
+
+REGIONS = ["a", "b", "c", "d"]
+VARIATIONS = ["nominal", "sUp", "sDown"]
+
+
+def make(edges: bool) -> hist.Hist:
+    binning = {"m_yy": {"edges": [100.0, 110.0, 120.0, 125.0, 160.0]}} if edges else \
+        {"m_yy": {"bins": 11, "range": [100.0, 160.0]}}
+    return H.make_hists(["m_yy"], REGIONS, VARIATIONS, binning)["m_yy"]
+
+
+def sample(n: int = 500, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(90.0, 170.0, n)  # under- and overflow included
+    x[rng.random(n) < 0.05] = np.nan
+    x[:3] = [np.inf, -np.inf, 100.0]  # non-finite: not filled; the lowest edge: first bin
+    masks = rng.random((3, n)) < 0.4
+    weights = rng.normal(1.0, 0.3, (2, n))
+    return x, masks, weights
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@pytest.mark.parametrize("edges", [False, True])
+def test_fill_regions_equals_hist_fill_with_labels(compiled, edges):
+    x, masks, weights = sample()
+    regions = np.array([2, 0, 3])                 # masks[k] fills region REGIONS[regions[k]]
+    variations = np.array([0, 1, 2])
+    weight_rows = np.array([0, 1, 0])            # sDown shares the nominal weights
+    h = make(edges)
+    HF.fill_regions(h, masks, regions, HF.bin_indices(h, "m_yy", x), weights, weight_rows, variations,
+                    compiled=compiled)
+    ref = make(edges)
+    ok = np.isfinite(x)
+    for k, r in enumerate(regions):
+        for j, v in enumerate(variations):
+            m = masks[k] & ok
+            ref.fill(region=REGIONS[r], variation=VARIATIONS[v], m_yy=x[m], weight=weights[weight_rows[j]][m])
+    np.testing.assert_allclose(h.values(flow=True), ref.values(flow=True), rtol=1e-13, atol=0)
+    np.testing.assert_allclose(h.variances(flow=True), ref.variances(flow=True), rtol=1e-13, atol=0)
+    assert h[{"region": "b"}].values(flow=True).sum() == 0   # no mask fills region "b"
+    assert h.values(flow=True).sum() > 0
+
+
+def test_fill_regions_adds_to_existing_contents_and_both_ways_agree():
+    x, masks, weights = sample(seed=5)
+    hs = []
+    for compiled in (True, False):
+        h = make(False)
+        for _ in range(2):
+            HF.fill_regions(h, masks, [0, 1, 2], HF.bin_indices(h, "m_yy", x), weights, [0, 1], [0, 2],
+                            compiled=compiled)
+        hs.append(h)
+    np.testing.assert_allclose(hs[0].values(flow=True), hs[1].values(flow=True), rtol=1e-13)
+    single = make(False)
+    HF.fill_regions(single, masks, [0, 1, 2], HF.bin_indices(single, "m_yy", x), weights, [0, 1], [0, 2])
+    np.testing.assert_allclose(hs[0].values(flow=True), 2 * single.values(flow=True), rtol=1e-13)
+
+
+def test_bin_indices_flow_and_non_finite():
+    h = make(False)
+    idx = HF.bin_indices(h, "m_yy", np.array([99.0, 100.0, 159.999, 160.0, 1e9, np.nan, np.inf]))
+    assert idx.tolist() == [0, 1, 11, 12, 12, -1, -1]
+
+
+def test_fill_regions_rejects_bad_shapes_and_indices():
+    h = make(False)
+    x, masks, weights = sample(n=10)
+    xb = HF.bin_indices(h, "m_yy", x)
+    with pytest.raises(ValueError, match="masks of shape"):
+        HF.fill_regions(h, masks[:2], [0, 1, 2], xb, weights, [0], [0])
+    with pytest.raises(ValueError, match="weights of shape"):
+        HF.fill_regions(h, masks, [0, 1, 2], xb, weights[:, :5], [0], [0])
+    with pytest.raises(IndexError, match="variation index"):
+        HF.fill_regions(h, masks, [0, 1, 2], xb, weights, [0], [7])
+    with pytest.raises(IndexError, match="weight row"):
+        HF.fill_regions(h, masks, [0, 1, 2], xb, weights, [2], [0])
+    with pytest.raises(IndexError, match="region index"):
+        HF.fill_regions(h, masks, [0, 1, 9], xb, weights, [0], [0])
+    flat = hist.Hist(hist.axis.Regular(3, 0, 1, name="x"), storage=hist.storage.Weight())
+    with pytest.raises(ValueError, match="Hist\\(region, variation, observable\\)"):
+        HF.fill_regions(flat, masks, [0, 1, 2], xb, weights, [0], [0])
