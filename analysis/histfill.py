@@ -23,20 +23,13 @@ import numpy as np
 
 from analysis import histograms as H
 
-__all__ = ["bin_indices", "fill_regions"]
+__all__ = ["RegionFiller", "bin_indices", "fill_regions"]
 
 
 def bin_indices(h, name: str, x: np.ndarray) -> np.ndarray:
     """Index of each ``x`` along axis ``name`` of ``h.view(flow=True)`` (under- and
     overflow to the flow bins, as ``fill`` does), −1 for non-finite values (not filled)."""
-    ax = h.axes[name]
-    x = np.asarray(x, dtype=np.float64)
-    idx = np.asarray(ax.index(x), dtype=np.int64)
-    if ax.traits.underflow:
-        idx += 1
-    np.clip(idx, 0, len(ax) + int(ax.traits.underflow) + int(ax.traits.overflow) - 1, out=idx)
-    idx[~np.isfinite(x)] = -1
-    return idx
+    return RegionFiller(h, name).bins(x)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -53,22 +46,80 @@ def _fill(value, variance, masks, regions, xbin, weights, weight_rows, variation
                         variance[r, variations[j], b] += w * w
 
 
-def _check(h, masks, regions, xbin, weights, weight_rows, variations) -> None:
-    names = list(h.axes.name)
-    if names[:2] != ["region", "variation"] or len(names) != 3:
-        raise ValueError(f"fill_regions needs a Hist(region, variation, observable), not axes {names}")
-    n = xbin.shape[0]
-    if masks.ndim != 2 or masks.shape != (regions.shape[0], n):
-        raise ValueError(f"fill_regions: masks of shape {masks.shape}, expected ({regions.shape[0]}, {n})")
-    if weights.ndim != 2 or weights.shape[1] != n:
-        raise ValueError(f"fill_regions: weights of shape {weights.shape}, expected (k, {n})")
-    if weight_rows.shape != variations.shape:
-        raise ValueError("fill_regions: one weight row per variation")
-    for arr, size, what in ((regions, len(h.axes["region"]), "region"),
-                            (variations, len(h.axes["variation"]), "variation"),
-                            (weight_rows, weights.shape[0], "weight row")):
-        if arr.size and (arr.min() < 0 or arr.max() >= size):
-            raise IndexError(f"fill_regions: {what} index out of range")
+class RegionFiller:
+    """Fills one ``Hist(region, variation, observable)`` with Weight storage (or, with
+    ``observable`` given, only computes bin indices along that axis of any histogram).
+
+    The storage views and axis sizes are taken once: a stage fills the same histogram many
+    times per chunk, and ``Hist.view`` alone costs ≈ 0.1 ms per call."""
+
+    def __init__(self, h, observable: str | None = None):
+        names = list(h.axes.name)
+        if observable is None:
+            if names[:2] != ["region", "variation"] or len(names) != 3:
+                raise ValueError(f"fill_regions needs a Hist(region, variation, observable), not axes {names}")
+            observable = names[2]
+            view = np.asarray(h.view(flow=True))
+            if getattr(view.dtype, "names", None) != ("value", "variance"):
+                raise TypeError(f"fill_regions needs a Hist with Weight storage, not {h.storage_type.__name__}")
+            self.h = h
+            self.value, self.variance = view["value"], view["variance"]
+            self.n_regions, self.n_variations = len(h.axes["region"]), len(h.axes["variation"])
+        ax = h.axes[observable]
+        self._axis = ax
+        self._under = bool(ax.traits.underflow)
+        self._last = len(ax) + int(ax.traits.underflow) + int(ax.traits.overflow) - 1
+
+    def bins(self, x: np.ndarray) -> np.ndarray:
+        """:func:`bin_indices` along this histogram's observable axis."""
+        x = np.asarray(x, dtype=np.float64)
+        idx = np.asarray(self._axis.index(x), dtype=np.int64)
+        if self._under:
+            idx += 1
+        np.maximum(idx, 0, out=idx)  # as np.clip, without its overhead on small arrays
+        np.minimum(idx, self._last, out=idx)
+        idx[~np.isfinite(x)] = -1
+        return idx
+
+    def fill(self, masks: np.ndarray, regions: np.ndarray, xbin: np.ndarray, weights: np.ndarray,
+             weight_rows: np.ndarray, variations: np.ndarray, *, compiled: bool = True) -> None:
+        """:func:`fill_regions` into this histogram."""
+        masks = np.ascontiguousarray(masks, dtype=np.bool_)
+        regions = np.asarray(regions, dtype=np.int64)
+        xbin = np.ascontiguousarray(xbin, dtype=np.int64)
+        weights = np.ascontiguousarray(weights, dtype=np.float64)
+        weight_rows = np.asarray(weight_rows, dtype=np.int64)
+        variations = np.asarray(variations, dtype=np.int64)
+        n = xbin.shape[0]
+        if masks.ndim != 2 or masks.shape != (regions.shape[0], n):
+            raise ValueError(f"fill_regions: masks of shape {masks.shape}, expected ({regions.shape[0]}, {n})")
+        if weights.ndim != 2 or weights.shape[1] != n:
+            raise ValueError(f"fill_regions: weights of shape {weights.shape}, expected (k, {n})")
+        if weight_rows.shape != variations.shape:
+            raise ValueError("fill_regions: one weight row per variation")
+        for arr, size, what in ((regions, self.n_regions, "region"), (variations, self.n_variations, "variation"),
+                                (weight_rows, weights.shape[0], "weight row")):
+            if arr.size and (arr.min() < 0 or arr.max() >= size):
+                raise IndexError(f"fill_regions: {what} index out of range")
+        if compiled:
+            _fill(self.value, self.variance, masks, regions, xbin, weights, weight_rows, variations)
+            return
+        self._fill_numpy(masks, regions, xbin, weights, weight_rows, variations)
+
+    def _fill_numpy(self, masks, regions, xbin, weights, weight_rows, variations) -> None:
+        shape = self.value.shape
+        idx, reg = [], []
+        for k in range(len(regions)):
+            i = np.flatnonzero(masks[k] & (xbin >= 0))
+            idx.append(i)
+            reg.append(np.full(i.size, regions[k], dtype=np.int64))
+        if not idx:
+            return
+        idx, reg = np.concatenate(idx), np.concatenate(reg)
+        base = reg * (shape[1] * shape[2]) + xbin[idx]
+        flat = np.concatenate([base + variations[j] * shape[2] for j in range(len(variations))])
+        w = np.concatenate([weights[weight_rows[j], idx] for j in range(len(variations))])
+        H.add_flat(self.h, flat, w)
 
 
 def fill_regions(h, masks: np.ndarray, regions: np.ndarray, xbin: np.ndarray, weights: np.ndarray,
@@ -81,29 +132,6 @@ def fill_regions(h, masks: np.ndarray, regions: np.ndarray, xbin: np.ndarray, we
     ``masks``: bool (regions × entries); ``regions``, ``variations``: positions on the
     region and variation axes; ``xbin``: the observable's bin per entry
     (:func:`bin_indices`); ``weights``: (k × entries) float64, shared by the variations
-    that have the same weights (``weight_rows``)."""
-    masks = np.ascontiguousarray(masks, dtype=np.bool_)
-    regions = np.asarray(regions, dtype=np.int64)
-    xbin = np.ascontiguousarray(xbin, dtype=np.int64)
-    weights = np.ascontiguousarray(weights, dtype=np.float64)
-    weight_rows = np.asarray(weight_rows, dtype=np.int64)
-    variations = np.asarray(variations, dtype=np.int64)
-    _check(h, masks, regions, xbin, weights, weight_rows, variations)
-    view = np.asarray(h.view(flow=True))
-    if compiled:
-        value, variance = view["value"], view["variance"]
-        _fill(value, variance, masks, regions, xbin, weights, weight_rows, variations)
-        return
-    shape = view.shape
-    idx, reg = [], []
-    for k in range(len(regions)):
-        i = np.flatnonzero(masks[k] & (xbin >= 0))
-        idx.append(i)
-        reg.append(np.full(i.size, regions[k], dtype=np.int64))
-    if not idx:
-        return
-    idx, reg = np.concatenate(idx), np.concatenate(reg)
-    base = reg * (shape[1] * shape[2]) + xbin[idx]
-    flat = np.concatenate([base + variations[j] * shape[2] for j in range(len(variations))])
-    w = np.concatenate([weights[weight_rows[j], idx] for j in range(len(variations))])
-    H.add_flat(h, flat, w)
+    that have the same weights (``weight_rows``). To fill one histogram many times, make
+    one :class:`RegionFiller` and call its ``fill``."""
+    RegionFiller(h).fill(masks, regions, xbin, weights, weight_rows, variations, compiled=compiled)

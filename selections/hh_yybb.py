@@ -819,10 +819,11 @@ class HHyybbProcessor(processor.ProcessorABC):
         f, b = jets["eff_class"][m], jets["tag_bin"][m]
         return {name: O.btag_event_weight_flat(f, b, offsets, self._sf_tables[name]) for name in names}
 
-    def _fill(self, hists: Mapping[str, Any], res: dict[str, Any], weights: Mapping[str, np.ndarray]) -> None:
+    def _fill(self, fillers: Mapping[str, HF.RegionFiller], res: dict[str, Any],
+              weights: Mapping[str, np.ndarray]) -> None:
         """Fill every observable of one pass for each weight variation, all regions at once
-        (:func:`analysis.histfill.fill_regions`: compiled with the numba engine, its numpy
-        reference otherwise).
+        (``fillers[observable]``, :class:`analysis.histfill.RegionFiller`: compiled with the
+        numba engine, its numpy reference otherwise).
 
         The entries come in three groups: the inclusive regions, with the leading-jet
         observables; the other event regions; the truth-tagged rows (``res["rows"]``),
@@ -843,8 +844,10 @@ class HHyybbProcessor(processor.ProcessorABC):
             if not regions:
                 continue
             masks = np.stack(list(regions.values()))
-            if not masks.any():
+            used = np.flatnonzero(masks.any(axis=0))  # the entries in any of these regions
+            if not used.size:
                 continue
+            masks = masks[:, used]
             if src is None:
                 if event_weights is None:
                     event_weights = self._weight_rows(weights)
@@ -852,10 +855,11 @@ class HHyybbProcessor(processor.ProcessorABC):
             else:
                 p = src["p"]
                 w_rows, w_of = self._weight_rows(weights, src["evt"], {v: p.get(v, p["nominal"]) for v in weights})
+            w_rows = w_rows[:, used]
             region_ids = np.array([self._region_index[r] for r in regions], dtype=np.int64)
-            for name, h in hists.items():
-                xbin = HF.bin_indices(h, name, obs[name])
-                HF.fill_regions(h, masks, region_ids, xbin, w_rows, w_of, variations, compiled=self._compiled)
+            for name, filler in fillers.items():
+                filler.fill(masks, region_ids, filler.bins(obs[name][used]), w_rows, w_of, variations,
+                            compiled=self._compiled)
 
     @staticmethod
     def _weight_rows(weights: Mapping[str, np.ndarray], evt: np.ndarray | None = None,
@@ -924,7 +928,8 @@ class HHyybbProcessor(processor.ProcessorABC):
             for s in H.WEIGHT_SYSTEMATICS:
                 wsets[f"{s}Up"] = weights.weight(f"{s}Up") if not truth else w_nom
                 wsets[f"{s}Down"] = weights.weight(f"{s}Down") if not truth else w_nom
-        self._fill(hists, nominal, wsets)
+        fillers = {name: HF.RegionFiller(h) for name, h in hists.items()}
+        self._fill(fillers, nominal, wsets)
 
         # cutflow (nominal weights): sequential cuts, tag categories, regions
         sel = nominal["sel"]
@@ -971,7 +976,7 @@ class HHyybbProcessor(processor.ProcessorABC):
                 else:
                     r = self._analyse(obj, **kw)
                     w = gen_w * self._btag_weights(r, ["nominal"])["nominal"]
-                self._fill(hists, r, {name: w})
+                self._fill(fillers, r, {name: w})
         t_end = time.perf_counter()
         timing = {"read_s": t_read - t0, "select_fill_s": t_end - t_read}
         return {dataset: {"events": n_events, "hists": hists, "timing": timing,
