@@ -690,6 +690,7 @@ class HHyybbProcessor(processor.ProcessorABC):
             sub_frac=pc["subleading_pt_over_myy"], myy_window=pc["myy_window"],
             # b-tag SF weights of events failing the diphoton cuts: only without truth tagging
             event_mask=event_mask, full=packed and truth_tables is None,
+            all_myy=packed,  # only the nominal pass's cutflow uses m_γγ of events failing the diphoton cuts
         ))
         myy, i2, n_lep, n_j, tag, jmask = ev["myy"], ev["i2"], ev["n_lep"], ev["n_j"], ev["tag"], ev["jet_mask"]
         with np.errstate(invalid="ignore"):

@@ -71,7 +71,10 @@ class PassInput(dict):
     outside it get no photons, no objects: the jet-energy-scale passes need only the
     events whose nominal diphoton passed) and ``full`` (default True; False: no leptons,
     jets or tags for events failing the diphoton cuts, which only the nominal pass's
-    cutflow and b-tag weights of those events need).
+    cutflow and b-tag weights of those events need) and ``all_myy`` (default True; False:
+    m_γγ is NaN, instead of computed, where the photons are too soft to pass the E_T/m_γγ
+    cuts with any m_γγ in the window, pT1 ≤ lead_frac·lo or pT2 ≤ sub_frac·lo: for passes
+    whose m_γγ no cutflow row uses, since every region needs the diphoton cuts).
     """
 
 
@@ -148,7 +151,7 @@ def _pair_p4(a, b, pta, ptb, g1, g2, myy, mstar_offset):  # pragma: no cover - n
 def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
             e_off, e_eta, e_phi, e_mask, mu_off, mu_eta, mu_phi, mu_mask, lep_dr,
             j_off, j_pt, j_eta, j_phi, j_mass, j_mask, j_bin, jet_dr, bin_two, bin_one,
-            mstar_offset, lead_frac, sub_frac, myy_lo, myy_hi, ev_mask, full,
+            mstar_offset, lead_frac, sub_frac, myy_lo, myy_hi, ev_mask, full, all_myy,
             out_i, out_f, jet_out):  # pragma: no cover
     n = len(ph_off) - 1
     nan = np.nan
@@ -183,7 +186,7 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
         g2pt = np.float64(ph_pt[i2]) if i2 >= 0 else nan
         myy = nan
         diphoton = False
-        if i2 >= 0:
+        if i2 >= 0 and (all_myy or (g1pt > lead_frac * myy_lo and g2pt > sub_frac * myy_lo)):
             # massless photons: m² = 2 pT1 pT2 (cosh Δη − cos Δφ) (two transcendentals, not six)
             m2 = 2.0 * g1pt * g2pt * (math.cosh(g1eta - g2eta) - math.cos(g1phi - g2phi))
             myy = math.sqrt(m2) if m2 > 0.0 else 0.0
@@ -526,7 +529,7 @@ def event_arrays(p: Mapping[str, Any]) -> dict[str, np.ndarray]:
             p["j_off"], p["j_pt"], p["j_eta"], p["j_phi"], p["j_mass"], p["j_mask"], p["j_bin"],
             float(p["jet_dr"] or 0.0), int(p["bin_two"]), int(p["bin_one"]), float(p["mstar_offset"]),
             float(p["lead_frac"]), float(p["sub_frac"]), float(p["myy_window"][0]), float(p["myy_window"][1]),
-            _event_mask(p, n), bool(p.get("full", True)), out_i, out_f, jet_out)
+            _event_mask(p, n), bool(p.get("full", True)), bool(p.get("all_myy", True)), out_i, out_f, jet_out)
     out = {k: out_i[i] for i, k in enumerate(_INT_FIELDS)}
     out.update({k: out_f[i] for i, k in enumerate(_FLOAT_FIELDS)})
     out["jet_mask"] = jet_out
@@ -614,6 +617,10 @@ def event_arrays_numpy(p: Mapping[str, Any]) -> dict[str, np.ndarray]:
     g1, g2 = O.p4(g1pt, g1eta, g1phi), O.p4(g2pt, g2eta, g2phi)
     myy = O.invariant_mass(g1, g2)
     myy[i2 < 0] = np.nan
+    if not p.get("all_myy", True):  # photons too soft for the E_T/m_γγ cuts anywhere in the window
+        lo = p["myy_window"][0]
+        with np.errstate(invalid="ignore"):
+            myy[(g1pt <= p["lead_frac"] * lo) | (g2pt <= p["sub_frac"] * lo)] = np.nan
     with np.errstate(invalid="ignore"):
         diphoton = ((g1pt > p["lead_frac"] * myy) & (g2pt > p["sub_frac"] * myy)
                     & (myy > p["myy_window"][0]) & (myy < p["myy_window"][1]))

@@ -60,6 +60,7 @@ def _assert_same(a: dict, b: dict) -> None:
     {},
     {"top2": True},
     {"full": False},
+    {"full": False, "all_myy": False, "myy_window": (105.0, 160.0)},
     {"lep_dr": 0.0, "jet_dr": None},
 ])
 def test_compiled_pass_equals_the_numpy_reference(case):
@@ -69,6 +70,27 @@ def test_compiled_pass_equals_the_numpy_reference(case):
     # the inputs exercise every branch: diphotons, both tag categories, removed jets
     assert (a["i2"] >= 0).mean() > 0.3 and np.isfinite(a["mbb"]).any()
     assert {0, 1, 2} <= set(np.unique(a["tag"]))
+
+
+def test_soft_diphotons_skip_myy_without_changing_a_passing_event():
+    """all_myy=False leaves m_γγ NaN only where the photons are too soft for the E_T/m_γγ
+    cuts anywhere in the window; every event passing the diphoton cuts is unchanged."""
+    p = _inputs(7, myy_window=(105.0, 160.0), full=False)
+    ref = K.event_arrays(p)
+    a = K.event_arrays({**p, "all_myy": False})
+    with np.errstate(invalid="ignore"):
+        passed = ((ref["g1pt"] > 0.35 * ref["myy"]) & (ref["g2pt"] > 0.25 * ref["myy"])
+                  & (ref["myy"] > 105.0) & (ref["myy"] < 160.0))
+    skipped = np.isnan(a["myy"]) & np.isfinite(ref["myy"])
+    assert passed.sum() > 5 and skipped.sum() > 5
+    assert not (skipped & passed).any()
+    assert np.all((ref["g1pt"][skipped] <= 0.35 * 105.0) | (ref["g2pt"][skipped] <= 0.25 * 105.0))
+    for k in a:
+        x, y = np.asarray(a[k]), np.asarray(ref[k])
+        if k == "jet_mask":
+            continue
+        assert np.array_equal(x[passed], y[passed], equal_nan=x.dtype.kind == "f"), k
+    assert np.array_equal(a["myy"][~skipped], ref["myy"][~skipped], equal_nan=True)
 
 
 def test_event_mask_empties_the_other_events():
