@@ -627,6 +627,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         else:  # data: no truth flavour, SF weights are 1
             fc = np.zeros(len(jets["pt"]), dtype=np.int8)
         jets["flavour_class"] = fc
+        jets["class_base"] = fc.astype(np.int64) * self._n_pt  # + pT bin = efficiency class
         jets["tag_bin"] = np.asarray(O.tag_bin(jets[self.btag.field], self._cuts), dtype=np.int8)
         for f in ("pt", "mass"):
             jets[f] = jets[f].astype(np.float64)
@@ -783,16 +784,15 @@ class HHyybbProcessor(processor.ProcessorABC):
         }
 
     def _scaled_jets(self, obj: dict[str, Any], scale: float) -> tuple[FlatCollection, np.ndarray]:
-        """The chunk's jets with pT and mass × ``scale``, their efficiency class, and the jet
-        selection mask (before overlap removal); computed once per scale and chunk (the
-        nominal and the photon-shifted passes share scale 1)."""
+        """The chunk's jets with pT and mass × ``scale`` and the jet selection mask (before
+        overlap removal); computed once per scale and chunk (the nominal and the
+        photon-shifted passes share scale 1). The efficiency classes (they depend on pT) are
+        computed only for the jets that need one (:meth:`_eff_class`)."""
         cache = obj.setdefault("scaled_jets", {})
         if scale not in cache:
             jets: FlatCollection = obj["jets"]
             if scale != 1.0:
                 jets = jets.with_field("pt", jets["pt"] * scale).with_field("mass", jets["mass"] * scale)
-            jets = jets.with_field("eff_class", jets["flavour_class"].astype(np.int64) * self._n_pt
-                                   + self.btag.pt_bin(jets["pt"]))
             jc = self.cfg["jets"]
             jcuts = {**self.omap["jet"], "pt_min": jc["pt_min"], "eta_max": jc["eta_max"]}
             cache[scale] = (jets, np.asarray(O.jet_selection(jets, jcuts), dtype=bool))
@@ -806,18 +806,27 @@ class HHyybbProcessor(processor.ProcessorABC):
         numpy pair masses."""
         off = self.cfg["categories"]["mstar_offset"]
         if self._compiled:
-            return K.truth_rows(jets, jet_ok, pre, efficiencies, ev["i1"], ev["i2"], ev["myy"], photons, off)
+            edges = () if self.btag.pt_edges is None else self.btag.pt_edges[1:-1]
+            return K.truth_rows(jets, jet_ok, pre, efficiencies, ev["i1"], ev["i2"], ev["myy"], photons, off,
+                                class_base=jets["class_base"], pt_edges=edges)
+        jets = jets.with_field("eff_class", self._eff_class(jets))
         tt = truth_tag_rows(jets, jet_ok, pre, efficiencies)
         e = tt["evt"]
         mbb, mstar, j1, j2 = K.pair_rows_numpy(tt["c0"], tt["c1"], ev["i1"][e], ev["i2"][e], ev["myy"][e], jets,
                                                photons, off)
         return {**tt, "m_bb": mbb, "m_star": mstar, "j1": j1, "j2": j2}
 
+    def _eff_class(self, jets: FlatCollection, mask: np.ndarray | None = None) -> np.ndarray:
+        """Efficiency class (flavour class × number of pT bins + pT bin) of the jets, or of
+        the jets in ``mask``."""
+        base, pt = (jets["class_base"], jets["pt"]) if mask is None else (jets["class_base"][mask], jets["pt"][mask])
+        return base + self.btag.pt_bin(pt)
+
     def _btag_weights(self, res: dict[str, Any], names: Sequence[str]) -> dict[str, np.ndarray]:
         jets: FlatCollection = res["jets"]
         m = res["jet_mask"]
         offsets = np.concatenate([[0], np.cumsum(jets.count(m))])
-        f, b = jets["eff_class"][m], jets["tag_bin"][m]
+        f, b = self._eff_class(jets, m), jets["tag_bin"][m]
         return {name: O.btag_event_weight_flat(f, b, offsets, self._sf_tables[name]) for name in names}
 
     def _fill(self, fillers: Mapping[str, HF.RegionFiller], res: dict[str, Any],

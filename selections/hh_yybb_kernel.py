@@ -324,9 +324,12 @@ def _truth_row(r, ev, row_kind, a, b, m, idx, eps, eps1, eff_class, p4, j_pt, g1
 
 
 @numba.njit(cache=True, nogil=True)
-def _truth_rows(j_off, jet_ok, pre, eff_class, eps2, eps1, i1, i2, myy, ph_pt, ph_eta, ph_phi,
+def _truth_rows(j_off, jet_ok, pre, class_base, pt_edges, eps2, eps1, i1, i2, myy, ph_pt, ph_eta, ph_phi,
                 j_pt, j_eta, j_phi, j_mass, mstar_offset):  # pragma: no cover
     n = len(j_off) - 1
+    # efficiency class of the selected jets: class_base + pT bin (number of inner edges ≤ pT,
+    # as np.searchsorted(pt_edges, pt, side="right")); only these jets need one
+    eff_class = np.zeros(len(j_pt), dtype=np.int64)
     width = 0  # most jets in an event
     for ev in range(n):
         width = max(width, j_off[ev + 1] - j_off[ev])
@@ -354,6 +357,13 @@ def _truth_rows(j_off, jet_ok, pre, eff_class, eps2, eps1, i1, i2, myy, ph_pt, p
         if m < 2:
             continue
         for a in range(m):
+            k = idx[a]
+            c = class_base[k]
+            for e in range(len(pt_edges)):
+                if np.float64(j_pt[k]) >= pt_edges[e]:
+                    c += 1
+            eff_class[k] = c
+        for a in range(m):
             for t in range(n_tab):
                 eps[t, a] = eps2[t, eff_class[idx[a]]]
             k = idx[a]
@@ -375,13 +385,17 @@ def _truth_rows(j_off, jet_ok, pre, eff_class, eps2, eps1, i1, i2, myy, ph_pt, p
 
 def truth_rows(jets: Mapping[str, np.ndarray], jet_ok: np.ndarray, pre: np.ndarray,
                efficiencies: Mapping[str, tuple[np.ndarray, np.ndarray]], i1: np.ndarray, i2: np.ndarray,
-               myy: np.ndarray, photons: Mapping[str, np.ndarray], mstar_offset: float) -> dict[str, Any]:
+               myy: np.ndarray, photons: Mapping[str, np.ndarray], mstar_offset: float,
+               class_base: np.ndarray | None = None, pt_edges: Any = ()) -> dict[str, Any]:
     """Truth-tag rows with their masses, compiled: what
     :func:`selections.hh_yybb.truth_tag_rows` and :func:`pair_rows_numpy` give together
     (the reference), one row per way the selected jets (``jet_ok``) of an event in ``pre``
     can make it 2-tag or 1-tag. ``jets``: flat ``pt, eta, phi, mass`` and ``eff_class``
-    (efficiency class per jet), events by ``jets.offsets``; ``i1, i2, myy``: the events'
-    diphoton (flat photon indices, m_γγ [GeV]; every event in ``pre`` has one).
+    (efficiency class per jet), events by ``jets.offsets``; or, instead of ``eff_class``,
+    ``class_base`` (flavour class × number of pT bins, per jet) and ``pt_edges`` (the inner
+    pT-bin edges [GeV]), from which the class of the selected jets is computed here
+    (``class_base + np.searchsorted(pt_edges, pt, side="right")``). ``i1, i2, myy``: the
+    events' diphoton (flat photon indices, m_γγ [GeV]; every event in ``pre`` has one).
     ``efficiencies[name] = (ε_2tag, ε_1tag)`` per class.
 
     Rows are ordered by event, then 2-tag pairs (b = 1, 2, ...; a < b), then 1-tag jets.
@@ -392,7 +406,9 @@ def truth_rows(jets: Mapping[str, np.ndarray], jet_ok: np.ndarray, pre: np.ndarr
     eps1 = np.array([np.asarray(efficiencies[k][1], dtype=np.float64) for k in names]).reshape(len(names), -1)
     evt, kind, c0, c1, prob, obs = _truth_rows(
         np.asarray(jets.offsets, dtype=np.int64), np.ascontiguousarray(jet_ok, dtype=np.bool_),
-        np.ascontiguousarray(pre, dtype=np.bool_), np.asarray(jets["eff_class"], dtype=np.int64), eps2, eps1,
+        np.ascontiguousarray(pre, dtype=np.bool_),
+        np.asarray(jets["eff_class"] if class_base is None else class_base, dtype=np.int64),
+        np.asarray(pt_edges if class_base is not None else (), dtype=np.float64).reshape(-1), eps2, eps1,
         np.asarray(i1, dtype=np.int64), np.asarray(i2, dtype=np.int64), np.asarray(myy, dtype=np.float64),
         photons["pt"], photons["eta"], photons["phi"],
         jets["pt"], jets["eta"], jets["phi"], jets["mass"], float(mstar_offset))

@@ -178,6 +178,19 @@ def test_truth_rows_equal_the_numpy_reference():
                  dict(zip(("m_bb", "m_star", "j1", "j2"), (x[key_ref] for x in masses), strict=True)))
     # events outside ``pre`` give no rows; the row order is by event
     assert pre[got["evt"]].all() and np.all(np.diff(got["evt"]) >= 0)
+    # the classes from a per-jet base and the pT-bin edges (3 flavours × 2 pT bins: 0..5)
+    base = rng.integers(0, 3, len(p["j_pt"])) * 2
+    edges = [np.median(p["j_pt"])]
+    with_classes = {**jets, "eff_class": base + np.searchsorted(edges, p["j_pt"], side="right")}
+    jets_cls = FlatCollection(counts, with_classes)
+    a = K.truth_rows(jets_cls, ev["jet_mask"], pre, effs, ev["i1"], ev["i2"], ev["myy"], photons, 250.0)
+    b = K.truth_rows(jets, ev["jet_mask"], pre, effs, ev["i1"], ev["i2"], ev["myy"], photons, 250.0,
+                     class_base=base, pt_edges=edges)
+    assert not np.array_equal(a["p"]["nominal"], got["p"]["nominal"])  # other classes than above
+    for k in ("evt", "kind", "c0", "c1", "m_bb"):
+        assert np.array_equal(a[k], b[k], equal_nan=k == "m_bb"), k
+    for name in effs:
+        assert np.array_equal(a["p"][name], b["p"][name]), name
 
 
 def test_resolution_factors_equal_the_numpy_reference():
