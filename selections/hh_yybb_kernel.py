@@ -295,10 +295,11 @@ def _selected_jets(j_off, jet_ok, ev, idx):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True, nogil=True)
-def _truth_row(r, ev, row_kind, a, b, m, idx, eps, eps1, eff_class, p4, j_pt, g1, g2, myy, mstar_offset,
+def _truth_row(r, ev, row_kind, a, b, m, idx, eps, eps1, cls, p4, j_pt, g1, g2, myy, mstar_offset,
                evt, kind, c0, c1, prob, obs):  # pragma: no cover - numba
-    """Row r: event ev, candidates a, b (ranks among its selected jets), P per table:
-    2-tag ε_a ε_b Π_{k<b, k≠a} (1 − ε_k); 1-tag ε¹_a Π_{k≠a} (1 − ε_k)."""
+    """Row r: event ev, candidates a, b (ranks among its selected jets; ``cls``: their
+    efficiency classes), P per table: 2-tag ε_a ε_b Π_{k<b, k≠a} (1 − ε_k); 1-tag
+    ε¹_a Π_{k≠a} (1 − ε_k)."""
     evt[r] = ev
     kind[r] = row_kind
     c0[r] = idx[a]
@@ -312,7 +313,7 @@ def _truth_row(r, ev, row_kind, a, b, m, idx, eps, eps1, eff_class, p4, j_pt, g1
         if row_kind == 2:
             prob[t, r] = eps[t, a] * eps[t, b] * prod
         else:
-            prob[t, r] = eps1[t, eff_class[idx[a]]] * prod
+            prob[t, r] = eps1[t, cls[a]] * prod
     pa = (p4[a, 0], p4[a, 1], p4[a, 2], p4[a, 3])
     pb = (p4[b, 0], p4[b, 1], p4[b, 2], p4[b, 3])
     mbb, mstar, hi, lo = _pair_p4(pa, pb, np.float64(j_pt[idx[a]]), np.float64(j_pt[idx[b]]), g1, g2, myy,
@@ -327,9 +328,7 @@ def _truth_row(r, ev, row_kind, a, b, m, idx, eps, eps1, eff_class, p4, j_pt, g1
 def _truth_rows(j_off, jet_ok, pre, class_base, pt_edges, eps2, eps1, i1, i2, myy, ph_pt, ph_eta, ph_phi,
                 j_pt, j_eta, j_phi, j_mass, mstar_offset):  # pragma: no cover
     n = len(j_off) - 1
-    # efficiency class of the selected jets: class_base + pT bin (number of inner edges ≤ pT,
-    # as np.searchsorted(pt_edges, pt, side="right")); only these jets need one
-    eff_class = np.zeros(len(j_pt), dtype=np.int64)
+
     width = 0  # most jets in an event
     for ev in range(n):
         width = max(width, j_off[ev + 1] - j_off[ev])
@@ -349,6 +348,7 @@ def _truth_rows(j_off, jet_ok, pre, class_base, pt_edges, eps2, eps1, i1, i2, my
     obs = np.empty((4, total), dtype=np.float64)
     eps = np.empty((n_tab, width), dtype=np.float64)
     p4 = np.empty((width, 4), dtype=np.float64)
+    cls = np.empty(width, dtype=np.int64)
     r = 0
     for ev in range(n):
         if not pre[ev]:
@@ -357,15 +357,16 @@ def _truth_rows(j_off, jet_ok, pre, class_base, pt_edges, eps2, eps1, i1, i2, my
         if m < 2:
             continue
         for a in range(m):
+            # efficiency class of selected jet a: class_base + pT bin (the number of inner
+            # edges ≤ pT, as np.searchsorted(pt_edges, pt, side="right"))
             k = idx[a]
             c = class_base[k]
             for e in range(len(pt_edges)):
                 if np.float64(j_pt[k]) >= pt_edges[e]:
                     c += 1
-            eff_class[k] = c
-        for a in range(m):
+            cls[a] = c
             for t in range(n_tab):
-                eps[t, a] = eps2[t, eff_class[idx[a]]]
+                eps[t, a] = eps2[t, c]
             k = idx[a]
             v = _p4(np.float64(j_pt[k]), np.float64(j_eta[k]), np.float64(j_phi[k]), np.float64(j_mass[k]))
             p4[a, 0], p4[a, 1], p4[a, 2], p4[a, 3] = v
@@ -373,11 +374,11 @@ def _truth_rows(j_off, jet_ok, pre, class_base, pt_edges, eps2, eps1, i1, i2, my
         g2 = _p4(np.float64(ph_pt[i2[ev]]), np.float64(ph_eta[i2[ev]]), np.float64(ph_phi[i2[ev]]), 0.0)
         for b in range(1, m):  # 2-tag: the pairs (a, b), a < b
             for a in range(b):
-                _truth_row(r, ev, 2, a, b, m, idx, eps, eps1, eff_class, p4, j_pt, g1, g2, myy[ev],
+                _truth_row(r, ev, 2, a, b, m, idx, eps, eps1, cls, p4, j_pt, g1, g2, myy[ev],
                            mstar_offset, evt, kind, c0, c1, prob, obs)
                 r += 1
         for a in range(m):  # 1-tag: jet a tagged, the leading other jet second
-            _truth_row(r, ev, 1, a, 1 if a == 0 else 0, m, idx, eps, eps1, eff_class, p4, j_pt, g1, g2,
+            _truth_row(r, ev, 1, a, 1 if a == 0 else 0, m, idx, eps, eps1, cls, p4, j_pt, g1, g2,
                        myy[ev], mstar_offset, evt, kind, c0, c1, prob, obs)
             r += 1
     return evt, kind, c0, c1, prob, obs
