@@ -42,6 +42,7 @@ __all__ = [
     "event_arrays_numpy",
     "hash_normals",
     "kernel_loaded",
+    "objects_of",
     "pair_rows_numpy",
     "resolution_factors",
     "resolution_factors_numpy",
@@ -522,6 +523,29 @@ def resolution_factors(offsets: np.ndarray, pt: np.ndarray, eta: np.ndarray, eve
                         np.uint64(seed), float(stochastic), float(constant),
                         math.sqrt((1.0 + relative_uncertainty) ** 2 - 1.0), out)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _objects_of(offsets, events):  # pragma: no cover - numba
+    total = 0
+    for ev in range(len(events)):
+        if events[ev]:
+            total += offsets[ev + 1] - offsets[ev]
+    out = np.empty(total, dtype=np.int64)
+    j = 0
+    for ev in range(len(events)):
+        if events[ev]:
+            for k in range(offsets[ev], offsets[ev + 1]):
+                out[j] = k
+                j += 1
+    return out
+
+
+def objects_of(offsets: np.ndarray, events: np.ndarray) -> np.ndarray:
+    """Flat indices of the objects of the events where the boolean ``events`` is true
+    (``offsets``: n + 1 event boundaries), compiled: ``np.flatnonzero(np.repeat(events,
+    np.diff(offsets)))`` in one pass that touches only the selected events' objects."""
+    return _objects_of(np.asarray(offsets, dtype=np.int64), np.ascontiguousarray(events, dtype=np.bool_))
 
 
 def kernel_loaded() -> bool:

@@ -209,3 +209,22 @@ def test_resolution_factors_equal_the_numpy_reference():
                                                      **{**kw, "seed": 1}))
     z = (ref - 1.0)
     assert 0.0 < np.std(z) < 0.05 and abs(np.mean(z)) < 0.1 * np.std(z)
+
+
+def test_objects_of_equals_the_numpy_index():
+    from selections.hh_yybb import FlatCollection
+
+    rng = np.random.default_rng(31)
+    counts = rng.poisson(1.5, 500)
+    counts[:3] = [0, 4, 0]
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    events = rng.uniform(size=500) < 0.4
+    events[:3] = [True, True, False]
+    ref = np.flatnonzero(np.repeat(events, counts))
+    got = K.objects_of(offsets, events)
+    assert got.dtype == np.int64 and np.array_equal(got, ref) and got[:4].tolist() == [0, 1, 2, 3]
+    assert K.objects_of(offsets, np.zeros(500, dtype=bool)).size == 0
+    coll = FlatCollection(counts, {"pt": rng.uniform(size=int(counts.sum()))})
+    a, b = coll.subset(events), coll.subset(events, compiled=True)
+    assert np.array_equal(a["pt"], b["pt"]) and np.array_equal(a.offsets, b.offsets)
+    assert a.n_events == int(events.sum())
