@@ -840,30 +840,39 @@ class HHyybbProcessor(processor.ProcessorABC):
         one weight row."""
         rows = res.get("rows")
         inclusive = ("diphoton", "pretag")
+        # every event region lies inside "diphoton": its events are the only entries
+        events = np.flatnonzero(res["regions"]["diphoton"])
         sources = [
-            ({r: m for r, m in res["regions"].items() if r in inclusive}, res["obs_leading"], None),
-            ({r: m for r, m in res["regions"].items() if r not in inclusive}, res["obs"], None),
+            ({r: m for r, m in res["regions"].items() if r in inclusive}, res["obs_leading"], None, events),
+            ({r: m for r, m in res["regions"].items() if r not in inclusive}, res["obs"], None, events),
         ]
         if rows is not None:
-            sources.append((rows["regions"], rows["obs"], rows))
+            sources.append((rows["regions"], rows["obs"], rows, None))
         variations = np.array([self._variation_index[v] for v in weights], dtype=np.int64)
         event_weights = None  # (weight rows, row per variation) of the event groups, built once
-        for regions, obs, src in sources:
+        for regions, obs, src, used in sources:
             if not regions:
                 continue
-            masks = np.stack(list(regions.values()))
-            used = np.flatnonzero(masks.any(axis=0))  # the entries in any of these regions
+            if used is None:
+                masks = np.stack(list(regions.values()))
+                used = np.flatnonzero(masks.any(axis=0))  # the entries in any of these regions
+                masks = masks[:, used]
+            else:
+                masks = np.stack([m[used] for m in regions.values()])
             if not used.size:
                 continue
-            masks = masks[:, used]
             if src is None:
                 if event_weights is None:
-                    event_weights = self._weight_rows(weights)
+                    taken: dict[int, np.ndarray] = {}  # one gather per distinct weight array
+                    for w in weights.values():
+                        if id(w) not in taken:
+                            taken[id(w)] = w[used]
+                    event_weights = self._weight_rows({v: taken[id(w)] for v, w in weights.items()})
                 w_rows, w_of = event_weights
             else:
                 p = src["p"]
                 w_rows, w_of = self._weight_rows(weights, src["evt"], {v: p.get(v, p["nominal"]) for v in weights})
-            w_rows = w_rows[:, used]
+                w_rows = w_rows[:, used]
             region_ids = np.array([self._region_index[r] for r in regions], dtype=np.int64)
             for name, filler in fillers.items():
                 filler.fill(masks, region_ids, filler.bins(obs[name][used]), w_rows, w_of, variations,
