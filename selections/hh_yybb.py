@@ -1356,6 +1356,20 @@ def benchmark(files: Sequence[str], config: Mapping[str, Any], working_points: A
     }
 
 
+def _expects_numba(hh_cfg: Mapping[str, Any], sample_metadata: Sequence[str] | None) -> bool:
+    """True if the compiled engine will run: ``engine: numba``, or ``auto`` with sample
+    metadata of at least ``numba_min_events`` events (unreadable metadata counts as none)."""
+    if hh_cfg["engine"] != "auto":
+        return hh_cfg["engine"] == "numba"
+    n = 0
+    for path in sample_metadata or []:
+        try:
+            n += int(json.loads(Path(path).read_text()).get("n_events") or 0)
+        except (OSError, ValueError, TypeError, AttributeError):
+            continue
+    return n >= hh_cfg["numba_min_events"]
+
+
 def apply_overrides(cfg: dict[str, Any], items: Sequence[str], *, source: str = "config",
                     extra: Mapping[tuple[str, ...], Any] | None = None) -> dict[str, Any]:
     """``cfg`` with the ``--set KEY=VALUE`` ``items`` (dotted key, YAML value) and ``extra``
@@ -1421,6 +1435,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(exc))
     smearing_seed = selection_config(cfg)["hh_yybb"]["systematics"]["photon_energy_resolution"]["seed"]
     if not args.no_gc_freeze:
+        if _expects_numba(selection_config(cfg)["hh_yybb"], args.sample_metadata):
+            K.warm_up()  # numba's start-up objects are frozen with the rest
         log.debug("garbage collector: %d start-up objects frozen", freeze_startup_objects())
     remote = [f for f in args.files if "://" in f]  # URLs have no local identity: named only
     rec = provenance_record(

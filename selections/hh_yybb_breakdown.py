@@ -135,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
         raise
     except ValueError as exc:  # an item that is not KEY=VALUE
         parser.error(str(exc))
-    runner.freeze_startup_objects()  # as the selection's command line does
+    if S._expects_numba(S.selection_config(cfg)["hh_yybb"], args.sample_metadata):  # as the selection's
+        K.warm_up()                                                                # command line does
+    runner.freeze_startup_objects()
     out = breakdown(args.files, cfg, args.working_points,
                     sample_metadata=args.sample_metadata, repeat=args.repeat)
     print(json.dumps(out, indent=2))  # noqa: T201 - the requested output

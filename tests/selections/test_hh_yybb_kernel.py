@@ -228,3 +228,17 @@ def test_objects_of_equals_the_numpy_index():
     a, b = coll.subset(events), coll.subset(events, compiled=True)
     assert np.array_equal(a["pt"], b["pt"]) and np.array_equal(a.offsets, b.offsets)
     assert a.n_events == int(events.sum())
+
+
+def test_warm_up_starts_numba_and_expects_numba_follows_the_engine(tmp_path):
+    from selections.hh_yybb import _expects_numba
+
+    K.warm_up()  # idempotent, no error
+    assert K.objects_of(np.array([0, 2]), np.array([True])).tolist() == [0, 1]
+    small, big = tmp_path / "small.json", tmp_path / "big.json"
+    small.write_text('{"n_events": 10}')
+    big.write_text('{"n_events": 2000000}')
+    cfg = {"engine": "auto", "numba_min_events": 1000000}
+    assert not _expects_numba(cfg, [str(small)]) and _expects_numba(cfg, [str(small), str(big)])
+    assert not _expects_numba(cfg, [str(tmp_path / "missing.json")]) and not _expects_numba(cfg, None)
+    assert _expects_numba({**cfg, "engine": "numba"}, None) and not _expects_numba({**cfg, "engine": "numpy"}, [str(big)])
