@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import gc
 import json
 import logging
 import statistics
@@ -67,15 +68,40 @@ class ColumnsOnly(processor.ProcessorABC):
         return accumulator
 
 
+class _GCTimer:
+    """CPU seconds spent inside the garbage collector while installed (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._start = time.process_time()
+        else:
+            self.total += time.process_time() - self._start
+
+
 def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_metadata: Any = None,
-              repeat: int = 5) -> dict[str, Any]:
+              repeat: int = 5, process_repeat: int = 0) -> dict[str, Any]:
     """Median CPU seconds per component over ``repeat`` runs, the total and the plain read,
     and ``framework_only``: the same runner, preload and column extraction with
-    :class:`ColumnsOnly` instead of the selection (the ceiling of the ratio)."""
+    :class:`ColumnsOnly` instead of the selection (the ceiling of the ratio).
+    ``garbage_collection``: the collector's CPU time within a selection run (it overlaps
+    the other components). ``process_repeat`` > 0: also ``process_only``, the processor's
+    ``process`` alone called that many more times on the last run's (already read) chunk,
+    min and median CPU seconds: the selection's own cost without the I/O and with less of
+    the machine's noise."""
     from coffea.nanoevents import NanoEventsFactory
 
     acc: dict[str, float] = {}
     saved: list[tuple[Any, str, Any]] = []
+    captured: dict[str, Any] = {}
+    process = S.HHyybbProcessor.__dict__["process"]
+
+    def capture(self: Any, events: Any) -> Any:
+        captured["processor"], captured["events"] = self, events
+        return process(self, events)
 
     def patch(owner: Any, name: str, key: str) -> None:
         saved.append((owner, name, owner.__dict__[name]))
@@ -89,6 +115,11 @@ def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_met
     factory = NanoEventsFactory.__dict__["from_root"]
     saved.append((NanoEventsFactory, "from_root", factory))
     NanoEventsFactory.from_root = classmethod(_timed(factory.__func__, "nanoevents_factory", acc))
+    if process_repeat:
+        saved.append((S.HHyybbProcessor, "process", process))
+        S.HHyybbProcessor.process = capture
+    gc_timer = _GCTimer()
+    process_only: list[float] = []
     try:
         res = S.run_selection(files, config, working_points, sample_metadata=sample_metadata)  # warm-up
         branches = res.histset["provenance"]["branches"]
@@ -98,24 +129,40 @@ def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_met
         runs = []
         for _ in range(repeat):
             acc.clear()
+            gc_timer.total = 0.0
+            gc.callbacks.append(gc_timer)
             c0 = time.process_time()
-            res = S.run_selection(files, config, working_points, sample_metadata=sample_metadata)
-            total = time.process_time() - c0
-            parts = dict(acc)
+            try:
+                res = S.run_selection(files, config, working_points, sample_metadata=sample_metadata)
+            finally:
+                total = time.process_time() - c0
+                gc.callbacks.remove(gc_timer)
+            parts = {**acc, "garbage_collection": gc_timer.total}
             c0 = time.process_time()
             runner.run_processor(floor, fileset, S.stage_runner_config(config), preload=branches)
             framework = time.process_time() - c0
             n, _, read_cpu = S._plain_read(files, branches)
             runs.append({"total": total, "plain_read": read_cpu, "framework_only": framework, **parts})
+        if process_repeat:
+            proc, events = captured["processor"], captured["events"]
+            for _ in range(process_repeat):
+                c0 = time.process_time()
+                process(proc, events)
+                process_only.append(time.process_time() - c0)
+            captured.clear()
     finally:
         for owner, name, original in reversed(saved):
             setattr(owner, name, original)
     keys = list(runs[0])
     med = {k: statistics.median(r.get(k, 0.0) for r in runs) for k in keys}
-    med["other"] = med["total"] - sum(v for k, v in med.items()
-                                      if k not in ("total", "plain_read", "framework_only", "analyse_per_event_pass"))
-    return {"events": n, "repeat": repeat, "cpu_s": med, "ratio_cpu": med["plain_read"] / med["total"],
-            "ratio_cpu_framework_only": med["plain_read"] / med["framework_only"]}
+    overlapping = ("total", "plain_read", "framework_only", "analyse_per_event_pass", "garbage_collection")
+    med["other"] = med["total"] - sum(v for k, v in med.items() if k not in overlapping)
+    out = {"events": n, "repeat": repeat, "cpu_s": med, "ratio_cpu": med["plain_read"] / med["total"],
+           "ratio_cpu_framework_only": med["plain_read"] / med["framework_only"]}
+    if process_only:
+        out["process_only_cpu_s"] = {"min": min(process_only), "median": statistics.median(process_only),
+                                     "repeat": len(process_only)}
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--working-points", required=True)
     parser.add_argument("--sample-metadata", nargs="*", default=None)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--process-repeat", type=int, default=0,
+                        help="also time the processor's process() alone this many times on the read chunk")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, as for python -m selections.hh_yybb")
     parser.add_argument("files", nargs="+")
@@ -139,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         K.warm_up()                                                                # command line does
     runner.freeze_startup_objects()
     out = breakdown(args.files, cfg, args.working_points,
-                    sample_metadata=args.sample_metadata, repeat=args.repeat)
+                    sample_metadata=args.sample_metadata, repeat=args.repeat, process_repeat=args.process_repeat)
     print(json.dumps(out, indent=2))  # noqa: T201 - the requested output
     return 0
 

@@ -15,10 +15,15 @@ def test_breakdown_components_and_restores_the_patches(tmp_path):
     wp = tmp_path / "wp.json"
     wp.write_text(json.dumps(WP_FILE_CONTENT))
     originals = {name: S.HHyybbProcessor.__dict__[name] for name in B.PROCESSOR_STEPS}
+    process = S.HHyybbProcessor.__dict__["process"]
     kernels = (K.event_arrays, K.event_arrays_numpy)
     cfg = {"seed": 1, "generation": {"samples": {}}, "runner": {"executor": "iterative"}}
-    out = B.breakdown([str(path)], cfg, str(wp), repeat=2)
+    out = B.breakdown([str(path)], cfg, str(wp), repeat=2, process_repeat=3)
     cpu = out["cpu_s"]
+    only = out["process_only_cpu_s"]
+    assert only["repeat"] == 3 and 0 < only["min"] <= only["median"] < cpu["total"]
+    assert 0 <= cpu["garbage_collection"] <= cpu["total"]
+    assert S.HHyybbProcessor.__dict__["process"] is process
     assert out["events"] == 19
     for key in ("validate", "nanoevents_factory", "read", "analyse", "analyse_per_event_pass", "fill",
                 "plain_read", "framework_only", "total"):
@@ -26,7 +31,8 @@ def test_breakdown_components_and_restores_the_patches(tmp_path):
     assert cpu["analyse_per_event_pass"] <= cpu["analyse"]  # a part of it
     assert out["ratio_cpu_framework_only"] == cpu["plain_read"] / cpu["framework_only"]
     parts = sum(v for k, v in cpu.items()
-                if k not in ("total", "plain_read", "framework_only", "other", "analyse_per_event_pass"))
+                if k not in ("total", "plain_read", "framework_only", "other", "analyse_per_event_pass",
+                             "garbage_collection"))
     assert parts <= cpu["total"] and abs(cpu["other"] - (cpu["total"] - parts)) < 1e-12
     assert {name: S.HHyybbProcessor.__dict__[name] for name in B.PROCESSOR_STEPS} == originals
     assert (K.event_arrays, K.event_arrays_numpy) == kernels
