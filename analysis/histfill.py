@@ -46,6 +46,23 @@ def _fill(value, variance, masks, regions, xbin, weights, weight_rows, variation
                         variance[r, variations[j], b] += w * w
 
 
+@numba.njit(cache=True, nogil=True)
+def _fill_many(values, variances, masks, regions, xbins, weights, weight_rows, variations):  # pragma: no cover
+    for k in range(masks.shape[0]):
+        r = regions[k]
+        for e in range(masks.shape[1]):
+            if masks[k, e]:
+                for o in range(len(values)):
+                    b = xbins[o, e]
+                    if b >= 0:
+                        value = values[o]
+                        variance = variances[o]
+                        for j in range(variations.shape[0]):
+                            w = weights[weight_rows[j], e]
+                            value[r, variations[j], b] += w
+                            variance[r, variations[j], b] += w * w
+
+
 class RegionFiller:
     """Fills one ``Hist(region, variation, observable)`` with Weight storage (or, with
     ``observable`` given, only computes bin indices along that axis of any histogram).
@@ -84,9 +101,39 @@ class RegionFiller:
     def fill(self, masks: np.ndarray, regions: np.ndarray, xbin: np.ndarray, weights: np.ndarray,
              weight_rows: np.ndarray, variations: np.ndarray, *, compiled: bool = True) -> None:
         """:func:`fill_regions` into this histogram."""
+        xbin = np.ascontiguousarray(xbin, dtype=np.int64)
+        masks, regions, weights, weight_rows, variations = self._checked(
+            masks, regions, xbin, weights, weight_rows, variations)
+        if compiled:
+            _fill(self.value, self.variance, masks, regions, xbin, weights, weight_rows, variations)
+            return
+        self._fill_numpy(masks, regions, xbin, weights, weight_rows, variations)
+
+    @staticmethod
+    def fill_together(fillers: list[RegionFiller], masks: np.ndarray, regions: np.ndarray, xbins: np.ndarray,
+                      weights: np.ndarray, weight_rows: np.ndarray, variations: np.ndarray, *,
+                      compiled: bool = True) -> None:
+        """:meth:`fill` of several histograms (observables) with the same entries, regions
+        and weights at once: ``xbins[o]`` are the bins of ``fillers[o]`` (one scan of the
+        masks instead of one per histogram). Histograms with the same region and variation
+        axes only."""
+        xbins = np.ascontiguousarray(xbins, dtype=np.int64)
+        if xbins.ndim != 2 or xbins.shape[0] != len(fillers):
+            raise ValueError(f"fill_together: xbins of shape {xbins.shape}, expected ({len(fillers)}, n)")
+        if not compiled or len(fillers) < 2 or len({(f.value.shape[:2]) for f in fillers}) != 1:
+            for f, xb in zip(fillers, xbins, strict=True):
+                f.fill(masks, regions, xb, weights, weight_rows, variations, compiled=compiled)
+            return
+        # the checks of fill, once (the fillers share the region and variation axes)
+        first = fillers[0]
+        masks, regions, weights, weight_rows, variations = first._checked(
+            masks, regions, xbins[0], weights, weight_rows, variations)
+        _fill_many(tuple(f.value for f in fillers), tuple(f.variance for f in fillers), masks, regions, xbins,
+                   weights, weight_rows, variations)
+
+    def _checked(self, masks, regions, xbin, weights, weight_rows, variations):
         masks = np.ascontiguousarray(masks, dtype=np.bool_)
         regions = np.asarray(regions, dtype=np.int64)
-        xbin = np.ascontiguousarray(xbin, dtype=np.int64)
         weights = np.ascontiguousarray(weights, dtype=np.float64)
         weight_rows = np.asarray(weight_rows, dtype=np.int64)
         variations = np.asarray(variations, dtype=np.int64)
@@ -101,10 +148,7 @@ class RegionFiller:
                                 (weight_rows, weights.shape[0], "weight row")):
             if arr.size and (arr.min() < 0 or arr.max() >= size):
                 raise IndexError(f"fill_regions: {what} index out of range")
-        if compiled:
-            _fill(self.value, self.variance, masks, regions, xbin, weights, weight_rows, variations)
-            return
-        self._fill_numpy(masks, regions, xbin, weights, weight_rows, variations)
+        return masks, regions, weights, weight_rows, variations
 
     def _fill_numpy(self, masks, regions, xbin, weights, weight_rows, variations) -> None:
         shape = self.value.shape

@@ -840,16 +840,18 @@ class HHyybbProcessor(processor.ProcessorABC):
         one weight row."""
         rows = res.get("rows")
         inclusive = ("diphoton", "pretag")
-        # every event region lies inside "diphoton": its events are the only entries
-        events = np.flatnonzero(res["regions"]["diphoton"])
+        # the entries: every inclusive region lies inside "diphoton", every other event region
+        # inside the b-tagged "pretag" events (none for truth-tagged samples: their rows carry
+        # the tags)
         sources = [
-            ({r: m for r, m in res["regions"].items() if r in inclusive}, res["obs_leading"], None, events),
-            ({r: m for r, m in res["regions"].items() if r not in inclusive}, res["obs"], None, events),
+            ({r: m for r, m in res["regions"].items() if r in inclusive}, res["obs_leading"], None,
+             np.flatnonzero(res["regions"]["diphoton"])),
+            ({r: m for r, m in res["regions"].items() if r not in inclusive}, res["obs"], None,
+             np.flatnonzero(res["regions"]["pretag"] & (res["tag"] > 0))),
         ]
         if rows is not None:
             sources.append((rows["regions"], rows["obs"], rows, None))
         variations = np.array([self._variation_index[v] for v in weights], dtype=np.int64)
-        event_weights = None  # (weight rows, row per variation) of the event groups, built once
         for regions, obs, src, used in sources:
             if not regions:
                 continue
@@ -857,26 +859,24 @@ class HHyybbProcessor(processor.ProcessorABC):
                 masks = np.stack(list(regions.values()))
                 used = np.flatnonzero(masks.any(axis=0))  # the entries in any of these regions
                 masks = masks[:, used]
-            else:
+            elif used.size:
                 masks = np.stack([m[used] for m in regions.values()])
             if not used.size:
                 continue
             if src is None:
-                if event_weights is None:
-                    taken: dict[int, np.ndarray] = {}  # one gather per distinct weight array
-                    for w in weights.values():
-                        if id(w) not in taken:
-                            taken[id(w)] = w[used]
-                    event_weights = self._weight_rows({v: taken[id(w)] for v, w in weights.items()})
-                w_rows, w_of = event_weights
+                taken: dict[int, np.ndarray] = {}  # one gather per distinct weight array
+                for w in weights.values():
+                    if id(w) not in taken:
+                        taken[id(w)] = w[used]
+                w_rows, w_of = self._weight_rows({v: taken[id(w)] for v, w in weights.items()})
             else:
                 p = src["p"]
                 w_rows, w_of = self._weight_rows(weights, src["evt"], {v: p.get(v, p["nominal"]) for v in weights})
                 w_rows = w_rows[:, used]
             region_ids = np.array([self._region_index[r] for r in regions], dtype=np.int64)
-            for name, filler in fillers.items():
-                filler.fill(masks, region_ids, filler.bins(obs[name][used]), w_rows, w_of, variations,
-                            compiled=self._compiled)
+            xbins = np.stack([filler.bins(obs[name][used]) for name, filler in fillers.items()])
+            HF.RegionFiller.fill_together(list(fillers.values()), masks, region_ids, xbins, w_rows, w_of,
+                                          variations, compiled=self._compiled)
 
     @staticmethod
     def _weight_rows(weights: Mapping[str, np.ndarray], evt: np.ndarray | None = None,

@@ -89,3 +89,25 @@ def test_fill_regions_rejects_bad_shapes_and_indices():
     flat = hist.Hist(hist.axis.Regular(3, 0, 1, name="x"), storage=hist.storage.Weight())
     with pytest.raises(ValueError, match="Hist\\(region, variation, observable\\)"):
         HF.fill_regions(flat, masks, [0, 1, 2], xb, weights, [0], [0])
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_fill_together_equals_one_fill_per_histogram(compiled):
+    x, masks, weights = sample(seed=9)
+    y = x * 0.5 + 80.0  # a second observable on the same entries
+    hs = H.make_hists(["m_yy", "m_bb"], REGIONS, VARIATIONS,
+                      {"m_yy": {"bins": 11, "range": [100.0, 160.0]}, "m_bb": {"bins": 7, "range": [80.0, 170.0]}})
+    ref = H.make_hists(["m_yy", "m_bb"], REGIONS, VARIATIONS,
+                       {"m_yy": {"bins": 11, "range": [100.0, 160.0]}, "m_bb": {"bins": 7, "range": [80.0, 170.0]}})
+    fillers = [HF.RegionFiller(hs["m_yy"]), HF.RegionFiller(hs["m_bb"])]
+    xbins = np.stack([fillers[0].bins(x), fillers[1].bins(y)])
+    HF.RegionFiller.fill_together(fillers, masks, [3, 1, 0], xbins, weights, [1, 0], [0, 2], compiled=compiled)
+    for name, v in (("m_yy", x), ("m_bb", y)):
+        HF.fill_regions(ref[name], masks, [3, 1, 0], HF.bin_indices(ref[name], name, v), weights, [1, 0], [0, 2])
+        np.testing.assert_allclose(hs[name].values(flow=True), ref[name].values(flow=True), rtol=1e-13, atol=0)
+        np.testing.assert_allclose(hs[name].variances(flow=True), ref[name].variances(flow=True), rtol=1e-13)
+        assert hs[name].values(flow=True).sum() > 0
+    with pytest.raises(ValueError, match="xbins of shape"):
+        HF.RegionFiller.fill_together(fillers, masks, [3, 1, 0], xbins[:1], weights, [1, 0], [0, 2])
+    with pytest.raises(IndexError, match="variation index"):
+        HF.RegionFiller.fill_together(fillers, masks, [3, 1, 0], xbins, weights, [1, 0], [0, 5])
