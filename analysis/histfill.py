@@ -33,20 +33,6 @@ def bin_indices(h, name: str, x: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _fill(value, variance, masks, regions, xbin, weights, weight_rows, variations):  # pragma: no cover - numba
-    for k in range(masks.shape[0]):
-        r = regions[k]
-        for e in range(masks.shape[1]):
-            if masks[k, e]:
-                b = xbin[e]
-                if b >= 0:
-                    for j in range(variations.shape[0]):
-                        w = weights[weight_rows[j], e]
-                        value[r, variations[j], b] += w
-                        variance[r, variations[j], b] += w * w
-
-
-@numba.njit(cache=True, nogil=True)
 def _fill_many(values, variances, masks, regions, xbins, weights, weight_rows, variations):  # pragma: no cover
     for k in range(masks.shape[0]):
         r = regions[k]
@@ -101,13 +87,9 @@ class RegionFiller:
     def fill(self, masks: np.ndarray, regions: np.ndarray, xbin: np.ndarray, weights: np.ndarray,
              weight_rows: np.ndarray, variations: np.ndarray, *, compiled: bool = True) -> None:
         """:func:`fill_regions` into this histogram."""
-        xbin = np.ascontiguousarray(xbin, dtype=np.int64)
-        masks, regions, weights, weight_rows, variations = self._checked(
-            masks, regions, xbin, weights, weight_rows, variations)
-        if compiled:
-            _fill(self.value, self.variance, masks, regions, xbin, weights, weight_rows, variations)
-            return
-        self._fill_numpy(masks, regions, xbin, weights, weight_rows, variations)
+        xbin = np.asarray(xbin, dtype=np.int64)
+        RegionFiller.fill_together([self], masks, regions, xbin.reshape(1, -1), weights, weight_rows, variations,
+                                   compiled=compiled)
 
     @staticmethod
     def fill_together(fillers: list[RegionFiller], masks: np.ndarray, regions: np.ndarray, xbins: np.ndarray,
@@ -120,14 +102,17 @@ class RegionFiller:
         xbins = np.ascontiguousarray(xbins, dtype=np.int64)
         if xbins.ndim != 2 or xbins.shape[0] != len(fillers):
             raise ValueError(f"fill_together: xbins of shape {xbins.shape}, expected ({len(fillers)}, n)")
-        if not compiled or len(fillers) < 2 or len({(f.value.shape[:2]) for f in fillers}) != 1:
+        if len({f.value.shape[:2] for f in fillers}) > 1:  # other region/variation axes: one by one
             for f, xb in zip(fillers, xbins, strict=True):
                 f.fill(masks, regions, xb, weights, weight_rows, variations, compiled=compiled)
             return
-        # the checks of fill, once (the fillers share the region and variation axes)
-        first = fillers[0]
-        masks, regions, weights, weight_rows, variations = first._checked(
+        # the checks, once (the fillers share the region and variation axes)
+        masks, regions, weights, weight_rows, variations = fillers[0]._checked(
             masks, regions, xbins[0], weights, weight_rows, variations)
+        if not compiled:
+            for f, xb in zip(fillers, xbins, strict=True):
+                f._fill_numpy(masks, regions, xb, weights, weight_rows, variations)
+            return
         _fill_many(tuple(f.value for f in fillers), tuple(f.variance for f in fillers), masks, regions, xbins,
                    weights, weight_rows, variations)
 

@@ -864,26 +864,21 @@ class HHyybbProcessor(processor.ProcessorABC):
             if not used.size:
                 continue
             if src is None:
-                taken: dict[int, np.ndarray] = {}  # one gather per distinct weight array
-                for w in weights.values():
-                    if id(w) not in taken:
-                        taken[id(w)] = w[used]
-                w_rows, w_of = self._weight_rows({v: taken[id(w)] for v, w in weights.items()})
+                w_rows, w_of = self._weight_rows(weights, used)
             else:
                 p = src["p"]
-                w_rows, w_of = self._weight_rows(weights, src["evt"], {v: p.get(v, p["nominal"]) for v in weights})
-                w_rows = w_rows[:, used]
+                w_rows, w_of = self._weight_rows(weights, used, src["evt"], {v: p.get(v, p["nominal"]) for v in weights})
             region_ids = np.array([self._region_index[r] for r in regions], dtype=np.int64)
             xbins = np.stack([filler.bins(obs[name][used]) for name, filler in fillers.items()])
             HF.RegionFiller.fill_together(list(fillers.values()), masks, region_ids, xbins, w_rows, w_of,
                                           variations, compiled=self._compiled)
 
     @staticmethod
-    def _weight_rows(weights: Mapping[str, np.ndarray], evt: np.ndarray | None = None,
+    def _weight_rows(weights: Mapping[str, np.ndarray], entries: np.ndarray, evt: np.ndarray | None = None,
                      probs: Mapping[str, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The distinct weight arrays of ``weights`` (per event; with ``evt`` and ``probs``:
-        per truth-tag row, the event weight × the row's probability) stacked, and the row of
-        each variation."""
+        """The distinct weight arrays of ``weights`` at the ``entries`` (events; with ``evt``
+        and ``probs``: truth-tag rows, the event weight × the row's probability) stacked, one
+        gather per distinct array, and the row of each variation."""
         rows: list[np.ndarray] = []
         seen: dict[tuple[int, int], int] = {}
         of = []
@@ -892,7 +887,7 @@ class HHyybbProcessor(processor.ProcessorABC):
             key = (id(w), id(p))
             if key not in seen:
                 seen[key] = len(rows)
-                rows.append(w if p is None else w[evt] * p)
+                rows.append(w[entries] if p is None else w[evt[entries]] * p[entries])
             of.append(seen[key])
         return np.stack(rows), np.array(of, dtype=np.int64)
 
