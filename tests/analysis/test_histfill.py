@@ -95,10 +95,8 @@ def test_fill_regions_rejects_bad_shapes_and_indices():
 def test_fill_together_equals_one_fill_per_histogram(compiled):
     x, masks, weights = sample(seed=9)
     y = x * 0.5 + 80.0  # a second observable on the same entries
-    hs = H.make_hists(["m_yy", "m_bb"], REGIONS, VARIATIONS,
-                      {"m_yy": {"bins": 11, "range": [100.0, 160.0]}, "m_bb": {"bins": 7, "range": [80.0, 170.0]}})
-    ref = H.make_hists(["m_yy", "m_bb"], REGIONS, VARIATIONS,
-                       {"m_yy": {"bins": 11, "range": [100.0, 160.0]}, "m_bb": {"bins": 7, "range": [80.0, 170.0]}})
+    binning = {"m_yy": {"bins": 11, "range": [100.0, 160.0]}, "m_bb": {"bins": 7, "range": [80.0, 170.0]}}
+    hs, ref = (H.make_hists(["m_yy", "m_bb"], REGIONS, VARIATIONS, binning) for _ in range(2))
     fillers = [HF.RegionFiller(hs["m_yy"]), HF.RegionFiller(hs["m_bb"])]
     xbins = np.stack([fillers[0].bins(x), fillers[1].bins(y)])
     HF.RegionFiller.fill_together(fillers, masks, [3, 1, 0], xbins, weights, [1, 0], [0, 2], compiled=compiled)
