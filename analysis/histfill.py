@@ -23,7 +23,7 @@ import numpy as np
 
 from analysis import histograms as H
 
-__all__ = ["RegionFiller", "bin_indices", "fill_regions"]
+__all__ = ["RegionFiller", "bin_indices", "fill_entries", "fill_regions"]
 
 
 def bin_indices(h, name: str, x: np.ndarray) -> np.ndarray:
@@ -47,6 +47,22 @@ def _fill_many(values, variances, masks, regions, xbins, weights, weight_rows, v
                             w = weights[weight_rows[j], e]
                             value[r, variations[j], b] += w
                             variance[r, variations[j], b] += w * w
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_entries(values, variances, bits, region_of_bit, xbins, variation, weight):  # pragma: no cover
+    for e in range(bits.shape[0]):
+        b_e = bits[e]
+        v = variation[e]
+        w = weight[e]
+        for i in range(region_of_bit.shape[0]):
+            if b_e >> i & 1:
+                r = region_of_bit[i]
+                for o in range(len(values)):
+                    b = xbins[o, e]
+                    if b >= 0:
+                        values[o][r, v, b] += w
+                        variances[o][r, v, b] += w * w
 
 
 class RegionFiller:
@@ -164,3 +180,43 @@ def fill_regions(h, masks: np.ndarray, regions: np.ndarray, xbin: np.ndarray, we
     that have the same weights (``weight_rows``). To fill one histogram many times, make
     one :class:`RegionFiller` and call its ``fill``."""
     RegionFiller(h).fill(masks, regions, xbin, weights, weight_rows, variations, compiled=compiled)
+
+
+def fill_entries(fillers: list[RegionFiller], bits: np.ndarray, region_of_bit: np.ndarray, xbins: np.ndarray,
+                 variation: np.ndarray, weight: np.ndarray, *, compiled: bool = True) -> None:
+    """Add entries that each carry their own regions, variation and weight: entry ``e``
+    goes, with ``weight[e]`` (and its square to the variance), to every region
+    ``region_of_bit[i]`` whose bit ``i`` is set in ``bits[e]``, at variation
+    ``variation[e]`` and bin ``xbins[o, e]`` of ``fillers[o]`` (skipped where −1). Entries
+    are added in order, so each bin gets the same sum as from :func:`fill_regions` with the
+    same entries in the same order. Histograms with the same region and variation axes."""
+    bits = np.asarray(bits, dtype=np.int64)
+    region_of_bit = np.asarray(region_of_bit, dtype=np.int64)
+    xbins = np.ascontiguousarray(xbins, dtype=np.int64)
+    variation = np.asarray(variation, dtype=np.int64)
+    weight = np.asarray(weight, dtype=np.float64)
+    n = bits.shape[0]
+    if xbins.shape != (len(fillers), n) or variation.shape != (n,) or weight.shape != (n,):
+        raise ValueError(f"fill_entries: xbins {xbins.shape}, variation {variation.shape}, weight {weight.shape} "
+                         f"for {len(fillers)} histograms and {n} entries")
+    if len({f.value.shape[:2] for f in fillers}) > 1:
+        raise ValueError("fill_entries: the histograms need the same region and variation axes")
+    if not n:
+        return
+    f0 = fillers[0]
+    for arr, size, what in ((region_of_bit, f0.n_regions, "region"), (variation, f0.n_variations, "variation")):
+        if arr.size and (arr.min() < 0 or arr.max() >= size):
+            raise IndexError(f"fill_entries: {what} index out of range")
+    if bits.min() < 0 or bits.max() >= 1 << len(region_of_bit):
+        raise IndexError(f"fill_entries: region bits beyond the {len(region_of_bit)} regions given")
+    if compiled:
+        _fill_entries(tuple(f.value for f in fillers), tuple(f.variance for f in fillers), bits, region_of_bit,
+                      xbins, variation, weight)
+        return
+    for i, r in enumerate(region_of_bit):  # the numpy reference: per region, entries in order
+        sel = np.flatnonzero((bits >> i) & 1)
+        for f, xb in zip(fillers, xbins, strict=True):
+            s = sel[xb[sel] >= 0]
+            shape = f.value.shape
+            flat = (r * shape[1] + variation[s]) * shape[2] + xb[s]
+            H.add_flat(f.h, flat, weight[s])

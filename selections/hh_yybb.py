@@ -69,6 +69,7 @@ from analysis.ingest import Fileset, InputFileError, detect_format, form_filter,
 from analysis.provenance import provenance_record
 from analysis.runner import freeze_startup_objects, run_processor, runner_config
 from selections import hh_yybb_kernel as K
+from selections import hh_yybb_shifted as KS
 from selections import objects as O
 
 log = logging.getLogger(__name__)
@@ -502,7 +503,11 @@ class HHyybbProcessor(processor.ProcessorABC):
     :mod:`selections.objects` run on those, and the per-event walk over the objects is
     :mod:`selections.hh_yybb_kernel` (one numba loop, or its numpy reference: ``engine``).
     Each pass fills all regions and variations of an observable at once
-    (:func:`analysis.histfill.fill_regions`). Costs: docs/hh_yybb.md, "Selection throughput".
+    (:func:`analysis.histfill.fill_regions`). With the compiled engine, the five shifted
+    passes and their fills are one call per chunk
+    (:func:`selections.hh_yybb_shifted.shifted_entries`, :func:`analysis.histfill.fill_entries`);
+    the numpy engine runs them pass by pass, the reference the tests compare with. Costs:
+    docs/hh_yybb.md, "Selection throughput".
     """
 
     def __init__(self, sel_cfg: Mapping[str, Any], fmt: str, btag: BTagSpec, read_mode: str | None = None):
@@ -516,6 +521,9 @@ class HHyybbProcessor(processor.ProcessorABC):
         self.systematics = list(H.SYSTEMATICS) if syst["enabled"] else []
         self.variations = H.variation_names(self.systematics)
         self._region_index = {r: i for i, r in enumerate(REGIONS)}
+        # the region bits of the compiled shifted passes (selections.hh_yybb_shifted)
+        self._region_of_bit = np.array([self._region_index[r] for r in REGIONS], dtype=np.int64)
+        assert len(REGIONS) == KS.N_REGION_BITS
         self._variation_index = {v: i for i, v in enumerate(self.variations)}
         self.binning = self.cfg["histograms"]["binning"]
         self.read_mode = read_mode or self.cfg["read_mode"]
@@ -779,6 +787,8 @@ class HHyybbProcessor(processor.ProcessorABC):
             "jet_mask": jmask,
             "jets": jets,
             "rows": rows,
+            "i1": ev["i1"],
+            "i2": i2,
         }
 
     def _scaled_jets(self, obj: dict[str, Any], scale: float) -> tuple[FlatCollection, np.ndarray]:
@@ -973,14 +983,18 @@ class HHyybbProcessor(processor.ProcessorABC):
             gen_w = obj["weight"]
             scfg = self.cfg["systematics"]
             dpes, djes = scfg["photon_energy_scale"], scfg["jet_energy_scale"]
-            shifted = [
-                ("photon_scaleUp", {"photon_scale": 1.0 + dpes}),
-                ("photon_scaleDown", {"photon_scale": 1.0 - dpes}),
-                ("photon_resolutionUp", {"photon_scale": self._per_factor(obj)}),
-                # photons untouched: only the events whose nominal diphoton passed matter
-                ("jet_scaleUp", {"jet_scale": 1.0 + djes, "event_mask": nominal["regions"]["diphoton"]}),
-                ("jet_scaleDown", {"jet_scale": 1.0 - djes, "event_mask": nominal["regions"]["diphoton"]}),
-            ]
+            if self._compiled:  # the five passes and their fills in one compiled call
+                self._fill_shifted_compiled(fillers, obj, nominal, truth, dpes, djes)
+                shifted = []
+            else:
+                shifted = [
+                    ("photon_scaleUp", {"photon_scale": 1.0 + dpes}),
+                    ("photon_scaleDown", {"photon_scale": 1.0 - dpes}),
+                    ("photon_resolutionUp", {"photon_scale": self._per_factor(obj)}),
+                    # photons untouched: only the events whose nominal diphoton passed matter
+                    ("jet_scaleUp", {"jet_scale": 1.0 + djes, "event_mask": nominal["regions"]["diphoton"]}),
+                    ("jet_scaleDown", {"jet_scale": 1.0 - djes, "event_mask": nominal["regions"]["diphoton"]}),
+                ]
             for name, kw in shifted:
                 if truth:
                     r = self._analyse(obj, truth_tables=["nominal"], **kw)
@@ -993,6 +1007,50 @@ class HHyybbProcessor(processor.ProcessorABC):
         timing = {"read_s": t_read - t0, "select_fill_s": t_end - t_read}
         return {dataset: {"events": n_events, "hists": hists, "timing": timing,
                           "cutflow": {"raw": raw, "sumw": sumw, "sumw2": sumw2}}}
+
+    def _fill_shifted_compiled(self, fillers: Mapping[str, HF.RegionFiller], obj: dict[str, Any],
+                               nominal: Mapping[str, Any], truth: bool, dpes: float, djes: float) -> None:
+        """The shifted passes (photon scale up/down, resolution up, jet scale up/down) and
+        their fills in one compiled call (:func:`selections.hh_yybb_shifted.shifted_entries`):
+        the same entries as :meth:`_analyse` and :meth:`_fill` pass by pass."""
+        photons: FlatCollection = obj["photons"]
+        pm_ = self.omap["photon"]
+        ok = photons["_fixed"]
+        iso = []
+        for spec in pm_.get("isolation", []):
+            if not spec.get("relative"):
+                continue
+            if spec.get("max") is not None:
+                iso.append((photons[spec["field"]], float(spec["max"])))
+            else:  # a relative flag without a maximum does not depend on pT
+                ok = ok & np.asarray(O.requirement_mask(photons, spec), dtype=bool)
+        jets: FlatCollection = obj["jets"]
+        if "jet_fixed" not in obj:
+            jc = self.cfg["jets"]
+            obj["jet_fixed"] = np.asarray(O.jet_selection(jets, {**self.omap["jet"], "pt_min": None,
+                                                                "eta_max": jc["eta_max"]}), dtype=bool)
+        vi = self._variation_index
+        passes = [(KS.PASS_PHOTON_SCALE, 1.0 + dpes, vi["photon_scaleUp"]),
+                  (KS.PASS_PHOTON_SCALE, 1.0 - dpes, vi["photon_scaleDown"]),
+                  (KS.PASS_PHOTON_FACTORS, 0.0, vi["photon_resolutionUp"]),
+                  (KS.PASS_JET_SCALE, 1.0 + djes, vi["jet_scaleUp"]),
+                  (KS.PASS_JET_SCALE, 1.0 - djes, vi["jet_scaleDown"])]
+        lm = obj["lepton_masks"]
+        out = KS.shifted_entries(
+            passes, photons=photons, photon_ok=ok, iso=iso, photon_pt_min=self.cfg["photons"]["pt_min"],
+            factors=self._per_factor(obj),
+            nominal={"i1": nominal["i1"], "i2": nominal["i2"], "myy": nominal["obs"]["m_yy"],
+                     "diphoton": nominal["regions"]["diphoton"]},
+            electrons=obj["electrons"], electron_mask=lm["electron"], muons=obj["muons"], muon_mask=lm["muon"],
+            lepton_dr=self.cfg["leptons"]["photon_overlap_dr"], jets=jets, jet_fixed=obj["jet_fixed"],
+            jet_pt_min=self.cfg["jets"]["pt_min"],
+            pt_edges=() if self.btag.pt_edges is None else self.btag.pt_edges[1:-1],
+            jet_dr=self.cfg["jets"]["photon_overlap_dr"], bin_two=self._bin_two, bin_one=self._bin_one,
+            cfg=self.cfg, truth=truth, eps=self._tt_eff["nominal"] if truth else None,
+            sf_table=None if truth else self._sf_tables["nominal"], gen_weight=obj["weight"])
+        xbins = np.stack([f.bins(out["obs"][k]) for k, f in enumerate(fillers.values())])
+        HF.fill_entries(list(fillers.values()), out["bits"], self._region_of_bit, xbins, out["variation"],
+                        out["weight"], compiled=True)
 
     def _fixed_photon_mask(self, ph: FlatCollection) -> np.ndarray:
         """Photons passing every requirement no energy shift can change: ID, non-relative

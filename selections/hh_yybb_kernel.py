@@ -149,6 +149,32 @@ def _pair_p4(a, b, pta, ptb, g1, g2, myy, mstar_offset):  # pragma: no cover - n
     return mbb, m4 - mbb - myy + mstar_offset, max(pta, ptb), min(pta, ptb)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _tag_candidates(ok, bins, j0, n, thresh):  # pragma: no cover - numba
+    """The two b-jet candidates among an event's jets ``j0 … j0 + n − 1`` with ``ok``: the
+    two leading ones in tag bin ≥ ``thresh``, completed by the leading others; indices
+    relative to ``j0`` (−1: none)."""
+    t0 = -1
+    t1 = -1
+    u0 = -1
+    u1 = -1
+    for k in range(n):
+        if not ok[j0 + k]:
+            continue
+        if bins[j0 + k] >= thresh:
+            if t0 < 0:
+                t0 = k
+            elif t1 < 0:
+                t1 = k
+        elif u0 < 0:
+            u0 = k
+        elif u1 < 0:
+            u1 = k
+    c0 = t0 if t0 >= 0 else u0
+    c1 = t1 if t1 >= 0 else (u0 if t0 >= 0 else u1)
+    return c0, c1
+
+
 @numba.njit(cache=True, nogil=True)
 def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
             e_off, e_eta, e_phi, e_mask, mu_off, mu_eta, mu_phi, mu_mask, lep_dr,
@@ -228,30 +254,19 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
                     n_one += 1
         tag = 2 if n_two >= 2 else (1 if n_one >= 1 else 0)
         thresh = bin_two if tag == 2 else (bin_one if tag == 1 else 127)
-        t0 = -1
-        t1 = -1
-        u0 = -1
-        u1 = -1
+        j0 = j_off[ev]
         l0 = -1
         l1 = -1
-        for k in range(j_off[ev], j_off[ev + 1]):
-            if not jet_out[k]:
-                continue
-            if l0 < 0:
-                l0 = k
-            elif l1 < 0:
-                l1 = k
-            if j_bin[k] >= thresh:
-                if t0 < 0:
-                    t0 = k
-                elif t1 < 0:
-                    t1 = k
-            elif u0 < 0:
-                u0 = k
-            elif u1 < 0:
-                u1 = k
-        c0 = t0 if t0 >= 0 else u0
-        c1 = t1 if t1 >= 0 else (u0 if t0 >= 0 else u1)
+        for k in range(j0, j_off[ev + 1]):
+            if jet_out[k]:
+                if l0 < 0:
+                    l0 = k
+                elif l1 < 0:
+                    l1 = k
+                    break
+        c0, c1 = _tag_candidates(jet_out, j_bin, j0, j_off[ev + 1] - j0, thresh)
+        c0 = c0 + j0 if c0 >= 0 else -1
+        c1 = c1 + j0 if c1 >= 0 else -1
         if diphoton:  # the masses are used only after the diphoton cuts
             if l1 >= 0:  # two jets: the photon four-vectors are needed (c1 ≥ 0 too)
                 g1 = _p4(g1pt, g1eta, g1phi, 0.0)

@@ -109,3 +109,39 @@ def test_fill_together_equals_one_fill_per_histogram(compiled):
         HF.RegionFiller.fill_together(fillers, masks, [3, 1, 0], xbins[:1], weights, [1, 0], [0, 2])
     with pytest.raises(IndexError, match="variation index"):
         HF.RegionFiller.fill_together(fillers, masks, [3, 1, 0], xbins, weights, [1, 0], [0, 5])
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_fill_entries_equals_hist_fill_per_entry(compiled):
+    """Entries with their own region bits, variation and weight, against Hist.fill."""
+    rng = np.random.default_rng(9)
+    n = 400
+    x, _, weights = sample(n, seed=9)
+    bits = rng.integers(0, 8, n)                  # bits 0..2 -> regions d, a, c
+    region_of_bit = np.array([3, 0, 2])
+    variation = rng.integers(0, 3, n)
+    h = make(True)
+    HF.fill_entries([HF.RegionFiller(h)], bits, region_of_bit, HF.bin_indices(h, "m_yy", x)[None, :], variation,
+                    weights[0], compiled=compiled)
+    ref = make(True)
+    ok = np.isfinite(x)
+    for i, r in enumerate(region_of_bit):
+        for v in range(3):
+            m = ok & ((bits >> i) & 1).astype(bool) & (variation == v)
+            ref.fill(region=REGIONS[r], variation=VARIATIONS[v], m_yy=x[m], weight=weights[0][m])
+    np.testing.assert_allclose(h.values(flow=True), ref.values(flow=True), rtol=1e-13, atol=0)
+    np.testing.assert_allclose(h.variances(flow=True), ref.variances(flow=True), rtol=1e-13, atol=0)
+    assert h[{"region": "b"}].values(flow=True).sum() == 0
+    assert h.values(flow=True).sum() > 0
+
+
+def test_fill_entries_rejects_bits_beyond_the_regions_and_bad_shapes():
+    h = make(False)
+    f = [HF.RegionFiller(h)]
+    xb = np.zeros((1, 2), dtype=np.int64)
+    with pytest.raises(IndexError, match="bits"):
+        HF.fill_entries(f, np.array([1, 8]), np.array([0, 1, 2]), xb, np.zeros(2), np.ones(2))
+    with pytest.raises(IndexError, match="variation"):
+        HF.fill_entries(f, np.array([1, 1]), np.array([0]), xb, np.array([0, 3]), np.ones(2))
+    with pytest.raises(ValueError, match="xbins"):
+        HF.fill_entries(f, np.array([1, 1, 1]), np.array([0]), xb, np.zeros(3), np.ones(3))
