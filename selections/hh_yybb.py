@@ -348,10 +348,14 @@ class FlatCollection(dict):
     The object functions of :mod:`selections.objects` take it like an awkward record array.
     """
 
-    def __init__(self, counts: np.ndarray, fields: Mapping[str, np.ndarray]):
+    def __init__(self, counts: np.ndarray, fields: Mapping[str, np.ndarray], offsets: np.ndarray | None = None):
         super().__init__(fields)
         self.counts = np.asarray(counts, dtype=np.int64)
-        self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
+        if offsets is None:
+            offsets = np.empty(len(self.counts) + 1, dtype=np.int64)
+            offsets[0] = 0
+            np.cumsum(self.counts, out=offsets[1:])
+        self.offsets = offsets  # n + 1 boundaries, from 0 (given: the same as from counts)
         self._shared: dict[str, np.ndarray] = {}  # with the with_field copies (same events)
 
     @property
@@ -362,11 +366,17 @@ class FlatCollection(dict):
         return self._shared["evt"]
 
     def subset(self, events: np.ndarray, compiled: bool = False) -> FlatCollection:
-        """The objects of the events where the boolean ``events`` is true (one index
-        gather per field; ``compiled``: the index from
-        :func:`selections.hh_yybb_kernel.objects_of`)."""
-        idx = K.objects_of(self.offsets, events) if compiled else np.flatnonzero(np.repeat(events, self.counts))
-        return FlatCollection(self.counts[events], {k: v.take(idx) for k, v in self.items()})
+        """The objects of the events where the boolean ``events`` is true, or of the events
+        listed (increasing) in the integer ``events`` (one index gather per field;
+        ``compiled``: the index from :func:`selections.hh_yybb_kernel.objects_of`)."""
+        events = np.asarray(events)
+        if compiled:
+            idx = K.objects_of(self.offsets, events)
+        else:
+            mask = events if events.dtype == np.bool_ else np.isin(np.arange(len(self.counts)), events)
+            idx = np.flatnonzero(np.repeat(mask, self.counts))
+        counts = self.counts[events] if events.dtype == np.bool_ else self.counts.take(events)
+        return FlatCollection(counts, {k: v.take(idx) for k, v in self.items()})
 
     @property
     def n_events(self) -> int:
@@ -579,7 +589,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         arrays per column); a layout other than a list of records per collection falls
         back to high-level access."""
         layout = events.layout
-        offsets: dict[str, np.ndarray] = {}
+        offsets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
         def get(coll: str | None, name: str) -> Any:
             if coll is None:
@@ -591,18 +601,27 @@ class HHyybbProcessor(processor.ProcessorABC):
             if isinstance(lst, ak.contents.ListOffsetArray) and isinstance(lst.content, ak.contents.RecordArray):
                 field = lst.content.content(name)
                 if isinstance(field, ak.contents.NumpyArray):
-                    if coll not in offsets:
-                        offsets[coll] = np.asarray(lst.offsets.data, dtype=np.int64)
-                    o = offsets[coll]
-                    return np.diff(o), np.asarray(field.data)[o[0]:o[-1]]
+                    if coll not in offsets:  # (offsets, counts) once per collection
+                        o = np.asarray(lst.offsets.data, dtype=np.int64)
+                        offsets[coll] = (o, np.diff(o))
+                    o, counts = offsets[coll]
+                    return counts, np.asarray(field.data)[o[0]:o[-1]]
             return _flat(events[coll], name)
 
+        def offsets_of(coll: str) -> np.ndarray | None:
+            """The event boundaries (from 0) of a collection already read by ``get``."""
+            if coll not in offsets:
+                return None
+            o = offsets[coll][0]
+            return o if o[0] == 0 else o - o[0]
+
+        get.offsets_of = offsets_of
         return get
 
     def _collection(self, get: Any, kind: str, fields: Sequence[str],
                     events: np.ndarray | None = None) -> FlatCollection:
         """The ``fields`` (and the fields the object requirements use) of one collection,
-        pT-ordered within events; only the events of the mask ``events`` if given."""
+        pT-ordered within events; only the events ``events`` (a mask or increasing indices) if given."""
         m = self.omap[kind]
         specs = [m.get("id"), *m.get("isolation", []), *m.get("require", [])]
         names = list(dict.fromkeys([*fields, *(s["field"] for s in specs if s)]))
@@ -610,7 +629,8 @@ class HHyybbProcessor(processor.ProcessorABC):
         data = {}
         for n in names:
             counts, data[n] = get(m["collection"], n)
-        coll = FlatCollection(counts, data)
+        offsets_of = getattr(get, "offsets_of", None)
+        coll = FlatCollection(counts, data, offsets_of(m["collection"]) if offsets_of else None)
         return (coll if events is None else coll.subset(events, self._compiled)).sorted_by("pt")
 
     def _read(self, events: Any) -> dict[str, Any]:
@@ -625,7 +645,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         evt = get(None, ename)[1].astype(np.uint64) if ename else np.arange(n, dtype=np.uint64)
         photons = self._collection(get, "photon", ["pt", "eta", "phi"])
         photons = photons.with_field("_fixed", self._fixed_photon_mask(photons))
-        cand = self._shift_candidates(photons)
+        cand = np.flatnonzero(self._shift_candidates(photons))  # increasing event indices
         jet_fields = ["pt", "eta", "phi", "mass", self.btag.field]
         flav = self.omap["jet"].get("flavour")
         if flav:
@@ -643,9 +663,9 @@ class HHyybbProcessor(processor.ProcessorABC):
         return {
             "n_all": n,
             "weight_all": w,
-            "n": int(cand.sum()),
-            "weight": w[cand],
-            "event": evt[cand],
+            "n": len(cand),
+            "weight": w.take(cand),
+            "event": evt.take(cand),
             "photons": photons.subset(cand, self._compiled),
             "electrons": self._collection(get, "electron", ["pt", "eta", "phi"], cand),
             "muons": self._collection(get, "muon", ["pt", "eta", "phi"], cand),
@@ -1038,7 +1058,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         lm = obj["lepton_masks"]
         out = KS.shifted_entries(
             passes, photons=photons, photon_ok=ok, iso=iso, photon_pt_min=self.cfg["photons"]["pt_min"],
-            factors=self._per_factor(obj),
+            factors=self._per_factor(obj, mask=ok),  # only the photons a pass can select
             nominal={"i1": nominal["i1"], "i2": nominal["i2"], "myy": nominal["obs"]["m_yy"],
                      "diphoton": nominal["regions"]["diphoton"]},
             electrons=obj["electrons"], electron_mask=lm["electron"], muons=obj["muons"], muon_mask=lm["muon"],
@@ -1091,14 +1111,16 @@ class HHyybbProcessor(processor.ProcessorABC):
         every pass runs on these events only."""
         return ph.count(ph["_fixed"]) >= 2
 
-    def _per_factor(self, obj: dict[str, Any]) -> np.ndarray:
+    def _per_factor(self, obj: dict[str, Any], mask: np.ndarray | None = None) -> np.ndarray:
         """Per-photon energy factor 1 + z·σ_extra/E of the resolution-up variation, with z a
-        deterministic N(0,1) of (seed, event number, photon index)."""
+        deterministic N(0,1) of (seed, event number, photon index); compiled with ``mask``:
+        only for the photons in it (the others 1)."""
         cfg = self.cfg["systematics"]["photon_energy_resolution"]
         ph: FlatCollection = obj["photons"]
+        kw = {"mask": mask} if mask is not None else {}
         return self._resolution_factors(ph.offsets, ph["pt"], ph["eta"], obj["event"], seed=cfg["seed"],
-                       stochastic=cfg["stochastic"], constant=cfg["constant"],
-                       relative_uncertainty=cfg["relative_uncertainty"])
+                                        stochastic=cfg["stochastic"], constant=cfg["constant"],
+                                        relative_uncertainty=cfg["relative_uncertainty"], **kw)
 
     def postprocess(self, accumulator: Any) -> Any:
         if self.systematics:

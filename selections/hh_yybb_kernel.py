@@ -514,10 +514,13 @@ def _mix(z):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True, nogil=True)
-def _resolution_factors(offsets, pt, eta, event, seed, stochastic, constant, widen, out):  # pragma: no cover
+def _resolution_factors(offsets, pt, eta, event, seed, stochastic, constant, widen, mask, out):  # pragma: no cover
     scale = 1.0 / float(1 << 53)
     for ev in range(len(offsets) - 1):
         for k in range(offsets[ev], offsets[ev + 1]):
+            if len(mask) and not mask[k]:
+                out[k] = 1.0
+                continue
             e = np.float64(pt[k]) * math.cosh(np.float64(eta[k]))
             # σ/E = a/√E ⊕ b (one sqrt: glibc's hypot was a third of this loop)
             rel = math.sqrt(stochastic * stochastic / max(e, 1e-3) + constant * constant)
@@ -532,12 +535,14 @@ def _resolution_factors(offsets, pt, eta, event, seed, stochastic, constant, wid
 
 def resolution_factors(offsets: np.ndarray, pt: np.ndarray, eta: np.ndarray, event: np.ndarray, *,
                        seed: int, stochastic: float, constant: float,
-                       relative_uncertainty: float) -> np.ndarray:
-    """:func:`resolution_factors_numpy`, compiled (equal up to the last bits of log/cos)."""
+                       relative_uncertainty: float, mask: np.ndarray | None = None) -> np.ndarray:
+    """:func:`resolution_factors_numpy`, compiled (equal up to the last bits of log/cos).
+    With ``mask`` (bool per photon), only the photons in it get a factor, the others 1."""
     out = np.empty(len(pt), dtype=np.float64)
+    m = np.zeros(0, dtype=np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
     _resolution_factors(np.asarray(offsets, dtype=np.int64), pt, eta, np.asarray(event, dtype=np.uint64),
                         np.uint64(seed), float(stochastic), float(constant),
-                        math.sqrt((1.0 + relative_uncertainty) ** 2 - 1.0), out)
+                        math.sqrt((1.0 + relative_uncertainty) ** 2 - 1.0), m, out)
     return out
 
 
@@ -557,11 +562,29 @@ def _objects_of(offsets, events):  # pragma: no cover - numba
     return out
 
 
+@numba.njit(cache=True, nogil=True)
+def _objects_of_index(offsets, events):  # pragma: no cover - numba
+    total = 0
+    for ev in events:
+        total += offsets[ev + 1] - offsets[ev]
+    out = np.empty(total, dtype=np.int64)
+    j = 0
+    for ev in events:
+        for k in range(offsets[ev], offsets[ev + 1]):
+            out[j] = k
+            j += 1
+    return out
+
+
 def objects_of(offsets: np.ndarray, events: np.ndarray) -> np.ndarray:
-    """Flat indices of the objects of the events where the boolean ``events`` is true
-    (``offsets``: n + 1 event boundaries), compiled: ``np.flatnonzero(np.repeat(events,
-    np.diff(offsets)))`` in one pass that touches only the selected events' objects."""
-    return _objects_of(np.asarray(offsets, dtype=np.int64), np.ascontiguousarray(events, dtype=np.bool_))
+    """Flat indices of the objects of the events where the boolean ``events`` is true, or
+    of the events listed (increasing indices) in the integer ``events`` (``offsets``: n + 1
+    event boundaries), compiled: ``np.flatnonzero(np.repeat(events, np.diff(offsets)))``
+    in one pass (over the listed events only, for an index list)."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if np.asarray(events).dtype != np.bool_:
+        return _objects_of_index(offsets, np.asarray(events, dtype=np.int64))
+    return _objects_of(offsets, np.ascontiguousarray(events, dtype=np.bool_))
 
 
 def warm_up() -> None:

@@ -242,3 +242,16 @@ def test_warm_up_starts_numba_and_expects_numba_follows_the_engine(tmp_path):
     assert not _expects_numba(cfg, [str(small)]) and _expects_numba(cfg, [str(small), str(big)])
     assert not _expects_numba(cfg, [str(tmp_path / "missing.json")]) and not _expects_numba(cfg, None)
     assert _expects_numba({**cfg, "engine": "numba"}, None) and not _expects_numba({**cfg, "engine": "numpy"}, [str(big)])
+
+
+def test_resolution_factors_mask_leaves_the_others_at_one():
+    rng = np.random.default_rng(5)
+    offsets = np.array([0, 2, 5, 6])
+    pt, eta = rng.uniform(20, 80, 6).astype(np.float32), rng.uniform(-2, 2, 6)
+    event = np.array([11, 12, 13], dtype=np.uint64)
+    kw = {"seed": 3, "stochastic": 0.1, "constant": 0.007, "relative_uncertainty": 0.15}
+    full = K.resolution_factors(offsets, pt, eta, event, **kw)
+    mask = np.array([True, False, True, True, False, True])
+    part = K.resolution_factors(offsets, pt, eta, event, mask=mask, **kw)
+    assert np.array_equal(part[mask], full[mask])
+    assert np.all(part[~mask] == 1.0) and np.all(full[~mask] != 1.0)
