@@ -552,10 +552,12 @@ class HHyybbProcessor(processor.ProcessorABC):
         unc = np.array([sfs[f]["uncertainty"] for f in O.FLAVOUR_CLASSES])
         i_two, i_one = wps.index(btag.two_tag_wp), wps.index(btag.one_tag_wp)
 
+        # the efficiencies as [WP, efficiency class]: btag_weight_table works column by column
+        eff_by_class = eff.transpose(1, 2, 0).reshape(len(wps), len(O.FLAVOUR_CLASSES) * self._n_pt)
+
         def sf_table(s: np.ndarray) -> np.ndarray:
             """Pseudo-continuous SF weights [efficiency class, tag bin]."""
-            per_pt = [O.btag_weight_table(eff[k], np.tile(s, (len(wps), 1))) for k in range(self._n_pt)]
-            return np.stack(per_pt, axis=1).reshape(len(O.FLAVOUR_CLASSES) * self._n_pt, -1)
+            return O.btag_weight_table(eff_by_class, np.tile(np.repeat(s, self._n_pt), (len(wps), 1)))
 
         def tt_eff(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             """Truth tagging: the data efficiency SF × ε per efficiency class at the 2-tag
@@ -1279,8 +1281,9 @@ def run_selection(
             raise ValueError("no input files")
         fileset = sample_fileset(files, format=format, dataset=dataset, sample_metadata=sample_metadata)
     fmt = format
-    if fmt == "auto":
-        fmt = detect_format(fileset.files()[0])
+    if fmt == "auto":  # the datasets' format when they all name the same one, else the first file's
+        named = {(e.get("metadata") or {}).get("format") for e in fileset.values()}
+        fmt = named.pop() if len(named) == 1 and None not in named else detect_format(fileset.files()[0])
     if fmt not in SUPPORTED_FORMATS:
         raise ValueError(f"HH -> yybb selection reads {SUPPORTED_FORMATS} files, got {fmt!r}")
     btag = btag_spec(sel_cfg, fmt, working_points)
