@@ -985,8 +985,11 @@ class HHyybbProcessor(processor.ProcessorABC):
         masks += [nominal["regions"][r] for r in (*NONRES_REGIONS, *RES_REGIONS)]
         raw = np.array([n_events] + [int(np.count_nonzero(m)) for m in masks], dtype=np.int64)
         w2_nom = np.square(w_nom)
-        sumw = np.array([float(gen_all.sum())] + [float(w_nom[m].sum()) for m in masks])
-        sumw2 = np.array([float(np.square(gen_all).sum())] + [float(w2_nom[m].sum()) for m in masks])
+        # (rows without events are 0.0, as the sum of an empty selection: no gather for them)
+        sumw = np.array([float(gen_all.sum())] + [float(w_nom[m].sum()) if r else 0.0
+                                                  for m, r in zip(masks, raw[1:], strict=True)])
+        sumw2 = np.array([float(np.square(gen_all).sum())] + [float(w2_nom[m].sum()) if r else 0.0
+                                                              for m, r in zip(masks, raw[1:], strict=True)])
         if truth:
             # b-tag rows of the cutflow from the truth-tag rows: weighted = Σ w·P, raw = the
             # MC events that contribute
