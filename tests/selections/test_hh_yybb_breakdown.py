@@ -36,3 +36,6 @@ def test_breakdown_components_and_restores_the_patches(tmp_path):
     assert parts <= cpu["total"] and abs(cpu["other"] - (cpu["total"] - parts)) < 1e-12
     assert {name: S.HHyybbProcessor.__dict__[name] for name in B.PROCESSOR_STEPS} == originals
     assert (K.event_arrays, K.event_arrays_numpy) == kernels
+    assert "fill_shifted_compiled" not in cpu  # the numpy engine (auto, small file) runs pass by pass
+    fast = B.breakdown([str(path)], {**cfg, "selection": {"hh_yybb": {"engine": "numba"}}}, str(wp), repeat=1)
+    assert 0 < fast["cpu_s"]["fill_shifted_compiled"] < fast["cpu_s"]["total"]
