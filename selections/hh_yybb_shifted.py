@@ -30,7 +30,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from selections.hh_yybb_kernel import _dr_free, _p4, _pair_p4, _tag_candidates
+from selections.hh_yybb_kernel import _dr_free, _mass, _p4, _pair_p4, _tag_candidates
 
 __all__ = ["N_REGION_BITS", "PASS_JET_SCALE", "PASS_PHOTON_FACTORS", "PASS_PHOTON_SCALE", "shifted_entries"]
 
@@ -83,13 +83,11 @@ def _row(row_kind, a, b, last, eps, eps1, cls, p4, idx, jpt, g1, g2, myy, mstar_
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _pair_local(a, b, j0, jpt, jmass, j_eta, j_phi, g1, g2, myy, mstar_offset):  # pragma: no cover - numba
-    """(m_bb, m*, max pT, min pT) of the event's jets a, b (local indices; pT and mass of
-    this pass in ``jpt``, ``jmass``; η, φ flat from ``j0``), as
-    :func:`selections.hh_yybb_kernel._pair`."""
-    pa = _p4(jpt[a], np.float64(j_eta[j0 + a]), np.float64(j_phi[j0 + a]), jmass[a])
-    pb = _p4(jpt[b], np.float64(j_eta[j0 + b]), np.float64(j_phi[j0 + b]), jmass[b])
-    return _pair_p4(pa, pb, jpt[a], jpt[b], g1, g2, myy, mstar_offset)
+def _mstar(jsum, mbb, g1, g2, myy, mstar_offset):  # pragma: no cover - numba
+    """m* = m_bbγγ − m_bb − m_γγ + offset from the jet pair's summed four-vector ``jsum`` and
+    its mass ``mbb``, in the order of :func:`selections.hh_yybb_kernel._pair_p4`."""
+    m4 = _mass(jsum[0] + g1[0] + g2[0], jsum[1] + g1[1] + g2[1], jsum[2] + g1[2] + g2[2], jsum[3] + g1[3] + g2[3])
+    return m4 - mbb - myy + mstar_offset
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -150,6 +148,28 @@ def _shifted(kinds, values, var_ids, factors,
         a_i1 = -1
         a_i2 = -1
         angle = 0.0
+        jk1 = -1  # the photon pair whose leptons and jets the buffers hold (−1: none)
+        jk2 = -1
+        n_lep = 0
+        n_j = 0
+        l0 = -1
+        l1 = -1
+        tag = 0
+        c0 = -1
+        c1 = -1
+        bw = 1.0
+        m = 0
+        lead_ready = False
+        cand_ready = False
+        rows_ready = False
+        lsum = (0.0, 0.0, 0.0, 0.0)
+        lmass = nan
+        csum = (0.0, 0.0, 0.0, 0.0)
+        cmass = nan
+        chi = nan
+        clo = nan
+        g1 = (nan, nan, nan, nan)
+        g2 = (nan, nan, nan, nan)
         for ip in range(len(kinds)):
             kind = kinds[ip]
             jet_scale = 1.0
@@ -218,77 +238,87 @@ def _shifted(kinds, values, var_ids, factors,
             g2eta = np.float64(ph_eta[i2])
             g2phi = np.float64(ph_phi[i2])
             var = var_ids[ip]
-            # leptons away from the photons
-            n_lep = 0
-            for k in range(e_off[ev], e_off[ev + 1]):
-                if e_mask[k] and _dr_free(np.float64(e_eta[k]), np.float64(e_phi[k]), g1eta, g1phi, g2eta, g2phi,
-                                          lep_dr):
-                    n_lep += 1
-            for k in range(mu_off[ev], mu_off[ev + 1]):
-                if mu_mask[k] and _dr_free(np.float64(mu_eta[k]), np.float64(mu_phi[k]), g1eta, g1phi, g2eta,
-                                           g2phi, lep_dr):
-                    n_lep += 1
-            # jets: this pass's pT and mass, selection, overlap removal, tags
+            # leptons and jets depend on the photon pair only through ΔR, and on the jet energy
+            # scale: a photon pass that picks the pair of the previous photon pass reuses them
             j0 = j_off[ev]
             nj_ev = j_off[ev + 1] - j0
-            n_j = 0
-            n_two = 0
-            n_one = 0
-            for k in range(j0, j0 + nj_ev):
-                pt = j_pt[k] * jet_scale if kind == 2 else j_pt[k]
-                jpt[k - j0] = pt
-                jmass[k - j0] = j_mass[k] * jet_scale if kind == 2 else j_mass[k]
-                ok = j_fix[k] and pt > j_pt_min and _dr_free(np.float64(j_eta[k]), np.float64(j_phi[k]), g1eta,
-                                                             g1phi, g2eta, g2phi, jet_dr)
-                jet_ok[k - j0] = ok
-                if ok:
-                    n_j += 1
-                    if j_bin[k] >= bin_two:
-                        n_two += 1
-                    if j_bin[k] >= bin_one:
-                        n_one += 1
-            # leading jets (the inclusive regions' m_bb and m*)
-            l0 = -1
-            l1 = -1
-            for k in range(nj_ev):
-                if jet_ok[k]:
-                    if l0 < 0:
-                        l0 = k
-                    elif l1 < 0:
-                        l1 = k
-                        break
+            if kind == 2 or i1 != jk1 or i2 != jk2:
+                # leptons away from the photons
+                n_lep = 0
+                for k in range(e_off[ev], e_off[ev + 1]):
+                    if e_mask[k] and _dr_free(np.float64(e_eta[k]), np.float64(e_phi[k]), g1eta, g1phi, g2eta,
+                                              g2phi, lep_dr):
+                        n_lep += 1
+                for k in range(mu_off[ev], mu_off[ev + 1]):
+                    if mu_mask[k] and _dr_free(np.float64(mu_eta[k]), np.float64(mu_phi[k]), g1eta, g1phi, g2eta,
+                                               g2phi, lep_dr):
+                        n_lep += 1
+                # jets: this pass's pT and mass, selection, overlap removal, tags
+                n_j = 0
+                n_two = 0
+                n_one = 0
+                for k in range(j0, j0 + nj_ev):
+                    pt = j_pt[k] * jet_scale if kind == 2 else j_pt[k]
+                    jpt[k - j0] = pt
+                    jmass[k - j0] = j_mass[k] * jet_scale if kind == 2 else j_mass[k]
+                    ok = j_fix[k] and pt > j_pt_min and _dr_free(np.float64(j_eta[k]), np.float64(j_phi[k]), g1eta,
+                                                                 g1phi, g2eta, g2phi, jet_dr)
+                    jet_ok[k - j0] = ok
+                    if ok:
+                        n_j += 1
+                        if j_bin[k] >= bin_two:
+                            n_two += 1
+                        if j_bin[k] >= bin_one:
+                            n_one += 1
+                # leading jets (the inclusive regions' m_bb and m*)
+                l0 = -1
+                l1 = -1
+                for k in range(nj_ev):
+                    if jet_ok[k]:
+                        if l0 < 0:
+                            l0 = k
+                        elif l1 < 0:
+                            l1 = k
+                            break
+                if not truth:
+                    tag = 2 if n_two >= 2 else (1 if n_one >= 1 else 0)
+                    thresh = bin_two if tag == 2 else (bin_one if tag == 1 else 127)
+                    c0, c1 = _tag_candidates(jet_ok, j_bin[j0:j0 + nj_ev], 0, nj_ev, thresh)
+                    # the b-tag SF weight of the selected jets
+                    bw = 1.0
+                    for k in range(nj_ev):
+                        if jet_ok[k]:
+                            c = class_base[j0 + k]
+                            for e in range(len(pt_edges)):
+                                if jpt[k] >= pt_edges[e]:
+                                    c += 1
+                            bw *= sf_table[c, j_bin[j0 + k]]
+                if kind == 2:  # the buffers now hold scaled jets
+                    jk1 = -1
+                    jk2 = -1
+                else:
+                    jk1 = i1
+                    jk2 = i2
+                lead_ready = False
+                cand_ready = False
+                rows_ready = False
+            pretag = n_lep == 0 and n_j >= min_jets and n_j <= max_jets
+            res = abs(myy - higgs) < res_half
+            w = gen_w[ev] if truth else gen_w[ev] * bw
+            # inclusive entry: m_γγ and the two leading jets (their sum and m_bb once per jets)
+            mjj = nan
+            mst = nan
             if l1 >= 0:
                 g1 = _p4(g1pt, g1eta, g1phi, 0.0)
                 g2 = _p4(g2pt, g2eta, g2phi, 0.0)
-            else:
-                g1 = g2 = (nan, nan, nan, nan)
-            pretag = n_lep == 0 and n_j >= min_jets and n_j <= max_jets
-            res = abs(myy - higgs) < res_half
-            tag = 0
-            c0 = -1
-            c1 = -1
-            if not truth:
-                tag = 2 if n_two >= 2 else (1 if n_one >= 1 else 0)
-                thresh = bin_two if tag == 2 else (bin_one if tag == 1 else 127)
-                c0, c1 = _tag_candidates(jet_ok, j_bin[j0:j0 + nj_ev], 0, nj_ev, thresh)
-            # event weight: generator weight × the b-tag SF weight of the selected jets
-            w = gen_w[ev]
-            if not truth:
-                bw = 1.0
-                for k in range(nj_ev):
-                    if jet_ok[k]:
-                        c = class_base[j0 + k]
-                        for e in range(len(pt_edges)):
-                            if jpt[k] >= pt_edges[e]:
-                                c += 1
-                        bw *= sf_table[c, j_bin[j0 + k]]
-                w = w * bw
-            # inclusive entry: m_γγ and the two leading jets
-            if l1 >= 0:
-                mjj, mst, _, _ = _pair_local(l0, l1, j0, jpt, jmass, j_eta, j_phi, g1, g2, myy, mstar_offset)
-            else:
-                mjj = nan
-                mst = nan
+                if not lead_ready:
+                    la = _p4(jpt[l0], np.float64(j_eta[j0 + l0]), np.float64(j_phi[j0 + l0]), jmass[l0])
+                    lb = _p4(jpt[l1], np.float64(j_eta[j0 + l1]), np.float64(j_phi[j0 + l1]), jmass[l1])
+                    lsum = (la[0] + lb[0], la[1] + lb[1], la[2] + lb[2], la[3] + lb[3])
+                    lmass = _mass(lsum[0], lsum[1], lsum[2], lsum[3])
+                    lead_ready = True
+                mjj = lmass
+                mst = _mstar(lsum, lmass, g1, g2, myy, mstar_offset)
             bits_out, obs_out, var_out, w_out = _append(bits_out, obs_out, var_out, w_out, n_out,
                                                         1 | (2 if pretag else 0), myy, mjj, mst, var, w)
             n_out += 1
@@ -297,33 +327,41 @@ def _shifted(kinds, values, var_ids, factors,
             if not truth:
                 if tag == 0:
                     continue
-                mbb, mstar, hi, lo = _pair_local(c0, c1, j0, jpt, jmass, j_eta, j_phi, g1, g2, myy, mstar_offset)
-                b = _kin_bits(mbb, mstar, hi, lo, res, tag, cat)
+                if not cand_ready:
+                    ca = _p4(jpt[c0], np.float64(j_eta[j0 + c0]), np.float64(j_phi[j0 + c0]), jmass[c0])
+                    cb = _p4(jpt[c1], np.float64(j_eta[j0 + c1]), np.float64(j_phi[j0 + c1]), jmass[c1])
+                    csum = (ca[0] + cb[0], ca[1] + cb[1], ca[2] + cb[2], ca[3] + cb[3])
+                    cmass = _mass(csum[0], csum[1], csum[2], csum[3])
+                    chi = max(jpt[c0], jpt[c1])
+                    clo = min(jpt[c0], jpt[c1])
+                    cand_ready = True
+                mstar = _mstar(csum, cmass, g1, g2, myy, mstar_offset)
+                b = _kin_bits(cmass, mstar, chi, clo, res, tag, cat)
                 if b:
                     bits_out, obs_out, var_out, w_out = _append(bits_out, obs_out, var_out, w_out, n_out, b, myy,
-                                                                mbb, mstar, var, w)
+                                                                cmass, mstar, var, w)
                     n_out += 1
                 continue
             # truth tagging: every way the selected jets make the event 2-tag or 1-tag
-            m = 0
-            for k in range(nj_ev):
-                if jet_ok[k]:
-                    idx[m] = k
-                    m += 1
+            if not rows_ready:  # the selected jets' classes, efficiencies and four-vectors
+                m = 0
+                for k in range(nj_ev):
+                    if jet_ok[k]:
+                        idx[m] = k
+                        m += 1
+                for a in range(m):
+                    k = idx[a]
+                    c = class_base[j0 + k]
+                    for e in range(len(pt_edges)):
+                        if jpt[k] >= pt_edges[e]:
+                            c += 1
+                    cls[a] = c
+                    eps[a] = eps2[c]
+                    v = _p4(jpt[k], np.float64(j_eta[j0 + k]), np.float64(j_phi[j0 + k]), jmass[k])
+                    p4[a, 0], p4[a, 1], p4[a, 2], p4[a, 3] = v
+                rows_ready = True
             if m < 2:
                 continue
-            for a in range(m):
-                k = idx[a]
-                c = class_base[j0 + k]
-                for e in range(len(pt_edges)):
-                    if jpt[k] >= pt_edges[e]:
-                        c += 1
-                cls[a] = c
-                eps[a] = eps2[c]
-                v = _p4(jpt[k], np.float64(j_eta[j0 + k]), np.float64(j_phi[j0 + k]), jmass[k])
-                p4[a, 0], p4[a, 1], p4[a, 2], p4[a, 3] = v
-            g1 = _p4(g1pt, g1eta, g1phi, 0.0)
-            g2 = _p4(g2pt, g2eta, g2phi, 0.0)
             for b in range(1, m):  # 2-tag: the pairs (a, b), a < b
                 for a in range(b):
                     bb, mbb, mstar, prob = _row(2, a, b, b, eps, eps1, cls, p4, idx, jpt, g1, g2, myy, mstar_offset, res, cat)
