@@ -31,6 +31,7 @@ from analysis import runner
 from analysis.config import load_config
 from selections import hh_yybb as S
 from selections import hh_yybb_kernel as K
+from selections import hh_yybb_shifted as KS
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class _GCTimer:
 
 
 def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_metadata: Any = None,
-              repeat: int = 5, process_repeat: int = 0) -> dict[str, Any]:
+              repeat: int = 5, process_repeat: int = 0, shifted_repeat: int = 0) -> dict[str, Any]:
     """Median CPU seconds per component over ``repeat`` runs, the total and the plain read,
     and ``framework_only``: the same runner, preload and column extraction with
     :class:`ColumnsOnly` instead of the selection (the ceiling of the ratio).
@@ -94,7 +95,9 @@ def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_met
     the other components). ``process_repeat`` > 0: also ``process_only``, the processor's
     ``process`` alone called that many more times on the last run's (already read) chunk,
     min and median CPU seconds: the selection's own cost without the I/O and with less of
-    the machine's noise."""
+    the machine's noise. ``shifted_repeat`` > 0 (compiled engine): also ``shifted_only``, the
+    compiled shifted passes (:func:`selections.hh_yybb_shifted.shifted_entries`) alone on the
+    last run's inputs, min and median CPU seconds."""
     from coffea.nanoevents import NanoEventsFactory
 
     acc: dict[str, float] = {}
@@ -121,6 +124,15 @@ def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_met
     if process_repeat:
         saved.append((S.HHyybbProcessor, "process", process))
         S.HHyybbProcessor.process = capture
+    shifted_entries = KS.shifted_entries
+    if shifted_repeat:
+        def capture_shifted(passes: Any, **kw: Any) -> Any:
+            captured["shifted"] = (passes, kw)
+            return shifted_entries(passes, **kw)
+
+        saved.append((KS, "shifted_entries", shifted_entries))
+        KS.shifted_entries = capture_shifted
+    shifted_only: list[float] = []
     gc_timer = _GCTimer()
     process_only: list[float] = []
     try:
@@ -152,7 +164,13 @@ def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_met
                 c0 = time.process_time()
                 process(proc, events)
                 process_only.append(time.process_time() - c0)
-            captured.clear()
+        if shifted_repeat and "shifted" in captured:
+            passes, kw = captured["shifted"]
+            for _ in range(shifted_repeat):
+                c0 = time.process_time()
+                shifted_entries(passes, **kw)
+                shifted_only.append(time.process_time() - c0)
+        captured.clear()
     finally:
         for owner, name, original in reversed(saved):
             setattr(owner, name, original)
@@ -165,6 +183,9 @@ def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_met
     if process_only:
         out["process_only_cpu_s"] = {"min": min(process_only), "median": statistics.median(process_only),
                                      "repeat": len(process_only)}
+    if shifted_only:
+        out["shifted_only_cpu_s"] = {"min": min(shifted_only), "median": statistics.median(shifted_only),
+                                     "repeat": len(shifted_only)}
     return out
 
 
@@ -176,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--process-repeat", type=int, default=0,
                         help="also time the processor's process() alone this many times on the read chunk")
+    parser.add_argument("--shifted-repeat", type=int, default=0,
+                        help="also time the compiled shifted passes alone this many times (engine numba)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, as for python -m selections.hh_yybb")
     parser.add_argument("files", nargs="+")
@@ -191,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
         K.warm_up()                                                                # command line does
     runner.freeze_startup_objects()
     out = breakdown(args.files, cfg, args.working_points,
-                    sample_metadata=args.sample_metadata, repeat=args.repeat, process_repeat=args.process_repeat)
+                    sample_metadata=args.sample_metadata, repeat=args.repeat, process_repeat=args.process_repeat,
+                    shifted_repeat=args.shifted_repeat)
     print(json.dumps(out, indent=2))  # noqa: T201 - the requested output
     return 0
 

@@ -7,6 +7,7 @@ import json
 from selections import hh_yybb as S
 from selections import hh_yybb_breakdown as B
 from selections import hh_yybb_kernel as K
+from selections import hh_yybb_shifted as KS
 from tests.selections.test_hh_yybb import WP_FILE_CONTENT, write_hepline_events
 
 
@@ -17,6 +18,7 @@ def test_breakdown_components_and_restores_the_patches(tmp_path):
     originals = {name: S.HHyybbProcessor.__dict__[name] for name in B.PROCESSOR_STEPS}
     process = S.HHyybbProcessor.__dict__["process"]
     kernels = (K.event_arrays, K.event_arrays_numpy)
+    shifted_entries = KS.shifted_entries
     cfg = {"seed": 1, "generation": {"samples": {}}, "runner": {"executor": "iterative"}}
     numpy_cfg = {**cfg, "selection": {"hh_yybb": {"engine": "numpy"}}}  # (auto: numba once it is loaded)
     out = B.breakdown([str(path)], numpy_cfg, str(wp), repeat=2, process_repeat=3)
@@ -38,5 +40,10 @@ def test_breakdown_components_and_restores_the_patches(tmp_path):
     assert {name: S.HHyybbProcessor.__dict__[name] for name in B.PROCESSOR_STEPS} == originals
     assert (K.event_arrays, K.event_arrays_numpy) == kernels
     assert "fill_shifted_compiled" not in cpu  # the numpy engine runs the shifted passes one by one
-    fast = B.breakdown([str(path)], {**cfg, "selection": {"hh_yybb": {"engine": "numba"}}}, str(wp), repeat=1)
+    fast = B.breakdown([str(path)], {**cfg, "selection": {"hh_yybb": {"engine": "numba"}}}, str(wp), repeat=1,
+                       shifted_repeat=2)
     assert 0 < fast["cpu_s"]["fill_shifted_compiled"] < fast["cpu_s"]["total"]
+    shifted = fast["shifted_only_cpu_s"]
+    assert shifted["repeat"] == 2 and 0 < shifted["min"] <= shifted["median"] < fast["cpu_s"]["fill_shifted_compiled"]
+    assert "shifted_only_cpu_s" not in out
+    assert KS.shifted_entries is shifted_entries  # the capture is undone
