@@ -65,6 +65,12 @@ def _fill_entries(values, variances, bits, region_of_bit, xbins, variation, weig
                         variances[o][r, v, b] += w * w
 
 
+def _check_range(caller: str, arr: np.ndarray, size: int, what: str) -> None:
+    """IndexError unless every index in ``arr`` lies in [0, size)."""
+    if arr.size and (arr.min() < 0 or arr.max() >= size):
+        raise IndexError(f"{caller}: {what} index out of range")
+
+
 class RegionFiller:
     """Fills one ``Hist(region, variation, observable)`` with Weight storage (or, with
     ``observable`` given, only computes bin indices along that axis of any histogram).
@@ -147,8 +153,7 @@ class RegionFiller:
             raise ValueError("fill_regions: one weight row per variation")
         for arr, size, what in ((regions, self.n_regions, "region"), (variations, self.n_variations, "variation"),
                                 (weight_rows, weights.shape[0], "weight row")):
-            if arr.size and (arr.min() < 0 or arr.max() >= size):
-                raise IndexError(f"fill_regions: {what} index out of range")
+            _check_range("fill_regions", arr, size, what)
         return masks, regions, weights, weight_rows, variations
 
     def _fill_numpy(self, masks, regions, xbin, weights, weight_rows, variations) -> None:
@@ -205,8 +210,7 @@ def fill_entries(fillers: list[RegionFiller], bits: np.ndarray, region_of_bit: n
         return
     f0 = fillers[0]
     for arr, size, what in ((region_of_bit, f0.n_regions, "region"), (variation, f0.n_variations, "variation")):
-        if arr.size and (arr.min() < 0 or arr.max() >= size):
-            raise IndexError(f"fill_entries: {what} index out of range")
+        _check_range("fill_entries", arr, size, what)
     if bits.min() < 0 or bits.max() >= 1 << len(region_of_bit):
         raise IndexError(f"fill_entries: region bits beyond the {len(region_of_bit)} regions given")
     if compiled:

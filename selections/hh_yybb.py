@@ -105,6 +105,7 @@ MSTAR = ("lowmstar", "highmstar")
 NONRES_REGIONS = tuple(f"{t}_{k}_{m}" for t in TAGS for k in KINEMATIC for m in MSTAR)
 RES_REGIONS = tuple(f"res_{t}_{k}" for t in TAGS for k in KINEMATIC)
 REGIONS = ("diphoton", "pretag", *NONRES_REGIONS, *RES_REGIONS)
+assert len(REGIONS) == KS.N_REGION_BITS  # the region bits of selections.hh_yybb_shifted, in this order
 CUTFLOW_STEPS = (*SEQUENTIAL_STEPS, *TAGS, *NONRES_REGIONS, *RES_REGIONS)
 """Rows of the cutflow: the sequential cuts, then the tag categories and every region."""
 OBSERVABLES = ("m_yy", "m_bb", "m_star")
@@ -370,13 +371,15 @@ class FlatCollection(dict):
         listed (increasing) in the integer ``events`` (one index gather per field;
         ``compiled``: the index from :func:`selections.hh_yybb_kernel.objects_of`)."""
         events = np.asarray(events)
+        if events.dtype == np.bool_:
+            events = np.flatnonzero(events)
         if compiled:
             idx = K.objects_of(self.offsets, events)
         else:
-            mask = events if events.dtype == np.bool_ else np.isin(np.arange(len(self.counts)), events)
+            mask = np.zeros(len(self.counts), dtype=bool)
+            mask[events] = True
             idx = np.flatnonzero(np.repeat(mask, self.counts))
-        counts = self.counts[events] if events.dtype == np.bool_ else self.counts.take(events)
-        return FlatCollection(counts, {k: v.take(idx) for k, v in self.items()})
+        return FlatCollection(self.counts.take(events), {k: v.take(idx) for k, v in self.items()})
 
     @property
     def n_events(self) -> int:
@@ -421,6 +424,48 @@ def _flat_layout(arr: Any) -> tuple[np.ndarray, np.ndarray]:
 def _flat(coll: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(counts, flat values) of one field of a NanoEvents collection."""
     return _flat_layout(coll[name])
+
+
+class _ColumnSource:
+    """A reader of a chunk's columns: ``get(coll, field)`` gives ``(counts, flat)`` of
+    ``Coll_field``, ``get(None, name)`` gives ``(None, values)`` of an event-level branch.
+    In ``preload`` mode the runner's factory has already read every needed branch in bulk
+    (``run_processor(preload=)``); in ``nanoevents`` mode each column is read lazily on
+    first access.
+
+    Columns are taken from the events' layout (one buffer each, no behaviour-wrapped arrays
+    per column); a layout other than a list of records per collection falls back to
+    high-level access. Each collection's offsets and counts are taken once."""
+
+    def __init__(self, events: Any):
+        self.events = events
+        self.layout = events.layout
+        self._offsets: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # (offsets, counts)
+
+    def __call__(self, coll: str | None, name: str) -> tuple[np.ndarray | None, np.ndarray]:
+        layout = self.layout
+        if coll is None:
+            col = layout.content(name) if isinstance(layout, ak.contents.RecordArray) else None
+            if isinstance(col, ak.contents.NumpyArray):
+                return None, np.asarray(col.data)
+            return None, _np(self.events[name])
+        lst = layout.content(coll) if isinstance(layout, ak.contents.RecordArray) else None
+        if isinstance(lst, ak.contents.ListOffsetArray) and isinstance(lst.content, ak.contents.RecordArray):
+            field = lst.content.content(name)
+            if isinstance(field, ak.contents.NumpyArray):
+                if coll not in self._offsets:
+                    o = np.asarray(lst.offsets.data, dtype=np.int64)
+                    self._offsets[coll] = (o, np.diff(o))
+                o, counts = self._offsets[coll]
+                return counts, np.asarray(field.data)[o[0]:o[-1]]
+        return _flat(self.events[coll], name)
+
+    def offsets(self, coll: str) -> np.ndarray | None:
+        """The event boundaries (from 0) of a collection already read from the layout, else None."""
+        if coll not in self._offsets:
+            return None
+        o = self._offsets[coll][0]
+        return o if o[0] == 0 else o - o[0]
 
 
 def truth_tag_rows(jets: FlatCollection, jet_mask: np.ndarray, event_mask: np.ndarray,
@@ -531,9 +576,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         self.systematics = list(H.SYSTEMATICS) if syst["enabled"] else []
         self.variations = H.variation_names(self.systematics)
         self._region_index = {r: i for i, r in enumerate(REGIONS)}
-        # the region bits of the compiled shifted passes (selections.hh_yybb_shifted)
-        self._region_of_bit = np.array([self._region_index[r] for r in REGIONS], dtype=np.int64)
-        assert len(REGIONS) == KS.N_REGION_BITS
+        self._region_of_bit = np.arange(len(REGIONS))  # bit i of the compiled shifted passes: REGIONS[i]
         self._variation_index = {v: i for i, v in enumerate(self.variations)}
         self.binning = self.cfg["histograms"]["binning"]
         self.read_mode = read_mode or self.cfg["read_mode"]
@@ -581,46 +624,11 @@ class HHyybbProcessor(processor.ProcessorABC):
 
     # -- reading ------------------------------------------------------------------------
     @staticmethod
-    def _source(events: Any) -> Any:
-        """A reader of this chunk's columns: ``(counts, flat)`` of ``Coll_field``, or
-        ``(None, values)`` of an event-level branch. In ``preload`` mode the runner's
-        factory has already read every needed branch in bulk (``run_processor(preload=)``);
-        in ``nanoevents`` mode each column is read lazily on first access.
+    def _source(events: Any) -> _ColumnSource:
+        """A reader of this chunk's columns (:class:`_ColumnSource`)."""
+        return _ColumnSource(events)
 
-        Columns are taken from the events' layout (one buffer each, no behaviour-wrapped
-        arrays per column); a layout other than a list of records per collection falls
-        back to high-level access."""
-        layout = events.layout
-        offsets: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-        def get(coll: str | None, name: str) -> Any:
-            if coll is None:
-                col = layout.content(name) if isinstance(layout, ak.contents.RecordArray) else None
-                if isinstance(col, ak.contents.NumpyArray):
-                    return None, np.asarray(col.data)
-                return None, _np(events[name])
-            lst = layout.content(coll) if isinstance(layout, ak.contents.RecordArray) else None
-            if isinstance(lst, ak.contents.ListOffsetArray) and isinstance(lst.content, ak.contents.RecordArray):
-                field = lst.content.content(name)
-                if isinstance(field, ak.contents.NumpyArray):
-                    if coll not in offsets:  # (offsets, counts) once per collection
-                        o = np.asarray(lst.offsets.data, dtype=np.int64)
-                        offsets[coll] = (o, np.diff(o))
-                    o, counts = offsets[coll]
-                    return counts, np.asarray(field.data)[o[0]:o[-1]]
-            return _flat(events[coll], name)
-
-        def offsets_of(coll: str) -> np.ndarray | None:
-            """The event boundaries (from 0) of a collection already read by ``get``."""
-            if coll not in offsets:
-                return None
-            o = offsets[coll][0]
-            return o if o[0] == 0 else o - o[0]
-
-        get.offsets_of = offsets_of
-        return get
-
-    def _collection(self, get: Any, kind: str, fields: Sequence[str],
+    def _collection(self, get: _ColumnSource, kind: str, fields: Sequence[str],
                     events: np.ndarray | None = None) -> FlatCollection:
         """The ``fields`` (and the fields the object requirements use) of one collection,
         pT-ordered within events; only the events ``events`` (a mask or increasing indices) if given."""
@@ -631,8 +639,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         data = {}
         for n in names:
             counts, data[n] = get(m["collection"], n)
-        offsets_of = getattr(get, "offsets_of", None)
-        coll = FlatCollection(counts, data, offsets_of(m["collection"]) if offsets_of else None)
+        coll = FlatCollection(counts, data, get.offsets(m["collection"]))
         return (coll if events is None else coll.subset(events, self._compiled)).sorted_by("pt")
 
     def _read(self, events: Any) -> dict[str, Any]:
@@ -1010,7 +1017,6 @@ class HHyybbProcessor(processor.ProcessorABC):
             dpes, djes = scfg["photon_energy_scale"], scfg["jet_energy_scale"]
             if self._compiled:  # the five passes and their fills in one compiled call
                 self._fill_shifted_compiled(fillers, obj, nominal, truth, dpes, djes)
-                shifted = []
             else:
                 shifted = [
                     ("photon_scaleUp", {"photon_scale": 1.0 + dpes}),
@@ -1020,14 +1026,14 @@ class HHyybbProcessor(processor.ProcessorABC):
                     ("jet_scaleUp", {"jet_scale": 1.0 + djes, "event_mask": nominal["regions"]["diphoton"]}),
                     ("jet_scaleDown", {"jet_scale": 1.0 - djes, "event_mask": nominal["regions"]["diphoton"]}),
                 ]
-            for name, kw in shifted:
-                if truth:
-                    r = self._analyse(obj, truth_tables=["nominal"], **kw)
-                    w = gen_w
-                else:
-                    r = self._analyse(obj, **kw)
-                    w = gen_w * self._btag_weights(r, ["nominal"])["nominal"]
-                self._fill(fillers, r, {name: w})
+                for name, kw in shifted:
+                    if truth:
+                        r = self._analyse(obj, truth_tables=["nominal"], **kw)
+                        w = gen_w
+                    else:
+                        r = self._analyse(obj, **kw)
+                        w = gen_w * self._btag_weights(r, ["nominal"])["nominal"]
+                    self._fill(fillers, r, {name: w})
         t_end = time.perf_counter()
         timing = {"read_s": t_read - t0, "select_fill_s": t_end - t_read}
         return {dataset: {"events": n_events, "hists": hists, "timing": timing,
@@ -1050,10 +1056,8 @@ class HHyybbProcessor(processor.ProcessorABC):
             else:  # a relative flag without a maximum does not depend on pT
                 ok = ok & np.asarray(O.requirement_mask(photons, spec), dtype=bool)
         jets: FlatCollection = obj["jets"]
-        if "jet_fixed" not in obj:
-            jc = self.cfg["jets"]
-            obj["jet_fixed"] = np.asarray(O.jet_selection(jets, {**self.omap["jet"], "pt_min": None,
-                                                                "eta_max": jc["eta_max"]}), dtype=bool)
+        jet_fixed = np.asarray(O.jet_selection(jets, {**self.omap["jet"], "pt_min": None,
+                                                      "eta_max": self.cfg["jets"]["eta_max"]}), dtype=bool)
         vi = self._variation_index
         passes = [(KS.PASS_PHOTON_SCALE, 1.0 + dpes, vi["photon_scaleUp"]),
                   (KS.PASS_PHOTON_SCALE, 1.0 - dpes, vi["photon_scaleDown"]),
@@ -1067,7 +1071,7 @@ class HHyybbProcessor(processor.ProcessorABC):
             nominal={"i1": nominal["i1"], "i2": nominal["i2"], "myy": nominal["obs"]["m_yy"],
                      "diphoton": nominal["regions"]["diphoton"]},
             electrons=obj["electrons"], electron_mask=lm["electron"], muons=obj["muons"], muon_mask=lm["muon"],
-            lepton_dr=self.cfg["leptons"]["photon_overlap_dr"], jets=jets, jet_fixed=obj["jet_fixed"],
+            lepton_dr=self.cfg["leptons"]["photon_overlap_dr"], jets=jets, jet_fixed=jet_fixed,
             jet_pt_min=self.cfg["jets"]["pt_min"],
             pt_edges=() if self.btag.pt_edges is None else self.btag.pt_edges[1:-1],
             jet_dr=self.cfg["jets"]["photon_overlap_dr"], bin_two=self._bin_two, bin_one=self._bin_one,

@@ -547,22 +547,6 @@ def resolution_factors(offsets: np.ndarray, pt: np.ndarray, eta: np.ndarray, eve
 
 
 @numba.njit(cache=True, nogil=True)
-def _objects_of(offsets, events):  # pragma: no cover - numba
-    total = 0
-    for ev in range(len(events)):
-        if events[ev]:
-            total += offsets[ev + 1] - offsets[ev]
-    out = np.empty(total, dtype=np.int64)
-    j = 0
-    for ev in range(len(events)):
-        if events[ev]:
-            for k in range(offsets[ev], offsets[ev + 1]):
-                out[j] = k
-                j += 1
-    return out
-
-
-@numba.njit(cache=True, nogil=True)
 def _objects_of_index(offsets, events):  # pragma: no cover - numba
     total = 0
     for ev in events:
@@ -581,10 +565,10 @@ def objects_of(offsets: np.ndarray, events: np.ndarray) -> np.ndarray:
     of the events listed (increasing indices) in the integer ``events`` (``offsets``: n + 1
     event boundaries), compiled: ``np.flatnonzero(np.repeat(events, np.diff(offsets)))``
     in one pass (over the listed events only, for an index list)."""
-    offsets = np.asarray(offsets, dtype=np.int64)
-    if np.asarray(events).dtype != np.bool_:
-        return _objects_of_index(offsets, np.asarray(events, dtype=np.int64))
-    return _objects_of(offsets, np.ascontiguousarray(events, dtype=np.bool_))
+    events = np.asarray(events)
+    if events.dtype == np.bool_:
+        events = np.flatnonzero(events)
+    return _objects_of_index(np.asarray(offsets, dtype=np.int64), np.asarray(events, dtype=np.int64))
 
 
 def warm_up() -> None:
