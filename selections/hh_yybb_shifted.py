@@ -32,9 +32,11 @@ import numpy as np
 
 from selections.hh_yybb_kernel import _dr_free, _mass, _p4, _pair_p4, _tag_candidates
 
-__all__ = ["N_REGION_BITS", "PASS_JET_SCALE", "PASS_PHOTON_FACTORS", "PASS_PHOTON_SCALE", "shifted_entries"]
+__all__ = ["N_REGION_BITS", "PASS_JET_SCALE", "PASS_NAMES", "PASS_PHOTON_FACTORS", "PASS_PHOTON_SCALE", "shifted_entries"]
 
 PASS_PHOTON_SCALE, PASS_PHOTON_FACTORS, PASS_JET_SCALE = 0, 1, 2
+PASS_NAMES = ("photon_scale", "photon_factors", "jet_scale")
+"""Names of the pass kinds, by kind."""
 N_REGION_BITS = 14
 """Region bits: 0 diphoton, 1 pretag, 2–9 ``{2tag,1tag}_{loose,tight}_{lowmstar,highmstar}``,
 10–13 ``res_{2tag,1tag}_{loose,tight}`` (the order of ``selections.hh_yybb.REGIONS``)."""

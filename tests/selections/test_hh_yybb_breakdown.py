@@ -45,5 +45,9 @@ def test_breakdown_components_and_restores_the_patches(tmp_path):
     assert 0 < fast["cpu_s"]["fill_shifted_compiled"] < fast["cpu_s"]["total"]
     shifted = fast["shifted_only_cpu_s"]
     assert shifted["repeat"] == 2 and 0 < shifted["min"] <= shifted["median"] < fast["cpu_s"]["fill_shifted_compiled"]
+    groups = shifted["fastest_by_passes"]
+    assert list(groups) == ["pass_0_photon_scale", "pass_1_photon_scale", "pass_2_photon_factors",
+                            "pass_3_jet_scale", "pass_4_jet_scale", "photon_passes", "jet_scale_passes"]
+    assert all(t > 0 for t in groups.values())
     assert "shifted_only_cpu_s" not in out
     assert KS.shifted_entries is shifted_entries  # the capture is undone
