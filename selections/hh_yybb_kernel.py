@@ -150,6 +150,35 @@ def _pair_p4(a, b, pta, ptb, g1, g2, myy, mstar_offset):  # pragma: no cover - n
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _free_leptons(ev, e_off, e_eta, e_phi, e_mask, mu_off, mu_eta, mu_phi, mu_mask, g1eta, g1phi, g2eta, g2phi,
+                  lep_dr):  # pragma: no cover - numba
+    """Event ev's selected electrons and muons farther than ``lep_dr`` from both photons."""
+    n = 0
+    for k in range(e_off[ev], e_off[ev + 1]):
+        if e_mask[k] and _dr_free(np.float64(e_eta[k]), np.float64(e_phi[k]), g1eta, g1phi, g2eta, g2phi, lep_dr):
+            n += 1
+    for k in range(mu_off[ev], mu_off[ev + 1]):
+        if mu_mask[k] and _dr_free(np.float64(mu_eta[k]), np.float64(mu_phi[k]), g1eta, g1phi, g2eta, g2phi, lep_dr):
+            n += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _first_two(ok, start, stop):  # pragma: no cover - numba
+    """The first two indices in ``start … stop − 1`` with ``ok`` (−1: none)."""
+    l0 = -1
+    l1 = -1
+    for k in range(start, stop):
+        if ok[k]:
+            if l0 < 0:
+                l0 = k
+            else:
+                l1 = k
+                break
+    return l0, l1
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _tag_candidates(ok, bins, j0, n, thresh):  # pragma: no cover - numba
     """The two b-jet candidates among an event's jets ``j0 … j0 + n − 1`` with ``ok``: the
     two leading ones in tag bin ≥ ``thresh``, completed by the leading others; indices
@@ -232,13 +261,8 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
                 out_f[r, ev] = nan
             continue
         # leptons away from the photons
-        n_lep = 0
-        for k in range(e_off[ev], e_off[ev + 1]):
-            if e_mask[k] and _dr_free(np.float64(e_eta[k]), np.float64(e_phi[k]), g1eta, g1phi, g2eta, g2phi, lep_dr):
-                n_lep += 1
-        for k in range(mu_off[ev], mu_off[ev + 1]):
-            if mu_mask[k] and _dr_free(np.float64(mu_eta[k]), np.float64(mu_phi[k]), g1eta, g1phi, g2eta, g2phi, lep_dr):
-                n_lep += 1
+        n_lep = _free_leptons(ev, e_off, e_eta, e_phi, e_mask, mu_off, mu_eta, mu_phi, mu_mask, g1eta, g1phi, g2eta,
+                              g2phi, lep_dr)
         # jets away from the photons; tag counts
         n_j = 0
         n_two = 0
@@ -255,15 +279,7 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
         tag = 2 if n_two >= 2 else (1 if n_one >= 1 else 0)
         thresh = bin_two if tag == 2 else (bin_one if tag == 1 else 127)
         j0 = j_off[ev]
-        l0 = -1
-        l1 = -1
-        for k in range(j0, j_off[ev + 1]):
-            if jet_out[k]:
-                if l0 < 0:
-                    l0 = k
-                elif l1 < 0:
-                    l1 = k
-                    break
+        l0, l1 = _first_two(jet_out, j0, j_off[ev + 1])
         c0, c1 = _tag_candidates(jet_out, j_bin, j0, j_off[ev + 1] - j0, thresh)
         c0 = c0 + j0 if c0 >= 0 else -1
         c1 = c1 + j0 if c1 >= 0 else -1

@@ -30,7 +30,15 @@ from typing import Any
 import numba
 import numpy as np
 
-from selections.hh_yybb_kernel import _dr_free, _mass, _p4, _pair_p4, _tag_candidates
+from selections.hh_yybb_kernel import (
+    _dr_free,
+    _first_two,
+    _free_leptons,
+    _mass,
+    _p4,
+    _pair_p4,
+    _tag_candidates,
+)
 
 __all__ = ["N_REGION_BITS", "PASS_JET_SCALE", "PASS_NAMES", "PASS_PHOTON_FACTORS", "PASS_PHOTON_SCALE", "shifted_entries"]
 
@@ -246,15 +254,8 @@ def _shifted(kinds, values, var_ids, factors,
             nj_ev = j_off[ev + 1] - j0
             if kind == 2 or i1 != jk1 or i2 != jk2:
                 # leptons away from the photons
-                n_lep = 0
-                for k in range(e_off[ev], e_off[ev + 1]):
-                    if e_mask[k] and _dr_free(np.float64(e_eta[k]), np.float64(e_phi[k]), g1eta, g1phi, g2eta,
-                                              g2phi, lep_dr):
-                        n_lep += 1
-                for k in range(mu_off[ev], mu_off[ev + 1]):
-                    if mu_mask[k] and _dr_free(np.float64(mu_eta[k]), np.float64(mu_phi[k]), g1eta, g1phi, g2eta,
-                                               g2phi, lep_dr):
-                        n_lep += 1
+                n_lep = _free_leptons(ev, e_off, e_eta, e_phi, e_mask, mu_off, mu_eta, mu_phi, mu_mask, g1eta, g1phi,
+                                      g2eta, g2phi, lep_dr)
                 # jets: this pass's pT and mass, selection, overlap removal, tags
                 n_j = 0
                 n_two = 0
@@ -273,15 +274,7 @@ def _shifted(kinds, values, var_ids, factors,
                         if j_bin[k] >= bin_one:
                             n_one += 1
                 # leading jets (the inclusive regions' m_bb and m*)
-                l0 = -1
-                l1 = -1
-                for k in range(nj_ev):
-                    if jet_ok[k]:
-                        if l0 < 0:
-                            l0 = k
-                        elif l1 < 0:
-                            l1 = k
-                            break
+                l0, l1 = _first_two(jet_ok, 0, nj_ev)
                 if not truth:
                     tag = 2 if n_two >= 2 else (1 if n_one >= 1 else 0)
                     thresh = bin_two if tag == 2 else (bin_one if tag == 1 else 127)
