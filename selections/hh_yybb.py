@@ -818,6 +818,7 @@ class HHyybbProcessor(processor.ProcessorABC):
             "rows": rows,
             "i1": ev["i1"],
             "i2": i2,
+            "angle": ev["angle"],
         }
 
     def _scaled_jets(self, obj: dict[str, Any], scale: float) -> tuple[FlatCollection, np.ndarray]:
@@ -1069,7 +1070,7 @@ class HHyybbProcessor(processor.ProcessorABC):
             passes, photons=photons, photon_ok=ok, iso=iso, photon_pt_min=self.cfg["photons"]["pt_min"],
             factors=self._per_factor(obj, mask=ok),  # only the photons a pass can select
             nominal={"i1": nominal["i1"], "i2": nominal["i2"], "myy": nominal["obs"]["m_yy"],
-                     "diphoton": nominal["regions"]["diphoton"]},
+                     "diphoton": nominal["regions"]["diphoton"], "angle": nominal["angle"]},
             electrons=obj["electrons"], electron_mask=lm["electron"], muons=obj["muons"], muon_mask=lm["muon"],
             lepton_dr=self.cfg["leptons"]["photon_overlap_dr"], jets=jets, jet_fixed=jet_fixed,
             jet_pt_min=self.cfg["jets"]["pt_min"],

@@ -53,9 +53,12 @@ __all__ = [
 ]
 
 _INT_FIELDS = ("i1", "i2", "n_lep", "n_j", "tag", "c0", "c1", "l0", "l1")
-_FLOAT_FIELDS = ("myy", "g1pt", "g2pt", "mbb", "mstar", "j1", "j2", "mjj_lead", "mstar_lead")
+_FLOAT_FIELDS = ("myy", "g1pt", "g2pt", "mbb", "mstar", "j1", "j2", "mjj_lead", "mstar_lead", "angle")
 EVENT_FIELDS = _INT_FIELDS + _FLOAT_FIELDS
-"""Per-event outputs (plus ``jet_mask``, per jet: selected and overlap-free)."""
+"""Per-event outputs (plus ``jet_mask``, per jet: selected and overlap-free). ``angle`` is
+the photon pair's cosh Δη − cos Δφ (m²_γγ = 2 pT1 pT2 · angle), NaN where m_γγ was not
+computed: the shifted passes reuse it for the same pair
+(:func:`selections.hh_yybb_shifted.shifted_entries`)."""
 
 
 class PassInput(dict):
@@ -216,6 +219,7 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
         if not ev_mask[ev]:
             for r in range(9):
                 out_i[r, ev] = 0 if 2 <= r < 5 else -1
+            for r in range(10):
                 out_f[r, ev] = nan
             continue
         # diphoton: the first two selected photons (stored pT order), or the two highest pT
@@ -242,10 +246,12 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
         g1pt = np.float64(ph_pt[i1]) if i1 >= 0 else nan
         g2pt = np.float64(ph_pt[i2]) if i2 >= 0 else nan
         myy = nan
+        angle = nan
         diphoton = False
         if i2 >= 0 and (all_myy or (g1pt > lead_frac * myy_lo and g2pt > sub_frac * myy_lo)):
             # massless photons: m² = 2 pT1 pT2 (cosh Δη − cos Δφ) (two transcendentals, not six)
-            m2 = 2.0 * g1pt * g2pt * (math.cosh(g1eta - g2eta) - math.cos(g1phi - g2phi))
+            angle = math.cosh(g1eta - g2eta) - math.cos(g1phi - g2phi)
+            m2 = 2.0 * g1pt * g2pt * angle
             myy = math.sqrt(m2) if m2 > 0.0 else 0.0
             diphoton = (g1pt > lead_frac * myy and g2pt > sub_frac * myy and myy > myy_lo
                         and myy < myy_hi)
@@ -259,6 +265,7 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
             out_f[2, ev] = g2pt
             for r in range(3, 9):
                 out_f[r, ev] = nan
+            out_f[9, ev] = angle
             continue
         # leptons away from the photons
         n_lep = _free_leptons(ev, e_off, e_eta, e_phi, e_mask, mu_off, mu_eta, mu_phi, mu_mask, g1eta, g1phi, g2eta,
@@ -314,6 +321,7 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
         out_f[6, ev] = j2
         out_f[7, ev] = mjj
         out_f[8, ev] = mstar_l
+        out_f[9, ev] = angle
 
 
 @numba.njit(cache=True, nogil=True)
@@ -706,6 +714,7 @@ def event_arrays_numpy(p: Mapping[str, Any]) -> dict[str, np.ndarray]:
     g1, g2 = O.p4(g1pt, g1eta, g1phi), O.p4(g2pt, g2eta, g2phi)
     myy = O.invariant_mass(g1, g2)
     myy[i2 < 0] = np.nan
+    angle = np.cosh(g1eta - g2eta) - np.cos(g1phi - g2phi)
     if not p.get("all_myy", True):  # photons too soft for the E_T/m_γγ cuts anywhere in the window
         lo = p["myy_window"][0]
         with np.errstate(invalid="ignore"):
@@ -764,4 +773,5 @@ def event_arrays_numpy(p: Mapping[str, Any]) -> dict[str, np.ndarray]:
     nan_if_skip = np.where(skip, np.nan, 1.0)
     return {"i1": i1, "i2": i2, "myy": myy * nan_if_skip, "g1pt": g1pt, "g2pt": g2pt, "n_lep": n_lep,
             "n_j": n_j, "tag": tag, "c0": c0, "c1": c1, "l0": l0, "l1": l1, "mbb": mbb, "mstar": mstar,
-            "j1": j1, "j2": j2, "mjj_lead": mjj, "mstar_lead": mstar_l, "jet_mask": jmask}
+            "j1": j1, "j2": j2, "mjj_lead": mjj, "mstar_lead": mstar_l,
+            "angle": np.where(np.isnan(myy), np.nan, angle) * nan_if_skip, "jet_mask": jmask}

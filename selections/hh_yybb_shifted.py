@@ -122,7 +122,7 @@ def _kin_bits(mbb, mstar, j1, j2, res, tag, cat):  # pragma: no cover - numba
 def _shifted(kinds, values, var_ids, factors,
              ph_off, ph_pt, ph_eta, ph_phi, ph_ok, ph_iso, iso_max_native, iso_max, scale_native, thr_native,
              has_thr, pt_min,
-             nom_i1, nom_i2, nom_myy, nom_diphoton,
+             nom_i1, nom_i2, nom_myy, nom_diphoton, nom_angle,
              e_off, e_eta, e_phi, e_mask, mu_off, mu_eta, mu_phi, mu_mask, lep_dr,
              j_off, j_pt, j_eta, j_phi, j_mass, j_fix, j_pt_min, j_bin, class_base, pt_edges, jet_dr,
              bin_two, bin_one, min_jets, max_jets,
@@ -155,9 +155,14 @@ def _shifted(kinds, values, var_ids, factors,
         for k in range(p0, p0 + np_ev):
             if ph_ok[k]:
                 n_ok += 1
+        # the pair whose angular factor ``angle`` holds: first the nominal pair's (the same
+        # expression, computed by the nominal pass)
         a_i1 = -1
         a_i2 = -1
-        angle = 0.0
+        angle = nom_angle[ev]
+        if not math.isnan(angle):
+            a_i1 = nom_i1[ev]
+            a_i2 = nom_i2[ev]
         jk1 = -1  # the photon pair whose leptons and jets the buffers hold (−1: none)
         jk2 = -1
         n_lep = 0
@@ -391,7 +396,9 @@ def shifted_entries(passes: Sequence[tuple[int, float, int]], *, photons: Mappin
     mass factor). ``photons``, ``electrons``, ``muons``, ``jets``: flat fields with
     ``offsets`` (FlatCollection), pT-ordered; ``photon_ok``: the photon requirements no
     shift changes; ``iso``: ``(values, max)`` of the relative isolations (passes: values <
-    max × pT); ``nominal``: the nominal pass's ``i1, i2, myy`` and ``diphoton`` per event;
+    max × pT); ``nominal``: the nominal pass's ``i1, i2, myy`` and ``diphoton`` per event,
+    optionally ``angle`` (its pair's cosh Δη − cos Δφ, NaN where not computed: a photon pass
+    that picks the nominal pair takes it instead of computing it again);
     ``jet_fixed``: the jet requirements but pT; ``jets`` also ``tag_bin`` and
     ``class_base``; ``pt_edges``: inner pT edges of the efficiency maps [GeV]; ``cfg``: the
     ``selection.hh_yybb`` section. Truth-tagged (``truth``): ``eps`` = (ε at the 2-tag WP,
@@ -423,6 +430,9 @@ def shifted_entries(passes: Sequence[tuple[int, float, int]], *, photons: Mappin
         e2 = e1 = np.zeros(1)
         table = np.asarray(sf_table, dtype=np.float64)
     f = np.zeros(len(pt)) if factors is None else np.asarray(factors, dtype=np.float64)
+    n_ev = len(photons.offsets) - 1
+    nom_angle = (np.full(n_ev, np.nan) if nominal.get("angle") is None
+                 else np.asarray(nominal["angle"], dtype=np.float64))
     bits, obs, var, w = _shifted(
         kinds, values, var_ids, f,
         np.asarray(photons.offsets, dtype=np.int64), pt, photons["eta"], photons["phi"],
@@ -431,6 +441,7 @@ def shifted_entries(passes: Sequence[tuple[int, float, int]], *, photons: Mappin
         0.0 if photon_pt_min is None else float(photon_pt_min),
         np.asarray(nominal["i1"], dtype=np.int64), np.asarray(nominal["i2"], dtype=np.int64),
         np.asarray(nominal["myy"], dtype=np.float64), np.ascontiguousarray(nominal["diphoton"], dtype=np.bool_),
+        nom_angle,
         np.asarray(electrons.offsets, dtype=np.int64), electrons["eta"], electrons["phi"],
         np.ascontiguousarray(electron_mask, dtype=np.bool_),
         np.asarray(muons.offsets, dtype=np.int64), muons["eta"], muons["phi"],

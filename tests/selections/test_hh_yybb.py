@@ -386,6 +386,39 @@ def test_compiled_shifted_passes_equal_the_pass_by_pass_reference(tmp_path, wp_f
         assert not np.array_equal(h[:, v, :].values(flow=True), h[:, "nominal", :].values(flow=True)), v
 
 
+def test_shifted_passes_take_the_nominal_pairs_angle(tmp_path, wp_file, config, monkeypatch):
+    """The photon passes take the nominal pair's cosh Δη − cos Δφ from the nominal pass: the
+    entries are those computed without it, and a tampered angle changes them (so it is used)."""
+    from selections import hh_yybb_shifted as KS
+
+    rng = np.random.default_rng(12)
+    path = write_hepline_events(tmp_path / "hhrand_0.root", sample="hhrand", events=_random_events(rng, 1500),
+                                weights=np.ones(1500))
+    calls = []
+    real = KS.shifted_entries
+
+    def spy(passes, **kw):
+        calls.append((passes, kw))
+        return real(passes, **kw)
+
+    monkeypatch.setattr(KS, "shifted_entries", spy)
+    S.run_selection([path], {**config, "selection": {"hh_yybb": {"engine": "numba"}}}, wp_file)
+    passes, kw = calls[0]
+    nominal = kw["nominal"]
+    angle = np.asarray(nominal["angle"])
+    has_pair = np.asarray(nominal["i2"]) >= 0
+    assert np.isfinite(angle[has_pair]).all() and np.isnan(angle[~has_pair]).all()
+    seeded = real(passes, **kw)
+    unseeded = real(passes, **{**kw, "nominal": {k: v for k, v in nominal.items() if k != "angle"}})
+    tampered = real(passes, **{**kw, "nominal": {**nominal, "angle": angle * 1.01}})
+    for k in ("bits", "obs", "variation", "weight"):
+        assert np.array_equal(seeded[k], unseeded[k], equal_nan=True), k  # m_bb, m*: NaN without jets
+    assert len(seeded["bits"]) > 100
+    # m_γγ of the photon passes' entries moves with the angle (×√1.01), or entries move across cuts
+    photon = np.isin(seeded["variation"], [p[2] for p in passes[:3]])
+    photon_t = np.isin(tampered["variation"], [p[2] for p in passes[:3]])
+    assert not np.array_equal(tampered["obs"][0][photon_t], seeded["obs"][0][photon])
+
 def test_engine_auto_uses_numba_only_where_it_pays(wp_file, monkeypatch):
     from selections import hh_yybb_kernel as K
 
