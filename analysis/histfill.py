@@ -18,6 +18,7 @@ empty histogram both give the same sums bin by bin as a single ``fill`` would.
 
 from __future__ import annotations
 
+import hist
 import numba
 import numpy as np
 
@@ -65,6 +66,24 @@ def _fill_entries(values, variances, bits, region_of_bit, xbins, variation, weig
                         variances[o][r, v, b] += w * w
 
 
+@numba.njit(cache=True, nogil=True)
+def _regular_bins(x, lo, delta, n, under, last, out):  # pragma: no cover - numba
+    """Boost.Histogram's regular-axis index of each ``x`` (z = (x − lo)/delta; ⌊z·n⌋ for
+    0 ≤ z < 1, −1 below, n above), then :meth:`RegionFiller.bins`'s flow shift and clip;
+    −1 for non-finite ``x``."""
+    for i in range(x.shape[0]):
+        v = x[i]
+        if not np.isfinite(v):
+            out[i] = -1
+            continue
+        z = (v - lo) / delta
+        if z < 1.0:
+            k = int(z * n) if z >= 0.0 else -1
+        else:
+            k = n
+        out[i] = min(max(k + under, 0), last)
+
+
 def _check_range(caller: str, arr: np.ndarray, size: int, what: str) -> None:
     """IndexError unless every index in ``arr`` lies in [0, size)."""
     if arr.size and (arr.min() < 0 or arr.max() >= size):
@@ -94,9 +113,31 @@ class RegionFiller:
         self._axis = ax
         self._under = bool(ax.traits.underflow)
         self._last = len(ax) + int(ax.traits.underflow) + int(ax.traits.overflow) - 1
+        self._regular: tuple[float, float] | None = None
+        if isinstance(ax, hist.axis.Regular) and ax.transform is None and not ax.traits.circular:
+            edges = np.asarray(ax.edges, dtype=np.float64)
+            self._regular = (float(edges[0]), float(edges[-1] - edges[0]))
+            # compiled only where it gives Boost.Histogram's index on the edges and their
+            # neighbours (the bins of every other value follow from those)
+            probe = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf),
+                                    0.5 * (edges[1:] + edges[:-1]), [-1e300, 1e300, np.nan, np.inf]])
+            if not np.array_equal(self._bins_compiled(probe), self._bins_boost(probe)):
+                self._regular = None
 
     def bins(self, x: np.ndarray) -> np.ndarray:
-        """:func:`bin_indices` along this histogram's observable axis."""
+        """:func:`bin_indices` along this histogram's observable axis (compiled for a plain
+        regular axis, else Boost.Histogram's ``index``)."""
+        x = np.asarray(x, dtype=np.float64)
+        return self._bins_compiled(x) if self._regular is not None else self._bins_boost(x)
+
+    def _bins_compiled(self, x: np.ndarray) -> np.ndarray:
+        lo, delta = self._regular
+        out = np.empty(len(x), dtype=np.int64)
+        _regular_bins(np.ascontiguousarray(x, dtype=np.float64), lo, delta, len(self._axis), int(self._under),
+                      self._last, out)
+        return out
+
+    def _bins_boost(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         idx = np.asarray(self._axis.index(x), dtype=np.int64)
         if self._under:

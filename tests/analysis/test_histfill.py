@@ -72,6 +72,31 @@ def test_bin_indices_flow_and_non_finite():
     assert idx.tolist() == [0, 1, 11, 12, 12, -1, -1]
 
 
+@pytest.mark.parametrize("axis", [
+    hist.axis.Regular(11, 100.0, 160.0, name="x"),
+    hist.axis.Regular(7, 0.1, 0.7, name="x"),                    # edges not exact in binary
+    hist.axis.Regular(13, -1e-3, 1e5, name="x"),
+    hist.axis.Regular(5, 0.0, 1.0, name="x", underflow=False),
+    hist.axis.Regular(5, 0.0, 1.0, name="x", overflow=False),
+    hist.axis.Regular(5, 1.0, 100.0, name="x", transform=hist.axis.transform.log),
+    hist.axis.Variable([0.0, 1.0, 3.0, 10.0], name="x"),
+])
+def test_compiled_bins_equal_boost_histograms_index(axis):
+    """The compiled regular-axis index gives Boost.Histogram's bins (after the flow shift)
+    on dense values, every edge and its floating-point neighbours; other axes use Boost's."""
+    h = hist.Hist(axis)
+    f = HF.RegionFiller(h, "x")
+    plain = isinstance(axis, hist.axis.Regular) and axis.transform is None
+    assert (f._regular is not None) == plain
+    e = np.asarray(axis.edges)
+    lo, hi = e[0], e[-1]
+    span = hi - lo
+    x = np.concatenate([np.linspace(lo - 0.2 * span, hi + 0.2 * span, 200_003), e, np.nextafter(e, -np.inf),
+                        np.nextafter(e, np.inf), [np.nan, np.inf, -np.inf, -1e300, 1e300]])
+    np.testing.assert_array_equal(f.bins(x), f._bins_boost(x))
+    assert (f.bins(x) == -1).sum() == 3  # NaN, ±inf: not filled
+
+
 def test_fill_regions_rejects_bad_shapes_and_indices():
     h = make(False)
     x, masks, weights = sample(n=10)
