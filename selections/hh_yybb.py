@@ -1393,7 +1393,10 @@ def benchmark(files: Sequence[str], config: Mapping[str, Any], working_points: A
     also opens every file to validate it and loads the compiled kernel) is reported
     separately as ``first_run_*``; later runs find the unchanged files' validation
     remembered (:func:`analysis.ingest.validate_files`). ``ratio_cpu_best`` compares the
-    fastest run of each (the least disturbed by other load on a shared machine).
+    fastest run of each (the least disturbed by other load on a shared machine);
+    ``ratio_cpu_paired`` is the median over the runs of the read's CPU time over that of the
+    selection run just before it (the two of a pair see the same machine state, so slow
+    drifts of a noisy machine cancel).
     """
     sel_runs, read_runs = [], []
     c0 = time.process_time()
@@ -1428,6 +1431,8 @@ def benchmark(files: Sequence[str], config: Mapping[str, Any], working_points: A
         "plain_read_events_per_cpu_s": read_cpu,
         "ratio_cpu": sel_cpu / read_cpu,
         "ratio_cpu_best": min(r["cpu_s"] for r in read_runs) / min(r["cpu_s"] for r in sel_runs),
+        "ratio_cpu_paired": statistics.median(
+            (r["cpu_s"] / r["events"]) / (s["cpu_s"] / s["events"]) for s, r in zip(sel_runs, read_runs, strict=True)),
         "first_run_events_per_cpu_s": res.metrics["events"] / first_cpu,
         "first_run_ratio_cpu": res.metrics["events"] / first_cpu / read_cpu,
         "systematics": selection_config(config)["hh_yybb"]["systematics"]["enabled"],

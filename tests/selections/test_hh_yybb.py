@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 import awkward as ak
@@ -522,6 +523,22 @@ def test_input_without_the_tagger_branch(tmp_path, wp_file, config):
     path = write_hepline_fixture(tmp_path / "plain.root", 20, np.random.default_rng(3), sample="plain")
     with pytest.raises(S.WorkingPointError, match="no branch 'Jet_btag_dl1'"):
         S.run_selection([path], config, wp_file)
+
+
+def test_benchmark_reports_the_ratios_of_its_own_runs(hepline_events, wp_file, config):
+    """The throughput benchmark: alternating runs, the plain read of the selection's own
+    branches, and each ratio computed from the recorded runs."""
+    out = S.benchmark([str(hepline_events)], config, wp_file, repeat=3)
+    sel, read = out["selection_runs"], out["read_runs"]
+    assert len(sel) == len(read) == 3
+    n = S.run_selection([hepline_events], config, wp_file).metrics["events"]
+    assert out["events"] == n and all(r["events"] == n for r in sel + read)
+    assert "Photon_pt" in out["branches"] and "Jet_btag_dl1" in out["branches"]
+    med = statistics.median
+    assert out["ratio_cpu"] == pytest.approx(med(n / r["cpu_s"] for r in sel) / med(n / r["cpu_s"] for r in read))
+    assert out["ratio_cpu_best"] == pytest.approx(min(r["cpu_s"] for r in read) / min(r["cpu_s"] for r in sel))
+    assert out["ratio_cpu_paired"] == pytest.approx(med(r["cpu_s"] / s["cpu_s"] for s, r in zip(sel, read)))
+    assert out["systematics"] is True and out["repeat"] == 3
 
 
 def test_object_mapping_naming_a_missing_branch(tmp_path, wp_file, config):
