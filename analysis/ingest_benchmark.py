@@ -21,7 +21,7 @@ import numpy as np
 import uproot
 from coffea import processor
 
-from analysis.runner import run_processor
+from analysis.runner import run_module_main, run_processor
 
 BRANCHES = [
     "nJet", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass",
@@ -110,5 +110,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # the importable module's main (its processor pickles by reference)
+    run_module_main("analysis.ingest_benchmark")

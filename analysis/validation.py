@@ -31,7 +31,7 @@ from coffea import processor
 from analysis.atomic import atomic_path, write_json
 from analysis.config import load_config
 from analysis.provenance import provenance_record
-from analysis.runner import run_processor
+from analysis.runner import run_module_main, run_processor
 
 log = logging.getLogger(__name__)
 
@@ -248,5 +248,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # the importable module's main (its processor pickles by reference)
+    run_module_main("analysis.validation")

@@ -67,7 +67,7 @@ from analysis.config import ConfigError, config_hash, config_section, load_confi
 from analysis.format import combined_xsec
 from analysis.ingest import Fileset, InputFileError, detect_format, form_filter, read_metadata
 from analysis.provenance import provenance_record
-from analysis.runner import freeze_startup_objects, run_processor, runner_config
+from analysis.runner import freeze_startup_objects, run_module_main, run_processor, runner_config
 from selections import hh_yybb_kernel as K
 from selections import hh_yybb_shifted as KS
 from selections import objects as O
@@ -1565,5 +1565,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # the importable module's main (its processor pickles by reference)
+    run_module_main("selections.hh_yybb")

@@ -235,5 +235,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # the importable module's main (its processor pickles by reference)
+    runner.run_module_main("selections.hh_yybb_breakdown")

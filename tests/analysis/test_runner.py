@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import runpy
+import warnings
 
 import awkward as ak
 import numpy as np
@@ -249,3 +252,18 @@ def test_freeze_startup_objects_moves_live_objects_to_the_permanent_generation()
     finally:
         gc.unfreeze()
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("module", ["selections.hh_yybb", "selections.hh_yybb_breakdown", "analysis.validation",
+                                    "analysis.ingest_benchmark"])
+def test_stage_modules_run_as_scripts_use_the_importable_modules_main(module, monkeypatch):
+    """``python -m <stage>`` runs the importable module's main (whose processor class coffea
+    pickles by reference for every chunk), not the ``__main__`` copy's."""
+    mod = importlib.import_module(module)
+    calls = []
+    monkeypatch.setattr(mod, "main", lambda: calls.append(module) or 7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # runpy: the module is already imported
+        with pytest.raises(SystemExit) as exc:
+            runpy.run_module(module, run_name="__main__")
+    assert exc.value.code == 7 and calls == [module]
