@@ -342,6 +342,14 @@ def _np(x: Any) -> np.ndarray:
     return ak.to_numpy(x)
 
 
+def distinct_count(values: np.ndarray, in_order: bool = False) -> int:
+    """Number of distinct ``values``; ``in_order``: they are non-decreasing (counted from
+    the changes, without sorting)."""
+    if not in_order:
+        return int(np.unique(values).size)
+    return int(np.count_nonzero(values[1:] != values[:-1])) + 1 if values.size else 0
+
+
 class FlatCollection(dict):
     """One collection of a chunk as flat numpy arrays: ``{field: array over all objects}``
     plus ``counts`` (per event), ``offsets`` (n + 1) and ``evt`` (event index per object).
@@ -993,11 +1001,15 @@ class HHyybbProcessor(processor.ProcessorABC):
         masks += [nominal["regions"][r] for r in (*NONRES_REGIONS, *RES_REGIONS)]
         raw = np.array([n_events] + [int(np.count_nonzero(m)) for m in masks], dtype=np.int64)
         w2_nom = np.square(w_nom)
-        # (rows without events are 0.0, as the sum of an empty selection: no gather for them)
-        sumw = np.array([float(gen_all.sum())] + [float(w_nom[m].sum()) if r else 0.0
-                                                  for m, r in zip(masks, raw[1:], strict=True)])
-        sumw2 = np.array([float(np.square(gen_all).sum())] + [float(w2_nom[m].sum()) if r else 0.0
-                                                              for m, r in zip(masks, raw[1:], strict=True)])
+        # one index per row for both sums (rows without events are 0.0, as the sum of an
+        # empty selection: no gather for them)
+        sumw = np.zeros(len(masks) + 1)
+        sumw2 = np.zeros(len(masks) + 1)
+        sumw[0], sumw2[0] = float(gen_all.sum()), float(np.square(gen_all).sum())
+        for i, (m, r) in enumerate(zip(masks, raw[1:], strict=True), start=1):
+            if r:
+                idx = np.flatnonzero(m)
+                sumw[i], sumw2[i] = float(w_nom.take(idx).sum()), float(w2_nom.take(idx).sum())
         if truth:
             # b-tag rows of the cutflow from the truth-tag rows: weighted = Σ w·P, raw = the
             # MC events that contribute
@@ -1006,9 +1018,11 @@ class HHyybbProcessor(processor.ProcessorABC):
             row_masks = [np.ones(len(wr), dtype=bool), rows["kind"] == 2, rows["kind"] == 1]
             row_masks += [rows["regions"][r] for r in (*NONRES_REGIONS, *RES_REGIONS)]
             first = len(SEQUENTIAL_STEPS) - 1  # "btag_1or2"
+            evt = rows["evt"]
+            in_order = bool((evt[1:] >= evt[:-1]).all())  # rows come event by event
             for k, m in enumerate(row_masks):
                 m = m & (rows["p"]["nominal"] > 0)
-                raw[first + k] = np.unique(rows["evt"][m]).size
+                raw[first + k] = distinct_count(evt[m], in_order)
                 sumw[first + k] = float(wr[m].sum())
                 sumw2[first + k] = float(np.square(np.bincount(rows["evt"][m], wr[m])).sum())
 

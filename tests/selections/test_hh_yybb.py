@@ -776,3 +776,12 @@ def test_selection_of_a_hadd_merged_file_equals_that_of_its_shards(tmp_path, wp_
         va, vb = h.view(flow=True), b["hists"][obs].view(flow=True)
         assert np.allclose(va["value"], vb["value"], rtol=1e-12, atol=0) and va["value"].sum() > 0, obs
         assert np.allclose(va["variance"], vb["variance"], rtol=1e-12, atol=0), obs
+
+
+def test_distinct_count_in_order_equals_unique():
+    rng = np.random.default_rng(4)
+    for n in (0, 1, 2, 50, 1000):
+        v = np.sort(rng.integers(0, max(n // 3, 1), n))
+        assert S.distinct_count(v, in_order=True) == S.distinct_count(v) == np.unique(v).size
+        shuffled = rng.permutation(v)
+        assert S.distinct_count(shuffled) == np.unique(v).size
