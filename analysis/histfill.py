@@ -18,6 +18,8 @@ empty histogram both give the same sums bin by bin as a single ``fill`` would.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import hist
 import numba
 import numpy as np
@@ -124,15 +126,31 @@ class RegionFiller:
             if not np.array_equal(self._bins_compiled(probe), self._bins_boost(probe)):
                 self._regular = None
 
-    def bins(self, x: np.ndarray) -> np.ndarray:
+    def bins(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """:func:`bin_indices` along this histogram's observable axis (compiled for a plain
-        regular axis, else Boost.Histogram's ``index``)."""
+        regular axis, else Boost.Histogram's ``index``); into ``out`` (int64) if given."""
         x = np.asarray(x, dtype=np.float64)
-        return self._bins_compiled(x) if self._regular is not None else self._bins_boost(x)
+        if self._regular is not None:
+            return self._bins_compiled(x, out)
+        idx = self._bins_boost(x)
+        if out is None:
+            return idx
+        out[...] = idx
+        return out
 
-    def _bins_compiled(self, x: np.ndarray) -> np.ndarray:
+    @staticmethod
+    def bins_together(fillers: Sequence[RegionFiller], xs: Sequence[np.ndarray]) -> np.ndarray:
+        """``np.stack([f.bins(x) for f, x in zip(fillers, xs)])``, each row written in place
+        (no copy of the stacked bins)."""
+        out = np.empty((len(fillers), len(xs[0]) if len(xs) else 0), dtype=np.int64)
+        for row, f, x in zip(out, fillers, xs, strict=True):
+            f.bins(x, out=row)
+        return out
+
+    def _bins_compiled(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         lo, delta = self._regular
-        out = np.empty(len(x), dtype=np.int64)
+        if out is None:
+            out = np.empty(len(x), dtype=np.int64)
         _regular_bins(np.ascontiguousarray(x, dtype=np.float64), lo, delta, len(self._axis), int(self._under),
                       self._last, out)
         return out

@@ -917,7 +917,7 @@ class HHyybbProcessor(processor.ProcessorABC):
                 p = src["p"]
                 w_rows, w_of = self._weight_rows(weights, used, src["evt"], {v: p.get(v, p["nominal"]) for v in weights})
             region_ids = np.array([self._region_index[r] for r in regions], dtype=np.int64)
-            xbins = np.stack([filler.bins(obs[name][used]) for name, filler in fillers.items()])
+            xbins = HF.RegionFiller.bins_together(list(fillers.values()), [obs[name][used] for name in fillers])
             HF.RegionFiller.fill_together(list(fillers.values()), masks, region_ids, xbins, w_rows, w_of,
                                           variations, compiled=self._compiled)
 
@@ -1092,7 +1092,7 @@ class HHyybbProcessor(processor.ProcessorABC):
             jet_dr=self.cfg["jets"]["photon_overlap_dr"], bin_two=self._bin_two, bin_one=self._bin_one,
             cfg=self.cfg, truth=truth, eps=self._tt_eff["nominal"] if truth else None,
             sf_table=None if truth else self._sf_tables["nominal"], gen_weight=obj["weight"])
-        xbins = np.stack([f.bins(out["obs"][k]) for k, f in enumerate(fillers.values())])
+        xbins = HF.RegionFiller.bins_together(list(fillers.values()), list(out["obs"]))
         HF.fill_entries(list(fillers.values()), out["bits"], self._region_of_bit, xbins, out["variation"],
                         out["weight"], compiled=True)
 

@@ -170,3 +170,16 @@ def test_fill_entries_rejects_bits_beyond_the_regions_and_bad_shapes():
         HF.fill_entries(f, np.array([1, 1]), np.array([0]), xb, np.array([0, 3]), np.ones(2))
     with pytest.raises(ValueError, match="xbins"):
         HF.fill_entries(f, np.array([1, 1, 1]), np.array([0]), xb, np.zeros(3), np.ones(3))
+
+
+def test_bins_together_equals_stacked_bins():
+    hs = [hist.Hist(hist.axis.Regular(11, 100.0, 160.0, name="x")),
+          hist.Hist(hist.axis.Variable([0.0, 1.0, 3.0, 10.0], name="x"))]  # compiled and Boost's index
+    fillers = [HF.RegionFiller(h, "x") for h in hs]
+    rng = np.random.default_rng(8)
+    xs = [rng.uniform(90.0, 170.0, 1000), rng.uniform(-1.0, 12.0, 1000)]
+    xs[1][:5] = np.nan
+    got = HF.RegionFiller.bins_together(fillers, xs)
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, np.stack([f.bins(x) for f, x in zip(fillers, xs, strict=True)]))
+    assert (got[1, :5] == -1).all() and HF.RegionFiller.bins_together([], []).shape == (0, 0)
