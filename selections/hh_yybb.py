@@ -1022,9 +1022,10 @@ class HHyybbProcessor(processor.ProcessorABC):
             in_order = bool((evt[1:] >= evt[:-1]).all())  # rows come event by event
             for k, m in enumerate(row_masks):
                 m = m & (rows["p"]["nominal"] > 0)
-                raw[first + k] = distinct_count(evt[m], in_order)
-                sumw[first + k] = float(wr[m].sum())
-                sumw2[first + k] = float(np.square(np.bincount(rows["evt"][m], wr[m])).sum())
+                e, we = evt[m], wr[m]
+                raw[first + k] = distinct_count(e, in_order)
+                sumw[first + k] = float(we.sum())
+                sumw2[first + k] = float(np.square(np.bincount(e, we)).sum())
 
         if self.systematics:
             gen_w = obj["weight"]

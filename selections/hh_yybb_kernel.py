@@ -182,6 +182,21 @@ def _first_two(ok, start, stop):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _tally(b, bin_two, bin_one, n_j, n_two, n_one):  # pragma: no cover - numba
+    """The counts (selected jets, jets at the 2-tag WP, at the 1-tag WP) with one more
+    selected jet of tag bin ``b``."""
+    return n_j + 1, n_two + (1 if b >= bin_two else 0), n_one + (1 if b >= bin_one else 0)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _tag_category(n_two, n_one, bin_two, bin_one):  # pragma: no cover - numba
+    """(tag category, tag-bin threshold of its b-jet candidates): 2 with ≥ 2 jets at the
+    2-tag WP, else 1 with ≥ 1 jet at the 1-tag WP, else 0 (threshold 127: none)."""
+    tag = 2 if n_two >= 2 else (1 if n_one >= 1 else 0)
+    return tag, bin_two if tag == 2 else (bin_one if tag == 1 else 127)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _tag_candidates(ok, bins, j0, n, thresh):  # pragma: no cover - numba
     """The two b-jet candidates among an event's jets ``j0 … j0 + n − 1`` with ``ok``: the
     two leading ones in tag bin ≥ ``thresh``, completed by the leading others; indices
@@ -278,13 +293,8 @@ def _kernel(ph_off, ph_pt, ph_eta, ph_phi, ph_mask, top2,
             ok = j_mask[k] and _dr_free(np.float64(j_eta[k]), np.float64(j_phi[k]), g1eta, g1phi, g2eta, g2phi, jet_dr)
             jet_out[k] = ok
             if ok:
-                n_j += 1
-                if j_bin[k] >= bin_two:
-                    n_two += 1
-                if j_bin[k] >= bin_one:
-                    n_one += 1
-        tag = 2 if n_two >= 2 else (1 if n_one >= 1 else 0)
-        thresh = bin_two if tag == 2 else (bin_one if tag == 1 else 127)
+                n_j, n_two, n_one = _tally(j_bin[k], bin_two, bin_one, n_j, n_two, n_one)
+        tag, thresh = _tag_category(n_two, n_one, bin_two, bin_one)
         j0 = j_off[ev]
         l0, l1 = _first_two(jet_out, j0, j_off[ev + 1])
         c0, c1 = _tag_candidates(jet_out, j_bin, j0, j_off[ev + 1] - j0, thresh)

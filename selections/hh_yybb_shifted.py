@@ -38,6 +38,8 @@ from selections.hh_yybb_kernel import (
     _p4,
     _pair_p4,
     _tag_candidates,
+    _tag_category,
+    _tally,
 )
 
 __all__ = ["N_REGION_BITS", "PASS_JET_SCALE", "PASS_NAMES", "PASS_PHOTON_FACTORS", "PASS_PHOTON_SCALE", "shifted_entries"]
@@ -273,16 +275,11 @@ def _shifted(kinds, values, var_ids, factors,
                                                                  g1phi, g2eta, g2phi, jet_dr)
                     jet_ok[k - j0] = ok
                     if ok:
-                        n_j += 1
-                        if j_bin[k] >= bin_two:
-                            n_two += 1
-                        if j_bin[k] >= bin_one:
-                            n_one += 1
+                        n_j, n_two, n_one = _tally(j_bin[k], bin_two, bin_one, n_j, n_two, n_one)
                 # leading jets (the inclusive regions' m_bb and m*)
                 l0, l1 = _first_two(jet_ok, 0, nj_ev)
                 if not truth:
-                    tag = 2 if n_two >= 2 else (1 if n_one >= 1 else 0)
-                    thresh = bin_two if tag == 2 else (bin_one if tag == 1 else 127)
+                    tag, thresh = _tag_category(n_two, n_one, bin_two, bin_one)
                     c0, c1 = _tag_candidates(jet_ok, j_bin[j0:j0 + nj_ev], 0, nj_ev, thresh)
                     # the b-tag SF weight of the selected jets
                     bw = 1.0
