@@ -58,7 +58,7 @@ import awkward as ak
 import numpy as np
 import yaml
 from coffea import processor
-from coffea.analysis_tools import PackedSelection, Weights
+from coffea.analysis_tools import Weights
 
 from analysis import histfill as HF
 from analysis import histograms as H
@@ -71,6 +71,7 @@ from analysis.runner import freeze_startup_objects, run_module_main, run_process
 from selections import hh_yybb_kernel as K
 from selections import hh_yybb_shifted as KS
 from selections import objects as O
+from selections.packed import PackedSelection, packed_dtype
 
 log = logging.getLogger(__name__)
 
@@ -794,11 +795,13 @@ class HHyybbProcessor(processor.ProcessorABC):
         cats = {"2tag": tag == 2, "1tag": tag == 1}
         sel = None
         if packed:
-            # coffea PackedSelection for the nominal pass: the cutflow's cuts and the tag
-            # categories (the kinematic categories are ANDed with numpy below; PackedSelection.add
-            # costs ≈ 0.3 ms per mask); the shifted passes AND the same masks with numpy
-            sel = PackedSelection(dtype="uint64")
-            sel.add_multiple({**steps, **cats})
+            # coffea PackedSelection (selections.packed: its eager add without the masked
+            # ufunc) for the nominal pass: the cutflow's cuts and the tag categories (the
+            # kinematic categories are ANDed with numpy below); the shifted passes AND the
+            # same masks with numpy
+            masks = {**steps, **cats}
+            sel = PackedSelection(dtype=packed_dtype(len(masks)))
+            sel.add_multiple(masks)
             diphoton, pretag = sel.all(*base[:3]), sel.all(*base[:6])
             in_tag = {t: sel.all(*base, t) for t in TAGS}
         else:  # the same ANDs, sharing the common prefixes
