@@ -267,3 +267,22 @@ def test_stage_modules_run_as_scripts_use_the_importable_modules_main(module, mo
         with pytest.raises(SystemExit) as exc:
             runpy.run_module(module, run_name="__main__")
     assert exc.value.code == 7 and calls == [module]
+
+
+def test_branch_name_filter_selects_what_uproots_list_selects(hepline_file, nanoaod_file):
+    import pickle
+
+    import uproot
+
+    for path, names in ((hepline_file, ["Photon_pt", "Jet_eta", "event", "nJet", "Missing_branch"]),
+                        (nanoaod_file, ["Jet_btagDeepFlavB", "Electron_charge", "run"])):
+        flt = runner.name_filter(names)
+        assert isinstance(flt, runner.BranchNames)
+        assert pickle.loads(pickle.dumps(flt)) == flt
+        with uproot.open(path) as f:
+            tree = f["Events"]
+            assert tree.keys(filter_name=flt) == tree.keys(filter_name=names)
+            assert len(tree.keys(filter_name=flt)) == len(names) - (path == hepline_file)
+    # globs and regular expressions stay uproot's
+    assert runner.name_filter(["Jet_*", "event"]) == ["Jet_*", "event"]
+    assert runner.name_filter(["/Jet_.*/", "event"]) == ["/Jet_.*/", "event"]
