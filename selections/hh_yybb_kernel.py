@@ -548,35 +548,52 @@ def _mix(z):  # pragma: no cover - numba
 
 
 @numba.njit(cache=True, nogil=True)
-def _resolution_factors(offsets, pt, eta, event, seed, stochastic, constant, widen, mask, out):  # pragma: no cover
-    scale = 1.0 / float(1 << 53)
+def _hash_uniforms(offsets, event, seed, u1, u2):  # pragma: no cover - numba
+    """The two uniforms of :func:`hash_normals` per photon (key: event number × 64 + index
+    in the event), u1 in (0, 1), u2 already × 2π: integer hashing, the same floats."""
+    two_pi_scale = 2.0 * np.pi / float(1 << 53)
     for ev in range(len(offsets) - 1):
         for k in range(offsets[ev], offsets[ev + 1]):
-            if len(mask) and not mask[k]:
-                out[k] = 1.0
-                continue
-            e = np.float64(pt[k]) * math.cosh(np.float64(eta[k]))
-            # σ/E = a/√E ⊕ b (one sqrt: glibc's hypot was a third of this loop)
-            rel = math.sqrt(stochastic * stochastic / max(e, 1e-3) + constant * constant)
             key = np.uint64(event[ev]) * np.uint64(64) + np.uint64(k - offsets[ev])
             a = _mix(key ^ seed)
             b = _mix(a ^ np.uint64(_SECOND_DRAW))
-            u1 = (np.float64(a >> np.uint64(11)) + 0.5) * scale
-            u2 = (np.float64(b >> np.uint64(11)) + 0.5) * scale
-            z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
-            out[k] = max(1.0 + z * rel * widen, 0.0)
+            u1[k] = (np.float64(a >> np.uint64(11)) + 0.5) / float(1 << 53)
+            u2[k] = (np.float64(b >> np.uint64(11)) + 0.5) * two_pi_scale
+
+
+@numba.njit(cache=True, nogil=True)
+def _combine_factors(pt, cosh_eta, log_u1, cos_u2, stoch2, const2, widen, mask, out):  # pragma: no cover
+    """1 + z σ_extra/E from the vectorised transcendental parts, in the numpy reference's
+    order of operations (each step one IEEE operation, so the same bits)."""
+    for k in range(len(pt)):
+        if len(mask) and not mask[k]:
+            out[k] = 1.0
+            continue
+        z = math.sqrt(log_u1[k] * -2.0) * cos_u2[k]
+        e = np.float64(pt[k]) * cosh_eta[k]
+        rel = math.sqrt(stoch2 / max(e, 1e-3) + const2)
+        out[k] = max(1.0 + z * (rel * widen), 0.0)
 
 
 def resolution_factors(offsets: np.ndarray, pt: np.ndarray, eta: np.ndarray, event: np.ndarray, *,
                        seed: int, stochastic: float, constant: float,
                        relative_uncertainty: float, mask: np.ndarray | None = None) -> np.ndarray:
-    """:func:`resolution_factors_numpy`, compiled (equal up to the last bits of log/cos).
-    With ``mask`` (bool per photon), only the photons in it get a factor, the others 1."""
-    out = np.empty(len(pt), dtype=np.float64)
+    """:func:`resolution_factors_numpy` with the hashing and the arithmetic compiled and the
+    transcendental functions (log, cos, cosh) as numpy's vectorised loops: the same bits as
+    the reference, ≈ 1.6× faster than a compiled loop calling libm per photon (which also
+    differs from numpy in the last bits). With ``mask`` (bool per photon), only the photons
+    in it get a factor, the others 1."""
+    n = len(pt)
+    u1 = np.empty(n, dtype=np.float64)
+    u2 = np.empty(n, dtype=np.float64)
+    _hash_uniforms(np.asarray(offsets, dtype=np.int64), np.asarray(event, dtype=np.uint64), np.uint64(seed), u1, u2)
+    np.log(u1, out=u1)
+    np.cos(u2, out=u2)
+    cosh_eta = np.cosh(np.asarray(eta, dtype=np.float64))
+    out = np.empty(n, dtype=np.float64)
     m = np.zeros(0, dtype=np.bool_) if mask is None else np.ascontiguousarray(mask, dtype=np.bool_)
-    _resolution_factors(np.asarray(offsets, dtype=np.int64), pt, eta, np.asarray(event, dtype=np.uint64),
-                        np.uint64(seed), float(stochastic), float(constant),
-                        math.sqrt((1.0 + relative_uncertainty) ** 2 - 1.0), m, out)
+    _combine_factors(pt, cosh_eta, u1, u2, float(stochastic) * float(stochastic), float(constant) * float(constant),
+                     math.sqrt((1.0 + relative_uncertainty) ** 2 - 1.0), m, out)
     return out
 
 
