@@ -435,23 +435,76 @@ def _flat(coll: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
     return _flat_layout(coll[name])
 
 
+def preloaded_arrays(events: Any) -> Mapping[str, Any] | None:
+    """The branches coffea's factory read in bulk for this chunk (``preload``), as uproot
+    returned them (``{branch: awkward array}``), or None where the events do not come from a
+    preloading factory (lazy NanoEvents, a coffea whose factory keeps them elsewhere).
+
+    Taken from the factory that built ``events`` (``events.attrs["@events_factory"]``): its
+    source mapping holds them for NanoEvents' virtual buffers. Reading a column through those
+    buffers costs, per jagged branch, a copy of its offsets (awkward's ``Index.to64`` copies
+    even int64 offsets) and, per collection, the cumulative sum of its counts branch; the
+    same numbers are in the bulk-read arrays already (docs/hh_yybb.md, "Ninth session")."""
+    attrs = getattr(events, "attrs", None)
+    factory = attrs.get("@events_factory") if isinstance(attrs, Mapping) else None
+    found = getattr(getattr(factory, "_mapping", None), "preloaded_arrays", None)
+    if not isinstance(found, Mapping):
+        return None
+    out = {}
+    for name, wrapped in found.items():
+        arr = getattr(wrapped, "_array", None)  # coffea's slice guard around the array
+        if isinstance(arr, ak.Array) and len(arr) == len(events):
+            out[name] = arr
+    return out
+
+
 class _ColumnSource:
     """A reader of a chunk's columns: ``get(coll, field)`` gives ``(counts, flat)`` of
     ``Coll_field``, ``get(None, name)`` gives ``(None, values)`` of an event-level branch.
     In ``preload`` mode the runner's factory has already read every needed branch in bulk
-    (``run_processor(preload=)``); in ``nanoevents`` mode each column is read lazily on
-    first access.
-
-    Columns are taken from the events' layout (one buffer each, no behaviour-wrapped arrays
-    per column); a layout other than a list of records per collection falls back to
-    high-level access. Each collection's offsets and counts are taken once."""
+    (``run_processor(preload=)``): the columns are the buffers of those arrays
+    (:func:`preloaded_arrays`; a collection's offsets are those of its first field read,
+    and every other field must end at the same object count). In ``nanoevents`` mode, or
+    for a column the factory did not preload, each column is read through the events'
+    layout (lazily, on first access); a layout other than a list of records per collection
+    falls back to high-level access. Each collection's offsets and counts are taken once."""
 
     def __init__(self, events: Any):
         self.events = events
         self.layout = events.layout
+        self.preloaded = preloaded_arrays(events) or {}
         self._offsets: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # (offsets, counts)
 
+    def _from_preload(self, coll: str | None, name: str) -> tuple[np.ndarray | None, np.ndarray] | None:
+        arr = self.preloaded.get(name if coll is None else f"{coll}_{name}")
+        if arr is None:
+            return None
+        layout = arr.layout
+        if coll is None:
+            return (None, np.asarray(layout.data)) if isinstance(layout, ak.contents.NumpyArray) else None
+        if not (isinstance(layout, ak.contents.ListOffsetArray)
+                and isinstance(layout.content, ak.contents.NumpyArray)):
+            return None
+        o = np.asarray(layout.offsets.data)
+        if coll not in self._offsets:
+            o64 = o.astype(np.int64, copy=False)
+            self._offsets[coll] = (o64, np.diff(o64))
+        co = self._offsets[coll][0]
+        if int(o[-1] - o[0]) != int(co[-1] - co[0]):
+            meta = getattr(self.events, "metadata", None) or {}
+            raise InputFileError(
+                meta.get("filename", "<chunk>"),
+                f"branch {coll}_{name} holds {int(o[-1] - o[0])} objects in entries "
+                f"{meta.get('entrystart', '?')}–{meta.get('entrystop', '?')}, but the other {coll} branches "
+                f"hold {int(co[-1] - co[0])}",
+            )
+        return self._offsets[coll][1], np.asarray(layout.content.data)[o[0]:o[-1]]
+
     def __call__(self, coll: str | None, name: str) -> tuple[np.ndarray | None, np.ndarray]:
+        if self.preloaded:
+            got = self._from_preload(coll, name)
+            if got is not None:
+                return got
         layout = self.layout
         if coll is None:
             col = layout.content(name) if isinstance(layout, ak.contents.RecordArray) else None
@@ -470,7 +523,7 @@ class _ColumnSource:
         return _flat(self.events[coll], name)
 
     def offsets(self, coll: str) -> np.ndarray | None:
-        """The event boundaries (from 0) of a collection already read from the layout, else None."""
+        """The event boundaries (from 0) of a collection already read, else None."""
         if coll not in self._offsets:
             return None
         o = self._offsets[coll][0]

@@ -785,3 +785,54 @@ def test_distinct_count_in_order_equals_unique():
         assert S.distinct_count(v, in_order=True) == S.distinct_count(v) == np.unique(v).size
         shuffled = rng.permutation(v)
         assert S.distinct_count(shuffled) == np.unique(v).size
+
+
+@pytest.mark.parametrize("fmt", ["hepline", "nanoaod"])
+def test_preloaded_columns_equal_the_layout_columns(fmt, hepline_events, wp_file, config, tmp_path, monkeypatch):
+    path = hepline_events if fmt == "hepline" else write_nanoaod_fixture(
+        tmp_path / "nano" / "nano.root", 600, np.random.default_rng(3))
+    seen = []
+    make = S.HHyybbProcessor._source
+
+    def recording(events):
+        src = make(events)
+        seen.append(src)
+        return src
+
+    monkeypatch.setattr(S.HHyybbProcessor, "_source", staticmethod(recording))
+    S.run_selection([str(path)], config, wp_file)
+    assert seen
+    for src in seen:
+        assert src.preloaded  # the bulk-read arrays were found: the fast path is taken
+        layout_only = S._ColumnSource(src.events)
+        layout_only.preloaded = {}
+        names = [b for b in src.preloaded if not b.startswith("n")]
+        assert len(names) > 10
+        for branch in names:
+            coll, _, field = branch.partition("_")
+            key = (coll, field) if field and coll in {"Photon", "Jet", "Electron", "Muon"} else (None, branch)
+            a, b = src(*key), layout_only(*key)
+            assert (a[0] is None) == (b[0] is None), branch
+            if a[0] is not None:
+                np.testing.assert_array_equal(a[0], b[0], err_msg=branch)
+            np.testing.assert_array_equal(a[1], b[1], err_msg=branch)
+            if a[0] is not None:
+                np.testing.assert_array_equal(src.offsets(coll), layout_only.offsets(coll))
+
+
+def test_preloaded_branches_of_one_collection_must_hold_the_same_objects():
+    from types import SimpleNamespace
+
+    events = SimpleNamespace(metadata={"filename": "broken.root", "entrystart": 0, "entrystop": 2}, layout=None,
+                             attrs={})
+    src = S._ColumnSource(events)
+    assert src.preloaded == {}  # no factory behind these events
+    src.preloaded = {"Photon_pt": ak.Array([[50.0, 40.0], [30.0]]), "Photon_eta": ak.Array([[0.1], [0.2]]),
+                     "Photon_phi": ak.Array([[0.1, 0.2], [0.3]]), "genWeight": ak.Array([1.0, 2.0])}
+    counts, pt = src("Photon", "pt")
+    assert counts.tolist() == [2, 1] and pt.tolist() == [50.0, 40.0, 30.0]
+    assert src("Photon", "phi")[1].tolist() == [0.1, 0.2, 0.3]
+    none, weights = src(None, "genWeight")
+    assert none is None and weights.tolist() == [1.0, 2.0]
+    with pytest.raises(S.InputFileError, match=r"broken\.root.*Photon_eta holds 2 objects.*other Photon branches hold 3"):
+        src("Photon", "eta")
