@@ -353,56 +353,70 @@ def distinct_count(values: np.ndarray, in_order: bool = False) -> int:
 
 class FlatCollection(dict):
     """One collection of a chunk as flat numpy arrays: ``{field: array over all objects}``
-    plus ``counts`` (per event), ``offsets`` (n + 1) and ``evt`` (event index per object).
+    plus ``offsets`` (n + 1 event boundaries from 0), ``counts`` (per event) and ``evt``
+    (event index per object); ``counts`` and ``evt`` are built on first use.
 
-    The object functions of :mod:`selections.objects` take it like an awkward record array.
+    Built from ``counts`` or from ``offsets`` (given both, they must agree). The object
+    functions of :mod:`selections.objects` take it like an awkward record array.
     """
 
-    def __init__(self, counts: np.ndarray, fields: Mapping[str, np.ndarray], offsets: np.ndarray | None = None):
+    def __init__(self, counts: np.ndarray | None, fields: Mapping[str, np.ndarray],
+                 offsets: np.ndarray | None = None):
         super().__init__(fields)
-        self.counts = np.asarray(counts, dtype=np.int64)
         if offsets is None:
-            offsets = np.empty(len(self.counts) + 1, dtype=np.int64)
+            if counts is None:
+                raise ValueError("FlatCollection needs counts or offsets")
+            counts = np.asarray(counts, dtype=np.int64)
+            offsets = np.empty(len(counts) + 1, dtype=np.int64)
             offsets[0] = 0
-            np.cumsum(self.counts, out=offsets[1:])
-        self.offsets = offsets  # n + 1 boundaries, from 0 (given: the same as from counts)
+            np.cumsum(counts, out=offsets[1:])
+        self.offsets = offsets
+        self._counts = None if counts is None else np.asarray(counts, dtype=np.int64)
         self._shared: dict[str, np.ndarray] = {}  # with the with_field copies (same events)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Objects per event."""
+        if self._counts is None:
+            self._counts = np.diff(self.offsets)
+        return self._counts
 
     @property
     def evt(self) -> np.ndarray:
         """Event index of every object (built on first use)."""
         if "evt" not in self._shared:
-            self._shared["evt"] = np.repeat(np.arange(len(self.counts)), self.counts)
+            self._shared["evt"] = np.repeat(np.arange(self.n_events), self.counts)
         return self._shared["evt"]
 
     def subset(self, events: np.ndarray, compiled: bool = False) -> FlatCollection:
         """The objects of the events where the boolean ``events`` is true, or of the events
         listed (increasing) in the integer ``events`` (one index gather per field;
-        ``compiled``: the index from :func:`selections.hh_yybb_kernel.objects_of`)."""
+        ``compiled``: the index and the new offsets from one compiled pass,
+        :func:`selections.hh_yybb_kernel.objects_and_offsets`)."""
         events = np.asarray(events)
         if events.dtype == np.bool_:
             events = np.flatnonzero(events)
         if compiled:
-            idx = K.objects_of(self.offsets, events)
-        else:
-            mask = np.zeros(len(self.counts), dtype=bool)
-            mask[events] = True
-            idx = np.flatnonzero(np.repeat(mask, self.counts))
+            idx, offsets = K.objects_and_offsets(self.offsets, events)
+            return FlatCollection(None, {k: v.take(idx) for k, v in self.items()}, offsets)
+        mask = np.zeros(self.n_events, dtype=bool)
+        mask[events] = True
+        idx = np.flatnonzero(np.repeat(mask, self.counts))
         return FlatCollection(self.counts.take(events), {k: v.take(idx) for k, v in self.items()})
 
     @property
     def n_events(self) -> int:
-        return len(self.counts)
+        return len(self.offsets) - 1
 
     def permuted(self, order: np.ndarray) -> FlatCollection:
         """The same collection with objects reordered by ``order`` (within events)."""
-        return FlatCollection(self.counts, {k: v[order] for k, v in self.items()})
+        return FlatCollection(self._counts, {k: v[order] for k, v in self.items()}, self.offsets)
 
     def with_field(self, name: str, values: np.ndarray) -> FlatCollection:
         out = FlatCollection.__new__(FlatCollection)
         dict.__init__(out, self)
         out[name] = values
-        out.counts, out.offsets, out._shared = self.counts, self.offsets, self._shared
+        out._counts, out.offsets, out._shared = self._counts, self.offsets, self._shared
         return out
 
     def count(self, mask: np.ndarray) -> np.ndarray:
@@ -473,23 +487,15 @@ class _ColumnSource:
         self.events = events
         self.layout = events.layout
         self.preloaded = preloaded_arrays(events) or {}
-        self._offsets: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # (offsets, counts)
+        self._offsets: dict[str, np.ndarray] = {}  # per collection, as read
+        self._counts: dict[str, np.ndarray] = {}
 
-    def _from_preload(self, coll: str | None, name: str) -> tuple[np.ndarray | None, np.ndarray] | None:
-        arr = self.preloaded.get(name if coll is None else f"{coll}_{name}")
-        if arr is None:
-            return None
-        layout = arr.layout
-        if coll is None:
-            return (None, np.asarray(layout.data)) if isinstance(layout, ak.contents.NumpyArray) else None
-        if not (isinstance(layout, ak.contents.ListOffsetArray)
-                and isinstance(layout.content, ak.contents.NumpyArray)):
-            return None
-        o = np.asarray(layout.offsets.data)
+    def _collection_offsets(self, coll: str, o: np.ndarray, name: str) -> None:
+        """Keep a collection's offsets (the first field's); check another field's total."""
         if coll not in self._offsets:
-            o64 = o.astype(np.int64, copy=False)
-            self._offsets[coll] = (o64, np.diff(o64))
-        co = self._offsets[coll][0]
+            self._offsets[coll] = o.astype(np.int64, copy=False)
+            return
+        co = self._offsets[coll]
         if int(o[-1] - o[0]) != int(co[-1] - co[0]):
             meta = getattr(self.events, "metadata", None) or {}
             raise InputFileError(
@@ -498,9 +504,23 @@ class _ColumnSource:
                 f"{meta.get('entrystart', '?')}–{meta.get('entrystop', '?')}, but the other {coll} branches "
                 f"hold {int(co[-1] - co[0])}",
             )
-        return self._offsets[coll][1], np.asarray(layout.content.data)[o[0]:o[-1]]
 
-    def __call__(self, coll: str | None, name: str) -> tuple[np.ndarray | None, np.ndarray]:
+    def _from_preload(self, coll: str | None, name: str) -> np.ndarray | None:
+        arr = self.preloaded.get(name if coll is None else f"{coll}_{name}")
+        if arr is None:
+            return None
+        layout = arr.layout
+        if coll is None:
+            return np.asarray(layout.data) if isinstance(layout, ak.contents.NumpyArray) else None
+        if not (isinstance(layout, ak.contents.ListOffsetArray)
+                and isinstance(layout.content, ak.contents.NumpyArray)):
+            return None
+        o = np.asarray(layout.offsets.data)
+        self._collection_offsets(coll, o, name)
+        return np.asarray(layout.content.data)[o[0]:o[-1]]
+
+    def column(self, coll: str | None, name: str) -> np.ndarray:
+        """The flat values of ``Coll_field`` (or of the event-level branch ``name``)."""
         if self.preloaded:
             got = self._from_preload(coll, name)
             if got is not None:
@@ -509,24 +529,36 @@ class _ColumnSource:
         if coll is None:
             col = layout.content(name) if isinstance(layout, ak.contents.RecordArray) else None
             if isinstance(col, ak.contents.NumpyArray):
-                return None, np.asarray(col.data)
-            return None, _np(self.events[name])
+                return np.asarray(col.data)
+            return _np(self.events[name])
         lst = layout.content(coll) if isinstance(layout, ak.contents.RecordArray) else None
         if isinstance(lst, ak.contents.ListOffsetArray) and isinstance(lst.content, ak.contents.RecordArray):
             field = lst.content.content(name)
             if isinstance(field, ak.contents.NumpyArray):
-                if coll not in self._offsets:
-                    o = np.asarray(lst.offsets.data, dtype=np.int64)
-                    self._offsets[coll] = (o, np.diff(o))
-                o, counts = self._offsets[coll]
-                return counts, np.asarray(field.data)[o[0]:o[-1]]
-        return _flat(self.events[coll], name)
+                o = np.asarray(lst.offsets.data, dtype=np.int64)
+                self._collection_offsets(coll, o, name)
+                return np.asarray(field.data)[o[0]:o[-1]]
+        counts, values = _flat(self.events[coll], name)
+        o = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=o[1:])
+        self._collection_offsets(coll, o, name)
+        return values
+
+    def __call__(self, coll: str | None, name: str) -> tuple[np.ndarray | None, np.ndarray]:
+        values = self.column(coll, name)
+        return (None if coll is None else self.counts(coll)), values
+
+    def counts(self, coll: str) -> np.ndarray:
+        """Objects per event of a collection already read."""
+        if coll not in self._counts:
+            self._counts[coll] = np.diff(self._offsets[coll])
+        return self._counts[coll]
 
     def offsets(self, coll: str) -> np.ndarray | None:
         """The event boundaries (from 0) of a collection already read, else None."""
         if coll not in self._offsets:
             return None
-        o = self._offsets[coll][0]
+        o = self._offsets[coll]
         return o if o[0] == 0 else o - o[0]
 
 
@@ -697,11 +729,8 @@ class HHyybbProcessor(processor.ProcessorABC):
         m = self.omap[kind]
         specs = [m.get("id"), *m.get("isolation", []), *m.get("require", [])]
         names = list(dict.fromkeys([*fields, *(s["field"] for s in specs if s)]))
-        counts = None
-        data = {}
-        for n in names:
-            counts, data[n] = get(m["collection"], n)
-        coll = FlatCollection(counts, data, get.offsets(m["collection"]))
+        data = {n: get.column(m["collection"], n) for n in names}
+        coll = FlatCollection(None, data, get.offsets(m["collection"]))
         return (coll if events is None else coll.subset(events, self._compiled)).sorted_by("pt")
 
     def _read(self, events: Any) -> dict[str, Any]:
@@ -723,7 +752,7 @@ class HHyybbProcessor(processor.ProcessorABC):
             jet_fields.append(flav)
         jets = self._collection(get, "jet", jet_fields, cand)
         if flav:
-            fc = O.flavour_class(jets[flav].astype(np.int64)).astype(np.int8)
+            fc = O.flavour_class(np.asarray(jets[flav]))
         else:  # data: no truth flavour, SF weights are 1
             fc = np.zeros(len(jets["pt"]), dtype=np.int8)
         jets["flavour_class"] = fc

@@ -42,6 +42,7 @@ __all__ = [
     "event_arrays_numpy",
     "hash_normals",
     "kernel_loaded",
+    "objects_and_offsets",
     "objects_of",
     "pair_rows_numpy",
     "resolution_factors",
@@ -598,28 +599,38 @@ def resolution_factors(offsets: np.ndarray, pt: np.ndarray, eta: np.ndarray, eve
 
 
 @numba.njit(cache=True, nogil=True)
-def _objects_of_index(offsets, events):  # pragma: no cover - numba
+def _objects_and_offsets(offsets, events):  # pragma: no cover - numba
+    new = np.empty(len(events) + 1, dtype=np.int64)
+    new[0] = 0
     total = 0
-    for ev in events:
+    for i in range(len(events)):
+        ev = events[i]
         total += offsets[ev + 1] - offsets[ev]
+        new[i + 1] = total
     out = np.empty(total, dtype=np.int64)
     j = 0
     for ev in events:
         for k in range(offsets[ev], offsets[ev + 1]):
             out[j] = k
             j += 1
-    return out
+    return out, new
 
 
-def objects_of(offsets: np.ndarray, events: np.ndarray) -> np.ndarray:
-    """Flat indices of the objects of the events where the boolean ``events`` is true, or
-    of the events listed (increasing indices) in the integer ``events`` (``offsets``: n + 1
-    event boundaries), compiled: ``np.flatnonzero(np.repeat(events, np.diff(offsets)))``
-    in one pass (over the listed events only, for an index list)."""
+def objects_and_offsets(offsets: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices of the objects of the events listed (increasing indices) in the integer
+    ``events``, or where the boolean ``events`` is true (``offsets``: n + 1 event
+    boundaries), and the n_selected + 1 boundaries of those objects, from 0: compiled, the
+    same as ``np.flatnonzero(np.repeat(mask, np.diff(offsets)))`` and the cumulative sum
+    of the selected events' counts."""
     events = np.asarray(events)
     if events.dtype == np.bool_:
         events = np.flatnonzero(events)
-    return _objects_of_index(np.asarray(offsets, dtype=np.int64), np.asarray(events, dtype=np.int64))
+    return _objects_and_offsets(np.asarray(offsets, dtype=np.int64), np.asarray(events, dtype=np.int64))
+
+
+def objects_of(offsets: np.ndarray, events: np.ndarray) -> np.ndarray:
+    """The flat object indices of :func:`objects_and_offsets`."""
+    return objects_and_offsets(offsets, events)[0]
 
 
 def warm_up() -> None:
@@ -669,8 +680,12 @@ def _evt(offsets: np.ndarray) -> np.ndarray:
 
 def count_per_event(offsets: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Selected objects per event (``offsets``: n + 1 event boundaries)."""
-    cs = np.concatenate([[0], np.cumsum(mask, dtype=np.int64)])
-    return cs[offsets[1:]] - cs[offsets[:-1]]
+    cs = np.empty(len(mask) + 1, dtype=np.int64)
+    cs[0] = 0
+    np.cumsum(mask, out=cs[1:])
+    counts = cs[offsets[1:]]
+    counts -= cs[offsets[:-1]]
+    return counts
 
 
 def _nth(offsets: np.ndarray, mask: np.ndarray, k: int) -> np.ndarray:

@@ -227,7 +227,12 @@ def test_objects_of_equals_the_numpy_index():
     coll = FlatCollection(counts, {"pt": rng.uniform(size=int(counts.sum()))})
     a, b = coll.subset(events), coll.subset(events, compiled=True)
     assert np.array_equal(a["pt"], b["pt"]) and np.array_equal(a.offsets, b.offsets)
-    assert a.n_events == int(events.sum())
+    assert a.n_events == b.n_events == int(events.sum())
+    assert np.array_equal(a.counts, b.counts) and np.array_equal(b.counts, counts[events])
+    idx, offs = K.objects_and_offsets(offsets, np.flatnonzero(events))
+    assert np.array_equal(idx, ref) and offs[0] == 0 and np.array_equal(np.diff(offs), counts[events])
+    with pytest.raises(ValueError, match="counts or offsets"):
+        FlatCollection(None, {"pt": np.zeros(0)})
 
 
 def test_warm_up_starts_numba_and_expects_numba_follows_the_engine(tmp_path):

@@ -127,4 +127,11 @@ def test_btag_event_weight_products():
     bins = ak.Array([[1, 0, 1], [], [1]])
     assert O.btag_event_weight(flav, bins, table) == pytest.approx([5.0 * 0.5 * 2.0, 1.0, 3.0])
     assert O.flavour_class(np.array([5, 4, 15, 0, 21])).tolist() == [2, 1, 1, 0, 0]
+    for dtype in (np.int8, np.int32, np.int64):  # any label type; negative parton labels are light
+        got = O.flavour_class(np.array([5, 4, 15, 0, -5, -4, 21, 1], dtype=dtype))
+        assert got.dtype == np.int8 and got.tolist() == [2, 1, 1, 0, 0, 0, 0, 0]
+    assert ak.to_list(O.flavour_class(ak.Array([[5, 0], [15]]))) == [[2, 0], [1]]
     assert O.tag_bin(np.array([0.1, 0.65, 0.9]), [0.6, 0.8]).tolist() == [0, 1, 2]
+    got = O.tag_bin(np.array([0.1, 0.65, 0.9, np.nan, 0.8], dtype=np.float32), [0.6, 0.8])
+    assert got.dtype == np.int8 and got.tolist() == [0, 1, 2, 0, 1]  # NaN passes nothing; D > cut
+    assert ak.to_list(O.tag_bin(ak.Array([[0.1, 0.9], []]), [0.6, 0.8])) == [[0, 2], []]
