@@ -52,6 +52,7 @@ from typing import Any, NoReturn
 import awkward as ak
 import numpy as np
 from coffea import processor
+from coffea.processor.accumulator import accumulate
 
 from analysis import __version__ as _hepline_version
 from analysis.atomic import write_json
@@ -65,6 +66,7 @@ __all__ = [
     "DEFAULT_RUNNER_CONFIG",
     "EXECUTORS",
     "BranchNames",
+    "QuietIterativeExecutor",
     "RunResult",
     "SummaryProcessor",
     "name_filter",
@@ -168,6 +170,20 @@ def _jobqueue_cluster(jq: Mapping[str, Any]) -> Any:
     return dask_jobqueue.HTCondorCluster(**kwargs)
 
 
+@dataclass
+class QuietIterativeExecutor(processor.IterativeExecutor):
+    """coffea's :class:`~coffea.processor.IterativeExecutor` that, with ``status`` off,
+    skips the rich progress bar coffea builds, updates and renders (to a silenced console)
+    anyway: ≈ 1.6 ms of CPU per call (coffea 2026.9). With ``status`` on, coffea's own."""
+
+    def __call__(self, items: Any, function: Any, accumulator: Any) -> Any:
+        if self.status:
+            return super().__call__(items, function, accumulator)
+        if len(items) == 0:  # coffea's return values in both cases
+            return accumulator
+        return accumulate(map(function, items), accumulator), 0
+
+
 @contextlib.contextmanager
 def _executor(cfg: dict[str, Any]) -> Iterator[tuple[processor.ExecutorBase, int]]:
     """The coffea executor for ``cfg`` and the number of cores it computes on.
@@ -179,7 +195,7 @@ def _executor(cfg: dict[str, Any]) -> Iterator[tuple[processor.ExecutorBase, int
     kind, workers = cfg["executor"], cfg["workers"]
     common = {"status": cfg["status"], "retries": cfg["retries"]}
     if kind == "iterative":
-        yield processor.IterativeExecutor(**common), 1
+        yield QuietIterativeExecutor(**common), 1
     elif kind == "futures":
         yield processor.FuturesExecutor(workers=workers, **common), workers
     else:

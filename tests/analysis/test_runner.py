@@ -286,3 +286,25 @@ def test_branch_name_filter_selects_what_uproots_list_selects(hepline_file, nano
     # globs and regular expressions stay uproot's
     assert runner.name_filter(["Jet_*", "event"]) == ["Jet_*", "event"]
     assert runner.name_filter(["/Jet_.*/", "event"]) == ["/Jet_.*/", "event"]
+
+
+def test_quiet_iterative_executor_skips_the_progress_bar_and_gives_coffeas_result(hepline_sample_files,
+                                                                                   monkeypatch):
+    import coffea.processor.executor as executor_module
+
+    # status on: coffea's own executor path, progress bar included
+    reference = run_processor(SummaryProcessor(), hepline_sample_files, {"chunksize": 700, "status": True})
+    assert reference.metrics["chunks"] > 1
+
+    def refuse():
+        raise AssertionError("the progress bar was built with status off")
+
+    monkeypatch.setattr(executor_module, "rich_bar", refuse)
+    quiet = run_processor(SummaryProcessor(), hepline_sample_files, {"chunksize": 700, "status": False})
+    assert quiet.metrics["chunks"] == reference.metrics["chunks"]
+    assert json.dumps(quiet.output, sort_keys=True, default=str) == json.dumps(reference.output, sort_keys=True,
+                                                                                default=str)
+    with pytest.raises(AssertionError, match="progress bar"):  # status on: coffea's executor and its bar
+        run_processor(SummaryProcessor(), hepline_sample_files, {"chunksize": 700, "status": True})
+    ex = runner.QuietIterativeExecutor(status=False)
+    assert ex([], lambda item: item, {"n": 0}) == {"n": 0}
