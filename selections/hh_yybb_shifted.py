@@ -149,7 +149,7 @@ def _shifted(kinds, values, var_ids, factors,
     eps = np.empty(width, dtype=np.float64)
     cls = np.empty(width, dtype=np.int64)
     p4 = np.empty((width, 4), dtype=np.float64)
-    n_iso = ph_iso.shape[0]
+    n_iso = len(iso_max)  # ph_iso: one array per relative isolation (a dummy if none)
     for ev in range(n):
         p0 = ph_off[ev]
         np_ev = ph_off[ev + 1] - p0
@@ -212,14 +212,14 @@ def _shifted(kinds, values, var_ids, factors,
                         s = ph_pt[k] * scale_native[ip]      # in the input's float type
                         ok = (not has_thr) or s > thr_native[0]
                         for q in range(n_iso):
-                            if not ph_iso[q, k] < iso_max_native[q, ip] * s:
+                            if not ph_iso[q][k] < iso_max_native[q, ip] * s:
                                 ok = False
                         pv = np.float64(s)
                     else:
                         pv = np.float64(ph_pt[k]) * factors[k]
                         ok = (not has_thr) or pv > pt_min
                         for q in range(n_iso):
-                            if not ph_iso[q, k] < iso_max[q] * pv:
+                            if not ph_iso[q][k] < iso_max[q] * pv:
                                 ok = False
                     ph_sel[k - p0] = pv
                     if not ok:
@@ -414,8 +414,10 @@ def shifted_entries(passes: Sequence[tuple[int, float, int]], *, photons: Mappin
     # numpy's types for a global scale: pT × s and the thresholds in the input's float type
     scale_native = np.array([dt(v) for v in values], dtype=pt.dtype)
     thr_native = np.array([dt(photon_pt_min if photon_pt_min is not None else 0.0)], dtype=pt.dtype)
-    iso_vals = (np.stack([np.asarray(v) for v, _ in iso]) if iso
-                else np.zeros((0, len(pt)), dtype=pt.dtype))
+    # the relative isolations as a tuple of arrays of one type (np.stack's upcast, without
+    # its copy of every photon's values)
+    iso_type = np.result_type(*(np.asarray(v).dtype for v, _ in iso)) if iso else pt.dtype
+    iso_vals = tuple(np.asarray(v, dtype=iso_type) for v, _ in iso) or (np.zeros(0, dtype=iso_type),)
     iso_max = np.array([float(m) for _, m in iso], dtype=np.float64)
     iso_native = np.array([[dt(m)] * n_pass for _, m in iso], dtype=pt.dtype).reshape(len(iso), n_pass)
     cat = np.array([*(float(x) for k in ("loose", "tight") for x in (
