@@ -473,8 +473,9 @@ def preloaded_arrays(events: Any) -> Mapping[str, Any] | None:
 
 
 class _ColumnSource:
-    """A reader of a chunk's columns: ``get(coll, field)`` gives ``(counts, flat)`` of
-    ``Coll_field``, ``get(None, name)`` gives ``(None, values)`` of an event-level branch.
+    """A reader of a chunk's columns: ``column(coll, field)`` gives the flat values of
+    ``Coll_field`` (``column(None, name)``: an event-level branch), ``offsets(coll)`` and
+    ``counts(coll)`` the event boundaries and object counts of a collection already read.
     In ``preload`` mode the runner's factory has already read every needed branch in bulk
     (``run_processor(preload=)``): the columns are the buffers of those arrays
     (:func:`preloaded_arrays`; a collection's offsets are those of its first field read,
@@ -543,10 +544,6 @@ class _ColumnSource:
         np.cumsum(counts, out=o[1:])
         self._collection_offsets(coll, o, name)
         return values
-
-    def __call__(self, coll: str | None, name: str) -> tuple[np.ndarray | None, np.ndarray]:
-        values = self.column(coll, name)
-        return (None if coll is None else self.counts(coll)), values
 
     def counts(self, coll: str) -> np.ndarray:
         """Objects per event of a collection already read."""
@@ -740,9 +737,9 @@ class HHyybbProcessor(processor.ProcessorABC):
         n = len(events)
         get = self._source(events)
         wname = self.omap["weight"]
-        w = get(None, wname)[1].astype(np.float64) if wname else np.ones(n)
+        w = get.column(None, wname).astype(np.float64) if wname else np.ones(n)
         ename = self.omap["event_number"]
-        evt = get(None, ename)[1].astype(np.uint64) if ename else np.arange(n, dtype=np.uint64)
+        evt = get.column(None, ename).astype(np.uint64) if ename else np.arange(n, dtype=np.uint64)
         photons = self._collection(get, "photon", ["pt", "eta", "phi"])
         photons = photons.with_field("_fixed", self._fixed_photon_mask(photons))
         cand = np.flatnonzero(self._shift_candidates(photons))  # increasing event indices

@@ -65,7 +65,7 @@ class ColumnsOnly(processor.ProcessorABC):
         values = 0
         for b in self.branches:
             coll, _, field = b.partition("_")
-            values += len(get(coll, field)[1] if field else get(None, b)[1])
+            values += len(get.column(coll, field) if field else get.column(None, b))
         return {"events": len(events), "values": values}
 
     def postprocess(self, accumulator: Any) -> Any:
