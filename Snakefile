@@ -8,7 +8,7 @@
 import sys
 from pathlib import Path
 
-from analysis.config import validate
+from analysis.core.config import validate
 
 # The default config only when none is given: Snakemake would otherwise deep-merge a
 # --configfile over it, and full.yaml would inherit default.yaml's small-sample settings.

@@ -59,13 +59,13 @@ STAGES: dict[str, Stage] = {
     "merge": Stage("analysis.generation.__main__", "merge a sample's shard metadata",
                    prefix=("merge",)),
     "validate": Stage("analysis.validation", "control histograms of one sample"),
-    "select": Stage("selections.hh_yybb", "the HH->yybb selection (histogram-set pickle)"),
-    "histograms": Stage("analysis.histograms", "merge and normalise histogram sets"),
-    "limits": Stage("analysis.limits", "pyhf workspaces and CLs limits",
+    "select": Stage("selections.hh_yybb.processor", "the HH->yybb selection (histogram-set pickle)"),
+    "histograms": Stage("analysis.stats.histograms", "merge and normalise histogram sets"),
+    "limits": Stage("analysis.stats.limits", "pyhf workspaces and CLs limits",
                     renames={"--seed": "--pseudo-data-seed"}),
-    "plots": Stage("analysis.plotting", "paper-style plots of histograms and limits"),
-    "calo": Stage("analysis.calo.__main__", "calorimeter-image CNN: images|train|evaluate|bench"),
-    "rpv": Stage("selections.rpv_multijet", "cut-based RPV multijet search: select|rates"),
+    "plots": Stage("analysis.plot.paper", "paper-style plots of histograms and limits"),
+    "calo": Stage("selections.rpv.cnn.__main__", "calorimeter-image CNN: images|train|evaluate|bench"),
+    "rpv": Stage("selections.rpv.cuts", "cut-based RPV multijet search: select|rates"),
     "benchmarks": Stage("analysis.rule_benchmarks", "per-rule time of a workflow run (benchmark files)"),
 }
 
@@ -86,8 +86,8 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``hepline``; returns the exit code."""
-    from analysis.config import ConfigError
-    from analysis.provenance import ProvenanceError
+    from analysis.core.config import ConfigError
+    from analysis.core.provenance import ProvenanceError
 
     args = list(sys.argv[1:] if argv is None else argv)
     parser = _top_parser()
@@ -199,7 +199,7 @@ def _overridden_config(args: list[str], overrides: dict[str, str]) -> Iterator[l
         return
     import yaml
 
-    from analysis.config import load_config, validate
+    from analysis.core.config import load_config, validate
 
     args, config_path = _pop_option(args, "--config")
     if config_path is None:
@@ -222,7 +222,7 @@ def _overridden_config(args: list[str], overrides: dict[str, str]) -> Iterator[l
 
 
 def _provenance(argv: Sequence[str]) -> int:
-    from analysis.provenance import format_record, read_provenance
+    from analysis.core.provenance import format_record, read_provenance
 
     p = argparse.ArgumentParser(prog="hepline provenance",
                                 description="Print the provenance record of hepline outputs.")
@@ -238,7 +238,7 @@ def _provenance(argv: Sequence[str]) -> int:
 
 
 def _config(argv: Sequence[str]) -> int:
-    from analysis.config import config_hash, load_config
+    from analysis.core.config import config_hash, load_config
 
     p = argparse.ArgumentParser(prog="hepline config", description="Configuration tools.")
     sub = p.add_subparsers(dest="action", required=True)

@@ -1,7 +1,7 @@
 """Sample validation: control histograms of every generated sample, read through NanoEvents.
 
 This stage closes the foundation's part of the workflow and doubles as the end-to-end test of
-ingestion: it runs a coffea processor (through :func:`analysis.runner.run_processor`) over a
+ingestion: it runs a coffea processor (through :func:`analysis.io.runner.run_processor`) over a
 sample's shards and fills ``hist`` histograms of the quantities later stages rely on:
 
 * jet pT per truth flavour, and the jet response pT(reco)/pT(truth) against pT(truth);
@@ -9,7 +9,7 @@ sample's shards and fills ``hist`` histograms of the quantities later stages rel
 * the diphoton mass of the two leading tight photons.
 
 Outputs: a ROOT file of TH1s, a JSON summary of the key numbers and a PNG of paper-style
-plots (mplhep), each with its provenance (:mod:`analysis.provenance`: the ROOT file holds
+plots (mplhep), each with its provenance (:mod:`analysis.core.provenance`: the ROOT file holds
 it, the JSON and PNG have sidecars). Command line::
 
     python -m analysis.validation --config workflows/config/default.yaml --sample ttbar \\
@@ -28,10 +28,10 @@ import hist
 import numpy as np
 from coffea import processor
 
-from analysis.atomic import atomic_path, write_json
-from analysis.config import load_config
-from analysis.provenance import provenance_record
-from analysis.runner import run_module_main, run_processor
+from analysis.core.atomic import atomic_path, write_json
+from analysis.core.config import load_config
+from analysis.core.provenance import provenance_record
+from analysis.io.runner import run_module_main, run_processor
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def plot(
 ) -> None:
     """A 2×2 panel of the validation plots (mplhep ATLAS style), written atomically (plus
     the ``provenance`` sidecar, if given)."""
-    from analysis.plotting import use_file_backend
+    from analysis.plot.paper import use_file_backend
 
     use_file_backend()
     import matplotlib.pyplot as plt

@@ -2,7 +2,7 @@
 
 Every function is pure: it takes objects (records with at least ``pt``, ``eta``, ``phi``:
 a jagged awkward record array, one list per event, or equally a mapping of flat numpy
-arrays, one entry per object, which is what the fast path of ``selections.hh_yybb`` uses)
+arrays, one entry per object, which is what the fast path of ``selections.hh_yybb.processor`` uses)
 and plain numbers or a config mapping, and returns a boolean mask of the same structure. Nothing here reads a file, knows a branch
 name or holds a default cut: the cut values come from the ``selection`` config section
 (``analysis/data/schema.d/selection.yaml``) and the field names from its per-format

@@ -18,7 +18,7 @@ event: nothing is decorated silently with garbage.
 
 The metadata gains ``taggers``: the model files and their SHA-256, the prepared dataset id,
 f_c per tagger, the sentinel, the branches added; the file gets its own run provenance
-(``hepline_provenance``, :mod:`analysis.provenance`; inputs: the source ntuple and the models). The file is written atomically, reading,
+(``hepline_provenance``, :mod:`analysis.core.provenance`; inputs: the source ntuple and the models). The file is written atomically, reading,
 decorating and writing ``taggers.decoration.chunk_events`` events at a time.
 
 In memory (notebooks): :func:`decorate_events` returns the new branches for NanoEvents or
@@ -47,16 +47,16 @@ import numpy as np
 import uproot
 
 import analysis
-from analysis.atomic import atomic_path, json_default
-from analysis.config import load_config
-from analysis.format import HEPLINE_METADATA_KEY
+from analysis.core.atomic import atomic_path, json_default
+from analysis.core.config import load_config
+from analysis.core.format import HEPLINE_METADATA_KEY
 from analysis.generation.writer import (
     branch_types,
     collection_groups,
     compression_from_config,
     event_block,
 )
-from analysis.provenance import provenance_record, write_root_provenance
+from analysis.core.provenance import provenance_record, write_root_provenance
 from taggers.features import build_dataset
 from taggers.models import RNNIP_COLUMNS, TAGGERS, TaggerModels, load_models
 

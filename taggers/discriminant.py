@@ -74,7 +74,7 @@ def tagger_fc(tagger: str, cfg: Mapping[str, Any] | None = None) -> float:
 
     ``cfg``: a full config, the ``taggers`` section, or ``None`` for the schema defaults.
     """
-    from analysis.config import validate_section
+    from analysis.core.config import validate_section
 
     raw: Any = cfg or {}
     if isinstance(raw, Mapping) and ("generation" in raw or "seed" in raw or "tagger_models" in raw):

@@ -53,9 +53,9 @@ from typing import Any
 import numpy as np
 
 import analysis
-from analysis.atomic import atomic_path, write_json
-from analysis.config import config_hash, load_config
-from analysis.provenance import attach_provenance, provenance_record
+from analysis.core.atomic import atomic_path, write_json
+from analysis.core.config import config_hash, load_config
+from analysis.core.provenance import attach_provenance, provenance_record
 from taggers.features import TaggingDataset, tagger_config
 from taggers.models import ONNX_FILES, TAGGERS, TaggerModels, load_models, read_split
 from taggers.training import ModelMismatchError, TaggerInputError
@@ -338,10 +338,10 @@ def inference_rates(models: TaggerModels, ds: TaggingDataset, batch_size: int) -
     """Jets/s of RNNIP and DL1 with torch and ONNX Runtime (``models.threads`` threads) and
     MV2 with XGBoost on ``ds`` (which holds the RNNIP columns), plus the largest difference of
     the ONNX and torch probabilities."""
-    from taggers.dl1 import predict_dl1
-    from taggers.mv2 import predict_mv2
+    from taggers.nn.dl1 import predict_dl1
+    from taggers.algorithms.mv2 import predict_mv2
     from taggers.onnx_export import load_onnx
-    from taggers.rnnip import predict_rnnip
+    from taggers.nn.rnnip import predict_rnnip
 
     out: dict[str, Any] = {"jets": len(ds), "threads": models.threads, "batch_size": batch_size}
 

@@ -11,7 +11,7 @@ HDF5 file (:func:`write_h5`):
 * file attributes: ``hepline_version``, ``config_hash``, ``created_utc``, ``n_max``,
   ``format`` and ``metadata`` / ``dataset_meta`` (JSON).
 
-Written with h5py (gzip) through :func:`analysis.atomic.atomic_path`.
+Written with h5py (gzip) through :func:`analysis.core.atomic.atomic_path`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 
 import analysis
-from analysis.atomic import atomic_path, json_default
+from analysis.core.atomic import atomic_path, json_default
 from taggers.features import TaggingDataset
 
 H5_FORMAT = "hepline-ftag-h5/1"
@@ -56,7 +56,7 @@ def write_h5(
 
     ``metadata`` (JSON-serialisable) is stored as the ``metadata`` attribute; its
     ``config_hash`` (else the dataset's) becomes the ``config_hash`` attribute. A
-    ``provenance`` record (:mod:`analysis.provenance`) goes to ``attrs["provenance"]``.
+    ``provenance`` record (:mod:`analysis.core.provenance`) goes to ``attrs["provenance"]``.
     """
     meta = dict(metadata or {})
     n = len(ds)

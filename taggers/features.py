@@ -26,7 +26,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from analysis.config import config_hash, validate_section
+from analysis.core.config import config_hash, validate_section
 
 log = logging.getLogger(__name__)
 
@@ -366,12 +366,12 @@ def build_dataset(
 
 
 def load_dataset(paths: Sequence[str], cfg_taggers: Mapping[str, Any] | None) -> TaggingDataset:
-    """Read hepline ntuples with :func:`analysis.ingest.read_arrays` and build one dataset.
+    """Read hepline ntuples with :func:`analysis.io.ingest.read_arrays` and build one dataset.
 
     The detector parameters in the files' metadata (magnetic field, PV resolution) go to
     ``meta["detector"]``; files with different detector settings are refused.
     """
-    from analysis.ingest import read_arrays, read_metadata
+    from analysis.io.ingest import read_arrays, read_metadata
 
     if isinstance(paths, (str, bytes)):
         paths = [paths]

@@ -21,7 +21,7 @@ Discriminants (float64, larger = more b-like):
   computed exactly from the log-ratios as ``log_pb_pu - ln(f_c exp(log_pc_pu) + 1 - f_c)``
   (no clipping; ``f_c = 0`` gives the classic Σ ln(p_b/p_u));
 * RNNIP, DL1: :func:`taggers.discriminant.tagger_discriminant` (|D| <= 23.03);
-* MV2: ``ln(s / (1 - s))`` of the BDT score (:func:`taggers.mv2.mv2_discriminant`, |D| <= 16.2).
+* MV2: ``ln(s / (1 - s))`` of the BDT score (:func:`taggers.algorithms.mv2.mv2_discriminant`, |D| <= 16.2).
 
 ``f_c`` of every tagger comes from ``taggers.discriminant_fc``; MV2 has none.
 """
@@ -38,12 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from analysis.config import config_hash
-from analysis.provenance import file_sha256
+from analysis.core.config import config_hash
+from analysis.core.provenance import file_sha256
 from taggers.discriminant import tagger_discriminant, tagger_fc
 from taggers.features import TaggingDataset, tagger_config
-from taggers.ipxd import IPTemplates
-from taggers.ipxd import evaluate as ipxd_evaluate
+from taggers.algorithms.ipxd import IPTemplates
+from taggers.algorithms.ipxd import evaluate as ipxd_evaluate
 from taggers.training import ModelMismatchError, TaggerInputError
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ def high_level_columns(
 ) -> dict[str, np.ndarray]:
     """IP2D/IP3D outputs, SV1 features and ``abs_eta`` of every jet of ``ds`` (the columns
     prepare writes to the HDF5 files and decorate computes on the fly)."""
-    from taggers.vertexing import sv1
+    from taggers.algorithms.sv1 import sv1
 
     cols: dict[str, np.ndarray] = {}
     for kind in IPXD_TAGGERS:
@@ -129,9 +129,9 @@ class TaggerModels:
     """IP2D/IP3D templates, RNNIP, MV2 and DL1 with the ``taggers`` config they belong to."""
 
     templates: dict[str, IPTemplates]
-    rnnip: Any  # taggers.rnnip.RNNIP
-    mv2: Any  # taggers.mv2.MV2Model
-    dl1: Any  # taggers.dl1.DL1
+    rnnip: Any  # taggers.nn.rnnip.RNNIP
+    mv2: Any  # taggers.algorithms.mv2.MV2Model
+    dl1: Any  # taggers.nn.dl1.DL1
     cfg: dict[str, Any]  # validated taggers section
     model_dir: Path | None = None
     ipxd_dir: Path | None = None
@@ -161,14 +161,14 @@ class TaggerModels:
             if self.model_dir is None:
                 raise MissingModelError("the ONNX backend needs the model directory")
             return load_onnx(self.model_dir / ONNX_FILES["rnnip"], threads=self.threads).predict(ds)
-        from taggers.rnnip import predict_rnnip
+        from taggers.nn.rnnip import predict_rnnip
 
         return predict_rnnip(self.rnnip, ds, threads=self.threads)
 
     def add_inputs(self, ds: TaggingDataset, *, high_level: bool = True) -> TaggingDataset:
         """``ds`` with the IP2D/IP3D, SV1, ``abs_eta`` columns (``high_level=True``: recomputed
         from the tracks with this set's templates) and the RNNIP output columns."""
-        from taggers.rnnip import rnnip_columns
+        from taggers.nn.rnnip import rnnip_columns
 
         cols = high_level_columns(ds, self.templates, self.cfg) if high_level else {}
         out = ds.with_jet_fields(cols)
@@ -181,8 +181,8 @@ class TaggerModels:
         ``high_level=False`` takes the IP/SV1 columns from ``ds.jets`` (a prepared HDF5 file)
         instead of recomputing them. Raises :class:`TaggerInputError` on an empty dataset.
         """
-        from taggers.dl1 import predict_dl1
-        from taggers.mv2 import mv2_discriminant, predict_mv2
+        from taggers.nn.dl1 import predict_dl1
+        from taggers.algorithms.mv2 import mv2_discriminant, predict_mv2
 
         if len(ds) == 0:
             raise TaggerInputError("no jets to tag (empty dataset)")
@@ -247,9 +247,9 @@ def load_models(
     not belong together (different prepared dataset, templates, RNNIP model for DL1, feature
     configuration, n_max or inputs).
     """
-    from taggers.dl1 import load_dl1
-    from taggers.mv2 import load_mv2
-    from taggers.rnnip import load_rnnip
+    from taggers.nn.dl1 import load_dl1
+    from taggers.algorithms.mv2 import load_mv2
+    from taggers.nn.rnnip import load_rnnip
 
     full = dict(cfg or {})
     tcfg = tagger_config(

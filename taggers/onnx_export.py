@@ -36,10 +36,10 @@ import onnx
 import torch
 from torch import nn
 
-from analysis.atomic import atomic_path
+from analysis.core.atomic import atomic_path
 from taggers.discriminant import CLASS_NAMES
-from taggers.dl1 import DL1, load_dl1
-from taggers.rnnip import CONTINUOUS_FEATURES, RNNIP, as_rnnip_inputs, load_rnnip
+from taggers.nn.dl1 import DL1, load_dl1
+from taggers.nn.rnnip import CONTINUOUS_FEATURES, RNNIP, as_rnnip_inputs, load_rnnip
 from taggers.training import ModelMismatchError, as_feature_matrix, check_model_compatible
 
 log = logging.getLogger(__name__)
@@ -212,8 +212,8 @@ class OnnxTagger:
             )
 
     def predict(self, data: Any, batch_size: int = 10_000) -> np.ndarray:
-        """Probabilities (n, 4); ``data`` as for :func:`taggers.rnnip.predict_rnnip` /
-        :func:`taggers.dl1.predict_dl1`, checked against the stored metadata."""
+        """Probabilities (n, 4); ``data`` as for :func:`taggers.nn.rnnip.predict_rnnip` /
+        :func:`taggers.nn.dl1.predict_dl1`, checked against the stored metadata."""
         out = []
         if self.kind == "rnnip":
             inp = as_rnnip_inputs(data, int(self.meta["n_grades"]), what="RNNIP test set")

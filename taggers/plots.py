@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.atomic import atomic_path
+from analysis.core.atomic import atomic_path
 
 LABELS = {"ip2d": "IP2D", "ip3d": "IP3D", "mv2": "MV2", "rnnip": "RNNIP", "dl1": "DL1"}
 COLOURS = {
@@ -39,7 +39,7 @@ SUBTEXT = (
 
 
 def _setup() -> Any:
-    from analysis.plotting import use_file_backend
+    from analysis.plot.paper import use_file_backend
 
     use_file_backend()
     import matplotlib.pyplot as plt

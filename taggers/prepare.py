@@ -11,7 +11,7 @@
    outputs, SV1, ``abs_eta``);
 5. ``<out>/{train,validation,test}.h5`` (:func:`taggers.export.write_h5`),
    ``<out>/ipxd/{ip2d,ip3d}.npz`` and the summary ``<out>/prepare.json``, each with its run
-   provenance (:mod:`analysis.provenance`; HDF5 attribute, else a sidecar).
+   provenance (:mod:`analysis.core.provenance`; HDF5 attribute, else a sidecar).
 
 Every HDF5 file's ``metadata`` attribute carries the ``dataset`` provenance (``dataset_id``,
 ``features_hash``, the templates' SHA-256) that training copies into the model sidecars and
@@ -36,13 +36,13 @@ from typing import Any
 import numpy as np
 
 import analysis
-from analysis.atomic import write_json
-from analysis.config import config_hash, load_config
-from analysis.provenance import attach_provenance, provenance_record
+from analysis.core.atomic import write_json
+from analysis.core.config import config_hash, load_config
+from analysis.core.provenance import attach_provenance, provenance_record
 from taggers.dataset import SPLITS, prepare_splits
 from taggers.export import write_h5
 from taggers.features import FLAVOUR_NAMES, TaggingDataset, load_dataset, tagger_config
-from taggers.ipxd import fit_templates
+from taggers.algorithms.ipxd import fit_templates
 from taggers.models import IPXD_FILES, IPXD_TAGGERS, features_hash, file_sha256, high_level_columns
 from taggers.training import data_fingerprint
 

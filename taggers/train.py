@@ -1,16 +1,16 @@
 """Stage 2 of the tagger chain: train RNNIP, MV2 or DL1 on the prepared HDF5 files.
 
-``--tagger rnnip``: :func:`taggers.rnnip.train_rnnip` on the track sequences, then the ONNX
-export ``rnnip.onnx``. ``--tagger mv2``: :func:`taggers.mv2.train_mv2` on
+``--tagger rnnip``: :func:`taggers.nn.rnnip.train_rnnip` on the track sequences, then the ONNX
+export ``rnnip.onnx``. ``--tagger mv2``: :func:`taggers.algorithms.mv2.train_mv2` on
 ``taggers.high_level_features``. ``--tagger dl1``: the RNNIP model of the same directory
 (``--rnnip``) is run on the training and validation splits, and
-:func:`taggers.dl1.train_dl1` is trained on ``high_level_features + rnnip_features``, then
+:func:`taggers.nn.dl1.train_dl1` is trained on ``high_level_features + rnnip_features``, then
 exported to ``dl1.onnx``.
 
 Outputs in ``--model-dir``: the model (``rnnip.pt``, ``mv2.json``, ``dl1.pt``), for the
 networks their checkpoint (``*.ckpt.pt``, resumed if the config and data are unchanged) and
 history (``*.history.json``), the ONNX file, and the sidecar ``<tagger>.metrics.json``
-(each output also carries its run provenance, :mod:`analysis.provenance`):
+(each output also carries its run provenance, :mod:`analysis.core.provenance`):
 training jets/s, epochs, losses, wall and CPU time, threads, the ONNX-vs-torch agreement, the
 ``dataset`` provenance of the HDF5 files and (DL1) the SHA-256 of the RNNIP model used.
 
@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 
 import analysis
-from analysis.atomic import write_json
-from analysis.config import load_config
-from analysis.provenance import attach_provenance, provenance_record
+from analysis.core.atomic import write_json
+from analysis.core.config import load_config
+from analysis.core.provenance import attach_provenance, provenance_record
 from taggers.features import TaggingDataset, tagger_config
 from taggers.models import MODEL_FILES, ONNX_FILES, file_sha256, metrics_file, read_split
 from taggers.training import ModelMismatchError, TaggerInputError, model_config, torch_threads
@@ -79,11 +79,11 @@ def _onnx_check(kind: str, model_path: Path, onnx_path: Path, data: Any, threads
     (export_rnnip_onnx if kind == "rnnip" else export_dl1_onnx)(model_path, onnx_path)
     sub = data.subset(slice(0, 5000))
     if kind == "rnnip":
-        from taggers.rnnip import predict_rnnip
+        from taggers.nn.rnnip import predict_rnnip
 
         ref = predict_rnnip(model_path, sub, threads=threads)
     else:
-        from taggers.dl1 import predict_dl1
+        from taggers.nn.dl1 import predict_dl1
 
         ref = predict_dl1(model_path, sub, threads=threads)
     got = load_onnx(onnx_path, threads=threads).predict(sub)
@@ -147,7 +147,7 @@ def train(
     model_path = mdir / MODEL_FILES[tagger]
     t1, c1 = time.perf_counter(), time.process_time()
     if tagger == "rnnip":
-        from taggers.rnnip import train_rnnip
+        from taggers.nn.rnnip import train_rnnip
 
         res = train_rnnip(
             train_ds,
@@ -163,7 +163,7 @@ def train(
         metrics["features"] = ["sd0", "sz0", "pt_frac", "dr", "grade"]
         onnx_data = val_ds
     elif tagger == "mv2":
-        from taggers.mv2 import train_mv2
+        from taggers.algorithms.mv2 import train_mv2
 
         feats = list(tcfg["high_level_features"])
         model = train_mv2(
@@ -183,8 +183,8 @@ def train(
         metrics["features"] = feats
         onnx_data = None
     else:
-        from taggers.dl1 import train_dl1
-        from taggers.rnnip import predict_rnnip, rnnip_columns
+        from taggers.nn.dl1 import train_dl1
+        from taggers.nn.rnnip import predict_rnnip, rnnip_columns
 
         rpath = Path(rnnip_path) if rnnip_path is not None else mdir / MODEL_FILES["rnnip"]
         if not rpath.is_file():

@@ -1,7 +1,7 @@
-"""Training of the neural-network taggers (RNNIP, DL1) on top of :mod:`analysis.training`.
+"""Training of the neural-network taggers (RNNIP, DL1) on top of :mod:`analysis.ml.training`.
 
 - seeding, device choice, early stopping and checkpoints are the project-wide ones of
-  :mod:`analysis.training` (the calorimeter CNN uses them too);
+  :mod:`analysis.ml.training` (the calorimeter CNN uses them too);
 - :func:`fit_classifier`, the loop both taggers use;
 - :func:`class_weights` from (weighted) label counts, :func:`labels_to_classes` (the
   ``HadronConeExclTruthLabelID`` → class-index map :data:`LABEL_TO_CLASS`);
@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from analysis.atomic import write_json
-from analysis.training import (  # noqa: F401  (re-used here and by the tagger modules)
+from analysis.core.atomic import write_json
+from analysis.ml.training import (  # noqa: F401  (re-used here and by the tagger modules)
     DEVICE_ENV,
     Checkpoint,
     EarlyStopping,
@@ -47,7 +47,7 @@ from analysis.training import (  # noqa: F401  (re-used here and by the tagger m
     state_dict_cpu,
     torch_threads,
 )
-from analysis.config import config_hash, schema, validate_section
+from analysis.core.config import config_hash, schema, validate_section
 from taggers.discriminant import CLASS_NAMES
 
 log = logging.getLogger(__name__)

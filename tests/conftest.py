@@ -3,8 +3,8 @@
 Generated samples: small shards produced once per session with the real generator
 (Pythia 8 + the detector), for physics checks in any test directory.
 
-Ingestion: small input files in the three formats read by ``analysis.ingest``, written
-once per session with ``analysis.fixtures`` (tests must not modify them; write your own
+Ingestion: small input files in the three formats read by ``analysis.io.ingest``, written
+once per session with ``tests.fixtures.files`` (tests must not modify them; write your own
 file in ``tmp_path`` to corrupt one).
 """
 
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.config import load_config
-from analysis.fixtures import write_delphes_fixture, write_hepline_fixture, write_nanoaod_fixture
+from analysis.core.config import load_config
+from tests.fixtures.files import write_delphes_fixture, write_hepline_fixture, write_nanoaod_fixture
 from analysis.generation.produce import produce_shard
 
 N_FIXTURE_EVENTS = 60

@@ -7,9 +7,9 @@ import argparse
 import logging
 import sys
 
-from analysis.atomic import write_json
-from analysis.config import load_config
-from analysis.provenance import provenance_record
+from analysis.core.atomic import write_json
+from analysis.core.config import load_config
+from analysis.core.provenance import provenance_record
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,7 @@ The inputs must be hepline ntuples of one sample with the same branches and type
 for files decorated by the taggers, the same tagger models. The ``Events`` trees are
 copied chunk by chunk (``basket_events`` events per basket), the ``Runs`` rows are
 concatenated, and the metadata is the first file's with the summed counts, Σw and Σw², the
-generated-event-weighted σ (:func:`analysis.format.combined_xsec`), the
+generated-event-weighted σ (:func:`analysis.core.format.combined_xsec`), the
 input ``shards`` and ``merged_from`` (the inputs). The output appears atomically.
 """
 
@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import uproot
 
-from analysis.atomic import atomic_path, json_default
-from analysis.format import HEPLINE_METADATA_KEY, combined_xsec
+from analysis.core.atomic import atomic_path, json_default
+from analysis.core.format import HEPLINE_METADATA_KEY, combined_xsec
 from analysis.generation.writer import branch_types, collection_groups, event_block
-from analysis.provenance import provenance_record, write_root_provenance
+from analysis.core.provenance import provenance_record, write_root_provenance
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def _check_inputs(paths: Sequence[str]) -> list[dict[str, Any]]:
 
 def _merged_counts(metas: Sequence[dict[str, Any]], paths: Sequence[str]) -> dict[str, Any]:
     """Summed counts (and Σw, Σw², generated events where every input has them); σ and
-    its error from :func:`analysis.format.combined_xsec`."""
+    its error from :func:`analysis.core.format.combined_xsec`."""
     missing = [p for p, m in zip(paths, metas, strict=True) if "n_events" not in m]
     if missing:
         raise ValueError(f"{missing[0]}: no 'n_events' in {HEPLINE_METADATA_KEY}")

@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import tempfile
 
-    from analysis.config import load_config
+    from analysis.core.config import load_config
 
     ap = argparse.ArgumentParser(description="Measure Pythia cross-sections of config samples.")
     ap.add_argument("config")

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 import analysis
-from analysis.atomic import write_json
-from analysis.config import config_hash
-from analysis.format import combined_xsec
+from analysis.core.atomic import write_json
+from analysis.core.config import config_hash
+from analysis.core.format import combined_xsec
 from analysis.generation.detector import simulate
 from analysis.generation.processes import process_card
 from analysis.generation.pythia import (
@@ -36,8 +36,8 @@ from analysis.generation.pythia import (
     shard_seed,
 )
 from analysis.generation.writer import NtupleWriter, compression_from_config
-from analysis.ingest import read_metadata
-from analysis.provenance import provenance_record
+from analysis.io.ingest import read_metadata
+from analysis.core.provenance import provenance_record
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from analysis.atomic import atomic_path, json_default
-from analysis.format import HEPLINE_METADATA_KEY
-from analysis.provenance import write_root_provenance
+from analysis.core.atomic import atomic_path, json_default
+from analysis.core.format import HEPLINE_METADATA_KEY
+from analysis.core.provenance import write_root_provenance
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ class NtupleWriter:
         self, metadata: dict[str, Any], *, provenance: dict[str, Any] | None = None
     ) -> dict[str, Any]:
         """Write the ``Runs`` tree, the JSON metadata and (if given) the provenance record
-        (TObjString ``hepline_provenance``, :mod:`analysis.provenance`). Returns the
+        (TObjString ``hepline_provenance``, :mod:`analysis.core.provenance`). Returns the
         metadata written."""
         self._flush()
         if self._tree is None:

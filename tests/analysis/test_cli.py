@@ -14,8 +14,8 @@ import yaml
 
 import analysis
 from analysis.cli import Stage, _overridden_config, main, run_stage
-from analysis.config import config_hash, load_config
-from analysis.provenance import file_identity, read_provenance
+from analysis.core.config import config_hash, load_config
+from analysis.core.provenance import file_identity, read_provenance
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "workflows" / "config" / "default.yaml"

@@ -15,17 +15,17 @@ import pytest
 import uproot
 import yaml
 
-from analysis import histograms as H
-from analysis import limits as L
-from analysis import plotting as P
+from analysis.stats import histograms as H
+from analysis.stats import limits as L
+from analysis.plot import paper as P
 from analysis.cli import STAGES
 from analysis.cli import main as hepline
-from analysis.config import config_hash, load_config, validate
-from analysis.provenance import PROVENANCE_KEY, file_identity, read_provenance, sidecar_path
-from selections import hh_yybb as S
-from tests.analysis.test_limits import SYSTS as LIMIT_SYSTS
-from tests.analysis.test_limits import histset as limits_histset
-from tests.selections.test_hh_yybb import WP_FILE_CONTENT, write_hepline_events
+from analysis.core.config import config_hash, load_config, validate
+from analysis.core.provenance import PROVENANCE_KEY, file_identity, read_provenance, sidecar_path
+from selections.hh_yybb import processor as S
+from tests.analysis.stats.test_limits import SYSTS as LIMIT_SYSTS
+from tests.analysis.stats.test_limits import histset as limits_histset
+from tests.selections.hh_yybb.test_processor import WP_FILE_CONTENT, write_hepline_events
 
 DEFAULT_SMEARING_SEED = 20211123  # selection.hh_yybb.systematics.photon_energy_resolution.seed
 SEL_OUTPUTS = ("sel.pkl", "cutflow.json", "cutflow.md", "metrics.json")
@@ -79,7 +79,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             argv = ["--config", str(cfg_path), "--working-points", str(wp), "--output", str(d / "sel.pkl"),
                     "--cutflow-json", str(d / "cutflow.json"), "--cutflow-md", str(d / "cutflow.md"),
                     "--metrics", str(d / "metrics.json"), str(events)]
-            _run(mp, S.main, argv, f"selections.hh_yybb[{run}]")
+            _run(mp, S.main, argv, f"selections.hh_yybb.processor[{run}]")
             out[f"sel_{run}"] = d
         d = base / "sel_c"
         argv = ["select", "--config", str(cfg_path), "--working-points", str(wp), "--output", str(d / "sel.pkl"),
@@ -89,7 +89,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         for run in ("a", "b"):
             h = base / f"hists_{run}"
             _run(mp, H.main, ["--config", str(cfg_path), "--output-dir", str(h), str(out["sel_a"] / "sel.pkl")],
-                 f"analysis.histograms[{run}]")
+                 f"analysis.stats.histograms[{run}]")
             out[f"hists_{run}"] = h
     finally:
         mp.undo()
@@ -153,7 +153,7 @@ def test_select_flags_are_the_modules_own(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_select_override_is_validated(chain: dict[str, Any], tmp_path: Path) -> None:
-    from analysis.config import ConfigError
+    from analysis.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="runner.workers"):
         S.main(["--config", str(chain["config"]), "--working-points", str(chain["wp"]), "--workers", "0",
@@ -244,9 +244,9 @@ def limit_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ws, lim = base / "ws", base / "out"
     try:
         _run(mp, L.main, ["workspaces", "--config", str(cfg_path), "--hists", str(hists), "--output-dir", str(ws),
-                          "--pseudo-data-seed", "3"], "analysis.limits")
+                          "--pseudo-data-seed", "3"], "analysis.stats.limits")
         _run(mp, L.main, ["limits", "--config", str(cfg_path), "--index", str(ws / "index.json"),
-                          "--output-dir", str(lim)], "analysis.limits")
+                          "--output-dir", str(lim)], "analysis.stats.limits")
     finally:
         mp.undo()
     return {"hists": hists, "config": cfg_path, "ws": ws, "out": lim}
@@ -285,7 +285,7 @@ def test_every_plot_and_the_summary_carry_the_plots_record(chain: dict[str, Any]
     limits = limit_outputs["out"] / "limits.json"
     out = tmp_path / "plots"
     _run(monkeypatch, P.main, ["--config", str(chain["config"]), "--hists", str(hists), "--limits", str(limits),
-                               "--output-dir", str(out)], "analysis.plotting")
+                               "--output-dir", str(out)], "analysis.plot.paper")
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert {"m_yy_categories.png", "m_star.png", "cutflow.png", "brazil.png"} <= set(pngs)
     cfg = load_config(chain["config"])

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import uproot
 
-from analysis.config import load_config
-from analysis.ingest import read_arrays
+from analysis.core.config import load_config
+from analysis.io.ingest import read_arrays
 from taggers.decorate import DECORATION_FIELDS, decorate_events, decorate_file
 from taggers.features import NonFiniteInputError, load_dataset
 from taggers.models import TAGGERS, MissingModelError, ip_discriminant, load_models

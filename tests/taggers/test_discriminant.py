@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from analysis.config import ConfigError, validate, validate_section
+from analysis.core.config import ConfigError, validate, validate_section
 from taggers.discriminant import (
     CLASS_NAMES,
     EPS,

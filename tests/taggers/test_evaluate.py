@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.config import load_config
+from analysis.core.config import load_config
 from taggers.evaluate import (
     binomial_efficiency,
     bootstrap_ratios,

@@ -12,8 +12,8 @@ import pytest
 import analysis
 from taggers.export import read_h5, write_h5
 from taggers.features import TaggingDataset
-from taggers.ipxd import evaluate, fit_templates
-from taggers.vertexing import sv1
+from taggers.algorithms.ipxd import evaluate, fit_templates
+from taggers.algorithms.sv1 import sv1
 
 
 @pytest.fixture(scope="module")

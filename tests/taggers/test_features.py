@@ -6,7 +6,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from analysis.ingest import open_events, read_arrays
+from analysis.io.ingest import open_events, read_arrays
 from taggers.features import (
     TRACK_FIELDS,
     NonFiniteInputError,

@@ -9,8 +9,8 @@ import onnx
 import pytest
 import torch
 
-from taggers.bench_models import HIGHLEVEL_NAMES, synthetic_highlevel, synthetic_tagging_dataset
-from taggers.dl1 import DL1, predict_dl1, train_dl1
+from tests.fixtures.taggers import HIGHLEVEL_NAMES, synthetic_highlevel, synthetic_tagging_dataset
+from taggers.nn.dl1 import DL1, predict_dl1, train_dl1
 from taggers.onnx_export import (
     MaskedRNNIP,
     export_dl1_onnx,
@@ -18,7 +18,7 @@ from taggers.onnx_export import (
     load_onnx,
     predict_onnx,
 )
-from taggers.rnnip import (
+from taggers.nn.rnnip import (
     RNNIP,
     RNNIPInputs,
     as_rnnip_inputs,

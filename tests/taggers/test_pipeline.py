@@ -287,7 +287,7 @@ def test_snakemake_rules_parse(tmp_path: Path) -> None:
 
 def test_stage_outputs_carry_provenance(pipeline) -> None:
     """Every stage output has a run-provenance record naming its stage and its inputs."""
-    from analysis.provenance import file_identity, read_provenance
+    from analysis.core.provenance import file_identity, read_provenance
 
     out, models = pipeline["out"], pipeline["models"]
     src = file_identity(pipeline["input"])

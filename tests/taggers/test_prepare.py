@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import uproot
 
-from analysis.config import load_config
+from analysis.core.config import load_config
 from taggers.dataset import EmptySplitError
 from taggers.decorate import _block, _group_branches, _types
 from taggers.features import NonFiniteInputError, load_dataset
-from taggers.ipxd import IPTemplates, evaluate
+from taggers.algorithms.ipxd import IPTemplates, evaluate
 from taggers.models import file_sha256, read_split
 from taggers.prepare import prepare
 from tests.taggers.test_pipeline import small_pipeline, write_config

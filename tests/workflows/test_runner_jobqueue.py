@@ -10,9 +10,9 @@ import sys
 
 import pytest
 
-from analysis import runner
-from analysis.config import ConfigError
-from analysis.runner import runner_config
+from analysis.io import runner
+from analysis.core.config import ConfigError
+from analysis.io.runner import runner_config
 
 pytest.importorskip("distributed")
 

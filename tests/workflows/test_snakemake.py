@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analysis.config import validate
+from analysis.core.config import validate
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILES = ("local", "slurm", "htcondor")

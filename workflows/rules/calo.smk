@@ -1,5 +1,5 @@
-# Whole-detector CNN (analysis.calo) and the cut-based RPV multijet baseline
-# (selections.rpv_multijet), docs/calo-cnn.md:
+# Whole-detector CNN (selections.rpv.cnn) and the cut-based RPV multijet baseline
+# (selections.rpv.cuts), docs/calo-cnn.md:
 #   per sample: shards -> sparse images (HDF5)      and   shards -> cut-based table (HDF5)
 #   all samples' images -> train (model + normalisation) -> evaluate on the test split, with the
 #   cut-based flags of the same events (ROC, TPR ratio, score histograms as ROOT TH1, plots).
@@ -40,7 +40,7 @@ rule calo_images:
     resources:
         **job_resources(mem_mb=4000, runtime=60),
     shell:
-        "{params.py} -m analysis.calo images --config {params.configfile} --sample {wildcards.sample} "
+        "{params.py} -m selections.rpv.cnn images --config {params.configfile} --sample {wildcards.sample} "
         "--output {output.h5} --metrics {output.metrics} {input} > {log} 2>&1"
 
 
@@ -65,7 +65,7 @@ rule rpv_cutbased:
     resources:
         **job_resources(mem_mb=3000, runtime=60),
     shell:
-        "{params.py} -m selections.rpv_multijet select --config {params.configfile} --sample {wildcards.sample} "
+        "{params.py} -m selections.rpv.cuts select --config {params.configfile} --sample {wildcards.sample} "
         "--output {output.table} --summary {output.summary} {input} > {log} 2>&1"
 
 
@@ -84,7 +84,7 @@ rule rpv_cutbased_rates:
     conda:
         "../envs/hepline.yaml"
     shell:
-        "{params.py} -m selections.rpv_multijet rates --config {params.configfile} --output {output} "
+        "{params.py} -m selections.rpv.cuts rates --config {params.configfile} --output {output} "
         "{input} > {log} 2>&1"
 
 
@@ -111,7 +111,7 @@ rule calo_train:
         **job_resources(mem_mb=8000, runtime=720),
     shell:
         # a rerun after an interruption resumes from calo_cnn.ckpt.pt in the same folder
-        "{params.py} -m analysis.calo train --config {params.configfile} --output-dir {params.outdir} "
+        "{params.py} -m selections.rpv.cnn train --config {params.configfile} --output-dir {params.outdir} "
         "--threads {threads} --quiet {input} > {log} 2>&1"
 
 
@@ -146,7 +146,7 @@ rule calo_evaluate:
     resources:
         **job_resources(mem_mb=6000, runtime=120),
     shell:
-        "{params.py} -m analysis.calo evaluate --config {params.configfile} --model {input.model} "
+        "{params.py} -m selections.rpv.cnn evaluate --config {params.configfile} --model {input.model} "
         "--normalisation {input.normalisation} --output-dir {params.outdir} --threads {threads} "
         "--images {input.images} --cut-tables {input.tables} > {log} 2>&1"
 

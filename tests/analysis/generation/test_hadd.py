@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import uproot
 
-from analysis import ingest
-from analysis.format import HEPLINE_METADATA_KEY
+from analysis.io import ingest
+from analysis.core.format import HEPLINE_METADATA_KEY
 from analysis.generation.__main__ import main as generation_main
 from analysis.generation.hadd import hadd
 

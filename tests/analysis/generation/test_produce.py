@@ -93,8 +93,8 @@ def test_unknown_sample_and_shard_are_rejected(default_config) -> None:  # type:
 
 
 def test_generated_file_matches_the_format_tables(ttbar_file) -> None:  # type: ignore[no-untyped-def]
-    """The generator writes exactly the branches and dtypes of analysis.format (and the doc)."""
-    from analysis.format import HEPLINE_COLLECTIONS, HEPLINE_EVENT_BRANCHES, HEPLINE_VERTICES
+    """The generator writes exactly the branches and dtypes of analysis.core.format (and the doc)."""
+    from analysis.core.format import HEPLINE_COLLECTIONS, HEPLINE_EVENT_BRANCHES, HEPLINE_VERTICES
 
     expected = dict(HEPLINE_EVENT_BRANCHES)
     for name, fields in HEPLINE_VERTICES.items():
@@ -114,7 +114,7 @@ def test_generated_file_matches_the_format_tables(ttbar_file) -> None:  # type: 
 
 
 def test_generated_file_reads_through_nanoevents_with_jet_tracks(ttbar_file) -> None:  # type: ignore[no-untyped-def]
-    from analysis.ingest import open_events
+    from analysis.io.ingest import open_events
 
     events = open_events(ttbar_file, mode="eager")
     jets = events.Jet

@@ -1,0 +1,87 @@
+"""Atomic file writes: write to a temporary name in the target folder, then ``os.replace``.
+
+A job killed mid-write leaves only a ``*.tmp.*`` file, never a half-written output that
+Snakemake (or a user) would take for a finished one.
+
+Every helper takes an optional ``provenance`` record (:mod:`analysis.core.provenance`). ROOT and
+HDF5 outputs get it inside the temporary file, before the rename, so output and record
+appear together. Any other output gets a sidecar ``<output>.provenance.json``, written
+atomically *after* the output is in place (a job killed in between leaves an output without
+a sidecar, never a sidecar without its output).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+
+@contextlib.contextmanager
+def atomic_path(
+    path: str | os.PathLike[str], *, provenance: Mapping[str, Any] | None = None
+) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it onto ``path`` only on success.
+
+    The temporary file keeps the suffix of ``path`` (so ROOT/HDF5 writers that look at the
+    extension behave), and is removed if the block raises. With ``provenance``, the record
+    is embedded in a ROOT/HDF5 temporary file before the rename (the writer must have closed
+    it by then: nest it inside this block), or written as a sidecar after the rename.
+    """
+    from analysis.core import provenance as prov
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.tmp.", suffix=final.suffix, dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    embedded = provenance is not None and prov.storage_kind(final) != "sidecar"
+    try:
+        yield tmp_path
+        if embedded:
+            prov.embed_provenance(tmp_path, provenance)  # type: ignore[arg-type]
+        os.replace(tmp_path, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+    if provenance is not None and not embedded:
+        prov.attach_provenance(final, provenance)
+
+
+def write_text(
+    path: str | os.PathLike[str], text: str, *, provenance: Mapping[str, Any] | None = None
+) -> None:
+    """Write ``text`` to ``path`` atomically (plus the ``provenance`` sidecar, if given)."""
+    with atomic_path(path, provenance=provenance) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(
+    path: str | os.PathLike[str],
+    obj: Any,
+    *,
+    indent: int = 2,
+    provenance: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``obj`` as JSON (sorted keys, trailing newline) to ``path`` atomically."""
+    write_text(
+        path,
+        json.dumps(obj, indent=indent, sort_keys=True, default=json_default) + "\n",
+        provenance=provenance,
+    )
+
+
+def json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")

@@ -1,0 +1,917 @@
+"""Ingestion: one API from files (or a coffea-style fileset) to NanoEvents or plain awkward.
+
+Three input formats are understood:
+
+``hepline``
+    The project's own ntuples (``docs/ntuple-format.md``): NanoAOD-style flat branches in an
+    ``Events`` TTree, a ``Runs`` TTree and a ``hepline_metadata`` JSON TObjString. Read with
+    :class:`HeplineSchema`, which adds 4-vector behaviours and the cross-references
+    ``Jet.tracks``, ``Jet.truthHadrons``, ``Jet.genJet``, ``Track.jet``, ``TruthHadron.jet``
+    and ``GenPart.parent`` / ``GenPart.children``.
+``nanoaod``
+    Real CMS NanoAOD (``Events`` tree), read with coffea's ``NanoAODSchema`` (through
+    :class:`CMSNanoAODSchema`, which only silences the warnings about cross-references to
+    collections a skim dropped).
+``delphes``
+    Delphes output (``Delphes`` tree), read with coffea's ``DelphesSchema``.
+
+The format is detected from the file (:func:`detect_format`) or given explicitly.
+
+Bad input never reaches coffea as a bare uproot traceback: :func:`validate_file` checks
+existence, size, the ROOT header (truncation), readability, the tree, the required branches
+and the number of events, and raises :class:`InputFileError` naming the file and the
+problem. :func:`validate_files` applies the skip-bad-files policy (see ``docs/ingestion.md``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import awkward as ak
+import uproot
+from coffea.nanoevents import DelphesSchema, NanoEventsFactory
+
+from analysis.core.format import (
+    HEPLINE_COLLECTIONS,
+    HEPLINE_EVENT_BRANCHES,
+    HEPLINE_METADATA_KEY,
+    HEPLINE_RUNS_BRANCHES,
+    HEPLINE_VERTICES,
+    hepline_branches,
+)
+from analysis.io.schemas import CMSNanoAODSchema, HeplineSchema
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DEFAULT_DATASET",
+    "FORMATS",
+    "HEPLINE_COLLECTIONS",
+    "HEPLINE_EVENT_BRANCHES",
+    "HEPLINE_RUNS_BRANCHES",
+    "HEPLINE_VERTICES",
+    "CMSNanoAODSchema",
+    "FileInfo",
+    "Fileset",
+    "HeplineSchema",
+    "InputFileError",
+    "build_fileset",
+    "clear_validation_memo",
+    "detect_format",
+    "form_filter",
+    "hepline_branches",
+    "iter_files",
+    "open_events",
+    "read_arrays",
+    "read_metadata",
+    "required_branches",
+    "validate_file",
+    "validate_files",
+    "validate_fileset",
+]
+
+# ---------------------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------------------
+class InputFileError(ValueError):
+    """An input file is missing, empty, truncated, unreadable or not in the expected layout.
+
+    ``str(err)`` is ``"<path>: <reason>"``; ``err.path`` and ``err.reason`` hold the parts.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self):  # keep the two-argument constructor picklable (process pools)
+        return (type(self), (self.path, self.reason))
+
+
+# ---------------------------------------------------------------------------------------
+# Formats
+# ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FormatSpec:
+    name: str
+    treename: str
+    schema: type
+    required_branches: tuple[str, ...]
+    form_extras: tuple[str, ...] | None = None
+    """Branches the schema's behaviours need in any restricted form (:func:`form_filter`):
+    event IDs, and ``Coll_field`` names needed whenever collection ``Coll`` is in the form.
+    None: the format's form cannot be restricted."""
+
+
+_EVENT_IDS = ("run", "luminosityBlock", "event")
+
+FORMATS: dict[str, FormatSpec] = {
+    # photons get a synthesised charge and mass (HeplineSchema.full_like_items; coffea's
+    # NanoAODSchema as for NanoAOD v12, which has no Photon_mass)
+    "hepline": FormatSpec("hepline", "Events", HeplineSchema, tuple(hepline_branches()),
+                          (*_EVENT_IDS, "Electron_charge", "Muon_charge")),
+    "nanoaod": FormatSpec("nanoaod", "Events", CMSNanoAODSchema, _EVENT_IDS,
+                          (*_EVENT_IDS, *(f"{c}_{f}" for c in ("Electron", "Muon") for f in ("charge", "mass")))),
+    "delphes": FormatSpec("delphes", "Delphes", DelphesSchema, ("Event_size",)),
+}
+"""Known formats: default tree, coffea schema and the branches a file must have."""
+
+_TREE_CLASSES = ("TTree", "TNtuple", "TNtupleD")
+
+
+_CANDIDATE_FIELDS = ("pt", "eta", "phi", "mass", "charge")
+
+
+def form_filter(branches: Iterable[str], fmt: str, *, strict: bool = False) -> list[str] | None:
+    """The branch names a NanoEvents form restricted to ``branches`` must contain.
+
+    ``branches`` plus what the format's schema needs to build the collections they belong
+    to: event IDs, and the 4-vector fields and charge of every collection used (vector
+    and candidate behaviours check for them). Used as uproot's ``filter_name`` when the
+    factory opens a tree, so that the form (and coffea's per-branch interpretation work)
+    covers these names only, not the whole tree (hepline ntuples hold ≈ 90 branches, the
+    HH selection reads 26); names a file lacks are ignored there (the schema synthesises
+    e.g. photon masses). ``strict=True``: only the names a valid file must have (event IDs,
+    lepton charges, NanoAOD lepton masses), to require them when validating. None for
+    formats whose form cannot be restricted.
+    """
+    spec = _spec(fmt)
+    if spec.form_extras is None:
+        return None
+    branches = list(branches)
+    used = list(dict.fromkeys(b.split("_", 1)[0] for b in branches if "_" in b))
+    extras = [e for e in spec.form_extras if "_" not in e or e.split("_", 1)[0] in used]
+    if not strict:
+        extras += [f"{c}_{f}" for c in used for f in _CANDIDATE_FIELDS]
+    return list(dict.fromkeys([*branches, *extras]))
+
+
+def required_branches(fmt: str) -> tuple[str, ...]:
+    """Branches :func:`validate_file` requires by default for format ``fmt``."""
+    return _spec(fmt).required_branches
+
+
+def _spec(fmt: str) -> FormatSpec:
+    try:
+        return FORMATS[fmt]
+    except KeyError:
+        raise ValueError(
+            f"unknown input format {fmt!r}; expected one of {sorted(FORMATS)} or 'auto'"
+        ) from None
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def _check_local_file(path: str) -> None:
+    """Existence, size and ROOT-header checks that need no ROOT I/O."""
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(path, "file not found")
+    if not p.is_file():
+        raise InputFileError(path, "not a regular file (is it a directory?)")
+    size = p.stat().st_size
+    if size == 0:
+        raise InputFileError(path, "zero-byte file (empty; was its writer killed?)")
+    with p.open("rb") as fh:
+        head = fh.read(24)
+    if head[:4] != b"root":
+        raise InputFileError(
+            path, "not a ROOT file (corrupt or wrong type: no 'root' magic bytes at the start)"
+        )
+    if len(head) < 16:
+        raise InputFileError(path, f"truncated ROOT file: only {size} bytes, header incomplete")
+    version = int.from_bytes(head[4:8], "big")
+    big = version >= 1000000
+    end = int.from_bytes(head[12:20] if big else head[12:16], "big")
+    if size < end:
+        raise InputFileError(
+            path,
+            f"truncated ROOT file: {size} bytes on disk but its header records {end} "
+            "(copy or write was interrupted)",
+        )
+
+
+@contextlib.contextmanager
+def _open_root(path: str | os.PathLike[str], uproot_options: Mapping | None = None):
+    """``uproot.open`` with the local checks first and every failure as InputFileError."""
+    path = os.fspath(path)
+    if not _is_remote(path):
+        _check_local_file(path)
+    try:
+        f = uproot.open({path: None}, **dict(uproot_options or {}))
+    except Exception as exc:  # uproot raises many types for corrupt input
+        raise InputFileError(
+            path, f"corrupt or unreadable ROOT file ({type(exc).__name__}: {exc})"
+        ) from exc
+    try:
+        yield f
+    finally:
+        f.close()
+
+
+def _top_keys(f) -> dict[str, str]:
+    """``{name without cycle: classname}`` of the top directory."""
+    try:
+        return {k.split(";")[0]: v for k, v in f.classnames(recursive=False).items()}
+    except Exception as exc:
+        raise InputFileError(
+            f.file_path, f"corrupt ROOT file: cannot read its directory ({exc})"
+        ) from exc
+
+
+def _detect(f, path: str) -> str:
+    keys = _top_keys(f)
+    if HEPLINE_METADATA_KEY in keys:
+        return "hepline"
+    if "Delphes" in keys:
+        return "delphes"
+    if "Events" in keys:
+        if keys["Events"] in _TREE_CLASSES:
+            try:
+                names = set(f["Events"].keys(recursive=False))
+            except Exception:
+                names = set()
+            if {"Track_jetIdx", "Tower_eEM"} <= names:
+                return "hepline"
+        return "nanoaod"
+    found = ", ".join(f"{k} ({v})" for k, v in keys.items()) or "nothing"
+    raise InputFileError(
+        path, f"no 'Events' or 'Delphes' tree, cannot tell the format (file holds: {found})"
+    )
+
+
+def detect_format(path: str | os.PathLike[str]) -> str:
+    """``"hepline"``, ``"nanoaod"`` or ``"delphes"``, from the trees and keys in the file.
+
+    A ``Delphes`` tree means Delphes; an ``Events`` tree with a ``hepline_metadata`` key (or
+    the hepline-only branches ``Track_jetIdx`` and ``Tower_eEM``) means hepline; any other
+    ``Events`` tree is taken as CMS NanoAOD. Raises :class:`InputFileError` otherwise.
+    """
+    with _open_root(path) as f:
+        return _detect(f, os.fspath(path))
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What :func:`validate_file` learned about a good file."""
+
+    path: str
+    format: str
+    treename: str
+    num_entries: int
+    uuid: bytes = b""
+    """The ROOT file's UUID (``TFile::fUUID``, 16 bytes): its identity in provenance and in
+    coffea's metadata cache."""
+
+
+def _branch_names(tree) -> set[str]:
+    return set(tree.keys(recursive=True, full_paths=True)) | set(
+        tree.keys(recursive=True, full_paths=False)
+    )
+
+
+def _read_all(tree, path: str, treename: str, names: Iterable[str]) -> None:
+    """Decompress and interpret every basket of ``names`` (the ``deep`` check)."""
+    for name in names:
+        try:
+            tree[name].array(library="ak")
+        except Exception as exc:
+            raise InputFileError(
+                path,
+                f"corrupt ROOT file: branch {name} of tree '{treename}' cannot be read "
+                f"({type(exc).__name__}: {exc})",
+            ) from exc
+
+
+def _check_tree(f, path: str, treename: str, required: Iterable[str], deep: bool = False):
+    keys = _top_keys(f)
+    if treename not in keys:
+        found = ", ".join(f"{k} ({v})" for k, v in keys.items()) or "nothing"
+        raise InputFileError(path, f"no tree '{treename}' in file (file holds: {found})")
+    classname = keys[treename]
+    if classname not in _TREE_CLASSES:
+        hint = (
+            " (an RNTuple: write classic TTrees with uproot's mktree/extend)"
+            if "RNTuple" in classname
+            else ""
+        )
+        raise InputFileError(
+            path, f"'{treename}' is a {classname}, not a TTree{hint}"
+        )
+    try:
+        tree = f[treename]
+        names = _branch_names(tree)
+        num_entries = int(tree.num_entries)
+    except Exception as exc:
+        raise InputFileError(
+            path, f"corrupt ROOT file: cannot read tree '{treename}' ({exc})"
+        ) from exc
+    missing = [b for b in required if b not in names]
+    if missing:
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        shown = ", ".join(missing[:10]) + more
+        noun = "branch" if len(missing) == 1 else "branches"
+        raise InputFileError(path, f"missing required {noun} {shown} in tree '{treename}'")
+    if num_entries == 0:
+        raise InputFileError(path, f"tree '{treename}' has zero events")
+    if deep:
+        _read_all(tree, path, treename, tree.keys(recursive=True))
+    return tree, num_entries
+
+
+def validate_file(
+    path: str | os.PathLike[str],
+    required_branches: Iterable[str] | None = None,
+    *,
+    format: str = "auto",
+    treename: str | None = None,
+    deep: bool = False,
+    uproot_options: Mapping | None = None,
+) -> FileInfo:
+    """Check one input file; return its :class:`FileInfo` or raise :class:`InputFileError`.
+
+    Checks, in order: the file exists and is not empty; it starts with the ROOT magic and is
+    not shorter than its header says (truncated); uproot can open it; the format can be
+    detected (``format="auto"``); the tree (``treename`` or the format's default) exists and
+    is a TTree; every required branch is present (default: the format's
+    :func:`required_branches`; pass ``()`` to require none); the tree has at least one
+    entry. With ``deep=True`` every basket of every branch is also read (catches corrupt
+    data inside an intact file structure; costs a full read). The message names the file
+    and the missing tree/branch.
+    """
+    path = os.fspath(path)
+    with _open_root(path, uproot_options) as f:
+        fmt = _detect(f, path) if format == "auto" else _spec(format).name
+        spec = _spec(fmt)
+        tree_name = treename or spec.treename
+        req = spec.required_branches if required_branches is None else tuple(required_branches)
+        _, n = _check_tree(f, path, tree_name, req, deep)
+        uuid = bytes(getattr(f.file, "fUUID", b"") or b"")
+    return FileInfo(path=path, format=fmt, treename=tree_name, num_entries=n, uuid=uuid)
+
+
+def validate_files(
+    paths: Iterable[str | os.PathLike[str]],
+    required_branches: Iterable[str] | None = None,
+    skip_bad: bool = False,
+    *,
+    format: str = "auto",
+    treename: str | None = None,
+    deep: bool = False,
+) -> tuple[list[str], list[dict[str, str]]]:
+    """Validate many files under the skip-bad-files policy.
+
+    Returns ``(good_paths, report)``. With ``skip_bad=False`` (the default) the first bad
+    file raises :class:`InputFileError` and ``report`` is always empty. With
+    ``skip_bad=True`` bad files are left out, each logged as a warning and listed in
+    ``report`` as ``{"file": path, "reason": why}``; the caller decides what to do when
+    ``good_paths`` comes back empty.
+    """
+    req = None if required_branches is None else tuple(required_branches)
+    good: list[str] = []
+    report: list[dict[str, str]] = []
+    for p in paths:
+        info = _validate_or_skip(p, req, skip_bad, report, format=format, treename=treename, deep=deep)
+        if info is not None:
+            good.append(info.path)
+    return good, report
+
+
+_VALIDATED: dict[tuple[Any, ...], FileInfo] = {}
+_VALIDATED_MAX = 4096
+
+
+def _memo_key(path: str, required: tuple[str, ...] | None, kwargs: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """Identity of a local file's validation: its path, inode, size, modification and
+    change times (ns), its ROOT header and last 4 KiB (where a rewritten TTree and the keys
+    list land), and what was checked. None for remote or unreadable files (not memoised)."""
+    if _is_remote(path):
+        return None
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+            fh.seek(max(st.st_size - 4096, 0))
+            tail = fh.read()
+    except OSError:
+        return None
+    checked = tuple(sorted((k, repr(v)) for k, v in kwargs.items()))
+    return (path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, head, tail,
+            None if required is None else tuple(sorted(required)), checked)
+
+
+def clear_validation_memo() -> None:
+    """Forget every remembered validation (see :func:`_validate_or_skip`)."""
+    _VALIDATED.clear()
+
+
+def _validate_or_skip(path: str | os.PathLike[str], required: tuple[str, ...] | None, skip_bad: bool,
+                      report: list[dict[str, str]], **kwargs: Any) -> FileInfo | None:
+    """:func:`validate_file` under the skip-bad policy: a bad file raises, or (``skip_bad``)
+    is logged, appended to ``report`` as ``{"file", "reason"}`` and gives None.
+
+    A local file that passed is remembered for this process, keyed by its inode, size and
+    modification/change times and by what was checked: a second run over an unchanged file
+    (a notebook re-running a cell, a benchmark repeat) does not open it again, the way
+    coffea's ``metadata_cache`` skips preprocessing. Any rewrite of the file (our writers
+    rename a new file into place) changes the key. Failures are never remembered.
+    """
+    path = os.fspath(path)
+    key = _memo_key(path, required, kwargs)
+    if key is not None and key in _VALIDATED:
+        return _VALIDATED[key]
+    try:
+        info = validate_file(path, required, **kwargs)
+        if key is not None:
+            if len(_VALIDATED) >= _VALIDATED_MAX:
+                _VALIDATED.pop(next(iter(_VALIDATED)))
+            _VALIDATED[key] = info
+        return info
+    except InputFileError as err:
+        if not skip_bad:
+            raise
+        log.warning("skipping bad input file %s", err)
+        report.append({"file": err.path, "reason": err.reason})
+        return None
+
+
+# ---------------------------------------------------------------------------------------
+# Metadata
+# ---------------------------------------------------------------------------------------
+_RUNS_SUMS = {
+    "genEventCount": ("genEventCount", "genEventCount_"),
+    "genEventSumw": ("genEventSumw", "genEventSumw_"),
+    "genEventSumw2": ("genEventSumw2", "genEventSumw2_"),
+}
+
+
+def _read_metadata(f, path: str) -> dict[str, Any]:
+    keys = _top_keys(f)
+    meta: dict[str, Any] = {}
+    if HEPLINE_METADATA_KEY in keys:
+        text = str(f[HEPLINE_METADATA_KEY])
+        try:
+            meta = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputFileError(
+                path, f"'{HEPLINE_METADATA_KEY}' is not valid JSON ({exc})"
+            ) from exc
+        if not isinstance(meta, dict):
+            raise InputFileError(path, f"'{HEPLINE_METADATA_KEY}' is not a JSON object")
+    if keys.get("Runs") in _TREE_CLASSES:
+        runs_tree = f["Runs"]
+        present = set(runs_tree.keys())
+        runs: dict[str, Any] = {"entries": int(runs_tree.num_entries)}
+        for out, candidates in _RUNS_SUMS.items():
+            name = next((c for c in candidates if c in present), None)
+            if name is None:
+                continue
+            values = runs_tree[name].array(library="np")
+            total = values.sum()
+            runs[out] = int(total) if out == "genEventCount" else float(total)
+        meta["runs"] = runs
+    fmt = _detect(f, path)
+    meta.setdefault("format", fmt)
+    tree_name = _spec(fmt).treename
+    if keys.get(tree_name) in _TREE_CLASSES:
+        meta.setdefault("n_entries", int(f[tree_name].num_entries))
+    return meta
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Metadata of one file as a dict.
+
+    For hepline files: the ``hepline_metadata`` JSON object (``sample``, ``process``,
+    ``xsec_pb``, ``sumw``, ...). Added for every format, without overwriting JSON keys:
+    ``runs`` (the summed ``Runs`` tree: ``entries``, ``genEventCount``, ``genEventSumw``,
+    ``genEventSumw2``; absent when the file has no ``Runs`` tree), ``format`` and
+    ``n_entries`` (entries of the events tree). Raises :class:`InputFileError` for an
+    unreadable file or metadata that is not a JSON object.
+    """
+    path = os.fspath(path)
+    with _open_root(path) as f:
+        return _read_metadata(f, path)
+
+
+# ---------------------------------------------------------------------------------------
+# Filesets
+# ---------------------------------------------------------------------------------------
+DEFAULT_DATASET = "default"
+"""Dataset name :meth:`Fileset.coerce` gives to bare paths."""
+_DATASET_META_KEYS = ("sample", "process", "xsec_pb", "xsec_source")
+
+
+class Fileset(dict):
+    """A coffea-style fileset: ``{dataset: {"files": {path: treename}, "metadata": {...}}}``.
+
+    It is a plain ``dict`` (coffea's ``processor.Runner`` takes it as is) with a ``skipped``
+    attribute: the ``[{"file", "reason"}]`` report of files left out under the skip-bad
+    policy when it was built. Build one with :meth:`from_files` (alias
+    :func:`build_fileset`) or normalise a hand-written mapping with :meth:`coerce`.
+    """
+
+    def __init__(self, *args, skipped: list[dict[str, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.skipped: list[dict[str, str]] = list(skipped or [])
+        self.num_entries: dict[str, int] = {}
+        """``{path: entries}`` of the files validated into this fileset (may be empty)."""
+        self.uuids: dict[str, bytes] = {}
+        """``{path: ROOT file UUID}`` of the files validated into this fileset (may be empty)."""
+
+    def files(self) -> list[str]:
+        """All file paths, dataset by dataset."""
+        return [p for entry in self.values() for p in entry["files"]]
+
+    def treenames(self) -> dict[str, str]:
+        """``{path: treename}`` over all datasets."""
+        return {p: t for entry in self.values() for p, t in entry["files"].items()}
+
+    @classmethod
+    def from_files(
+        cls,
+        paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        *,
+        format: str = "auto",
+        dataset: str | None = None,
+        skip_bad: bool = False,
+        required_branches: Iterable[str] | None = None,
+    ) -> Fileset:
+        """Group files into datasets, reading each file's metadata.
+
+        hepline files are grouped by the ``sample`` in their metadata (unless ``dataset``
+        names one dataset for all); the dataset ``metadata`` holds ``format``, ``sample``,
+        ``process``, ``xsec_pb``, ``xsec_source`` (which must agree between the files of a
+        sample, except a Pythia ``xsec_pb``: each shard's estimate is combined as the
+        generated-event-weighted mean, as the generation merge does), ``sumw`` and ``n_events`` (summed over the files' ``Runs`` trees; the JSON
+        values if a file has none) and ``n_files``. NanoAOD and Delphes files go to
+        ``dataset`` or, if not given, to a dataset named after their directory.
+
+        Every file is validated first (:func:`validate_file`); ``skip_bad`` is the policy of
+        :func:`validate_files` and the report ends up in ``Fileset.skipped``.
+        """
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        req = None if required_branches is None else tuple(required_branches)
+        out = cls()
+        origin: dict[str, dict[str, str]] = {}  # dataset -> key -> file that set it
+        xsec_sums: dict[str, list[float]] = {}  # dataset -> [Σ n_gen·σ, Σ n_gen] (Pythia σ)
+        for p in paths:
+            path = os.fspath(p)
+            try:
+                info = validate_file(path, req, format=format)
+                with _open_root(path) as f:
+                    meta = _read_metadata(f, path)
+                if info.format == "hepline" and "sample" not in meta:
+                    raise InputFileError(path, f"'{HEPLINE_METADATA_KEY}' has no 'sample' key")
+            except InputFileError as err:
+                if not skip_bad:
+                    raise
+                log.warning("skipping bad input file %s", err)
+                out.skipped.append({"file": err.path, "reason": err.reason})
+                continue
+            name = dataset or (
+                str(meta["sample"])
+                if info.format == "hepline"
+                else Path(path).resolve().parent.name or "dataset"
+            )
+            entry = out.setdefault(
+                name,
+                {"files": {}, "metadata": {"format": info.format, "n_files": 0, "n_events": 0}},
+            )
+            md = entry["metadata"]
+            if md["format"] != info.format:
+                raise InputFileError(
+                    path,
+                    f"format {info.format!r} differs from the {md['format']!r} files "
+                    f"already in dataset {name!r}",
+                )
+            entry["files"][path] = info.treename
+            out.num_entries[path] = info.num_entries
+            md["n_files"] += 1
+            runs = meta.get("runs", {})
+            md["n_events"] += int(runs.get("genEventCount", meta.get("n_events", info.num_entries)))
+            sumw = runs.get("genEventSumw", meta.get("sumw"))
+            if sumw is not None:
+                md["sumw"] = md.get("sumw", 0.0) + float(sumw)
+            for key in _DATASET_META_KEYS:
+                if key not in meta:
+                    continue
+                if key == "xsec_pb" and meta.get("xsec_source") == "pythia":
+                    # each shard's sigmaGen is an independent estimate of the same σ: combine
+                    # them weighted by generated events, as `analysis.generation merge` does
+                    n_gen = float(meta.get("n_generated") or meta.get("n_events") or 1)
+                    acc = xsec_sums.setdefault(name, [0.0, 0.0])
+                    acc[0] += n_gen * float(meta[key])
+                    acc[1] += n_gen
+                    md[key] = acc[0] / acc[1]
+                    continue
+                if key in md and md[key] != meta[key]:
+                    raise InputFileError(
+                        path,
+                        f"metadata {key}={meta[key]!r} disagrees with {md[key]!r} in "
+                        f"{origin[name][key]} (same dataset {name!r})",
+                    )
+                md[key] = meta[key]
+                origin.setdefault(name, {})[key] = path
+        return out
+
+    @classmethod
+    def coerce(
+        cls,
+        source: Any,
+        *,
+        format: str = "auto",
+        treename: str | None = None,
+    ) -> Fileset:
+        """Normalise the accepted fileset spellings without opening any file.
+
+        Accepts a :class:`Fileset`, one path, a list of paths (one dataset ``"files"``), a
+        ``{path: treename}`` mapping, or a coffea fileset whose datasets hold a list of
+        paths, a ``{path: treename}`` mapping or ``{"files": ..., "metadata": ...,
+        "treename": ...}``. Missing tree names come from ``treename`` or the format's
+        default (``format`` ``"auto"`` means: detect it from the first file).
+        """
+        if isinstance(source, Fileset):
+            return source
+
+        def tree_for(path: str) -> str:
+            if treename:
+                return treename
+            fmt = detect_format(path) if format == "auto" else format
+            return _spec(fmt).treename
+
+        def files_of(spec: Any, dataset_tree: str | None) -> dict[str, str]:
+            if isinstance(spec, (str, os.PathLike)):
+                spec = [spec]
+            if isinstance(spec, Mapping):
+                return {
+                    os.fspath(p): (t or dataset_tree or tree_for(os.fspath(p)))
+                    for p, t in spec.items()
+                }
+            files: dict[str, str] = {}
+            for p in spec:
+                path = os.fspath(p)
+                files[path] = dataset_tree or tree_for(path)
+            return files
+
+        if isinstance(source, (str, os.PathLike)) or (
+            isinstance(source, Sequence) and not isinstance(source, Mapping)
+        ):
+            return cls({DEFAULT_DATASET: {"files": files_of(source, None), "metadata": {}}})
+        if not isinstance(source, Mapping):
+            raise TypeError(f"cannot make a fileset from {type(source).__name__}")
+        values = list(source.values())
+        if values and all(v is None or isinstance(v, str) for v in values):
+            # {path: treename}: one dataset
+            return cls({DEFAULT_DATASET: {"files": files_of(source, None), "metadata": {}}})
+        out = cls()
+        for name, spec in source.items():
+            if isinstance(spec, Mapping) and "files" in spec:
+                out[name] = {
+                    "files": files_of(spec["files"], spec.get("treename")),
+                    "metadata": dict(spec.get("metadata") or {}),
+                }
+            else:
+                out[name] = {"files": files_of(spec, None), "metadata": {}}
+        return out
+
+
+build_fileset = Fileset.from_files
+"""Alias of :meth:`Fileset.from_files`."""
+
+
+def validate_fileset(
+    fileset: Any,
+    required_branches: Iterable[str] | None = None,
+    skip_bad: bool = False,
+    *,
+    format: str = "auto",
+    deep: bool = False,
+) -> tuple[Fileset, str]:
+    """Validate every file of a fileset under the skip-bad policy.
+
+    Returns ``(fileset, format)``: a :class:`Fileset` of the good files (datasets left with
+    none are dropped) whose ``skipped`` lists the bad ones, and the common format. Raises
+    :class:`InputFileError` on the first bad file when ``skip_bad`` is false, or when the
+    good files mix formats; ``ValueError`` when no good file is left.
+    """
+    fs = Fileset.coerce(fileset, format=format) if not isinstance(fileset, Fileset) else fileset
+    req = None if required_branches is None else tuple(required_branches)
+    out = Fileset(skipped=list(fs.skipped))
+    formats: dict[str, str] = {}
+    for name, entry in fs.items():
+        kept: dict[str, str] = {}
+        for path, tree in entry["files"].items():
+            info = _validate_or_skip(path, req, skip_bad, out.skipped, format=format, treename=tree, deep=deep)
+            if info is None:
+                continue
+            if formats and info.format not in formats:
+                first_fmt, first_path = next(iter(formats.items()))
+                raise InputFileError(
+                    path,
+                    f"format {info.format!r} differs from {first_fmt!r} of {first_path}; "
+                    "one run reads one format",
+                )
+            formats.setdefault(info.format, path)
+            kept[path] = info.treename
+            out.num_entries[path] = info.num_entries
+            out.uuids[path] = info.uuid
+        if kept:
+            out[name] = {"files": kept, "metadata": dict(entry.get("metadata") or {})}
+    if not out:
+        raise ValueError(
+            "no readable input file left after validation; skipped: "
+            + "; ".join(f"{s['file']}: {s['reason']}" for s in out.skipped)
+        )
+    return out, next(iter(formats))
+
+
+# ---------------------------------------------------------------------------------------
+# Reading
+# ---------------------------------------------------------------------------------------
+_COMPACT_META = ("sample", "process", "xsec_pb", "xsec_source", "sumw", "n_events", "shard")
+
+
+def open_events(
+    path_or_fileset: Any,
+    format: str = "auto",
+    entry_start: int | None = None,
+    entry_stop: int | None = None,
+    mode: str = "virtual",
+    *,
+    treename: str | None = None,
+    validate: bool = True,
+    required_branches: Iterable[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    uproot_options: Mapping[str, Any] | None = None,
+):
+    """Open events with the right coffea schema.
+
+    ``path_or_fileset`` is one path, a list of paths, a ``{path: treename}`` mapping or a
+    coffea-style fileset (see :meth:`Fileset.coerce`). ``format`` is ``"auto"``,
+    ``"hepline"``, ``"nanoaod"`` or ``"delphes"``.
+
+    ``mode`` is coffea's NanoEvents backend (coffea >= 2025): ``"virtual"`` (default: columns
+    are read lazily on first access; what coffea's ``processor.Runner`` uses), ``"eager"``
+    (everything read now) or ``"dask"`` (a ``dask_awkward`` array, one partition per file;
+    call ``.compute()``). ``"eager"``/``"virtual"`` read one file, optionally the entry range
+    ``[entry_start, entry_stop)``; several files need ``mode="dask"`` (or the runner).
+
+    With ``validate=True`` every file is checked first (:func:`validate_file`) so bad input
+    raises :class:`InputFileError`. ``events.metadata`` holds ``format``, ``filename``,
+    ``treename``, for hepline files the compact sample metadata (``sample``, ``xsec_pb``,
+    ``sumw``, ...) and then the fileset/``metadata`` entries.
+    """
+    if mode not in ("eager", "virtual", "dask"):
+        raise ValueError(f"mode must be 'eager', 'virtual' or 'dask', not {mode!r}")
+    fs = Fileset.coerce(path_or_fileset, format=format, treename=treename)
+    files = fs.treenames()
+    if not files:
+        raise ValueError("no input files given")
+    dataset_meta: dict[str, Any] = {}
+    if len(fs) == 1:
+        name, entry = next(iter(fs.items()))
+        dataset_meta = dict(entry.get("metadata") or {})
+        if name != DEFAULT_DATASET:
+            dataset_meta.setdefault("dataset", name)
+    elif mode != "dask":
+        raise ValueError(
+            f"{len(fs)} datasets given; open them one at a time or use analysis.io.runner"
+        )
+
+    fmt = format
+    req = None if required_branches is None else tuple(required_branches)
+    for path, tree in files.items():
+        if validate:
+            info = validate_file(path, req, format=fmt, treename=tree)
+            fmt = info.format if fmt == "auto" else fmt
+        elif fmt == "auto":
+            fmt = detect_format(path)
+    spec = _spec(fmt)
+    opts = dict(uproot_options or {})
+
+    if mode == "dask":
+        if entry_start is not None or entry_stop is not None:
+            raise ValueError("entry_start/entry_stop apply to eager/virtual mode only")
+        meta = {"format": fmt, **dataset_meta, **dict(metadata or {})}
+        factory = NanoEventsFactory.from_root(
+            files, mode="dask", schemaclass=spec.schema, metadata=meta, uproot_options=opts
+        )
+        return factory.events()
+
+    if len(files) > 1:
+        raise ValueError(
+            f"{len(files)} files given: mode={mode!r} opens one file; "
+            "use mode='dask' or analysis.io.runner.run_processor for several"
+        )
+    path, tree = next(iter(files.items()))
+    meta: dict[str, Any] = {"format": fmt, "filename": path, "treename": tree}
+    if fmt == "hepline":
+        with _open_root(path, opts) as f:
+            file_meta = _read_metadata(f, path)
+        meta.update({k: file_meta[k] for k in _COMPACT_META if k in file_meta})
+    meta.update(dataset_meta)
+    meta.update(metadata or {})
+    try:
+        factory = NanoEventsFactory.from_root(
+            {path: tree},
+            mode=mode,
+            schemaclass=spec.schema,
+            entry_start=entry_start,
+            entry_stop=entry_stop,
+            metadata=meta,
+            uproot_options=opts,
+        )
+        return factory.events()
+    except InputFileError:
+        raise
+    except OSError as exc:
+        raise InputFileError(path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def read_arrays(
+    path: str | os.PathLike[str],
+    branches: Iterable[str] | str | None = None,
+    *,
+    treename: str | None = None,
+    entry_start: int | None = None,
+    entry_stop: int | None = None,
+    format: str = "auto",
+    how: str | None = None,
+    validate: bool = True,
+) -> ak.Array:
+    """Plain awkward arrays of one file through uproot (no coffea, no behaviours).
+
+    ``branches``: branch names (``None``: all branches; a string is one name; names with
+    ``*``/``?`` are glob patterns). A name that is not in the tree raises
+    :class:`InputFileError` naming it. ``how="zip"`` groups ``<Coll>_<field>`` branches into
+    records, e.g. ``arrays.Jet.pt``. Validation checks the file but requires no branch
+    beyond those asked for.
+    """
+    path = os.fspath(path)
+    if isinstance(branches, str):
+        branches = [branches]
+    wanted = None if branches is None else list(branches)
+    with _open_root(path) as f:
+        fmt = _detect(f, path) if format == "auto" else _spec(format).name
+        tree_name = treename or _spec(fmt).treename
+        exact = [b for b in (wanted or []) if not any(c in b for c in "*?[")]
+        if validate:
+            tree, _ = _check_tree(f, path, tree_name, exact)
+        else:
+            tree = f[tree_name]
+        kwargs: dict[str, Any] = {"entry_start": entry_start, "entry_stop": entry_stop}
+        if how is not None:
+            kwargs["how"] = how
+        try:
+            if wanted is None:
+                return tree.arrays(**kwargs)
+            names: list[str] = []
+            for b in wanted:
+                for name in [b] if b in exact else tree.keys(filter_name=b):
+                    if name not in names:
+                        names.append(name)
+            return tree.arrays(names, **kwargs)
+        except InputFileError:
+            raise
+        except (OSError, ValueError, uproot.deserialization.DeserializationError) as exc:
+            raise InputFileError(path, f"cannot read arrays ({type(exc).__name__}: {exc})") from exc
+
+
+def iter_chunks(
+    files: Sequence[str | os.PathLike[str]],
+    branches: Sequence[str],
+    *,
+    chunk_events: int = 100_000,
+    max_events: int | None = None,
+) -> Iterator[tuple[str, int, int, ak.Array]]:
+    """Yield ``(file, entry_start, entry_stop, arrays)`` over ``files`` in chunks of at most
+    ``chunk_events`` entries, reading ``branches`` with :func:`read_arrays` (so bad input raises
+    :class:`InputFileError`), and stopping once ``max_events`` entries were yielded in total."""
+    done = 0
+    for f in map(str, files):
+        n_entries = int(read_metadata(f)["n_entries"])
+        for start in range(0, n_entries, chunk_events):
+            stop = min(start + chunk_events, n_entries)
+            if max_events is not None:
+                stop = min(stop, start + max_events - done)
+                if stop <= start:
+                    return
+            yield f, start, stop, read_arrays(f, list(branches), entry_start=start, entry_stop=stop)
+            done += stop - start
+
+
+def iter_files(fileset: Any) -> Iterator[tuple[str, str, str]]:
+    """``(dataset, path, treename)`` for every file of a fileset spelling."""
+    for name, entry in Fileset.coerce(fileset).items():
+        for path, tree in entry["files"].items():
+            yield name, path, tree

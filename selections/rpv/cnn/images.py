@@ -1,0 +1,689 @@
+"""Sparse η×φ event images for the whole-detector CNN (Bhimji et al., arXiv:1711.03573).
+
+An event image has three channels on an ``n_eta × n_phi`` grid (:data:`CHANNELS`):
+
+0. ``ecal``: the sum of ``Tower_eEM`` (GeV) of the towers whose centre falls in the pixel;
+1. ``hcal``: the same for ``Tower_eHad``;
+2. ``ntrack``: the number of reconstructed tracks whose perigee (η, φ) falls in the pixel.
+
+φ always spans [-π, π) with ``n_phi`` pixels; a φ at or beyond ±π wraps around (φ = π is
+pixel 0, like φ = -π). η spans ``[eta_min, eta_max)``; towers and tracks outside are not in
+the image. The default, 64 pixels over [-3.2, 3.2), has the pitch of the tower grid
+(0.1 × 2π/64): every pixel holds exactly one tower.
+
+Images are ~1–5 % occupied, so they are stored sparse, one compressed-sparse-row set per
+collection of events (:class:`SparseImages`): ``offsets`` (n+1), and per non-zero pixel its
+flat ``index = (channel · n_eta + ieta) · n_phi + iphi`` (uint16 when it fits, else uint32)
+and ``value`` (float32), sorted by event then index. The dense tensor is only ever built per
+batch, on the training device (:mod:`selections.rpv.cnn.loader`).
+
+An :class:`ImageSet` adds per event: the event number, the label (1 signal, 0 background),
+the sample, ``gen_weight`` and ``weight`` = genWeight · σ / Σw (pb per event, σ = ``xsec_pb``
+and Σw = the sum of ``genEventSumw`` over the sample's input files; Σ weight = σ over the
+whole sample, times L gives the expected events). One HDF5 file per sample
+(:func:`write_images`, :func:`read_images`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analysis.core.atomic import atomic_path
+from analysis.core.provenance import write_hdf5_provenance
+
+log = logging.getLogger(__name__)
+
+CHANNELS: tuple[str, ...] = ("ecal", "hcal", "ntrack")
+FORMAT = "hepline-calo-images-1"
+NORM_FORMAT = "hepline-calo-norm-1"
+WEIGHT_DEFINITION = "genWeight * xsec_pb / sumw (pb per event; times lumi in pb^-1 gives events)"
+BRANCHES = ["event", "genWeight", "Tower_eta", "Tower_phi", "Tower_eEM", "Tower_eHad",
+            "Track_eta", "Track_phi"]
+SPLITS = ("train", "validation", "test")
+
+
+class CaloInputError(ValueError):
+    """Bad input to the calorimeter-image chain (images, normalisation, model, samples)."""
+
+
+class EmptyEventError(CaloInputError):
+    """An event has no calorimeter tower (inside the image)."""
+
+
+class ZeroWeightError(CaloInputError):
+    """A sample's sum of generator weights (or a class's total weight) is zero or negative."""
+
+
+class ImageSizeError(CaloInputError):
+    """Images whose grid (size or η range) differs from what a model or normaliser expects."""
+
+
+class ModelMismatchError(CaloInputError):
+    """A model file and a normalisation file (or image file) that do not belong together."""
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """The image grid: ``n_eta × n_phi`` pixels, η in ``[eta_min, eta_max)``, φ in [-π, π)."""
+
+    n_eta: int = 64
+    n_phi: int = 64
+    eta_min: float = -3.2
+    eta_max: float = 3.2
+    channels: tuple[str, ...] = CHANNELS
+
+    def __post_init__(self) -> None:
+        if self.n_eta < 1 or self.n_phi < 1:
+            raise ImageSizeError(f"image size must be positive, got {self.n_eta} x {self.n_phi}")
+        if not self.eta_max > self.eta_min:
+            raise ImageSizeError(f"eta_max ({self.eta_max}) must exceed eta_min ({self.eta_min})")
+        object.__setattr__(self, "channels", tuple(self.channels))
+
+    @classmethod
+    def from_config(cls, image_cfg: Mapping[str, Any]) -> ImageSpec:
+        return cls(int(image_cfg["n_eta"]), int(image_cfg["n_phi"]),
+                   float(image_cfg["eta_min"]), float(image_cfg["eta_max"]))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ImageSpec:
+        return cls(int(d["n_eta"]), int(d["n_phi"]), float(d["eta_min"]), float(d["eta_max"]),
+                   tuple(d.get("channels", CHANNELS)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_eta": self.n_eta, "n_phi": self.n_phi, "eta_min": self.eta_min,
+                "eta_max": self.eta_max, "channels": list(self.channels)}
+
+    @property
+    def n_channels(self) -> int:
+        return len(self.channels)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Dense shape of one image, ``(channels, n_eta, n_phi)``."""
+        return (self.n_channels, self.n_eta, self.n_phi)
+
+    @property
+    def size(self) -> int:
+        return self.n_channels * self.n_eta * self.n_phi
+
+    @property
+    def index_dtype(self) -> np.dtype:
+        return np.dtype(np.uint16) if self.size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.uint32)
+
+    @property
+    def eta_symmetric(self) -> bool:
+        return math.isclose(self.eta_min, -self.eta_max, abs_tol=1e-9)
+
+    def describe(self) -> str:
+        return (f"{self.n_eta} x {self.n_phi} (eta in [{self.eta_min:g}, {self.eta_max:g}), "
+                f"channels {', '.join(self.channels)})")
+
+    def check_same(self, other: ImageSpec, what: str, against: str) -> None:
+        """Raise :class:`ImageSizeError` if ``other`` (``what``) differs from this (``against``)."""
+        if self != other:
+            raise ImageSizeError(
+                f"image grid mismatch: {what} has {other.describe()} but {against} expects "
+                f"{self.describe()}; rebuild the images with the model's calo.image settings"
+            )
+
+
+def pixel_indices(eta: np.ndarray, phi: np.ndarray, spec: ImageSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ieta, iphi, inside)`` of points; φ wraps around, η outside the range is not inside."""
+    eta = np.asarray(eta, dtype=np.float64)
+    phi = np.asarray(phi, dtype=np.float64)
+    feta = (eta - spec.eta_min) / (spec.eta_max - spec.eta_min) * spec.n_eta
+    inside = (feta >= 0) & (feta < spec.n_eta) & np.isfinite(feta)
+    ieta = np.where(inside, np.floor(np.where(inside, feta, 0)), 0).astype(np.int64)
+    iphi = np.floor((phi + np.pi) / (2 * np.pi) * spec.n_phi).astype(np.int64) % spec.n_phi
+    return ieta, iphi, inside
+
+
+# --------------------------------------------------------------------------- sparse images
+
+
+@dataclass
+class SparseImages:
+    """Compressed-sparse-row images: event ``i`` owns ``index/value[offsets[i]:offsets[i+1]]``."""
+
+    spec: ImageSpec
+    offsets: np.ndarray
+    index: np.ndarray
+    value: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.offsets.size - 1)
+
+    @property
+    def nnz(self) -> np.ndarray:
+        """Non-zero pixels per event."""
+        return np.diff(self.offsets)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.offsets.nbytes + self.index.nbytes + self.value.nbytes)
+
+    def take(self, rows: np.ndarray) -> SparseImages:
+        """The images of the events ``rows`` (indices or a boolean mask), in that order."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        start, stop = self.offsets[rows], self.offsets[rows + 1]
+        counts = stop - start
+        pos = _ranges(start, counts)
+        offsets = np.zeros(rows.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return SparseImages(self.spec, offsets, self.index[pos], self.value[pos])
+
+    def to_dense(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Dense float32 images ``(n, C, n_eta, n_phi)`` (for tests and plots, not training)."""
+        sub = self if rows is None else self.take(np.asarray(rows))
+        n = len(sub)
+        out = np.zeros((n, sub.spec.size), dtype=np.float32)
+        row = np.repeat(np.arange(n), sub.nnz)
+        out[row, sub.index.astype(np.int64)] = sub.value
+        return out.reshape((n, *sub.spec.shape))
+
+    @classmethod
+    def from_dense(cls, dense: np.ndarray, spec: ImageSpec) -> SparseImages:
+        """Sparse images of a dense ``(n, C, n_eta, n_phi)`` array (exact zeros dropped)."""
+        dense = np.asarray(dense, dtype=np.float32)
+        if dense.shape[1:] != spec.shape:
+            raise ImageSizeError(f"dense images have shape {dense.shape[1:]}, expected {spec.shape}")
+        flat = dense.reshape(dense.shape[0], -1)
+        row, col = np.nonzero(flat)
+        offsets = np.zeros(dense.shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row, minlength=dense.shape[0]), out=offsets[1:])
+        return cls(spec, offsets, col.astype(spec.index_dtype), flat[row, col])
+
+    @classmethod
+    def concat(cls, parts: Sequence[SparseImages]) -> SparseImages:
+        if not parts:
+            raise CaloInputError("nothing to concatenate")
+        spec = parts[0].spec
+        for p in parts[1:]:
+            spec.check_same(p.spec, "an image set", "the first image set")
+        offsets = [np.zeros(1, dtype=np.int64)]
+        base = 0
+        for p in parts:
+            offsets.append(p.offsets[1:] + base)
+            base += int(p.offsets[-1])
+        return cls(spec, np.concatenate(offsets),
+                   np.concatenate([p.index for p in parts]).astype(spec.index_dtype, copy=False),
+                   np.concatenate([p.value for p in parts]).astype(np.float32, copy=False))
+
+    def channel_of_entries(self) -> np.ndarray:
+        return (self.index.astype(np.int64) // (self.spec.n_eta * self.spec.n_phi)).astype(np.int64)
+
+
+def _ranges(start: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + c)`` for each (s, c), vectorised."""
+    counts = np.asarray(counts, dtype=np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    first = np.cumsum(counts) - counts
+    return np.repeat(np.asarray(start, dtype=np.int64) - first, counts) + np.arange(total, dtype=np.int64)
+
+
+def build_sparse(
+    n_events: int,
+    spec: ImageSpec,
+    tower_event: np.ndarray,
+    tower_eta: np.ndarray,
+    tower_phi: np.ndarray,
+    tower_eem: np.ndarray,
+    tower_ehad: np.ndarray,
+    track_event: np.ndarray,
+    track_eta: np.ndarray,
+    track_phi: np.ndarray,
+) -> SparseImages:
+    """Sparse images of ``n_events`` events from flat towers and tracks.
+
+    ``*_event`` give the event (0 … n_events-1) of each tower and track. Entries falling in the
+    same pixel are summed (energies) or counted (tracks); exact zeros are dropped.
+    """
+    npix = spec.n_eta * spec.n_phi
+    keys, vals = [], []
+    t_ev = np.asarray(tower_event, dtype=np.int64)
+    ieta, iphi, inside = pixel_indices(tower_eta, tower_phi, spec)
+    base = ieta * spec.n_phi + iphi
+    for ch, energy in ((0, tower_eem), (1, tower_ehad)):
+        e = np.asarray(energy, dtype=np.float64)
+        keep = inside & (e != 0)
+        keys.append(t_ev[keep] * spec.size + ch * npix + base[keep])
+        vals.append(e[keep])
+    k_ev = np.asarray(track_event, dtype=np.int64)
+    ieta, iphi, inside = pixel_indices(track_eta, track_phi, spec)
+    keys.append(k_ev[inside] * spec.size + 2 * npix + (ieta * spec.n_phi + iphi)[inside])
+    vals.append(np.ones(int(inside.sum()), dtype=np.float64))
+    key = np.concatenate(keys)
+    val = np.concatenate(vals)
+    uniq, inverse = np.unique(key, return_inverse=True)
+    summed = np.bincount(inverse.ravel(), weights=val, minlength=uniq.size)
+    event = uniq // spec.size
+    offsets = np.zeros(n_events + 1, dtype=np.int64)
+    np.cumsum(np.bincount(event, minlength=n_events), out=offsets[1:])
+    return SparseImages(spec, offsets, (uniq % spec.size).astype(spec.index_dtype),
+                        summed.astype(np.float32))
+
+
+# --------------------------------------------------------------------------- image sets
+
+
+@dataclass
+class ImageSet:
+    """Sparse images with their per-event information (see the module docstring)."""
+
+    images: SparseImages
+    event: np.ndarray
+    label: np.ndarray
+    weight: np.ndarray
+    gen_weight: np.ndarray
+    sample_id: np.ndarray
+    samples: list[str]
+    sample_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> ImageSpec:
+        return self.images.spec
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def take(self, rows: np.ndarray) -> ImageSet:
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        return ImageSet(self.images.take(rows), self.event[rows], self.label[rows], self.weight[rows],
+                        self.gen_weight[rows], self.sample_id[rows], list(self.samples),
+                        dict(self.sample_info))
+
+    @property
+    def sample(self) -> np.ndarray:
+        """Sample name of each event."""
+        return np.asarray(self.samples, dtype=object)[self.sample_id]
+
+    @classmethod
+    def concat(cls, parts: Sequence[ImageSet]) -> ImageSet:
+        if not parts:
+            raise CaloInputError("no image sets given")
+        names: list[str] = []
+        info: dict[str, dict[str, Any]] = {}
+        ids = []
+        for p in parts:
+            remap = np.zeros(max(len(p.samples), 1), dtype=np.int16)
+            for i, s in enumerate(p.samples):
+                if s not in names:
+                    names.append(s)
+                    info[s] = p.sample_info.get(s, {})
+                elif p.sample_info.get(s) and info.get(s) and p.sample_info[s] != info[s]:
+                    raise CaloInputError(f"sample {s!r} appears in two image files with different metadata")
+                remap[i] = names.index(s)
+            ids.append(remap[p.sample_id])
+        return cls(
+            SparseImages.concat([p.images for p in parts]),
+            np.concatenate([p.event for p in parts]),
+            np.concatenate([p.label for p in parts]),
+            np.concatenate([p.weight for p in parts]),
+            np.concatenate([p.gen_weight for p in parts]),
+            np.concatenate(ids).astype(np.int16),
+            names,
+            info,
+        )
+
+    def split(self, split_cfg: Mapping[str, Any], name: str) -> ImageSet:
+        return self.take(split_mask(self.event, split_cfg, name))
+
+
+def split_mask(event: np.ndarray, split_cfg: Mapping[str, Any], name: str) -> np.ndarray:
+    """Events of split ``name`` (train, validation, test): ``event % modulus`` in its residues."""
+    if name not in SPLITS:
+        raise ValueError(f"unknown split {name!r}; known: {SPLITS}")
+    seen: dict[int, str] = {}
+    for s in SPLITS:
+        for r in split_cfg[s]:
+            if r in seen:
+                raise CaloInputError(f"split residue {r} is in both {seen[r]!r} and {s!r}")
+            if r >= split_cfg["modulus"]:
+                raise CaloInputError(f"split residue {r} of {s!r} is not below modulus {split_cfg['modulus']}")
+            seen[r] = s
+    res = np.asarray(event, dtype=np.uint64) % np.uint64(split_cfg["modulus"])
+    return np.isin(res.astype(np.int64), np.asarray(split_cfg[name], dtype=np.int64))
+
+
+# --------------------------------------------------------------------------- building from ROOT
+
+
+def sample_normalisation(files: Sequence[str | os.PathLike[str]], sample: str) -> dict[str, Any]:
+    """σ (pb), Σw and event count of a sample's files, from their metadata and ``Runs`` trees.
+
+    Raises :class:`ZeroWeightError` if Σw ≤ 0 and :class:`CaloInputError` if the files disagree
+    on σ or belong to another sample.
+    """
+    from analysis.io.ingest import read_metadata
+
+    if not files:
+        raise CaloInputError(f"sample {sample!r}: no input files")
+    xsecs, n_gen = [], []
+    sumw = 0.0
+    n_events = 0
+    for f in files:
+        meta = read_metadata(f)
+        if meta.get("sample") not in (None, sample):
+            raise CaloInputError(f"{f}: file belongs to sample {meta.get('sample')!r}, not {sample!r}")
+        if "xsec_pb" not in meta:
+            raise CaloInputError(f"{f}: no xsec_pb in the file metadata; cannot weight sample {sample!r}")
+        xsecs.append(float(meta["xsec_pb"]))
+        n_gen.append(float(meta.get("n_generated", meta.get("n_events", 1)) or 1))
+        runs = meta.get("runs") or {}
+        sumw += float(runs.get("genEventSumw", meta.get("sumw", 0.0)))
+        n_events += int(meta.get("n_entries", meta.get("n_events", 0)))
+    if not sumw > 0:
+        raise ZeroWeightError(
+            f"sample {sample!r} has a sum of generator weights of {sumw:g} in "
+            f"{len(files)} file(s) ({', '.join(str(f) for f in files[:3])}); cannot normalise "
+            "its events to the cross-section"
+        )
+    # shards carry their own sigmaGen estimate: generated-event-weighted mean, as
+    # analysis.generation.produce.merge_metadata does
+    w = np.asarray(n_gen) / np.sum(n_gen)
+    xsec = float(np.sum(w * np.asarray(xsecs)))
+    if not xsec > 0:
+        raise ZeroWeightError(f"sample {sample!r} has a cross-section of {xsec:g} pb")
+    return {"xsec_pb": xsec, "sumw": sumw, "n_events": n_events, "files": [str(f) for f in files]}
+
+
+def _flat(arr: Any) -> tuple[np.ndarray, np.ndarray]:
+    import awkward as ak
+
+    counts = ak.to_numpy(ak.num(arr, axis=1)).astype(np.int64)
+    return ak.to_numpy(ak.flatten(arr, axis=1)), counts
+
+
+def images_from_arrays(arrays: Any, spec: ImageSpec, *, empty_events: str = "raise",
+                       source: str = "<arrays>") -> tuple[SparseImages, np.ndarray]:
+    """Sparse images of an awkward record array with :data:`BRANCHES`; also the kept-event mask.
+
+    An event without any tower in the image raises :class:`EmptyEventError` naming it
+    (``empty_events="raise"``) or is dropped (``"skip"``).
+    """
+    n = len(arrays)
+    t_eta, t_count = _flat(arrays["Tower_eta"])
+    t_phi, _ = _flat(arrays["Tower_phi"])
+    t_eem, _ = _flat(arrays["Tower_eEM"])
+    t_ehad, _ = _flat(arrays["Tower_eHad"])
+    k_eta, k_count = _flat(arrays["Track_eta"])
+    k_phi, _ = _flat(arrays["Track_phi"])
+    t_ev = np.repeat(np.arange(n), t_count)
+    k_ev = np.repeat(np.arange(n), k_count)
+    imgs = build_sparse(n, spec, t_ev, t_eta, t_phi, t_eem, t_ehad, k_ev, k_eta, k_phi)
+    # an event is empty if no calorimeter channel has an entry
+    calo = imgs.index.astype(np.int64) < 2 * spec.n_eta * spec.n_phi
+    row = np.repeat(np.arange(n), imgs.nnz)
+    has_calo = np.bincount(row[calo], minlength=n) > 0
+    keep = np.ones(n, dtype=bool)
+    if not has_calo.all():
+        bad = np.flatnonzero(~has_calo)
+        events = np.asarray(arrays["event"])[bad] if "event" in arrays.fields else bad
+        no_tower = t_count[bad] == 0
+        why = ("no calorimeter towers at all" if no_tower.all() else
+               f"no calorimeter tower inside eta [{spec.eta_min:g}, {spec.eta_max:g})")
+        if empty_events == "raise":
+            raise EmptyEventError(
+                f"{source}: {bad.size} event(s) with {why} (event number(s) "
+                f"{', '.join(str(int(e)) for e in events[:5])}{' ...' if bad.size > 5 else ''}); "
+                "an empty image cannot be classified. Set calo.image.empty_events: skip to drop them"
+            )
+        log.warning("%s: dropping %d event(s) with %s", source, bad.size, why)
+        keep = has_calo
+        imgs = imgs.take(keep)
+    return imgs, keep
+
+
+def build_images(
+    files: Sequence[str | os.PathLike[str]],
+    sample: str,
+    label: int,
+    spec: ImageSpec,
+    *,
+    empty_events: str = "raise",
+    chunk_events: int = 2000,
+    max_events: int | None = None,
+    progress: bool = False,
+) -> ImageSet:
+    """Sparse images of a sample's ROOT files (hepline format), with weights and labels."""
+    from analysis.io.ingest import iter_chunks
+
+    if label not in (0, 1):
+        raise CaloInputError(f"label must be 0 (background) or 1 (signal), got {label}")
+    files = [str(f) for f in files]
+    norm = sample_normalisation(files, sample)
+    parts: list[SparseImages] = []
+    events, gen_w = [], []
+    done = 0
+    for f, start, stop, arrays in iter_chunks(files, BRANCHES, chunk_events=chunk_events,
+                                              max_events=max_events):
+        imgs, keep = images_from_arrays(arrays, spec, empty_events=empty_events,
+                                        source=f"{f} entries {start}-{stop}")
+        parts.append(imgs)
+        events.append(np.asarray(arrays["event"], dtype=np.uint64)[keep])
+        gen_w.append(np.asarray(arrays["genWeight"], dtype=np.float64)[keep])
+        done += stop - start
+        if progress:
+            log.info("%s: %d events imaged", sample, done)
+    images = SparseImages.concat(parts)
+    gw = np.concatenate(gen_w)
+    n = len(images)
+    info = dict(norm, label=int(label), n_imaged=n)
+    return ImageSet(
+        images=images,
+        event=np.concatenate(events),
+        label=np.full(n, label, dtype=np.int8),
+        weight=gw * norm["xsec_pb"] / norm["sumw"],
+        gen_weight=gw.astype(np.float32),
+        sample_id=np.zeros(n, dtype=np.int16),
+        samples=[sample],
+        sample_info={sample: info},
+    )
+
+
+# --------------------------------------------------------------------------- HDF5 I/O
+
+
+def write_images(path: str | os.PathLike[str], imgs: ImageSet, *, compression: str = "gzip",
+                 compression_level: int = 4, pixel_chunk: int = 262144,
+                 extra_attrs: Mapping[str, Any] | None = None,
+                 provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``imgs`` to a chunked HDF5 file atomically; returns size statistics.
+
+    Layout: per-event datasets ``event`` (uint64), ``label`` (int8), ``weight`` (float64),
+    ``gen_weight`` (float32), ``sample`` (int16, index into the ``samples`` attribute) and
+    ``offsets`` (int64, n+1); per-pixel ``pixel_index`` and ``pixel_value``. Attributes:
+    ``format``, ``image`` (JSON :class:`ImageSpec`), ``samples`` and ``sample_info`` (JSON),
+    ``weight_definition`` and, if given, ``provenance`` (:mod:`analysis.core.provenance`).
+    """
+    import h5py
+
+    kw: dict[str, Any] = {}
+    if compression == "gzip":
+        kw = {"compression": "gzip", "compression_opts": compression_level, "shuffle": True}
+    elif compression == "lzf":
+        kw = {"compression": "lzf", "shuffle": True}
+    n = len(imgs)
+    im = imgs.images
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            if provenance is not None:
+                write_hdf5_provenance(f, provenance)
+            f.attrs["image"] = json.dumps(imgs.spec.to_dict())
+            f.attrs["samples"] = json.dumps(list(imgs.samples))
+            f.attrs["sample_info"] = json.dumps(imgs.sample_info, default=str)
+            f.attrs["weight_definition"] = WEIGHT_DEFINITION
+            for key, value in (extra_attrs or {}).items():
+                f.attrs[key] = json.dumps(value, default=str)
+            ev_chunk = (max(1, min(n, 65536)),)
+            for name, arr in (("event", imgs.event.astype(np.uint64)), ("label", imgs.label.astype(np.int8)),
+                              ("weight", imgs.weight.astype(np.float64)),
+                              ("gen_weight", imgs.gen_weight.astype(np.float32)),
+                              ("sample", imgs.sample_id.astype(np.int16))):
+                f.create_dataset(name, data=arr, chunks=ev_chunk if n else None, **(kw if n else {}))
+            f.create_dataset("offsets", data=im.offsets.astype(np.int64),
+                             chunks=(max(1, min(n + 1, 65536)),), **kw)
+            nnz = int(im.index.size)
+            pchunk = (max(1, min(nnz, pixel_chunk)),) if nnz else None
+            f.create_dataset("pixel_index", data=im.index, chunks=pchunk, **(kw if nnz else {}))
+            f.create_dataset("pixel_value", data=im.value.astype(np.float32), chunks=pchunk,
+                             **(kw if nnz else {}))
+        file_bytes = Path(tmp).stat().st_size
+    dense = n * imgs.spec.size * 4
+    return {
+        "events": n,
+        "nnz_per_event": float(im.index.size / n) if n else 0.0,
+        "occupancy": float(im.index.size / (n * imgs.spec.size)) if n else 0.0,
+        "sparse_bytes_per_event_memory": float((im.index.nbytes + im.value.nbytes + 8 * n) / n) if n else 0.0,
+        "sparse_bytes_per_event_file": float(file_bytes / n) if n else 0.0,
+        "dense_bytes_per_event_float32": float(imgs.spec.size * 4),
+        "dense_over_sparse_memory": float(dense / (im.index.nbytes + im.value.nbytes + 8 * n)) if n else 0.0,
+        "dense_over_sparse_file": float(dense / file_bytes) if n else 0.0,
+        "file_bytes": int(file_bytes),
+    }
+
+
+def read_images(
+    path: str | os.PathLike[str],
+    *,
+    max_events: int | None = None,
+    split: tuple[Mapping[str, Any], str] | None = None,
+    block_events: int = 65536,
+) -> ImageSet:
+    """Read an image file written by :func:`write_images`.
+
+    ``max_events``: only the first events of the file. ``split``: ``(split_cfg, name)`` keeps
+    only that split's events; the file is then read in blocks of ``block_events`` so that the
+    other splits are never all in memory at once.
+    """
+    import h5py
+
+    p = Path(path)
+    if not p.is_file():
+        raise CaloInputError(f"{p}: image file not found")
+    try:
+        f = h5py.File(p, "r")
+    except OSError as exc:
+        raise CaloInputError(f"{p}: not a readable HDF5 image file ({exc})") from exc
+    with f:
+        if f.attrs.get("format") != FORMAT:
+            raise CaloInputError(f"{p}: not a hepline calo image file (format {f.attrs.get('format')!r})")
+        spec = ImageSpec.from_dict(json.loads(f.attrs["image"]))
+        samples = json.loads(f.attrs["samples"])
+        info = json.loads(f.attrs["sample_info"])
+        n = int(f["event"].shape[0])
+        m = n if max_events is None else min(n, int(max_events))
+        parts = []
+        for start in range(0, max(m, 1), block_events):
+            stop = min(start + block_events, m)
+            offsets = f["offsets"][start: stop + 1].astype(np.int64)
+            images = SparseImages(spec, offsets - offsets[0], f["pixel_index"][offsets[0]: offsets[-1]],
+                                  f["pixel_value"][offsets[0]: offsets[-1]])
+            part = ImageSet(images, f["event"][start:stop], f["label"][start:stop], f["weight"][start:stop],
+                            f["gen_weight"][start:stop], f["sample"][start:stop], samples, info)
+            if split is not None:
+                part = part.take(split_mask(part.event, split[0], split[1]))
+            parts.append(part)
+        if len(parts) == 1:
+            return parts[0]
+        out = ImageSet(SparseImages.concat([q.images for q in parts]),
+                       *(np.concatenate([getattr(q, a) for q in parts])
+                         for a in ("event", "label", "weight", "gen_weight", "sample_id")),
+                       samples, info)
+        return out
+
+
+def read_image_spec(path: str | os.PathLike[str]) -> ImageSpec:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return ImageSpec.from_dict(json.loads(f.attrs["image"]))
+
+
+# --------------------------------------------------------------------------- normalisation
+
+
+@dataclass
+class ChannelNormaliser:
+    """Per-channel normalisation ``v -> f(v) / scale[c]`` (zero stays zero).
+
+    ``f`` is the identity (``linear``) or ``log1p``; ``scale[c]`` is the RMS of ``f(v)`` over
+    every pixel (empty ones included) of the images it was fitted on (the training split).
+    """
+
+    spec: ImageSpec
+    transform: str
+    scale: np.ndarray
+    fitted_on: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, images: SparseImages, transform: str = "linear", fitted_on: Mapping[str, Any] | None = None) -> ChannelNormaliser:
+        if transform not in ("linear", "log1p"):
+            raise CaloInputError(f"unknown normalisation transform {transform!r}")
+        n = len(images)
+        if n == 0:
+            raise CaloInputError("cannot fit the normalisation on an empty image set")
+        v = _transform_np(images.value.astype(np.float64), transform)
+        ch = images.channel_of_entries()
+        sq = np.bincount(ch, weights=v * v, minlength=images.spec.n_channels)
+        rms = np.sqrt(sq / (n * images.spec.n_eta * images.spec.n_phi))
+        scale = np.where(rms > 0, rms, 1.0)
+        return cls(images.spec, transform, scale.astype(np.float32),
+                   dict(fitted_on or {}, n_images=n))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": NORM_FORMAT, "image": self.spec.to_dict(), "transform": self.transform,
+                "scale": [float(s) for s in self.scale], "channels": list(self.spec.channels),
+                "fitted_on": self.fitted_on}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], source: str = "<normalisation>") -> ChannelNormaliser:
+        if d.get("format") != NORM_FORMAT:
+            raise ModelMismatchError(f"{source}: not a calo normalisation (format {d.get('format')!r})")
+        spec = ImageSpec.from_dict(d["image"])
+        scale = np.asarray(d["scale"], dtype=np.float32)
+        if scale.shape != (spec.n_channels,):
+            raise ModelMismatchError(f"{source}: {scale.size} scales for {spec.n_channels} channels")
+        return cls(spec, str(d["transform"]), scale, dict(d.get("fitted_on", {})))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ChannelNormaliser:
+        p = Path(path)
+        if not p.is_file():
+            raise CaloInputError(f"normalisation file not found: {p}")
+        try:
+            d = json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise ModelMismatchError(f"{p}: not a JSON normalisation file ({exc})") from exc
+        return cls.from_dict(d, source=str(p))
+
+    def apply_np(self, values: np.ndarray, channel: np.ndarray) -> np.ndarray:
+        return (_transform_np(values.astype(np.float64), self.transform) / self.scale[channel]).astype(np.float32)
+
+    def fingerprint(self) -> str:
+        from analysis.core.config import config_hash
+
+        return config_hash({k: v for k, v in self.to_dict().items() if k != "fitted_on"})
+
+
+def _transform_np(v: np.ndarray, transform: str) -> np.ndarray:
+    return np.log1p(np.maximum(v, 0.0)) if transform == "log1p" else v

@@ -1,0 +1,183 @@
+"""Batches of dense images built from sparse storage on the training device.
+
+The loader keeps the set as compressed-sparse-row tensors (``offsets``, pixel ``index`` and
+``value``): on the device when it is CUDA and the set fits (``storage="auto"``), else in host
+memory. Per batch, everything is done with torch ops on the storage device and then on the
+compute device:
+
+1. gather the batch's sparse entries (``repeat_interleave`` over the CSR ranges);
+2. move them (a few kB per image) to the device, if they are not there already;
+3. augment by changing pixel coordinates: a random φ roll, φ flip and η flip per image;
+4. normalise the values per channel (:class:`selections.rpv.cnn.images.ChannelNormaliser`);
+5. ``index_put_`` them into a zero tensor of shape ``(B, C, n_eta, n_phi)`` on the device.
+
+No dense copy of the data set exists anywhere; only one dense batch at a time, on the device.
+The batch order and augmentations of epoch ``e`` come from ``numpy.random.default_rng([seed, e])``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from selections.rpv.cnn.images import CaloInputError, ChannelNormaliser, ImageSet, SparseImages
+
+AUGMENTATIONS = ("phi_roll", "phi_flip", "eta_flip")
+
+
+@dataclass
+class Batch:
+    x: torch.Tensor  # (B, C, n_eta, n_phi) float32 on the device
+    y: torch.Tensor  # (B,) int64 labels
+    w: torch.Tensor  # (B,) float32 training weights
+    rows: torch.Tensor  # (B,) int64 row of each image in the loader's set
+
+
+class SparseImageLoader:
+    """Iterate over dense, normalised, optionally augmented batches of a sparse image set.
+
+    ``images`` is an :class:`ImageSet` (labels from it) or bare :class:`SparseImages`;
+    ``weights`` the per-image training weights (default: ones). ``augment`` maps
+    :data:`AUGMENTATIONS` to booleans (``None``: no augmentation); η flips need a symmetric
+    η range.
+    """
+
+    def __init__(
+        self,
+        images: ImageSet | SparseImages,
+        normaliser: ChannelNormaliser,
+        *,
+        batch_size: int,
+        device: torch.device | str,
+        weights: np.ndarray | None = None,
+        labels: np.ndarray | None = None,
+        shuffle: bool = False,
+        augment: Mapping[str, bool] | None = None,
+        seed: int = 0,
+        storage: str = "auto",
+    ) -> None:
+        sparse = images.images if isinstance(images, ImageSet) else images
+        if labels is None and isinstance(images, ImageSet):
+            labels = images.label
+        normaliser.spec.check_same(sparse.spec, "the images", "the normalisation")
+        self.spec = sparse.spec
+        self.n = len(sparse)
+        if self.n == 0:
+            raise CaloInputError("the image set given to the loader is empty")
+        if batch_size < 1:
+            raise CaloInputError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.device = torch.device(device)
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.augment = {k: bool((augment or {}).get(k, False)) for k in AUGMENTATIONS}
+        unknown = set(augment or {}) - set(AUGMENTATIONS)
+        if unknown:
+            raise CaloInputError(f"unknown augmentation(s) {sorted(unknown)}; known: {AUGMENTATIONS}")
+        if self.augment["eta_flip"] and not self.spec.eta_symmetric:
+            raise CaloInputError(
+                f"eta flips need a symmetric eta range, the images have [{self.spec.eta_min:g}, "
+                f"{self.spec.eta_max:g})"
+            )
+        nbytes = sparse.index.size * 4 + sparse.value.nbytes + sparse.offsets.nbytes
+        self.storage = _storage_device(storage, self.device, nbytes)
+        idx_dtype = torch.int16 if self.spec.size <= 32767 else torch.int32
+        st = self.storage
+        self._offsets = torch.from_numpy(sparse.offsets.astype(np.int64)).to(st)
+        self._index = torch.from_numpy(sparse.index.astype(np.int32)).to(idx_dtype).to(st)
+        self._value = torch.from_numpy(sparse.value.astype(np.float32)).to(st)
+        if st.type == "cpu" and self.device.type == "cuda":
+            self._index, self._value = self._index.pin_memory(), self._value.pin_memory()
+        y = np.zeros(self.n, np.int64) if labels is None else np.asarray(labels, np.int64)
+        w = np.ones(self.n, np.float32) if weights is None else np.asarray(weights, np.float32)
+        if y.shape != (self.n,) or w.shape != (self.n,):
+            raise CaloInputError(f"labels {y.shape} / weights {w.shape} do not match {self.n} images")
+        self._y = torch.from_numpy(y).to(self.device)
+        self._w = torch.from_numpy(w).to(self.device)
+        self._scale = torch.as_tensor(1.0 / normaliser.scale, dtype=torch.float32, device=self.device)
+        self._log1p = normaliser.transform == "log1p"
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self) -> Iterator[Batch]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        any_aug = any(self.augment.values())
+        if any_aug:
+            roll = rng.integers(0, self.spec.n_phi, self.n) if self.augment["phi_roll"] else np.zeros(self.n, np.int64)
+            fphi = rng.random(self.n) < 0.5 if self.augment["phi_flip"] else np.zeros(self.n, bool)
+            feta = rng.random(self.n) < 0.5 if self.augment["eta_flip"] else np.zeros(self.n, bool)
+            aug = torch.from_numpy(np.stack([roll, fphi, feta], axis=1).astype(np.int64)).to(self.device)
+        order_t = torch.from_numpy(order.astype(np.int64))
+        for start in range(0, self.n, self.batch_size):
+            rows = order_t[start: start + self.batch_size]
+            x = self.dense_batch(rows.to(self.storage), aug[start: start + self.batch_size] if any_aug else None)
+            rows_d = rows.to(self.device)
+            yield Batch(x, self._y[rows_d], self._w[rows_d], rows_d)
+
+    def dense_batch(self, rows: torch.Tensor, aug: torch.Tensor | None = None) -> torch.Tensor:
+        """The dense normalised images of ``rows`` (on the storage device), built on the device.
+
+        ``aug`` (B, 3): φ roll (pixels), φ flip (0/1), η flip (0/1) per image.
+        """
+        dev = self.device
+        b = int(rows.numel())
+        start = self._offsets[rows]
+        counts = self._offsets[rows + 1] - start
+        total = int(counts.sum())
+        img = torch.repeat_interleave(torch.arange(b, device=self.storage), counts)
+        first = torch.cumsum(counts, 0) - counts
+        pos = torch.arange(total, device=self.storage) + torch.repeat_interleave(start - first, counts)
+        flat = self._index[pos].to(dev, non_blocking=True).long()
+        val = self._value[pos].to(dev, non_blocking=True)
+        img = img.to(dev, non_blocking=True)
+        n_eta, n_phi = self.spec.n_eta, self.spec.n_phi
+        npix = n_eta * n_phi
+        ch = flat // npix
+        rem = flat - ch * npix
+        ieta = rem // n_phi
+        iphi = rem - ieta * n_phi
+        if aug is not None:
+            a = aug.to(dev)[img]
+            iphi = torch.remainder(iphi + a[:, 0], n_phi)
+            iphi = torch.where(a[:, 1] > 0, n_phi - 1 - iphi, iphi)
+            ieta = torch.where(a[:, 2] > 0, n_eta - 1 - ieta, ieta)
+        if self._log1p:
+            val = torch.log1p(torch.clamp(val, min=0.0))
+        val = val * self._scale[ch]
+        out = torch.zeros(b * self.spec.size, dtype=torch.float32, device=dev)
+        out[((img * self.spec.n_channels + ch) * n_eta + ieta) * n_phi + iphi] = val
+        return out.view(b, *self.spec.shape)
+
+
+def _storage_device(storage: str, device: torch.device, nbytes: int) -> torch.device:
+    if storage == "cpu":
+        return torch.device("cpu")
+    if storage == "device":
+        return device
+    if storage != "auto":
+        raise CaloInputError(f"unknown loader storage {storage!r}; use auto, device or cpu")
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return device if nbytes < free / 4 else torch.device("cpu")
+    return device
+
+
+def loader_from_config(images: ImageSet, normaliser: ChannelNormaliser, training_cfg: Mapping[str, Any],
+                       device: torch.device, *, weights: np.ndarray | None, shuffle: bool, augment: bool,
+                       seed: int, batch_size: int | None = None) -> SparseImageLoader:
+    return SparseImageLoader(
+        images, normaliser, batch_size=batch_size or int(training_cfg["batch_size"]), device=device,
+        weights=weights, shuffle=shuffle, augment=training_cfg.get("augment") if augment else None,
+        seed=seed, storage=training_cfg.get("storage", "auto"),
+    )

@@ -1,0 +1,228 @@
+"""Sparse images: binning, energy conservation, φ wrap-around, sparse–dense round trips, I/O,
+the device-side loader and augmentation, and the bad inputs (no towers, zero weight sum)."""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+import pytest
+import torch
+
+from tests.fixtures import files as fixtures
+from selections.rpv.cnn.images import (
+    ChannelNormaliser,
+    EmptyEventError,
+    ImageSet,
+    ImageSpec,
+    SparseImages,
+    ZeroWeightError,
+    build_images,
+    build_sparse,
+    images_from_arrays,
+    pixel_indices,
+    read_images,
+    sample_normalisation,
+    split_mask,
+    write_images,
+)
+from selections.rpv.cnn.loader import SparseImageLoader
+from analysis.io.ingest import read_arrays
+
+SPEC = ImageSpec()  # 64 x 64, eta in [-3.2, 3.2)
+DPHI = 2 * np.pi / 64
+
+
+def _event_arrays(towers: list[list[tuple[float, float, float, float]]],
+                  tracks: list[list[tuple[float, float]]]) -> ak.Array:
+    """An awkward array like read_arrays gives: towers (eta, phi, eEM, eHad), tracks (eta, phi)."""
+    def col(rows, i):
+        return ak.Array([[r[i] for r in ev] for ev in rows], with_name=None)
+
+    return ak.Array({
+        "event": np.arange(1, len(towers) + 1, dtype=np.uint64),
+        "genWeight": np.ones(len(towers), np.float32),
+        "Tower_eta": col(towers, 0), "Tower_phi": col(towers, 1),
+        "Tower_eEM": col(towers, 2), "Tower_eHad": col(towers, 3),
+        "Track_eta": col(tracks, 0), "Track_phi": col(tracks, 1),
+    })
+
+
+def test_constructed_event_bins_energy_and_phi_wraparound() -> None:
+    towers = [[
+        (0.05, np.pi - DPHI / 2, 10.0, 20.0),   # last phi pixel (63), eta pixel 32
+        (0.05, -np.pi + DPHI / 2, 1.0, 2.0),    # first phi pixel (0)
+        (0.05, np.pi + DPHI / 2, 3.0, 4.0),     # beyond +pi: wraps to pixel 0, same pixel as above
+        (-3.15, 0.01, 5.0, 0.0),                # eta pixel 0, phi pixel 32
+        (3.25, 0.01, 100.0, 100.0),             # outside the image (|eta| >= 3.2)
+    ]]
+    tracks = [[(0.05, np.pi), (0.05, -np.pi), (0.05, -np.pi + 1e-3), (2.0, 3.0 * np.pi / 2)]]
+    imgs, keep = images_from_arrays(_event_arrays(towers, tracks), SPEC)
+    assert keep.all()
+    dense = imgs.to_dense()[0]
+    # energy conservation per channel (inside the image)
+    assert dense[0].sum() == pytest.approx(10 + 1 + 3 + 5)
+    assert dense[1].sum() == pytest.approx(20 + 2 + 4)
+    assert dense[2].sum() == 4
+    # the bins
+    assert dense[0, 32, 63] == pytest.approx(10) and dense[1, 32, 63] == pytest.approx(20)
+    assert dense[0, 32, 0] == pytest.approx(1 + 3) and dense[1, 32, 0] == pytest.approx(2 + 4)
+    assert dense[0, 0, 32] == pytest.approx(5) and dense[1, 0, 32] == 0
+    # tracks at phi = +pi and -pi are the same place: pixel 0; 3pi/2 == -pi/2: phi pixel 16
+    assert dense[2, 32, 0] == 3
+    assert dense[2, 52, 16] == 1  # eta 2.0: (2.0 + 3.2) / 0.1 = pixel 52
+    assert np.count_nonzero(dense) == 2 + 2 + 1 + 2  # ecal 3 pixels, hcal 2, tracks 2
+    assert np.count_nonzero(dense[0]) == 3 and np.count_nonzero(dense[1]) == 2
+
+
+def test_default_grid_puts_one_tower_per_pixel() -> None:
+    # tower centres of the generator's grid (0.1 x 2pi/64 over |eta| < 4.9) inside |eta| < 3.2
+    eta_c = -4.9 + 0.1 * (np.arange(98) + 0.5)
+    phi_c = -np.pi + DPHI * (np.arange(64) + 0.5)
+    eta, phi = np.meshgrid(eta_c[np.abs(eta_c) < 3.2], phi_c, indexing="ij")
+    ieta, iphi, inside = pixel_indices(eta.ravel(), phi.ravel(), SPEC)
+    assert inside.all() and eta.size == 64 * 64
+    assert np.unique(ieta * 64 + iphi).size == 64 * 64
+
+
+def _random_sparse(n: int, spec: ImageSpec, rng: np.random.Generator) -> SparseImages:
+    nt = rng.integers(1, 40, n)
+    ev = np.repeat(np.arange(n), nt)
+    nk = rng.integers(0, 10, n)
+    kev = np.repeat(np.arange(n), nk)
+    return build_sparse(
+        n, spec, ev, rng.uniform(-3.5, 3.5, ev.size), rng.uniform(-np.pi, np.pi, ev.size),
+        rng.exponential(5.0, ev.size) * (rng.random(ev.size) < 0.8), rng.exponential(5.0, ev.size),
+        kev, rng.uniform(-2.5, 2.5, kev.size), rng.uniform(-np.pi, np.pi, kev.size),
+    )
+
+
+def test_sparse_dense_round_trip_and_hdf5(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    spec = ImageSpec(32, 32, -3.2, 3.2)
+    sp = _random_sparse(50, spec, rng)
+    dense = sp.to_dense()
+    assert dense.shape == (50, 3, 32, 32)
+    assert np.count_nonzero(dense) == sp.index.size > 0
+    back = SparseImages.from_dense(dense, spec)
+    np.testing.assert_array_equal(back.offsets, sp.offsets)
+    np.testing.assert_array_equal(back.index, sp.index)
+    np.testing.assert_array_equal(back.value, sp.value)
+    rows = np.array([7, 3, 49])
+    np.testing.assert_array_equal(sp.take(rows).to_dense(), dense[rows])
+
+    n = len(sp)
+    iset = ImageSet(sp, np.arange(10, 10 + n, dtype=np.uint64), np.ones(n, np.int8), rng.random(n),
+                    np.ones(n, np.float32), np.zeros(n, np.int16), ["s"], {"s": {"xsec_pb": 1.0}})
+    stats = write_images(tmp_path / "s.h5", iset, pixel_chunk=1024)
+    assert stats["dense_over_sparse_memory"] > 1
+    got = read_images(tmp_path / "s.h5")
+    assert got.spec == spec and got.samples == ["s"] and got.sample_info == {"s": {"xsec_pb": 1.0}}
+    np.testing.assert_array_equal(got.images.to_dense(), dense)
+    np.testing.assert_array_equal(got.event, iset.event)
+    np.testing.assert_allclose(got.weight, iset.weight)
+    assert len(read_images(tmp_path / "s.h5", max_events=5)) == 5
+    np.testing.assert_array_equal(read_images(tmp_path / "s.h5", max_events=5).images.to_dense(), dense[:5])
+    # one split, read in blocks
+    split = {"modulus": 4, "train": [0, 1], "validation": [2], "test": [3]}
+    val = read_images(tmp_path / "s.h5", split=(split, "validation"), block_events=7)
+    want = iset.event % 4 == 2
+    assert 0 < len(val) < n
+    np.testing.assert_array_equal(val.event, iset.event[want])
+    np.testing.assert_array_equal(val.images.to_dense(), dense[want])
+
+
+@pytest.mark.parametrize("transform", ["linear", "log1p"])
+def test_loader_builds_the_normalised_dense_batch_on_the_device(transform: str) -> None:
+    rng = np.random.default_rng(2)
+    spec = ImageSpec(16, 24, -2.0, 2.0)
+    sp = _random_sparse(37, spec, rng)
+    norm = ChannelNormaliser.fit(sp, transform)
+    dense = sp.to_dense()
+    f = np.log1p(dense) if transform == "log1p" else dense
+    # scale = RMS over all pixels of the fitted images, per channel
+    np.testing.assert_allclose(norm.scale, np.sqrt((f**2).mean(axis=(0, 2, 3))), rtol=1e-5)
+    expect = f / norm.scale[None, :, None, None]
+    loader = SparseImageLoader(sp, norm, batch_size=10, device="cpu")
+    got = torch.cat([b.x for b in loader]).numpy()
+    assert len(loader) == 4
+    np.testing.assert_allclose(got, expect, rtol=1e-5, atol=1e-6)
+
+
+def test_augmentation_is_roll_and_flips_of_the_dense_image() -> None:
+    rng = np.random.default_rng(3)
+    spec = ImageSpec(16, 16, -3.2, 3.2)
+    sp = _random_sparse(4, spec, rng)
+    norm = ChannelNormaliser(spec, "linear", np.ones(3, np.float32))
+    loader = SparseImageLoader(sp, norm, batch_size=4, device="cpu")
+    dense = sp.to_dense()
+    rows = torch.arange(4)
+    aug = torch.tensor([[5, 0, 0], [0, 1, 0], [0, 0, 1], [3, 1, 1]])
+    got = loader.dense_batch(rows, aug).numpy()
+    np.testing.assert_array_equal(got[0], np.roll(dense[0], 5, axis=2))
+    np.testing.assert_array_equal(got[1], dense[1][:, :, ::-1])
+    np.testing.assert_array_equal(got[2], dense[2][:, ::-1, :])
+    np.testing.assert_array_equal(got[3], np.roll(dense[3], 3, axis=2)[:, ::-1, ::-1])
+    # random augmentation keeps the per-channel sums
+    aug_loader = SparseImageLoader(sp, norm, batch_size=4, device="cpu", shuffle=True, seed=1,
+                                   augment={"phi_roll": True, "phi_flip": True, "eta_flip": True})
+    b = next(iter(aug_loader))
+    np.testing.assert_allclose(b.x.sum(dim=(2, 3)).numpy(), dense[b.rows.numpy()].sum(axis=(2, 3)), rtol=1e-5)
+
+
+def test_images_from_a_hepline_file_conserve_energy_and_carry_sigma_weights(hepline_file) -> None:
+    imgs = build_images([hepline_file], "fixture_hh_yybb", 1, SPEC, chunk_events=25)
+    arr = read_arrays(hepline_file, ["Tower_eta", "Tower_eEM", "Tower_eHad", "Track_eta", "Track_phi",
+                                     "genWeight", "event"])
+    assert len(imgs) == len(arr) > 0
+    inside = (arr.Tower_eta >= -3.2) & (arr.Tower_eta < 3.2)
+    dense = imgs.images.to_dense()
+    np.testing.assert_allclose(dense[:, 0].sum(axis=(1, 2)), ak.to_numpy(ak.sum(arr.Tower_eEM[inside], axis=1)),
+                               rtol=1e-4)
+    np.testing.assert_allclose(dense[:, 1].sum(axis=(1, 2)), ak.to_numpy(ak.sum(arr.Tower_eHad[inside], axis=1)),
+                               rtol=1e-4)
+    k_in = (arr.Track_eta >= -3.2) & (arr.Track_eta < 3.2)
+    np.testing.assert_array_equal(dense[:, 2].sum(axis=(1, 2)), ak.to_numpy(ak.sum(k_in, axis=1)))
+    norm = sample_normalisation([hepline_file], "fixture_hh_yybb")
+    gw = ak.to_numpy(arr.genWeight).astype(np.float64)
+    np.testing.assert_allclose(imgs.weight, gw * norm["xsec_pb"] / norm["sumw"], rtol=1e-6)
+    assert imgs.weight.sum() == pytest.approx(norm["xsec_pb"], rel=1e-4)  # sum of weights = sigma
+    np.testing.assert_array_equal(imgs.event, ak.to_numpy(arr.event))
+
+
+def test_split_by_event_number_is_a_partition() -> None:
+    cfg = {"modulus": 10, "train": [0, 1, 2, 3, 4, 5], "validation": [6], "test": [7, 8, 9]}
+    ev = np.arange(1, 1001, dtype=np.uint64) + np.uint64(3 * 10**9)
+    masks = [split_mask(ev, cfg, s) for s in ("train", "validation", "test")]
+    assert (np.sum(masks, axis=0) == 1).all()
+    assert [m.sum() for m in masks] == [600, 100, 300]
+    with pytest.raises(ValueError, match="residue 6 is in both"):
+        split_mask(ev, dict(cfg, test=[6, 7]), "test")
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_event_without_towers_is_an_error_naming_it() -> None:
+    towers = [[(0.1, 0.1, 5.0, 5.0)], [], [(4.5, 0.1, 5.0, 5.0)]]
+    tracks = [[(0.1, 0.1)], [(0.2, 0.2)], []]
+    arrays = _event_arrays(towers, tracks)
+    with pytest.raises(EmptyEventError, match=r"no calorimeter tower.*event number\(s\) 2, 3"):
+        images_from_arrays(arrays, SPEC)
+    with pytest.raises(EmptyEventError, match=r"1 event\(s\) with no calorimeter towers at all.*2"):
+        images_from_arrays(arrays[:2], SPEC)
+    imgs, keep = images_from_arrays(arrays, SPEC, empty_events="skip")
+    assert keep.tolist() == [True, False, False] and len(imgs) == 1
+
+
+def test_sample_with_zero_weight_sum_is_an_error(tmp_path, monkeypatch) -> None:
+    original = fixtures._hepline_events
+
+    def zero_weights(*args, **kwargs):
+        cols, w = original(*args, **kwargs)
+        cols["genWeight"] = np.zeros_like(cols["genWeight"])
+        return cols, np.zeros_like(w)
+
+    monkeypatch.setattr(fixtures, "_hepline_events", zero_weights)
+    path = fixtures.write_hepline_fixture(tmp_path / "zero.root", 5, np.random.default_rng(4), sample="zero")
+    with pytest.raises(ZeroWeightError, match="sample 'zero' has a sum of generator weights of 0"):
+        build_images([path], "zero", 0, SPEC)
