@@ -199,12 +199,12 @@ def _overridden_config(args: list[str], overrides: dict[str, str]) -> Iterator[l
         return
     import yaml
 
-    from analysis.core.config import load_config, validate
+    from analysis.core.config import load_raw_config, validate
 
     args, config_path = _pop_option(args, "--config")
     if config_path is None:
         raise UsageError("--config is required")
-    cfg = load_config(config_path)
+    cfg = load_raw_config(config_path)
     for key, value in values.items():
         node = cfg
         *parents, leaf = key.split(".")
@@ -238,14 +238,14 @@ def _provenance(argv: Sequence[str]) -> int:
 
 
 def _config(argv: Sequence[str]) -> int:
-    from analysis.core.config import config_hash, load_config
+    from analysis.core.config import config_hash, load_raw_config
 
     p = argparse.ArgumentParser(prog="hepline config", description="Configuration tools.")
     sub = p.add_subparsers(dest="action", required=True)
     c = sub.add_parser("check", help="validate a config file and print its hash")
     c.add_argument("file")
     args = p.parse_args(list(argv))
-    cfg = load_config(args.file)
+    cfg = load_raw_config(args.file)
     print(f"{args.file}: valid")
     print(f"config hash: {config_hash(cfg)}")
     return 0

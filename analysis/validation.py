@@ -29,7 +29,7 @@ import numpy as np
 from coffea import processor
 
 from analysis.core.atomic import atomic_path, write_json
-from analysis.core.config import load_config
+from analysis.core.config import load_raw_config
 from analysis.core.provenance import provenance_record
 from analysis.io.runner import run_module_main, run_processor
 
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    cfg = load_config(args.config)
+    cfg = load_raw_config(args.config)
     if args.workers is not None:
         cfg["runner"]["workers"] = args.workers
     validate_sample(args.files, args.sample, args.output_dir, cfg)

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+from analysis.core.errors import InputError
+
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,11 +31,11 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 
 
-class EmptySplitError(ValueError):
+class EmptySplitError(InputError):
     """A split of the dataset holds no jet."""
 
 
-class MissingFlavourError(ValueError):
+class MissingFlavourError(InputError):
     """A required flavour class has no jet in a dataset."""
 
 

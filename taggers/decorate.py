@@ -47,8 +47,9 @@ import numpy as np
 import uproot
 
 import analysis
-from analysis.core.atomic import atomic_path, json_default
-from analysis.core.config import load_config
+from analysis.core.atomic import atomic_path
+from analysis.core.serialise import json_default
+from analysis.core.config import load_raw_config
 from analysis.core.format import HEPLINE_METADATA_KEY
 from analysis.generation.writer import (
     branch_types,
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
     )
-    cfg = load_config(args.config)
+    cfg = load_raw_config(args.config)
     models = load_models(args.models, cfg, ipxd_dir=args.ipxd, threads=args.threads)
     s = decorate_file(args.input, args.output, models, cfg)
     print(

@@ -54,8 +54,9 @@ import numpy as np
 
 import analysis
 from analysis.core.atomic import atomic_path, write_json
-from analysis.core.config import config_hash, load_config
-from analysis.core.provenance import attach_provenance, provenance_record
+from analysis.core.config import config_hash, load_raw_config
+from analysis.core.atomic import attach_provenance
+from analysis.core.provenance import provenance_record
 from taggers.features import TaggingDataset, tagger_config
 from taggers.models import ONNX_FILES, TAGGERS, TaggerModels, load_models, read_split
 from taggers.training import ModelMismatchError, TaggerInputError
@@ -684,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
     )
-    cfg = load_config(args.config)
+    cfg = load_raw_config(args.config)
     if args.seed is not None:
         cfg["seed"] = args.seed
     res = evaluate(

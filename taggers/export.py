@@ -26,7 +26,8 @@ import h5py
 import numpy as np
 
 import analysis
-from analysis.core.atomic import atomic_path, json_default
+from analysis.core.atomic import atomic_path
+from analysis.core.serialise import json_default
 from taggers.features import TaggingDataset
 
 H5_FORMAT = "hepline-ftag-h5/1"

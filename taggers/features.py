@@ -26,6 +26,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from analysis.core.errors import NonFiniteInputError as _NonFiniteInputError
 from analysis.core.config import config_hash, validate_section
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ _TRACK_BRANCHES = (
 _FINITE_TRACK_BRANCHES = ("pt", "eta", "phi", "d0", "z0", "d0Err", "z0Err")
 
 
-class NonFiniteInputError(ValueError):
+class NonFiniteInputError(_NonFiniteInputError):
     """A tagger input holds NaN/inf (or a non-positive uncertainty); the message names it."""
 
 

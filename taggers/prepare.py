@@ -37,8 +37,9 @@ import numpy as np
 
 import analysis
 from analysis.core.atomic import write_json
-from analysis.core.config import config_hash, load_config
-from analysis.core.provenance import attach_provenance, provenance_record
+from analysis.core.config import config_hash, load_raw_config
+from analysis.core.atomic import attach_provenance
+from analysis.core.provenance import provenance_record
 from taggers.dataset import SPLITS, prepare_splits
 from taggers.export import write_h5
 from taggers.features import FLAVOUR_NAMES, TaggingDataset, load_dataset, tagger_config
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
     )
-    cfg = load_config(args.config)
+    cfg = load_raw_config(args.config)
     if args.seed is not None:
         cfg["seed"] = args.seed
     summary = prepare(args.files, cfg, args.output_dir)

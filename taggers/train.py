@@ -35,8 +35,9 @@ import numpy as np
 
 import analysis
 from analysis.core.atomic import write_json
-from analysis.core.config import load_config
-from analysis.core.provenance import attach_provenance, provenance_record
+from analysis.core.config import load_raw_config
+from analysis.core.atomic import attach_provenance
+from analysis.core.provenance import provenance_record
 from taggers.features import TaggingDataset, tagger_config
 from taggers.models import MODEL_FILES, ONNX_FILES, file_sha256, metrics_file, read_split
 from taggers.training import ModelMismatchError, TaggerInputError, model_config, torch_threads
@@ -282,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
     )
-    cfg = load_config(args.config)
+    cfg = load_raw_config(args.config)
     if args.seed is not None:
         section = cfg.get("tagger_models") or {}
         section[args.tagger] = {**model_config(args.tagger, cfg), "seed": args.seed}

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from analysis.core.errors import InputError, ModelMismatchError
 from analysis.core.atomic import write_json
 from analysis.ml.training import (  # noqa: F401  (re-used here and by the tagger modules)
     DEVICE_ENV,
@@ -60,16 +61,12 @@ CLASS_TO_LABEL: dict[int, int] = {v: k for k, v in LABEL_TO_CLASS.items()}
 MODEL_SECTIONS = ("mv2", "rnnip", "dl1")
 
 
-class TaggerInputError(ValueError):
+class TaggerInputError(InputError):
     """Bad tagger input: NaN/inf in a feature, an unknown label, an empty set, wrong shapes."""
 
 
 class MissingClassError(TaggerInputError):
     """A flavour class has no jets (or no positive total weight) in the training set."""
-
-
-class ModelMismatchError(TaggerInputError):
-    """A saved model and the feature file / normaliser given to it do not match."""
 
 
 # --------------------------------------------------------------------------- configuration

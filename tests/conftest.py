@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.core.config import load_config
+from analysis.core.config import load_raw_config
 from tests.fixtures.files import write_delphes_fixture, write_hepline_fixture, write_nanoaod_fixture
 from analysis.generation.produce import produce_shard
 
@@ -64,7 +64,7 @@ N_XHH = 200
 
 @pytest.fixture(scope="session")
 def default_config() -> dict:
-    return load_config(REPO / "workflows" / "config" / "default.yaml")
+    return load_raw_config(REPO / "workflows" / "config" / "default.yaml")
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from analysis.core import provenance as prov
+from analysis.core.serialise import json_default
 
 
 @contextlib.contextmanager
@@ -32,7 +36,6 @@ def atomic_path(
     is embedded in a ROOT/HDF5 temporary file before the rename (the writer must have closed
     it by then: nest it inside this block), or written as a sidecar after the rename.
     """
-    from analysis.core import provenance as prov
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.tmp.", suffix=final.suffix, dir=final.parent)
@@ -49,7 +52,7 @@ def atomic_path(
             tmp_path.unlink()
         raise
     if provenance is not None and not embedded:
-        prov.attach_provenance(final, provenance)
+        attach_provenance(final, provenance)
 
 
 def write_text(
@@ -75,13 +78,21 @@ def write_json(
     )
 
 
-def json_default(obj: Any) -> Any:
-    import numpy as np
+def attach_provenance(path: str | os.PathLike[str], record: Mapping[str, Any]) -> Path:
+    """Attach ``record`` to the existing output ``path``; returns where it was stored.
 
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+    ROOT/HDF5: a copy of the file gets the record and replaces the output (atomic, the
+    other contents are untouched); other files: the sidecar ``<output>.provenance.json``
+    (written atomically). Raises ``FileNotFoundError`` naming a missing output.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"provenance: output not found: {p}")
+    if prov.storage_kind(p) == "sidecar":
+        side = prov.sidecar_path(p)
+        write_json(side, dict(record))
+        return side
+    with atomic_path(p) as tmp:
+        shutil.copyfile(p, tmp)
+        prov.embed_provenance(tmp, record)
+    return p

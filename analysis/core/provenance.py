@@ -40,6 +40,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from analysis.core.errors import ProvenanceError
+from analysis.core.serialise import json_default
+
 log = logging.getLogger(__name__)
 
 PROVENANCE_KEY = "hepline_provenance"
@@ -63,10 +66,6 @@ PACKAGES: tuple[tuple[str, ...], ...] = (
 """Packages whose version is recorded (from installed metadata; nothing is imported)."""
 
 _HASH_CHUNK = 1 << 20  # bytes read per sha256 update
-
-
-class ProvenanceError(LookupError):
-    """An output has no provenance record, or its record is unreadable."""
 
 
 # --------------------------------------------------------------------------- the record
@@ -111,8 +110,6 @@ def provenance_record(
 
 
 def _jsonable(obj: Any) -> Any:
-    from analysis.core.atomic import json_default
-
     return json.loads(json.dumps(obj, sort_keys=True, default=json_default))
 
 
@@ -234,8 +231,6 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
 
 def to_json(record: Mapping[str, Any]) -> str:
     """The record as the compact, key-sorted JSON string stored in ROOT and HDF5 files."""
-    from analysis.core.atomic import json_default
-
     return json.dumps(record, sort_keys=True, default=json_default)
 
 
@@ -271,28 +266,6 @@ def embed_provenance(path: str | os.PathLike[str], record: Mapping[str, Any]) ->
             write_hdf5_provenance(f, record)
     else:
         raise ValueError(f"{path}: provenance is embedded only in ROOT and HDF5 files")
-
-
-def attach_provenance(path: str | os.PathLike[str], record: Mapping[str, Any]) -> Path:
-    """Attach ``record`` to the existing output ``path``; returns where it was stored.
-
-    ROOT/HDF5: a copy of the file gets the record and replaces the output (atomic, the
-    other contents are untouched); other files: the sidecar ``<output>.provenance.json``
-    (written atomically). Raises ``FileNotFoundError`` naming a missing output.
-    """
-    from analysis.core.atomic import atomic_path, write_json
-
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"provenance: output not found: {p}")
-    if storage_kind(p) == "sidecar":
-        side = sidecar_path(p)
-        write_json(side, dict(record))
-        return side
-    with atomic_path(p) as tmp:
-        shutil.copyfile(p, tmp)
-        embed_provenance(tmp, record)
-    return p
 
 
 def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:

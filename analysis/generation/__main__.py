@@ -8,7 +8,7 @@ import logging
 import sys
 
 from analysis.core.atomic import write_json
-from analysis.core.config import load_config
+from analysis.core.config import load_raw_config
 from analysis.core.provenance import provenance_record
 
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     from analysis.generation.produce import produce_shard, write_merged
 
     if args.command == "produce":
-        cfg = load_config(args.config)
+        cfg = load_raw_config(args.config)
         if args.seed is not None:
             cfg["seed"] = args.seed
         result = produce_shard(

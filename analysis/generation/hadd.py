@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 import uproot
 
-from analysis.core.atomic import atomic_path, json_default
+from analysis.core.atomic import atomic_path
+from analysis.core.serialise import json_default
 from analysis.core.format import HEPLINE_METADATA_KEY, combined_xsec
 from analysis.generation.writer import branch_types, collection_groups, event_block
 from analysis.core.provenance import provenance_record, write_root_provenance

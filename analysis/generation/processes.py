@@ -431,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import tempfile
 
-    from analysis.core.config import load_config
+    from analysis.core.config import load_raw_config
 
     ap = argparse.ArgumentParser(description="Measure Pythia cross-sections of config samples.")
     ap.add_argument("config")
@@ -441,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_intermixed_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_config(args.config)
+    cfg = load_raw_config(args.config)
     gen = cfg["generation"]
     names = args.samples or list(gen["samples"])
     print(f"{'sample':14s} {'process':13s} {'events':>6s} {'kept':>6s} {'sigmaGen [pb]':>22s} "

@@ -18,7 +18,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from analysis.core.atomic import atomic_path, json_default
+from analysis.core.atomic import atomic_path
+from analysis.core.serialise import json_default
 from analysis.core.format import HEPLINE_METADATA_KEY
 from analysis.core.provenance import write_root_provenance
 

@@ -46,6 +46,7 @@ from analysis.core.format import (
     HEPLINE_VERTICES,
     hepline_branches,
 )
+from analysis.core.errors import InputFileError
 from analysis.io.schemas import CMSNanoAODSchema, HeplineSchema
 
 log = logging.getLogger(__name__)
@@ -80,19 +81,6 @@ __all__ = [
 # ---------------------------------------------------------------------------------------
 # Errors
 # ---------------------------------------------------------------------------------------
-class InputFileError(ValueError):
-    """An input file is missing, empty, truncated, unreadable or not in the expected layout.
-
-    ``str(err)`` is ``"<path>: <reason>"``; ``err.path`` and ``err.reason`` hold the parts.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-    def __reduce__(self):  # keep the two-argument constructor picklable (process pools)
-        return (type(self), (self.path, self.reason))
 
 
 # ---------------------------------------------------------------------------------------

@@ -250,7 +250,7 @@ def plot_fit(path: str | Path, edges: Sequence[float], values: Sequence[float], 
 def main(argv: list[str] | None = None) -> int:
     from analysis.stats import fits as F
     from analysis.stats import histograms as H
-    from analysis.core.config import load_config
+    from analysis.core.config import load_raw_config
     from analysis.stats.limits import limits_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    cfg = load_config(args.config)
+    cfg = load_raw_config(args.config)
     lcfg = limits_config(cfg)
     rec = provenance_record(stage="plots", config=cfg,
                             inputs=[args.hists, *([args.limits] if args.limits else [])])

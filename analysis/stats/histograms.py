@@ -478,7 +478,7 @@ def write_workspace(
 # command line
 # ---------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    from analysis.core.config import load_config
+    from analysis.core.config import load_raw_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
@@ -487,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("inputs", nargs="+", help="histogram-set pickles (one per selection job)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    cfg = load_config(args.config)
+    cfg = load_raw_config(args.config)
     lumi = args.lumi_fb or cfg["selection"]["hh_yybb"]["histograms"]["lumi_fb"]
     rec = provenance_record(stage="histograms", config=cfg, inputs=args.inputs, extra={"lumi_fb": lumi})
     merged = merge_histsets(read_pickle(p) for p in args.inputs)

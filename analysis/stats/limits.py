@@ -51,9 +51,10 @@ from typing import Any
 
 import numpy as np
 
+from analysis.core.errors import InputError
 from analysis.stats import histograms as H
 from analysis.core.atomic import write_json, write_text
-from analysis.core.config import config_section, load_config
+from analysis.core.config import config_section, load_raw_config
 from analysis.core.provenance import provenance_record
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ __all__ = [
 ]
 
 
-class LimitInputError(ValueError):
+class LimitInputError(InputError):
     """The histograms or the config cannot make a statistical model (message says why)."""
 
 
@@ -653,7 +654,7 @@ def main(argv: list[str] | None = None) -> int:
     l_.add_argument("--output-dir", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    cfg = load_config(args.config)
+    cfg = load_raw_config(args.config)
     out = Path(args.output_dir)
     if args.cmd == "workspaces":
         seed = args.pseudo_data_seed  # the seed actually used: the flag, else the config's

@@ -63,7 +63,8 @@ from coffea.analysis_tools import Weights
 from analysis.stats import histfill as HF
 from analysis.stats import histograms as H
 from analysis.core.atomic import write_json, write_text
-from analysis.core.config import ConfigError, config_hash, config_section, load_config, validate
+from analysis.core.errors import WorkingPointError
+from analysis.core.config import ConfigError, config_hash, config_section, load_raw_config, validate
 from analysis.core.format import combined_xsec
 from analysis.io.ingest import Fileset, InputFileError, detect_format, form_filter, read_metadata
 from analysis.core.provenance import provenance_record
@@ -111,10 +112,6 @@ CUTFLOW_STEPS = (*SEQUENTIAL_STEPS, *TAGS, *NONRES_REGIONS, *RES_REGIONS)
 """Rows of the cutflow: the sequential cuts, then the tag categories and every region."""
 OBSERVABLES = ("m_yy", "m_bb", "m_star")
 SUPPORTED_FORMATS = ("hepline", "nanoaod")
-
-
-class WorkingPointError(ValueError):
-    """The b-tagging working points do not match the tagger, the config or the input."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -1609,7 +1606,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    cfg = load_config(args.config)
+    cfg = load_raw_config(args.config)
     overrides: dict[tuple[str, ...], Any] = {}
     if args.seed is not None:
         overrides[seed_key] = args.seed

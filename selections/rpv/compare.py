@@ -45,7 +45,8 @@ from selections.rpv.cnn.train import (
     pick_device,
     predict,
 )
-from analysis.core.provenance import attach_provenance, provenance_record
+from analysis.core.atomic import attach_provenance
+from analysis.core.provenance import provenance_record
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,9 @@ from typing import Any
 
 import numpy as np
 
+from analysis.core.errors import InputError
 from analysis.core.atomic import atomic_path, write_json
-from analysis.core.config import load_config, schema, validate_section
+from analysis.core.config import load_raw_config, schema, validate_section
 from analysis.core.provenance import provenance_record
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ COLUMNS = ("event", "label", "weight", "n_jets", "lead_pt", "deta12", "mj", "pre
 CUTFLOW = ("all", "n_jets >= 3", "leading pT", "n_jets >= 4", "|deta12|", "M_J")
 
 
-class SelectionInputError(ValueError):
+class SelectionInputError(InputError):
     """Bad input to the cut-based selection (empty sample, zero weights, bad table)."""
 
 
@@ -288,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("tables", nargs="+")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    cfg = load_config(args.config)
+    cfg = load_raw_config(args.config)
     if args.command == "select":
         rcfg = rpv_config(cfg)
         label = args.label

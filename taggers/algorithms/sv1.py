@@ -403,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m taggers.algorithms.sv1 --config CFG FILE...``: SV1 efficiency per flavour."""
     import argparse
 
-    from analysis.core.config import load_config
+    from analysis.core.config import load_raw_config
     from taggers.features import load_dataset
 
     parser = argparse.ArgumentParser(description="SV1 vertex-finding efficiency per jet flavour")
@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="+", help="hepline ntuples (e.g. ttbar shards)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s: %(message)s")
-    cfg = load_config(args.config)["taggers"]
+    cfg = load_raw_config(args.config)["taggers"]
     ds = load_dataset(args.files, cfg)
     out = sv1(ds, cfg)
     print("| flavour | jets | SV1 efficiency |\n|---|---|---|")

@@ -14,7 +14,7 @@ import yaml
 
 import analysis
 from analysis.cli import Stage, _overridden_config, main, run_stage
-from analysis.core.config import config_hash, load_config
+from analysis.core.config import config_hash, load_raw_config
 from analysis.core.provenance import file_identity, read_provenance
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,7 +47,7 @@ def test_console_script_is_installed() -> None:
 def test_config_check_good(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check", str(CONFIG)]) == 0
     out = capsys.readouterr().out
-    assert f"config hash: {config_hash(load_config(CONFIG))}" in out
+    assert f"config hash: {config_hash(load_raw_config(CONFIG))}" in out
 
 
 def test_config_check_broken_names_file_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,7 +81,7 @@ def test_bad_config_in_a_stage_exits_2_without_traceback(tmp_path: Path) -> None
 
 def test_generate_writes_provenance_into_the_ntuple(shard: Path) -> None:
     rec = read_provenance(shard)
-    cfg = load_config(CONFIG)
+    cfg = load_raw_config(CONFIG)
     cfg["seed"] = 77
     assert rec["stage"] == "generation.produce"
     assert rec["config_hash"] == config_hash(cfg)
@@ -163,7 +163,7 @@ def test_stage_flags_are_translated(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[list[str], dict | None]] = []
 
     def stage_main(argv: list[str]) -> int:
-        cfg = load_config(argv[argv.index("--config") + 1]) if "--config" in argv else None
+        cfg = load_raw_config(argv[argv.index("--config") + 1]) if "--config" in argv else None
         calls.append((list(argv), cfg))
         return 0
 

@@ -20,7 +20,7 @@ from analysis.stats import limits as L
 from analysis.plot import paper as P
 from analysis.cli import STAGES
 from analysis.cli import main as hepline
-from analysis.core.config import config_hash, load_config, validate
+from analysis.core.config import config_hash, load_raw_config, validate
 from analysis.core.provenance import PROVENANCE_KEY, file_identity, read_provenance, sidecar_path
 from selections.hh_yybb import processor as S
 from tests.analysis.stats.test_limits import SYSTS as LIMIT_SYSTS
@@ -100,7 +100,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 # selection
 # ---------------------------------------------------------------------------------------
 def test_selection_outputs_carry_the_select_record(chain: dict[str, Any]) -> None:
-    cfg = load_config(chain["config"])
+    cfg = load_raw_config(chain["config"])
     for name in SEL_OUTPUTS:
         path = chain["sel_a"] / name
         assert sidecar_path(path).is_file(), name
@@ -129,7 +129,7 @@ def test_selection_runs_with_the_same_seed_agree(chain: dict[str, Any]) -> None:
 def test_select_seed_and_workers_flags_reach_the_config(chain: dict[str, Any]) -> None:
     rec = read_provenance(chain["sel_c"] / "sel.pkl")
     assert rec["stage"] == "hh_yybb.select" and rec["seeds"] == {"smearing": 5}
-    cfg = load_config(chain["config"])
+    cfg = load_raw_config(chain["config"])
     cfg["selection"]["hh_yybb"]["systematics"]["photon_energy_resolution"]["seed"] = 5
     cfg["runner"]["workers"] = 1
     assert rec["config_hash"] == config_hash(validate(cfg))
@@ -165,7 +165,7 @@ def test_select_override_is_validated(chain: dict[str, Any], tmp_path: Path) -> 
 # histograms
 # ---------------------------------------------------------------------------------------
 def test_histogram_outputs_carry_the_histograms_record(chain: dict[str, Any]) -> None:
-    cfg = load_config(chain["config"])
+    cfg = load_raw_config(chain["config"])
     sel = chain["sel_a"] / "sel.pkl"
     for name in HIST_OUTPUTS:
         rec = read_provenance(chain["hists_a"] / name)
@@ -253,7 +253,7 @@ def limit_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_workspaces_record_the_pseudo_data_seed_and_the_histograms(limit_outputs: dict[str, Path]) -> None:
-    cfg = load_config(limit_outputs["config"])
+    cfg = load_raw_config(limit_outputs["config"])
     for name in ("x300.json", "x600.json", "index.json"):
         rec = read_provenance(limit_outputs["ws"] / name)
         assert rec["stage"] == "limits.workspaces"
@@ -263,7 +263,7 @@ def test_workspaces_record_the_pseudo_data_seed_and_the_histograms(limit_outputs
 
 
 def test_limit_outputs_record_the_index_and_its_workspaces(limit_outputs: dict[str, Path]) -> None:
-    cfg = load_config(limit_outputs["config"])
+    cfg = load_raw_config(limit_outputs["config"])
     ws = limit_outputs["ws"]
     expected = [file_identity(ws / n) for n in ("index.json", "x300.json", "x600.json")]
     for name in ("limits.json", "limits.md", "brazil.png"):
@@ -288,7 +288,7 @@ def test_every_plot_and_the_summary_carry_the_plots_record(chain: dict[str, Any]
                                "--output-dir", str(out)], "analysis.plot.paper")
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert {"m_yy_categories.png", "m_star.png", "cutflow.png", "brazil.png"} <= set(pngs)
-    cfg = load_config(chain["config"])
+    cfg = load_raw_config(chain["config"])
     for name in [*pngs, "summary.json"]:
         rec = read_provenance(out / name)
         assert rec["stage"] == "plots"

@@ -26,7 +26,7 @@ import numpy as np
 import uproot
 
 from analysis.core.atomic import write_json
-from analysis.core.config import load_config
+from analysis.core.config import load_raw_config
 from analysis.generation.detector import simulate
 from analysis.generation.processes import process_card
 from analysis.generation.produce import produce_shard
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="JSON results")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    cfg = load_config(args.config)
+    cfg = load_raw_config(args.config)
     cfg = copy.deepcopy(cfg)
     samples = args.samples or list(cfg["generation"]["samples"])
     rows = [bench_sample(cfg, s, args.events) for s in samples]

@@ -28,7 +28,7 @@ from typing import Any
 from coffea import processor
 
 from analysis.io import runner
-from analysis.core.config import load_config
+from analysis.core.config import load_raw_config
 from selections.hh_yybb import processor as S
 from selections.hh_yybb import kernel as K
 from selections.hh_yybb import shifted as KS
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     try:
-        cfg = S.apply_overrides(load_config(args.config), args.set, source=args.config)
+        cfg = S.apply_overrides(load_raw_config(args.config), args.set, source=args.config)
     except S.ConfigError:
         raise
     except ValueError as exc:  # an item that is not KEY=VALUE

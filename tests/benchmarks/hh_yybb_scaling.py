@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from analysis.core.atomic import write_json
-from analysis.core.config import load_config
+from analysis.core.config import load_raw_config
 from selections.hh_yybb import processor as S
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    rows = scaling(args.files, load_config(args.config), args.working_points, parse_runs(args.runs),
+    rows = scaling(args.files, load_raw_config(args.config), args.working_points, parse_runs(args.runs),
                    chunksize=args.chunksize, repeat=args.repeat, sample_metadata=args.sample_metadata)
     if args.output:
         write_json(args.output, rows)

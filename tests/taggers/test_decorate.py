@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import uproot
 
-from analysis.core.config import load_config
+from analysis.core.config import load_raw_config
 from analysis.io.ingest import read_arrays
 from taggers.decorate import DECORATION_FIELDS, decorate_events, decorate_file
 from taggers.features import NonFiniteInputError, load_dataset
@@ -32,7 +32,7 @@ def pipeline(tagger_ttbar_file: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def models(pipeline):
-    return load_models(pipeline["models"], load_config(pipeline["config"]))
+    return load_models(pipeline["models"], load_raw_config(pipeline["config"]))
 
 
 def _flat(a) -> np.ndarray:
@@ -214,7 +214,7 @@ def test_missing_model(pipeline, tmp_path: Path) -> None:
 
 
 def test_mismatched_model_set(pipeline, tmp_path: Path) -> None:
-    cfg = load_config(pipeline["config"])
+    cfg = load_raw_config(pipeline["config"])
     mdir, idir = tmp_path / "models", tmp_path / "ipxd"
     shutil.copytree(pipeline["models"], mdir)
     shutil.copytree(pipeline["ipxd"], idir)
@@ -256,7 +256,7 @@ def test_decorated_output_is_atomic(pipeline, models, tmp_path: Path) -> None:
     models.predict = broken
     try:
         with pytest.raises(Boom):
-            decorate_file(pipeline["input"], out, models, load_config(pipeline["config"]))
+            decorate_file(pipeline["input"], out, models, load_raw_config(pipeline["config"]))
     finally:
         models.predict = orig
     assert not out.exists() and not list(out.parent.glob("*"))
@@ -264,7 +264,7 @@ def test_decorated_output_is_atomic(pipeline, models, tmp_path: Path) -> None:
 
 def test_onnx_rnnip_backend_agrees_with_torch(pipeline, models) -> None:
     onnx_models = load_models(
-        pipeline["models"], load_config(pipeline["config"]), rnnip_backend="onnx"
+        pipeline["models"], load_raw_config(pipeline["config"]), rnnip_backend="onnx"
     )
     events = read_arrays(pipeline["input"], how="zip")[:100]
     a = decorate_events(events, models)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.core.config import load_config
+from analysis.core.config import load_raw_config
 from taggers.evaluate import (
     binomial_efficiency,
     bootstrap_ratios,
@@ -118,7 +118,7 @@ def test_wp_file_round_trip(pipeline) -> None:
     error."""
     wp = json.loads((pipeline["out"] / "working_points.json").read_text())
     test = read_split(pipeline["out"] / "test.h5")
-    models = load_models(pipeline["models"], load_config(pipeline["config"]))
+    models = load_models(pipeline["models"], load_raw_config(pipeline["config"]))
     disc = models.predict(test)["discriminants"]  # IP/SV1 recomputed from the tracks
     is_b = test.jets["label"] == 5
     n_b = int(is_b.sum())
@@ -158,7 +158,7 @@ def test_empty_test_set(pipeline, tmp_path: Path) -> None:
     empty = tmp_path / "test.h5"
     write_h5(empty, test.subset(np.zeros(len(test), bool)), test.meta["h5_metadata"])
     with pytest.raises(TaggerInputError, match="is empty"):
-        evaluate(load_config(pipeline["config"]), empty, pipeline["models"], tmp_path / "out")
+        evaluate(load_raw_config(pipeline["config"]), empty, pipeline["models"], tmp_path / "out")
     assert not (tmp_path / "out" / "working_points.json").exists()
 
 
@@ -168,7 +168,7 @@ def test_test_set_without_c_jets(pipeline, tmp_path: Path) -> None:
     write_h5(path, test.subset(test.jets["label"] != 4), test.meta["h5_metadata"])
     with pytest.raises(TaggerInputError, match="no c jets"):
         evaluate(
-            load_config(pipeline["config"]),
+            load_raw_config(pipeline["config"]),
             path,
             pipeline["models"],
             tmp_path / "out",
@@ -180,7 +180,7 @@ def test_test_set_without_c_jets(pipeline, tmp_path: Path) -> None:
 def test_feature_file_of_another_preparation(pipeline, tmp_path: Path) -> None:
     """A test file whose dataset id differs from the models' is refused; so is a file that
     lacks a feature the models read, and the training split."""
-    cfg = load_config(pipeline["config"])
+    cfg = load_raw_config(pipeline["config"])
     test = read_split(pipeline["out"] / "test.h5")
     meta = json.loads(json.dumps(test.meta["h5_metadata"]))
     meta["dataset"]["dataset_id"] = "0123456789abcdef"
@@ -211,7 +211,7 @@ def test_model_directory_missing_a_model(pipeline, tmp_path: Path) -> None:
     (models / "dl1.pt").unlink()
     with pytest.raises(MissingModelError, match="dl1.pt"):
         evaluate(
-            load_config(pipeline["config"]),
+            load_raw_config(pipeline["config"]),
             pipeline["out"] / "test.h5",
             models,
             tmp_path / "out",
@@ -222,7 +222,7 @@ def test_model_directory_missing_a_model(pipeline, tmp_path: Path) -> None:
 
 def test_error_count_option(pipeline, tmp_path: Path) -> None:
     """``error_count: unweighted`` is accepted and equals Kish on the unit-weight test split."""
-    cfg = load_config(
+    cfg = load_raw_config(
         write_config(
             tmp_path / "c.yaml",
             {"taggers": {"evaluation": {"error_count": "unweighted", "bootstrap": 0}}},

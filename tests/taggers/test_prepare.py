@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import uproot
 
-from analysis.core.config import load_config
+from analysis.core.config import load_raw_config
 from taggers.dataset import EmptySplitError
 from taggers.decorate import _block, _group_branches, _types
 from taggers.features import NonFiniteInputError, load_dataset
@@ -105,7 +105,7 @@ def test_provenance(pipeline, splits) -> None:
 
 def test_empty_split_is_an_error(pipeline, tmp_path: Path) -> None:
     """The fixture's event numbers are 1..400: event % 1000 == 999 selects nothing."""
-    cfg = load_config(
+    cfg = load_raw_config(
         write_config(
             tmp_path / "c.yaml",
             {
@@ -142,6 +142,6 @@ def test_nan_in_the_ntuple_is_an_error(pipeline, tmp_path: Path) -> None:
         )
         fout.mktree("Events", _types(block)).extend(block)
         fout["hepline_metadata"] = str(fin["hepline_metadata"])
-    cfg = load_config(pipeline["config"])
+    cfg = load_raw_config(pipeline["config"])
     with pytest.raises(NonFiniteInputError, match=r"ttbar_nan\.root: Track_z0 has 1 non-finite"):
         prepare([bad], cfg, tmp_path / "out")

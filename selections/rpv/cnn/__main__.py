@@ -16,7 +16,7 @@ import sys
 import time
 
 from analysis.core.atomic import write_json
-from analysis.core.config import load_config
+from analysis.core.config import load_raw_config
 from analysis.core.provenance import provenance_record
 
 log = logging.getLogger("selections.rpv.cnn")
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    cfg = load_config(args.config)
+    cfg = load_raw_config(args.config)
     if getattr(args, "threads", None):
         import torch
 

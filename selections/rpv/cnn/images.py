@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.core.errors import InputError, ModelMismatchError
 from analysis.core.atomic import atomic_path
 from analysis.core.provenance import write_hdf5_provenance
 
@@ -51,7 +52,7 @@ BRANCHES = ["event", "genWeight", "Tower_eta", "Tower_phi", "Tower_eEM", "Tower_
 SPLITS = ("train", "validation", "test")
 
 
-class CaloInputError(ValueError):
+class CaloInputError(InputError):
     """Bad input to the calorimeter-image chain (images, normalisation, model, samples)."""
 
 
@@ -65,10 +66,6 @@ class ZeroWeightError(CaloInputError):
 
 class ImageSizeError(CaloInputError):
     """Images whose grid (size or η range) differs from what a model or normaliser expects."""
-
-
-class ModelMismatchError(CaloInputError):
-    """A model file and a normalisation file (or image file) that do not belong together."""
 
 
 # --------------------------------------------------------------------------- geometry

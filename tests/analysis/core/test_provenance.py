@@ -14,14 +14,13 @@ import pytest
 import uproot
 
 import analysis
-from analysis.core.atomic import atomic_path, write_json
+from analysis.core.atomic import atomic_path, attach_provenance, write_json
 from analysis.core.config import config_hash
 from tests.fixtures.files import write_hepline_fixture
 from analysis.io.ingest import detect_format, read_metadata
 from analysis.core.provenance import (
     PROVENANCE_KEY,
     ProvenanceError,
-    attach_provenance,
     file_identity,
     git_info,
     provenance_record,
@@ -182,7 +181,7 @@ def test_attach_provenance_to_a_root_file_with_folders(tmp_path):
     import numpy as np
     import uproot
 
-    from analysis.core.provenance import attach_provenance, provenance_record, read_provenance
+    from analysis.core.provenance import provenance_record, read_provenance
 
     path = tmp_path / "hists.root"
     with uproot.recreate(path) as f:

@@ -659,7 +659,7 @@ def test_truth_tagging_needs_truth_flavour(config):
 
 
 def test_cli_set_overrides_config_keys(hepline_events, wp_file, tmp_path):
-    from analysis.core.config import ConfigError, config_hash, load_config
+    from analysis.core.config import ConfigError, config_hash, load_raw_config
     from analysis.core.provenance import read_provenance
 
     cfg_path = tmp_path / "config.yaml"
@@ -671,7 +671,7 @@ def test_cli_set_overrides_config_keys(hepline_events, wp_file, tmp_path):
     out = tmp_path / "sel.pkl"
     assert S.main([*common, "--output", str(out), "--set", "selection.hh_yybb.engine=numpy",
                    "--set", "selection.hh_yybb.numba_min_events=5", str(hepline_events)]) == 0
-    expected = load_config(cfg_path)
+    expected = load_raw_config(cfg_path)
     expected["selection"]["hh_yybb"].update(engine="numpy", numba_min_events=5)
     assert read_provenance(out)["config_hash"] == config_hash(expected)
     with pytest.raises(ConfigError, match="engine"):

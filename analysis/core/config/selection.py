@@ -1,0 +1,444 @@
+"""The ``selection`` section: object mapping per input format and the HH -> yybb selection.
+
+Frozen typed views of the validated section (:mod:`analysis.core.config.node`); the
+schema in ``schema/`` holds the defaults and limits, and ``tests/analysis/core/test_config_types.py``
+keeps these classes in step with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+from analysis.core.config.node import ConfigNode
+
+__all__ = [
+    "Binning",
+    "BtagScaleFactors",
+    "CategoriesLoose",
+    "CategoriesTight",
+    "CmsBTagConfig",
+    "CmsBtagEfficienciesEntry",
+    "FlavourScaleFactor",
+    "HeplineElectron",
+    "HeplineJet",
+    "HeplineMuon",
+    "HeplinePhoton",
+    "HhYybbBtag",
+    "HhYybbCategories",
+    "HhYybbHistograms",
+    "HhYybbJets",
+    "HhYybbLeptons",
+    "HhYybbPhotons",
+    "HhYybbResonant",
+    "HhYybbSystematics",
+    "JetBtag",
+    "LeptonsElectron",
+    "LeptonsMuon",
+    "NanoaodElectron",
+    "NanoaodJet",
+    "NanoaodMuon",
+    "NanoaodPhoton",
+    "ObjectsHepline",
+    "ObjectsNanoaod",
+    "Requirement",
+    "SelectionConfig",
+    "SelectionHhYybb",
+    "SelectionObjects",
+    "SystematicsPhotonEnergyResolution",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Requirement(ConfigNode):
+    """One object requirement: {field} = the field is true / non-zero; {field, min} = field
+    >= min; {field, equals}; {field, max, relative} = field (/ pT if relative) < max.
+    """
+
+    field: str
+    min: float | None = None
+    max: float | None = None
+    equals: float | None = None
+    relative: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeplinePhoton(ConfigNode):
+    """The ``selection.objects.hepline.photon`` section."""
+
+    collection: str
+    id: Requirement | None
+    #: FixedCutLoose-like, isoCalo/E_T < 0.065 and isoTrack/E_T < 0.05
+    isolation: tuple[Requirement, ...]
+    require: tuple[Requirement, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JetBtag(ConfigNode):
+    """hepline b-tagging: the cut, the branch (Jet_btag_<tagger>) and the efficiencies come
+    only from the taggers stage's working-point file.
+    """
+
+    source: Literal['working_point_file']
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeplineJet(ConfigNode):
+    """The ``selection.objects.hepline.jet`` section."""
+
+    collection: str
+    flavour: str | None
+    id: Requirement | None
+    #: hepline b-tagging: the cut, the branch (Jet_btag_<tagger>) and the efficiencies come only
+    #: from the taggers stage's working-point file.
+    btag: JetBtag
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeplineElectron(ConfigNode):
+    """The ``selection.objects.hepline.electron`` section."""
+
+    collection: str
+    id: Requirement | None
+    isolation: tuple[Requirement, ...]
+    require: tuple[Requirement, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeplineMuon(ConfigNode):
+    """The ``selection.objects.hepline.muon`` section."""
+
+    collection: str
+    id: Requirement | None
+    isolation: tuple[Requirement, ...]
+    require: tuple[Requirement, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectsHepline(ConfigNode):
+    """The ``selection.objects.hepline`` section."""
+
+    weight: str | None
+    event_number: str | None
+    photon: HeplinePhoton
+    jet: HeplineJet
+    electron: HeplineElectron
+    muon: HeplineMuon
+
+
+@dataclass(frozen=True, kw_only=True)
+class NanoaodPhoton(ConfigNode):
+    """The ``selection.objects.nanoaod.photon`` section."""
+
+    collection: str
+    #: cutBased >= 3 is the tight cut-based ID (isolation included)
+    id: Requirement | None
+    isolation: tuple[Requirement, ...]
+    require: tuple[Requirement, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CmsBtagEfficienciesEntry(ConfigNode):
+    """The ``cms_btag.efficiencies.*`` section."""
+
+    b: float
+    c: float
+    light: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class CmsBTagConfig(ConfigNode):
+    """b-tagging from config (CMS NanoAOD): discriminant branch, working-point cuts and the
+    per-flavour tagging efficiencies used by the scale-factor event weights.
+    """
+
+    source: Literal['config']
+    variable: str
+    #: DeepJet (DeepFlavB) 2018 UL working points (BTV), loose/medium/tight.
+    working_points: Mapping[str, float]
+    two_tag_wp: str
+    one_tag_wp: str
+    #: {wp: {b, c, light}} approximate MC tagging efficiencies (for SF weights)
+    efficiencies: Mapping[str, CmsBtagEfficienciesEntry]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NanoaodJet(ConfigNode):
+    """The ``selection.objects.nanoaod.jet`` section."""
+
+    collection: str
+    flavour: str | None
+    id: Requirement | None
+    btag: CmsBTagConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class NanoaodElectron(ConfigNode):
+    """The ``selection.objects.nanoaod.electron`` section."""
+
+    collection: str
+    id: Requirement | None
+    isolation: tuple[Requirement, ...]
+    require: tuple[Requirement, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NanoaodMuon(ConfigNode):
+    """The ``selection.objects.nanoaod.muon`` section."""
+
+    collection: str
+    id: Requirement | None
+    isolation: tuple[Requirement, ...]
+    require: tuple[Requirement, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectsNanoaod(ConfigNode):
+    """The ``selection.objects.nanoaod`` section."""
+
+    weight: str | None
+    event_number: str | None
+    photon: NanoaodPhoton
+    jet: NanoaodJet
+    electron: NanoaodElectron
+    muon: NanoaodMuon
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectionObjects(ConfigNode):
+    """How each input format spells the objects the selection uses (the "object mapping").
+    """
+
+    hepline: ObjectsHepline
+    nanoaod: ObjectsNanoaod
+
+
+@dataclass(frozen=True, kw_only=True)
+class HhYybbPhotons(ConfigNode):
+    """The ``selection.hh_yybb.photons`` section."""
+
+    pt_min: float
+    eta_max: float
+    crack: tuple[float, ...] | None
+    leading_pt_over_myy: float
+    subleading_pt_over_myy: float
+    myy_window: tuple[float, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeptonsElectron(ConfigNode):
+    """The ``selection.hh_yybb.leptons.electron`` section."""
+
+    pt_min: float
+    eta_max: float
+    crack: tuple[float, ...] | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeptonsMuon(ConfigNode):
+    """The ``selection.hh_yybb.leptons.muon`` section."""
+
+    pt_min: float
+    eta_max: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class HhYybbLeptons(ConfigNode):
+    """The ``selection.hh_yybb.leptons`` section."""
+
+    electron: LeptonsElectron
+    muon: LeptonsMuon
+    #: leptons within this ΔR of a selected photon are removed before the veto
+    photon_overlap_dr: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HhYybbJets(ConfigNode):
+    """The ``selection.hh_yybb.jets`` section."""
+
+    pt_min: float
+    eta_max: float
+    photon_overlap_dr: float | None
+    min_jets: int
+    #: at most this many central jets ("fewer than 6", against ttH)
+    max_central_jets: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class FlavourScaleFactor(ConfigNode):
+    """The ``flavour_sf`` section."""
+
+    nominal: float
+    uncertainty: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class BtagScaleFactors(ConfigNode):
+    """data/MC scale factors per truth flavour (tau jets use c); up/down = nominal ±
+    uncertainty
+    """
+
+    b: FlavourScaleFactor
+    c: FlavourScaleFactor
+    light: FlavourScaleFactor
+
+
+@dataclass(frozen=True, kw_only=True)
+class HhYybbBtag(ConfigNode):
+    """The ``selection.hh_yybb.btag`` section."""
+
+    #: a tagger of the working-point file (ip3d, mv2, rnnip, dl1)
+    tagger: str
+    #: 2-tag: two jets at this WP
+    two_tag_wp: str
+    #: 1-tag: (not 2-tag) one jet at this WP
+    one_tag_wp: str
+    #: the taggers stage's working_points.json (the CLI's --working-points overrides)
+    working_points_file: str | None
+    #: Use the working-point file's per-pT-bin efficiencies (efficiency_vs_pt, per WP and flavour)
+    #: for truth tagging and the b-tag SF weights; false, or a file without them: the inclusive WP
+    #: efficiencies. Bins with fewer than efficiency_map_min_tagged tagged test jets (efficiency ×
+    #: jets) take the inclusive value; jets outside the edges take the nearest bin.
+    efficiency_maps: bool
+    #: Tagged test jets a pT bin of an efficiency map needs to be used (10: a statistical error of
+    #: about 30 %); needs the map's per-bin jet counts
+    efficiency_map_min_tagged: float
+    #: Samples (datasets) b-tagged by truth tagging instead of a cut: every event enters the 1-tag
+    #: and 2-tag categories once per possible choice of tagged jets, weighted by its probability
+    #: from the per-flavour WP efficiencies (× SFs). For backgrounds with few MC events after the
+    #: cut (the γγ continuum); needs truth flavour.
+    truth_tag_samples: tuple[str, ...]
+    #: data/MC scale factors per truth flavour (tau jets use c); up/down = nominal ± uncertainty
+    scale_factors: BtagScaleFactors
+
+
+@dataclass(frozen=True, kw_only=True)
+class CategoriesLoose(ConfigNode):
+    """The ``selection.hh_yybb.categories.loose`` section."""
+
+    leading_jet_pt_min: float
+    subleading_jet_pt_min: float
+    mbb_window: tuple[float, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CategoriesTight(ConfigNode):
+    """The ``selection.hh_yybb.categories.tight`` section."""
+
+    leading_jet_pt_min: float
+    subleading_jet_pt_min: float
+    mbb_window: tuple[float, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HhYybbCategories(ConfigNode):
+    """The ``selection.hh_yybb.categories`` section."""
+
+    loose: CategoriesLoose
+    tight: CategoriesTight
+    #: m* = m_bbyy - m_bb - m_yy + offset
+    mstar_offset: float
+    #: low/high m* boundary
+    mstar_split: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class HhYybbResonant(ConfigNode):
+    """The ``selection.hh_yybb.resonant`` section."""
+
+    higgs_mass: float
+    myy_half_window: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class SystematicsPhotonEnergyResolution(ConfigNode):
+    """up = extra Gaussian smearing that widens sigma_E/E (stochastic/sqrt(E) (+) constant)
+    by relative_uncertainty; down = the up shift mirrored about the nominal histogram
+    """
+
+    stochastic: float
+    constant: float
+    relative_uncertainty: float
+    seed: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class HhYybbSystematics(ConfigNode):
+    """The ``selection.hh_yybb.systematics`` section."""
+
+    enabled: bool
+    #: relative
+    photon_energy_scale: float
+    #: up = extra Gaussian smearing that widens sigma_E/E (stochastic/sqrt(E) (+) constant) by
+    #: relative_uncertainty; down = the up shift mirrored about the nominal histogram
+    photon_energy_resolution: SystematicsPhotonEnergyResolution
+    #: relative
+    jet_energy_scale: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Binning(ConfigNode):
+    """Either regular {bins, range} or variable {edges}.
+    """
+
+    bins: int | None = None
+    range: tuple[float, ...] | None = None
+    edges: tuple[float, ...] | None = None
+    label: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HhYybbHistograms(ConfigNode):
+    """The ``selection.hh_yybb.histograms`` section."""
+
+    lumi_fb: float
+    #: overrides of analysis.stats.histograms.BINNING (m_yy, m_bb, m_star)
+    binning: Mapping[str, Binning]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectionHhYybb(ConfigNode):
+    """HH -> yybb event selection (ATLAS 2018/2021-style), physics-reference §4.
+    """
+
+    #: preload: coffea's NanoEvents factory reads exactly the branches the selection needs for each
+    #: chunk in one bulk uproot arrays() call, over a form restricted to them (fast); nanoevents:
+    #: column by column through coffea's lazy NanoEvents, full form (same results, slower)
+    read_mode: Literal['preload', 'nanoevents']
+    #: per-event logic of each selection pass (diphoton, overlap removal, b-jet candidates,
+    #: masses): one compiled numba loop (≈ 4x faster per event, but numba's JIT start costs ≈ 1 s
+    #: of CPU once per process), or its vectorised numpy reference (same results). auto: numba when
+    #: the dataset holds at least numba_min_events events (its metadata n_events) or the kernel is
+    #: already loaded in this process, else numpy
+    engine: Literal['auto', 'numba', 'numpy']
+    #: dataset size from which engine auto uses numba (docs/benchmarks.md, break-even)
+    numba_min_events: int
+    #: entries per coffea chunk for this selection (null: runner.chunksize). Every chunk reads the
+    #: Events tree's metadata again (≈ 35 ms of CPU for a hepline tree of ≈ 90 branches), so larger
+    #: chunks run faster; the selection reads 26 branches, ≈ 0.6 kB of memory per event of the
+    #: chunk (docs/hh_yybb.md, "Selection throughput")
+    chunksize: int | None
+    #: generation samples the workflow runs the selection on (others in the config are ignored)
+    samples: tuple[str, ...]
+    photons: HhYybbPhotons
+    leptons: HhYybbLeptons
+    jets: HhYybbJets
+    btag: HhYybbBtag
+    categories: HhYybbCategories
+    resonant: HhYybbResonant
+    systematics: HhYybbSystematics
+    histograms: HhYybbHistograms
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectionConfig(ConfigNode):
+    """Object mapping per input format, HH -> yybb cuts, systematics and histogramming.
+    """
+
+    SECTION: ClassVar[str] = "selection"
+
+    #: How each input format spells the objects the selection uses (the "object mapping").
+    objects: SelectionObjects
+    #: HH -> yybb event selection (ATLAS 2018/2021-style), physics-reference §4.
+    hh_yybb: SelectionHhYybb
