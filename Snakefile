@@ -8,7 +8,7 @@
 import sys
 from pathlib import Path
 
-from analysis.core.config import validate
+from analysis.core.config import config_from_dict
 
 # The default config only when none is given: Snakemake would otherwise deep-merge a
 # --configfile over it, and full.yaml would inherit default.yaml's small-sample settings.
@@ -17,16 +17,18 @@ if not workflow.overwrite_configfiles:
     configfile: "workflows/config/default.yaml"
 
 
-# One validation path for the CLI, notebooks and Snakemake: the schema in analysis/data.
+# One validation path for the CLI, notebooks and Snakemake: the schema in
+# analysis/core/config/schema, validated once into the typed CFG (config keeps the dict form).
 CONFIGFILES = [str(p) for p in (workflow.overwrite_configfiles or ["workflows/config/default.yaml"])]
-config = validate(config, source=" ".join(CONFIGFILES))
+CFG = config_from_dict(config, source=" ".join(CONFIGFILES))
+config = CFG.to_dict()
 
 # The interpreter of the jobs: the one running Snakemake (the project's environment), or,
 # with --software-deployment-method conda, the `python` of workflows/envs/hepline.yaml.
 _DEPLOY = {m.name for m in workflow.deployment_settings.deployment_method}
 PY = "python" if "CONDA" in _DEPLOY else sys.executable
-OUT = Path(config["output_dir"])
-SAMPLES = config["generation"]["samples"]
+OUT = Path(CFG.output_dir)
+SAMPLES = CFG.generation.samples
 CONFIGFILE = CONFIGFILES[-1]
 
 

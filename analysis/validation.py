@@ -10,18 +10,20 @@ sample's shards and fills ``hist`` histograms of the quantities later stages rel
 
 Outputs: a ROOT file of TH1s, a JSON summary of the key numbers and a PNG of paper-style
 plots (mplhep), each with its provenance (:mod:`analysis.core.provenance`: the ROOT file holds
-it, the JSON and PNG have sidecars). Command line::
+it, the JSON and PNG have sidecars). :func:`validate` computes in memory (a
+:class:`ValidationResult`); :func:`validate_sample` also writes the files. Command line::
 
-    python -m analysis.validation --config workflows/config/default.yaml --sample ttbar \\
+    hepline validate --config workflows/config/default.yaml --sample ttbar \\
         --output-dir results/validation [--workers N] results/samples/ttbar/ttbar_*.root
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import awkward as ak
 import hist
@@ -29,11 +31,25 @@ import numpy as np
 from coffea import processor
 
 from analysis.core.atomic import atomic_path, write_json
-from analysis.core.config import load_raw_config
+from analysis.core.config import Config, RunnerConfig
 from analysis.core.provenance import provenance_record
-from analysis.io.runner import run_module_main, run_processor
+from analysis.io.runner import run_processor
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "FLAVOURS",
+    "JET_ETA_MAX",
+    "JET_PT_MIN_GEV",
+    "ValidationProcessor",
+    "ValidationResult",
+    "make_histograms",
+    "plot",
+    "summarise",
+    "validate",
+    "validate_sample",
+    "write_root",
+]
 
 FLAVOURS = {5: "b", 4: "c", 0: "light", 15: "tau"}
 JET_PT_MIN_GEV = 20.0
@@ -103,6 +119,17 @@ class ValidationProcessor(processor.ProcessorABC):
         return accumulator
 
 
+def _slice(h: hist.Hist, index: Any) -> hist.Hist:
+    """``h[index]`` as a histogram (hist's typing also allows a scalar for full reductions)."""
+    return cast(hist.Hist, h[index])
+
+
+def _total(h: hist.Hist) -> float:
+    """The sum of weights of ``h`` (Weight storage or plain)."""
+    s = h.sum()
+    return float(getattr(s, "value", s))
+
+
 def _np(x: ak.Array) -> np.ndarray:
     return ak.to_numpy(ak.flatten(x, axis=None))
 
@@ -111,7 +138,7 @@ def summarise(hists: dict[str, hist.Hist]) -> dict[str, Any]:
     """Key numbers from the validation histograms."""
     out: dict[str, Any] = {}
     jp = hists["jet_pt"]
-    counts = {name: float(jp[hist.loc(f), :].sum().value) for f, name in FLAVOURS.items()}
+    counts = {name: _total(_slice(jp, (hist.loc(f), slice(None)))) for f, name in FLAVOURS.items()}
     total = sum(counts.values())
     out["jets"] = total
     out["flavour_fractions"] = {k: (v / total if total else None) for k, v in counts.items()}
@@ -121,7 +148,7 @@ def summarise(hists: dict[str, hist.Hist]) -> dict[str, Any]:
     sd0 = hists["track_sd0"]
     tails = {}
     for f, name in FLAVOURS.items():
-        h1 = sd0[hist.loc(f), :]
+        h1 = _slice(sd0, (hist.loc(f), slice(None)))
         vals, edges = h1.values(), h1.axes[0].edges
         tot = vals.sum()
         tails[name] = {
@@ -131,9 +158,9 @@ def summarise(hists: dict[str, hist.Hist]) -> dict[str, Any]:
         }
     out["track_sd0_tails"] = tails
     myy = hists["m_yy"]
-    out["diphoton_events"] = float(myy.sum().value)
-    core = myy[hist.loc(115.0):hist.loc(135.0)]
-    if core.sum().value > 50:
+    out["diphoton_events"] = _total(myy)
+    core = _slice(myy, slice(hist.loc(115.0), hist.loc(135.0)))
+    if _total(core) > 50:
         out["m_yy_median"] = _median(core)
         out["m_yy_half_width_68"] = 0.5 * (_quantile(core, 0.84) - _quantile(core, 0.16))
     return out
@@ -168,18 +195,11 @@ def write_root(
             elif h.ndim == 1:
                 f[name] = h
             else:
-                f[name] = h.project(h.axes.name[1])
+                f[name] = h.project(str(list(h.axes.name)[1]))
 
 
-def plot(
-    path: str | Path, hists: dict[str, hist.Hist], sample: str, *,
-    provenance: dict[str, Any] | None = None,
-) -> None:
-    """A 2×2 panel of the validation plots (mplhep ATLAS style), written atomically (plus
-    the ``provenance`` sidecar, if given)."""
-    from analysis.plot.paper import use_file_backend
-
-    use_file_backend()
+def plot(hists: dict[str, hist.Hist], sample: str) -> Any:
+    """A 2×2 panel of the validation plots (mplhep ATLAS style); returns the Figure."""
     import matplotlib.pyplot as plt
     import mplhep
 
@@ -187,16 +207,16 @@ def plot(
     fig, axes = plt.subplots(2, 2, figsize=(14, 11))
     ax = axes[0, 0]
     for fl, label in FLAVOURS.items():
-        h1 = hists["jet_pt"][hist.loc(fl), :]
-        if h1.sum().value > 0:
+        h1 = _slice(hists["jet_pt"], (hist.loc(fl), slice(None)))
+        if _total(h1) > 0:
             mplhep.histplot(h1, ax=ax, label=f"{label} jets")
     ax.set_yscale("log")
     ax.legend()
     ax = axes[0, 1]
     for fl, label in ((5, "b"), (4, "c"), (0, "light")):
-        h1 = hists["track_sd0"][hist.loc(fl), :]
-        if h1.sum().value > 0:
-            mplhep.histplot(h1 / h1.sum().value, ax=ax, label=f"tracks in {label} jets")
+        h1 = _slice(hists["track_sd0"], (hist.loc(fl), slice(None)))
+        if _total(h1) > 0:
+            mplhep.histplot(h1 / _total(h1), ax=ax, label=f"tracks in {label} jets")
     ax.set_yscale("log")
     ax.set_ylabel("fraction of tracks")
     ax.legend()
@@ -210,43 +230,65 @@ def plot(
         mplhep.label.exp_text("hepline", "Simulation", ax=a, loc=1)
     fig.suptitle(f"hepline validation: {sample}")
     fig.tight_layout()
-    with atomic_path(path, provenance=provenance) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
+    return fig
 
 
-def validate_sample(files: list[str], sample: str, output_dir: str | Path, cfg: dict[str, Any]) -> dict[str, Any]:
-    """Run the validation on one sample's files; write ROOT, JSON and PNG outputs."""
-    out_dir = Path(output_dir)
-    result = run_processor(ValidationProcessor(), {sample: {"files": {f: "Events" for f in files}}}, cfg,
+@dataclass
+class ValidationResult:
+    """The validation of one sample: its histograms and the key numbers.
+
+    Attributes:
+        sample: the sample's name.
+        events: events read.
+        sumw: their sum of generator weights.
+        hists: ``jet_pt`` (GeV, per flavour), ``jet_response``, ``track_sd0`` (per flavour), ``m_yy`` (GeV).
+        numbers: the medians and fractions of :func:`summarise`.
+        runner: events, wall time and rate of the coffea run.
+    """
+
+    sample: str
+    events: int
+    sumw: float
+    hists: dict[str, hist.Hist] = field(repr=False)
+    numbers: dict[str, Any]
+    runner: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON summary written next to the histograms."""
+        return {"sample": self.sample, "events": self.events, "sumw": self.sumw, **self.numbers,
+                "runner": self.runner}
+
+
+def validate(files: Sequence[str], sample: str, runner: RunnerConfig | None = None) -> ValidationResult:
+    """Fill the validation histograms of one sample's hepline ntuples (in memory).
+
+    Args:
+        files: the sample's ntuples.
+        sample: the sample's name.
+        runner: how the coffea processor runs (default: :meth:`RunnerConfig.default`).
+    """
+    result = run_processor(ValidationProcessor(), {sample: {"files": {f: "Events" for f in files}}}, runner,
                            format="hepline")
     entry = result.output[sample]
-    summary = {"sample": sample, "events": entry["events"], "sumw": entry["sumw"], **summarise(entry["hists"]),
-               "runner": {k: result.metrics[k] for k in ("events", "wall_time_s", "events_per_s_per_core")
-                          if k in result.metrics}}
+    return ValidationResult(
+        sample=sample, events=entry["events"], sumw=entry["sumw"], hists=entry["hists"],
+        numbers=summarise(entry["hists"]),
+        runner={"events": result.metrics.events, "wall_time_s": result.metrics.wall_time_s,
+                "events_per_s_per_core": result.metrics.events_per_s_per_core},
+    )
+
+
+def validate_sample(files: Sequence[str], sample: str, output_dir: str | Path, cfg: Config) -> ValidationResult:
+    """Validate one sample and write ``<sample>.root``, ``.png`` and ``.json`` (with provenance)
+    into ``output_dir``."""
+    from analysis.plot.style import save_figure, use_file_backend
+
+    use_file_backend()
+    out_dir = Path(output_dir)
+    result = validate(files, sample, cfg.runner)
     record = provenance_record(stage="validation", config=cfg, inputs=files, extra={"sample": sample})
-    write_root(out_dir / f"{sample}.root", entry["hists"], provenance=record)
-    plot(out_dir / f"{sample}.png", entry["hists"], sample, provenance=record)
-    write_json(out_dir / f"{sample}.json", summary, provenance=record)
-    log.info("validated %s: %d events", sample, entry["events"])
-    return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--sample", required=True)
-    parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--workers", type=int, help="override runner.workers")
-    parser.add_argument("files", nargs="+")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    cfg = load_raw_config(args.config)
-    if args.workers is not None:
-        cfg["runner"]["workers"] = args.workers
-    validate_sample(args.files, args.sample, args.output_dir, cfg)
-    return 0
-
-
-if __name__ == "__main__":  # the importable module's main (its processor pickles by reference)
-    run_module_main("analysis.validation")
+    write_root(out_dir / f"{sample}.root", result.hists, provenance=record)
+    save_figure(plot(result.hists, sample), out_dir / f"{sample}.png", dpi=90, provenance=record)
+    write_json(out_dir / f"{sample}.json", result.to_dict(), provenance=record)
+    log.info("validated %s: %d events", sample, result.events)
+    return result

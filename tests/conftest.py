@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.core.config import load_raw_config
+from analysis.core.config import Config, load_config
 from tests.fixtures.files import write_delphes_fixture, write_hepline_fixture, write_nanoaod_fixture
 from analysis.generation.produce import produce_shard
 
@@ -63,19 +63,22 @@ N_XHH = 200
 
 
 @pytest.fixture(scope="session")
-def default_config() -> dict:
-    return load_raw_config(REPO / "workflows" / "config" / "default.yaml")
+def config() -> Config:
+    """The shipped default configuration (workflows/config/default.yaml), typed."""
+    return load_config(REPO / "workflows" / "config" / "default.yaml")
+
+
 
 
 @pytest.fixture(scope="session")
-def ttbar_file(tmp_path_factory: pytest.TempPathFactory, default_config: dict) -> Path:
+def ttbar_file(tmp_path_factory: pytest.TempPathFactory, config: Config) -> Path:
     path = tmp_path_factory.mktemp("gen") / "ttbar_0.root"
-    produce_shard(default_config, "ttbar", 0, path, n_events=N_TTBAR, progress=False)
+    produce_shard(config, "ttbar", 0, path, n_events=N_TTBAR, progress=False)
     return path
 
 
 @pytest.fixture(scope="session")
-def xhh_file(tmp_path_factory: pytest.TempPathFactory, default_config: dict) -> Path:
+def xhh_file(tmp_path_factory: pytest.TempPathFactory, config: Config) -> Path:
     path = tmp_path_factory.mktemp("gen") / "xhh_500_0.root"
-    produce_shard(default_config, "xhh_500", 0, path, n_events=N_XHH, progress=False)
+    produce_shard(config, "xhh_500", 0, path, n_events=N_XHH, progress=False)
     return path

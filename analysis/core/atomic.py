@@ -24,6 +24,13 @@ from typing import Any
 from analysis.core import provenance as prov
 from analysis.core.serialise import json_default
 
+__all__ = [
+    "atomic_path",
+    "attach_provenance",
+    "write_json",
+    "write_text",
+]
+
 
 @contextlib.contextmanager
 def atomic_path(

@@ -10,6 +10,16 @@ from typing import Any
 
 import numpy as np
 
+__all__ = [
+    "HEPLINE_COLLECTIONS",
+    "HEPLINE_EVENT_BRANCHES",
+    "HEPLINE_METADATA_KEY",
+    "HEPLINE_RUNS_BRANCHES",
+    "HEPLINE_VERTICES",
+    "combined_xsec",
+    "hepline_branches",
+]
+
 _F4, _I8, _I16, _I32, _U8, _B = "float32", "int8", "int16", "int32", "uint8", "bool"
 
 HEPLINE_EVENT_BRANCHES: dict[str, str] = {

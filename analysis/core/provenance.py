@@ -40,8 +40,31 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from analysis.core.config import config_hash
 from analysis.core.errors import ProvenanceError
 from analysis.core.serialise import json_default
+
+__all__ = [
+    "PACKAGES",
+    "PROVENANCE_KEY",
+    "ProvenanceError",
+    "ROOT_SUFFIXES",
+    "SCHEMA_VERSION",
+    "SIDECAR_SUFFIX",
+    "embed_provenance",
+    "file_identity",
+    "file_sha256",
+    "format_record",
+    "git_info",
+    "package_versions",
+    "provenance_record",
+    "read_provenance",
+    "sidecar_path",
+    "storage_kind",
+    "to_json",
+    "write_hdf5_provenance",
+    "write_root_provenance",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,26 +97,25 @@ _HASH_CHUNK = 1 << 20  # bytes read per sha256 update
 def provenance_record(
     *,
     stage: str,
-    config: Mapping[str, Any] | None = None,
+    config: Any = None,
     seeds: Any = None,
     inputs: Iterable[str | os.PathLike[str]] = (),
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The provenance of one stage's outputs, as a JSON-serialisable dict.
 
-    ``config``: the (validated) config the stage ran with; only its hash
+    ``config``: the config (or section) the stage ran with; only its hash
     (:func:`analysis.core.config.config_hash`) is stored. ``seeds``: an int or a mapping of named
     seeds. ``inputs``: files (or folders) read; each becomes a :func:`file_identity`.
     ``extra``: stage-specific JSON-serialisable details.
     """
     import analysis
-    from analysis.core.config import config_hash
 
     record: dict[str, Any] = {
         "provenance_version": SCHEMA_VERSION,
         "stage": stage,
         "hepline_version": analysis.__version__,
-        "config_hash": config_hash(dict(config)) if config is not None else None,
+        "config_hash": config_hash(config) if config is not None else None,
         "seeds": _jsonable(seeds),
         "inputs": [file_identity(p) for p in inputs],
         "packages": package_versions(),

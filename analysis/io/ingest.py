@@ -189,7 +189,7 @@ def _check_local_file(path: str) -> None:
 
 
 @contextlib.contextmanager
-def _open_root(path: str | os.PathLike[str], uproot_options: Mapping | None = None):
+def _open_root(path: str | os.PathLike[str], uproot_options: Mapping[str, Any] | None = None) -> Any:
     """``uproot.open`` with the local checks first and every failure as InputFileError."""
     path = os.fspath(path)
     if not _is_remote(path):
@@ -206,7 +206,7 @@ def _open_root(path: str | os.PathLike[str], uproot_options: Mapping | None = No
         f.close()
 
 
-def _top_keys(f) -> dict[str, str]:
+def _top_keys(f: Any) -> dict[str, str]:
     """``{name without cycle: classname}`` of the top directory."""
     try:
         return {k.split(";")[0]: v for k, v in f.classnames(recursive=False).items()}
@@ -216,7 +216,7 @@ def _top_keys(f) -> dict[str, str]:
         ) from exc
 
 
-def _detect(f, path: str) -> str:
+def _detect(f: Any, path: str) -> str:
     keys = _top_keys(f)
     if HEPLINE_METADATA_KEY in keys:
         return "hepline"
@@ -261,13 +261,13 @@ class FileInfo:
     coffea's metadata cache."""
 
 
-def _branch_names(tree) -> set[str]:
+def _branch_names(tree: Any) -> set[str]:
     return set(tree.keys(recursive=True, full_paths=True)) | set(
         tree.keys(recursive=True, full_paths=False)
     )
 
 
-def _read_all(tree, path: str, treename: str, names: Iterable[str]) -> None:
+def _read_all(tree: Any, path: str, treename: str, names: Iterable[str]) -> None:
     """Decompress and interpret every basket of ``names`` (the ``deep`` check)."""
     for name in names:
         try:
@@ -280,7 +280,7 @@ def _read_all(tree, path: str, treename: str, names: Iterable[str]) -> None:
             ) from exc
 
 
-def _check_tree(f, path: str, treename: str, required: Iterable[str], deep: bool = False):
+def _check_tree(f: Any, path: str, treename: str, required: Iterable[str], deep: bool = False) -> Any:
     keys = _top_keys(f)
     if treename not in keys:
         found = ", ".join(f"{k} ({v})" for k, v in keys.items()) or "nothing"
@@ -442,7 +442,7 @@ _RUNS_SUMS = {
 }
 
 
-def _read_metadata(f, path: str) -> dict[str, Any]:
+def _read_metadata(f: Any, path: str) -> dict[str, Any]:
     keys = _top_keys(f)
     meta: dict[str, Any] = {}
     if HEPLINE_METADATA_KEY in keys:
@@ -507,7 +507,7 @@ class Fileset(dict):
     :func:`build_fileset`) or normalise a hand-written mapping with :meth:`coerce`.
     """
 
-    def __init__(self, *args, skipped: list[dict[str, str]] | None = None, **kwargs):
+    def __init__(self, *args: Any, skipped: list[dict[str, str]] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.skipped: list[dict[str, str]] = list(skipped or [])
         self.num_entries: dict[str, int] = {}
@@ -741,8 +741,8 @@ def open_events(
     required_branches: Iterable[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
     uproot_options: Mapping[str, Any] | None = None,
-):
-    """Open events with the right coffea schema.
+) -> Any:
+    """Open events with the right coffea schema (a coffea NanoEvents array).
 
     ``path_or_fileset`` is one path, a list of paths, a ``{path: treename}`` mapping or a
     coffea-style fileset (see :meth:`Fileset.coerce`). ``format`` is ``"auto"``,
@@ -790,9 +790,9 @@ def open_events(
     if mode == "dask":
         if entry_start is not None or entry_stop is not None:
             raise ValueError("entry_start/entry_stop apply to eager/virtual mode only")
-        meta = {"format": fmt, **dataset_meta, **dict(metadata or {})}
+        dask_meta = {"format": fmt, **dataset_meta, **dict(metadata or {})}
         factory = NanoEventsFactory.from_root(
-            files, mode="dask", schemaclass=spec.schema, metadata=meta, uproot_options=opts
+            files, mode="dask", schemaclass=spec.schema, metadata=dask_meta, uproot_options=opts
         )
         return factory.events()
 

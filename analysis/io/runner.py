@@ -38,16 +38,15 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib
 import logging
 import os
 import platform
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import awkward as ak
 import numpy as np
@@ -56,40 +55,28 @@ from coffea.processor.accumulator import accumulate
 
 from analysis import __version__ as _hepline_version
 from analysis.core.atomic import write_json
-from analysis.core.config import ConfigError, config_section
+from analysis.core.config import RunnerConfig
+from analysis.core.config.node import to_plain
+from analysis.core.config.runner import JobqueueConfig
+from analysis.core.errors import ConfigError
 from analysis.io.ingest import FORMATS, Fileset, form_filter, validate_fileset
 from analysis.io.schemas import restricted_schema
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DEFAULT_RUNNER_CONFIG",
     "EXECUTORS",
     "BranchNames",
     "QuietIterativeExecutor",
+    "RunMetrics",
     "RunResult",
     "SummaryProcessor",
     "name_filter",
     "run_processor",
-    "runner_config",
     "write_metrics",
 ]
 
 EXECUTORS = ("iterative", "futures", "dask")
-
-def runner_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The complete runner configuration, validated against the ``runner`` schema section.
-
-    ``config`` may be a whole hepline config (its ``runner`` section is used, or the
-    defaults if it has none) or the section itself. Raises
-    :class:`~analysis.core.config.ConfigError` naming the key for unknown keys or bad values.
-    """
-    return config_section(config, "runner")
-
-
-DEFAULT_RUNNER_CONFIG: dict[str, Any] = runner_config({})
-"""Defaults of every runner key (from the schema, ``analysis/data/schema.d/runner.yaml``)."""
-
 
 _SLURM_ONLY = ("walltime", "queue", "account")
 _HTCONDOR_ONLY = ("disk",)
@@ -111,21 +98,7 @@ def freeze_startup_objects() -> int:
     return gc.get_freeze_count()
 
 
-def run_module_main(module: str) -> NoReturn:
-    """Exit with ``module.main()`` of the importable module, for a stage module's
-    ``if __name__ == "__main__":`` block.
-
-    Run with ``python -m``, a module's code is a second module named ``__main__``. A coffea
-    processor class defined there is not importable, so coffea's runner, which pickles the
-    processor for every chunk (``cloudpickle``), pickles the class and every function it
-    reaches by value: ≈ 105 kB and ≈ 19 ms of CPU per chunk for the HH selection instead of
-    15 kB and 0.25 ms (docs/hh_yybb.md). Going through the importable module makes the class
-    the module's own, pickled by reference.
-    """
-    raise SystemExit(importlib.import_module(module).main())
-
-
-def _jobqueue_cluster(jq: Mapping[str, Any]) -> Any:
+def _jobqueue_cluster(jq: JobqueueConfig) -> Any:
     """A dask-jobqueue ``SLURMCluster``/``HTCondorCluster`` from ``runner.dask.jobqueue``.
 
     Only the cluster object and its in-process scheduler are created; no batch job is
@@ -140,33 +113,33 @@ def _jobqueue_cluster(jq: Mapping[str, Any]) -> Any:
             "runner.dask.jobqueue needs dask-jobqueue installed "
             "(pip install 'hepline[farm]', or pip install dask-jobqueue)"
         ) from exc
-    kind = jq["kind"]
+    kind = jq.kind
     foreign = _HTCONDOR_ONLY if kind == "slurm" else _SLURM_ONLY
     for key in foreign:
-        if jq.get(key) is not None:
+        if getattr(jq, key) is not None:
             raise ConfigError(f"runner.dask.jobqueue.{key} is not a setting of kind {kind!r}")
-    extra = jq.get("job_extra_directives") or ([] if kind == "slurm" else {})
+    extra = to_plain(jq.job_extra_directives) or ([] if kind == "slurm" else {})
     if kind == "slurm" and not isinstance(extra, list):
         raise ConfigError("runner.dask.jobqueue.job_extra_directives: a list of sbatch options for slurm")
     if kind == "htcondor" and not isinstance(extra, Mapping):
         raise ConfigError("runner.dask.jobqueue.job_extra_directives: a mapping of submit commands for htcondor")
     kwargs: dict[str, Any] = {
-        "cores": jq["cores"],
-        "memory": jq["memory"],
+        "cores": jq.cores,
+        "memory": jq.memory,
         "job_extra_directives": extra,
-        "job_script_prologue": list(jq.get("job_script_prologue") or []),
+        "job_script_prologue": list(jq.job_script_prologue),
         "scheduler_options": {"dashboard_address": ":0"},
     }
     # unset keys are left out: dask-jobqueue then takes its own default (processes from cores)
     for key in ("processes", "python", "interface", "local_directory", "log_directory"):
-        if jq.get(key) is not None:
-            kwargs[key] = jq[key]
+        if getattr(jq, key) is not None:
+            kwargs[key] = getattr(jq, key)
     if kind == "slurm":
         for key in _SLURM_ONLY:
-            if jq.get(key) is not None:
-                kwargs[key] = jq[key]
+            if getattr(jq, key) is not None:
+                kwargs[key] = getattr(jq, key)
         return dask_jobqueue.SLURMCluster(**kwargs)
-    kwargs["disk"] = jq.get("disk") or jq["memory"]
+    kwargs["disk"] = jq.disk or jq.memory
     return dask_jobqueue.HTCondorCluster(**kwargs)
 
 
@@ -185,15 +158,15 @@ class QuietIterativeExecutor(processor.IterativeExecutor):
 
 
 @contextlib.contextmanager
-def _executor(cfg: dict[str, Any]) -> Iterator[tuple[processor.ExecutorBase, int]]:
+def _executor(cfg: RunnerConfig) -> Iterator[tuple[processor.ExecutorBase, int]]:
     """The coffea executor for ``cfg`` and the number of cores it computes on.
 
     dask: a client of ``dask.scheduler_address``, of batch-job workers from
     ``dask.jobqueue`` (Slurm/HTCondor via dask-jobqueue; cores = jobs x cores per job), or of
     a ``LocalCluster`` of ``workers`` processes.
     """
-    kind, workers = cfg["executor"], cfg["workers"]
-    common = {"status": cfg["status"], "retries": cfg["retries"]}
+    kind, workers = cfg.executor, cfg.workers
+    common = {"status": cfg.status, "retries": cfg.retries}
     if kind == "iterative":
         yield QuietIterativeExecutor(**common), 1
     elif kind == "futures":
@@ -206,34 +179,34 @@ def _executor(cfg: dict[str, Any]) -> Iterator[tuple[processor.ExecutorBase, int
                 "runner.executor 'dask' needs dask[distributed] installed "
                 "(pip install 'dask[distributed]')"
             ) from exc
-        dcfg = cfg["dask"]
-        jq = dcfg.get("jobqueue")
-        if jq and dcfg["scheduler_address"]:
+        dcfg = cfg.dask
+        jq = dcfg.jobqueue
+        if jq and dcfg.scheduler_address:
             raise ConfigError(
                 "runner.dask: give scheduler_address (an existing cluster) or jobqueue "
                 "(start one), not both"
             )
         with contextlib.ExitStack() as stack:
-            if dcfg["scheduler_address"]:
-                client = stack.enter_context(Client(dcfg["scheduler_address"]))
+            if dcfg.scheduler_address:
+                client = stack.enter_context(Client(dcfg.scheduler_address))
                 cores = sum(client.nthreads().values()) or workers
             elif jq:
                 # closing the cluster (last, after the client) cancels the batch jobs
                 cluster = stack.enter_context(_jobqueue_cluster(jq))
-                cluster.scale(jobs=jq["jobs"])
+                cluster.scale(jobs=jq.jobs)
                 client = stack.enter_context(Client(cluster))
-                if jq["wait_for_workers"]:
+                if jq.wait_for_workers:
                     log.info("waiting for %d dask worker(s) from %s batch jobs",
-                             jq["wait_for_workers"], jq["kind"])
-                    client.wait_for_workers(jq["wait_for_workers"], timeout=jq["wait_timeout_s"])
-                cores = jq["jobs"] * jq["cores"]
+                             jq.wait_for_workers, jq.kind)
+                    client.wait_for_workers(jq.wait_for_workers, timeout=jq.wait_timeout_s)
+                cores = jq.jobs * jq.cores
             else:
                 cluster = stack.enter_context(
                     LocalCluster(
                         n_workers=workers,
-                        threads_per_worker=dcfg["threads_per_worker"],
+                        threads_per_worker=dcfg.threads_per_worker,
                         processes=True,
-                        memory_limit=dcfg["memory_limit"],
+                        memory_limit=dcfg.memory_limit,
                         dashboard_address=":0",
                     )
                 )
@@ -255,25 +228,69 @@ def _quiet_progress(quiet: bool) -> Iterator[None]:
         coffea_console.quiet = previous
 
 
+@dataclass(frozen=True)
+class RunMetrics:
+    """What one :func:`run_processor` run did and how fast (the ``*.metrics.json`` files).
+
+    Rates are per wall-clock second; ``events_per_s_per_core`` divides by ``cores``.
+    """
+
+    processor: str
+    format: str
+    schema: str
+    executor: str
+    workers: int
+    cores: int
+    chunksize: int
+    chunks: int
+    datasets: list[str]
+    files: int
+    skipped_files: list[dict[str, str]]
+    events: int
+    events_in_files: int
+    bytes_read: int | None
+    wall_time_s: float
+    process_time_s: float
+    events_per_s: float | None
+    events_per_s_per_core: float | None
+    bytes_per_s_per_core: float | None
+    columns_read: list[str]
+    config: dict[str, Any]
+    versions: dict[str, str]
+    started_utc: str
+    #: fewer events processed than the files hold (chunks skipped at run time)
+    incomplete: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``stage: run_processor``; ``incomplete`` only when true)."""
+        out: dict[str, Any] = {"stage": "run_processor"}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "incomplete" and not value:
+                continue
+            out[f.name] = value
+        return out
+
+
 @dataclass
 class RunResult:
     """What :func:`run_processor` returns: the accumulated output and the run's metrics."""
 
     output: Any
-    metrics: dict[str, Any]
+    metrics: RunMetrics
     fileset: Fileset = field(repr=False)
 
     @property
     def skipped(self) -> list[dict[str, str]]:
         """``[{"file", "reason"}]`` of input files left out under the skip-bad policy."""
-        return self.metrics["skipped_files"]
+        return self.metrics.skipped_files
 
     def write_metrics(
         self, path: str | os.PathLike[str], *, provenance: Mapping[str, Any] | None = None
     ) -> Path:
         """Write :attr:`metrics` as JSON, atomically (plus the ``provenance`` sidecar, if
         given); returns the path."""
-        return write_metrics(path, self.metrics, provenance=provenance)
+        return write_metrics(path, self.metrics.to_dict(), provenance=provenance)
 
 
 def write_metrics(
@@ -353,24 +370,27 @@ def _metadata_cache(fileset: Fileset) -> dict[Any, dict[str, Any]]:
 def run_processor(
     processor_instance: processor.ProcessorABC,
     fileset: Any,
-    config: Mapping[str, Any] | None = None,
+    runner: RunnerConfig | None = None,
     *,
     format: str = "auto",
     required_branches: Any = None,
     metrics_path: str | os.PathLike[str] | None = None,
     uproot_options: Mapping[str, Any] | None = None,
     preload: Sequence[str] | None = None,
+    provenance_config: Any = None,
 ) -> RunResult:
     """Run ``processor_instance`` over ``fileset`` and return output plus metrics.
 
     ``fileset``: a :class:`~analysis.io.ingest.Fileset`, a coffea-style mapping, or paths (a
     list of paths is grouped into datasets with :meth:`Fileset.from_files`, i.e. by the
     ``sample`` of hepline files, and the dataset metadata, ``xsec_pb``, ``sumw``, ... reach
-    ``events.metadata`` in ``process``). ``config``: see the module docstring.
+    ``events.metadata`` in ``process``). ``runner``: the executor, workers, chunking and
+    bad-file policy (default: :meth:`RunnerConfig.default`).
     ``format``: ``"auto"`` or a key of :data:`analysis.io.ingest.FORMATS`; it picks the
     schema. ``required_branches``: as in :func:`~analysis.io.ingest.validate_file` (default:
     the format's). With ``metrics_path`` the metrics are also written there (atomically),
-    with a provenance sidecar (stage ``runner``: ``config``'s hash and the good files).
+    with a provenance sidecar (stage ``runner``: the hash of ``provenance_config``, default
+    the runner section, and the good files).
     ``preload``: the branches ``process`` reads. coffea's factory then reads them for each
     chunk in one bulk ``arrays`` call, and builds the NanoEvents form over those branches
     only (:func:`analysis.io.ingest.form_filter`): one tree open per chunk, no per-column
@@ -383,7 +403,7 @@ def run_processor(
     ``skipped_files``, ``columns_read``, the runner config, ``format``, ``schema``,
     ``versions`` and ``started_utc``.
     """
-    cfg = runner_config(config)
+    cfg = runner if runner is not None else RunnerConfig.default()
     started = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     t0 = time.perf_counter()
 
@@ -391,15 +411,15 @@ def run_processor(
         fs_in = fileset
     else:
         fs_in = Fileset.from_files(
-            fileset, format=format, skip_bad=cfg["skip_bad_files"],
+            fileset, format=format, skip_bad=cfg.skip_bad_files,
             required_branches=required_branches,
         )  # fmt: skip
     good, fmt = validate_fileset(
         fs_in,
         required_branches,
-        skip_bad=cfg["skip_bad_files"],
+        skip_bad=cfg.skip_bad_files,
         format=format,
-        deep=cfg["deep_validation"],
+        deep=cfg.deep_validation,
     )
     schema = FORMATS[fmt].schema
     events_in_files = sum(good.num_entries.values())
@@ -412,18 +432,18 @@ def run_processor(
             iteritems = {"filter_name": name_filter(names)}
             schema = restricted_schema(schema)
 
-    with _quiet_progress(not cfg["status"]), _executor(cfg) as (executor, cores):
-        runner = processor.Runner(
+    with _quiet_progress(not cfg.status), _executor(cfg) as (executor, cores):
+        coffea_runner = processor.Runner(
             executor=executor,
-            chunksize=cfg["chunksize"],
-            maxchunks=cfg["maxchunks"],
-            skipbadfiles=cfg["skip_bad_files"],
-            align_clusters=cfg["align_clusters"],
+            chunksize=cfg.chunksize,
+            maxchunks=cfg.maxchunks,
+            skipbadfiles=cfg.skip_bad_files,
+            align_clusters=cfg.align_clusters,
             savemetrics=True,
             schema=schema,
             metadata_cache=_metadata_cache(good),
         )
-        output, coffea_metrics = runner(
+        output, coffea_metrics = coffea_runner(
             fileset_in, processor_instance, uproot_options=dict(uproot_options or {}),
             iteritems_options=iteritems,
         )
@@ -431,50 +451,46 @@ def run_processor(
 
     events = int(coffea_metrics.get("entries", 0))
     bytes_read = coffea_metrics.get("bytesread")
-    metrics: dict[str, Any] = {
-        "stage": "run_processor",
-        "processor": type(processor_instance).__name__,
-        "format": fmt,
-        "schema": schema.__name__,
-        "executor": cfg["executor"],
-        "workers": cfg["workers"],
-        "cores": cores,
-        "chunksize": cfg["chunksize"],
-        "chunks": int(coffea_metrics.get("chunks", 0)),
-        "datasets": sorted(good),
-        "files": len(good.files()),
-        "skipped_files": list(good.skipped),
-        "events": events,
-        "events_in_files": events_in_files,
-        "bytes_read": int(bytes_read) if bytes_read is not None else None,
-        "wall_time_s": wall,
-        "process_time_s": float(coffea_metrics.get("processtime", 0.0)),
-        "events_per_s": events / wall if wall > 0 else None,
-        "events_per_s_per_core": events / wall / cores if wall > 0 else None,
-        "bytes_per_s_per_core": (
-            bytes_read / wall / cores if wall > 0 and bytes_read is not None else None
-        ),
-        "columns_read": sorted(
-            {str(c).rsplit("-", 1)[0] for c in coffea_metrics.get("columns", [])}
-        ),
-        "config": cfg,
-        "versions": _versions(),
-        "started_utc": started,
-    }
-    if cfg["maxchunks"] is None and events != events_in_files:
+    incomplete = cfg.maxchunks is None and events != events_in_files
+    if incomplete:
         log.warning(
             "processed %d events but the input files hold %d (chunks skipped at run time?)",
             events,
             events_in_files,
         )
-        metrics["incomplete"] = True
+    metrics = RunMetrics(
+        processor=type(processor_instance).__name__,
+        format=fmt,
+        schema=schema.__name__,
+        executor=cfg.executor,
+        workers=cfg.workers,
+        cores=cores,
+        chunksize=cfg.chunksize,
+        chunks=int(coffea_metrics.get("chunks", 0)),
+        datasets=sorted(good),
+        files=len(good.files()),
+        skipped_files=list(good.skipped),
+        events=events,
+        events_in_files=events_in_files,
+        bytes_read=int(bytes_read) if bytes_read is not None else None,
+        wall_time_s=wall,
+        process_time_s=float(coffea_metrics.get("processtime", 0.0)),
+        events_per_s=events / wall if wall > 0 else None,
+        events_per_s_per_core=events / wall / cores if wall > 0 else None,
+        bytes_per_s_per_core=bytes_read / wall / cores if wall > 0 and bytes_read is not None else None,
+        columns_read=sorted({str(c).rsplit("-", 1)[0] for c in coffea_metrics.get("columns", [])}),
+        config=cfg.to_dict(),
+        versions=_versions(),
+        started_utc=started,
+        incomplete=incomplete,
+    )
     result = RunResult(output=output, metrics=metrics, fileset=good)
     if metrics_path is not None:
         from analysis.core.provenance import provenance_record
 
         files = good.files()  # remote URLs have no local identity: listed by name only
         remote = [f for f in files if "://" in f]
-        record = provenance_record(stage="runner", config=config,
+        record = provenance_record(stage="runner", config=provenance_config if provenance_config is not None else cfg,
                                    inputs=[f for f in files if "://" not in f],
                                    extra={"remote_inputs": remote} if remote else None)
         result.write_metrics(metrics_path, provenance=record)
@@ -484,7 +500,7 @@ def run_processor(
 # ---------------------------------------------------------------------------------------
 # A small processor for smoke tests, benchmarks and the docs
 # ---------------------------------------------------------------------------------------
-def _event_weight(events) -> ak.Array:
+def _event_weight(events: Any) -> ak.Array:
     fields = events.fields
     if "genWeight" in fields:
         return events.genWeight
@@ -502,11 +518,11 @@ class SummaryProcessor(processor.ProcessorABC):
     only, else 0) counts ``Jet.tracks`` and so exercises the cross-reference in workers.
     """
 
-    def __init__(self, jet_pt_min: float = 20.0, max_jets: int = 12):
+    def __init__(self, jet_pt_min: float = 20.0, max_jets: int = 12) -> None:
         self.jet_pt_min = float(jet_pt_min)
         self.max_jets = int(max_jets)
 
-    def process(self, events):
+    def process(self, events: Any) -> dict[str, Any]:
         dataset = events.metadata.get("dataset", "default")
         jets = events.Jet[events.Jet.pt > self.jet_pt_min]
         n_jets = ak.to_numpy(ak.num(jets, axis=1))
@@ -525,5 +541,5 @@ class SummaryProcessor(processor.ProcessorABC):
             }
         }
 
-    def postprocess(self, accumulator):
+    def postprocess(self, accumulator: Any) -> Any:
         return accumulator

@@ -9,6 +9,8 @@ module, so that futures and dask workers that unpickle the schema find it too.
 
 from __future__ import annotations
 
+from typing import Any
+
 import awkward as ak
 import numpy as np
 from coffea.nanoevents import NanoAODSchema
@@ -21,6 +23,22 @@ from coffea.nanoevents.util import concat as _concat
 from coffea.util import dask_property
 
 from analysis.core.format import HEPLINE_COLLECTIONS, HEPLINE_VERTICES  # noqa: F401
+
+__all__ = [
+    "CMSNanoAODSchema",
+    "HeplineElectron",
+    "HeplineJet",
+    "HeplineMuon",
+    "HeplinePhoton",
+    "HeplineSchema",
+    "HeplineTower",
+    "HeplineTrack",
+    "HeplineTruthHadron",
+    "RestrictedHeplineSchema",
+    "behavior",
+    "hepline_invert_index",
+    "restricted_schema",
+]
 
 _ELECTRON_MASS = 0.000511  # GeV
 _MUON_MASS = 0.105658  # GeV
@@ -94,8 +112,8 @@ behavior: dict = dict(_nanoaod.behavior)
 """Awkward behaviours of :class:`HeplineSchema` events (NanoAOD ones plus the hepline mixins)."""
 
 
-class _HeplineEvents(behavior["NanoEvents"]):
-    def __repr__(self):
+class _HeplineEvents(behavior["NanoEvents"]):  # type: ignore[misc,valid-type,name-defined]  # coffea behaviour
+    def __repr__(self) -> str:
         return "<hepline event>"
 
 
@@ -121,32 +139,32 @@ class HeplineJet(_vector.PtEtaPhiMLorentzVector, _base.NanoCollection):
     """hepline anti-kt R=0.4 jet with its associated tracks, truth hadrons and truth jet."""
 
     @dask_property
-    def tracks(self):
+    def tracks(self) -> Any:
         """Tracks associated with this jet (``Track_jetIdx``), jagged per jet."""
         return self._events().Track._apply_global_index(self.trackIdxG)
 
-    @tracks.dask
-    def tracks(self, dask_array):
+    @tracks.dask  # type: ignore[no-redef]
+    def tracks(self, dask_array: Any) -> Any:
         return dask_array._events().Track._apply_global_index(dask_array.trackIdxG)
 
     @dask_property
-    def truthHadrons(self):
+    def truthHadrons(self) -> Any:
         """Weakly decaying b/c hadrons labelling this jet (``TruthHadron_jetIdx``)."""
         return self._events().TruthHadron._apply_global_index(self.truthHadronIdxG)
 
-    @truthHadrons.dask
-    def truthHadrons(self, dask_array):
+    @truthHadrons.dask  # type: ignore[no-redef]
+    def truthHadrons(self, dask_array: Any) -> Any:
         return dask_array._events().TruthHadron._apply_global_index(
             dask_array.truthHadronIdxG
         )
 
     @dask_property
-    def genJet(self):
+    def genJet(self) -> Any:
         """The matched truth jet (``Jet_genJetIdx``), None if unmatched."""
         return self._events().GenJet._apply_global_index(self.genJetIdxG)
 
-    @genJet.dask
-    def genJet(self, dask_array):
+    @genJet.dask  # type: ignore[no-redef]
+    def genJet(self, dask_array: Any) -> Any:
         return dask_array._events().GenJet._apply_global_index(dask_array.genJetIdxG)
 
     matched_gen = genJet  # NanoAOD spelling
@@ -167,12 +185,12 @@ class HeplineTrack(_candidate.PtEtaPhiMCandidate, _base.NanoCollection):
     """Reconstructed track (charged-pion mass hypothesis)."""
 
     @dask_property
-    def jet(self):
+    def jet(self) -> Any:
         """The jet this track is associated with, None if none."""
         return self._events().Jet._apply_global_index(self.jetIdxG)
 
-    @jet.dask
-    def jet(self, dask_array):
+    @jet.dask  # type: ignore[no-redef]
+    def jet(self, dask_array: Any) -> Any:
         return dask_array._events().Jet._apply_global_index(dask_array.jetIdxG)
 
 
@@ -208,17 +226,17 @@ class HeplineTruthHadron(_vector.PtEtaPhiMLorentzVector, _base.NanoCollection):
     """Weakly decaying b/c hadron with its decay vertex (relative to the true PV, mm)."""
 
     @property
-    def decayLxy(self):
+    def decayLxy(self) -> Any:
         """Transverse decay length (mm)."""
         return np.hypot(self.decayX, self.decayY)
 
     @dask_property
-    def jet(self):
+    def jet(self) -> Any:
         """The jet this hadron labels, None if none."""
         return self._events().Jet._apply_global_index(self.jetIdxG)
 
-    @jet.dask
-    def jet(self, dask_array):
+    @jet.dask  # type: ignore[no-redef]
+    def jet(self, dask_array: Any) -> Any:
         return dask_array._events().Jet._apply_global_index(dask_array.jetIdxG)
 
 
@@ -230,12 +248,12 @@ class HeplineTower(_base.NanoCollection):
     """Calorimeter tower: ``eta``, ``phi``, ``eEM``, ``eHad`` plus derived energies."""
 
     @property
-    def energy(self):
+    def energy(self) -> Any:
         """Total measured energy ``eEM + eHad`` (GeV)."""
         return self.eEM + self.eHad
 
     @property
-    def et(self):
+    def et(self) -> Any:
         """Transverse energy (GeV)."""
         return (self.eEM + self.eHad) / np.cosh(self.eta)
 
@@ -294,7 +312,7 @@ class HeplineSchema(NanoAODSchema):
     rename_items: dict = {}
     alias_items: dict = {}
 
-    def _build_collections(self, field_names, input_contents):
+    def _build_collections(self, field_names: Any, input_contents: Any) -> Any:
         branch_forms = dict(zip(field_names, input_contents, strict=True))
         for name, (index, target) in self.inverse_references.items():
             counter = "n" + target
@@ -313,7 +331,7 @@ class HeplineSchema(NanoAODSchema):
         return super()._build_collections(list(branch_forms), list(branch_forms.values()))
 
     @classmethod
-    def behavior(cls):
+    def behavior(cls) -> dict[Any, Any]:
         return behavior
 
 

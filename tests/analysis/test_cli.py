@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,10 @@ import uproot
 import yaml
 
 import analysis
-from analysis.cli import Stage, _overridden_config, main, run_stage
-from analysis.core.config import config_hash, load_raw_config
+from analysis.cli import main
+from analysis.core.config import config_hash, load_config
 from analysis.core.provenance import file_identity, read_provenance
-
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "workflows" / "config" / "default.yaml"
+from tests.fixtures.paths import DEFAULT_CONFIG as CONFIG
 N_EVENTS = 20
 
 
@@ -33,7 +30,9 @@ def shard(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--version"]) == 0
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == f"hepline {analysis.__version__}"
 
 
@@ -47,7 +46,7 @@ def test_console_script_is_installed() -> None:
 def test_config_check_good(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check", str(CONFIG)]) == 0
     out = capsys.readouterr().out
-    assert f"config hash: {config_hash(load_raw_config(CONFIG))}" in out
+    assert f"config hash: {config_hash(load_config(CONFIG))}" in out
 
 
 def test_config_check_broken_names_file_and_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,8 +80,7 @@ def test_bad_config_in_a_stage_exits_2_without_traceback(tmp_path: Path) -> None
 
 def test_generate_writes_provenance_into_the_ntuple(shard: Path) -> None:
     rec = read_provenance(shard)
-    cfg = load_raw_config(CONFIG)
-    cfg["seed"] = 77
+    cfg = load_config(CONFIG).replace(seed=77)
     assert rec["stage"] == "generation.produce"
     assert rec["config_hash"] == config_hash(cfg)
     assert rec["seeds"]["base"] == 77
@@ -133,10 +131,10 @@ def test_provenance_command_without_a_record(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_unknown_commands(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["frobnicate"])
-    assert exc.value.code == 2
-    assert main(["taggers", "bogus"]) == 2
+    for argv in (["frobnicate"], ["taggers", "bogus"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
     assert "prepare" in capsys.readouterr().err
 
 
@@ -150,48 +148,46 @@ def test_unknown_commands(capsys: pytest.CaptureFixture[str]) -> None:
     (["select", "--help"], "--seed"),
     (["select", "--help"], "--workers"),
 ])
-def test_subcommands_dispatch_to_the_stage_modules(argv: list[str], flag: str,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_every_command_has_its_flags(argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 0
     assert flag in capsys.readouterr().out
 
 
-def test_stage_flags_are_translated(monkeypatch: pytest.MonkeyPatch) -> None:
-    """--seed/--workers of stages whose module lacks them go through a temporary config."""
-    calls: list[tuple[list[str], dict | None]] = []
+def test_seed_and_workers_reach_the_typed_config(tmp_path: Path) -> None:
+    from analysis.cli import build_parser, stage_config
 
-    def stage_main(argv: list[str]) -> int:
-        cfg = load_raw_config(argv[argv.index("--config") + 1]) if "--config" in argv else None
-        calls.append((list(argv), cfg))
-        return 0
-
-    fake = types.ModuleType("hepline_fake_stage")
-    fake.main = stage_main  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "hepline_fake_stage", fake)
-
-    stage = Stage("hepline_fake_stage", "test", prefix=("sub",),
-                  overrides={"--seed": "seed", "--workers": "runner.workers"})
-    assert run_stage(stage, ["--config", str(CONFIG), "--seed", "5", "--workers=3", "x.root"]) == 0
-    (argv, cfg), = calls
-    assert argv[0] == "sub" and argv[-1] == "x.root" and "--seed" not in argv and "--workers=3" not in argv
-    assert cfg["seed"] == 5 and cfg["runner"]["workers"] == 3
-    assert not Path(argv[argv.index("--config") + 1]).exists()  # removed afterwards
-
-    calls.clear()
-    assert run_stage(stage, ["--config", str(CONFIG), "x.root"]) == 0  # no override: config as given
-    assert calls[0][0] == ["sub", "--config", str(CONFIG), "x.root"]
-
-    calls.clear()
-    renamed = Stage("hepline_fake_stage", "test", renames={"--seed": "--pseudo-data-seed"})
-    assert run_stage(renamed, ["--seed", "9"]) == 0
-    assert calls == [(["--pseudo-data-seed", "9"], None)]
+    args = build_parser().parse_args(["validate", "--config", str(CONFIG), "--sample", "s", "--output-dir",
+                                      str(tmp_path), "--workers", "3", "x.root"])
+    assert stage_config(args).runner.workers == 3
+    args = build_parser().parse_args(["generate", "--config", str(CONFIG), "--sample", "ttbar", "--seed", "5"])
+    cfg = stage_config(args)
+    assert cfg.seed == 5 and cfg.generation == load_config(CONFIG).generation
 
 
-def test_override_needs_an_integer() -> None:
-    from analysis.cli import UsageError
+@pytest.mark.parametrize("value", ["x", "-1"])
+def test_a_bad_seed_is_a_usage_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["generate", "--config", str(CONFIG), "--sample", "ttbar", "--seed", value])
+    assert exc.value.code == 2 and "--seed" in capsys.readouterr().err
 
-    with pytest.raises(UsageError, match="--seed must be an integer"), \
-            _overridden_config(["--config", str(CONFIG), "--seed", "x"], {"--seed": "seed"}):
-        pass
+
+def test_a_bad_input_file_is_one_line_and_debug_shows_the_traceback(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.root"
+    garbage.write_bytes(b"not a ROOT file" * 10)
+    exe = Path(sys.executable).with_name("hepline")
+    argv = [str(exe), "validate", "--config", str(CONFIG), "--sample", "ttbar",
+            "--output-dir", str(tmp_path / "out"), str(garbage)]
+    res = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert res.returncode == 2
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("hepline: error:")]
+    assert len(lines) == 1 and str(garbage) in lines[0] and "Traceback" not in res.stderr
+    res = subprocess.run([*argv[:2], "--debug", *argv[2:]], capture_output=True, text=True, check=False)
+    assert res.returncode == 2 and "Traceback" in res.stderr and str(garbage) in res.stderr
+
+
+def test_a_missing_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["merge", "--output", str(tmp_path / "m.json"), str(tmp_path / "absent.root")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("hepline: error:") and "absent.root" in err and "\n" not in err

@@ -11,11 +11,12 @@ import uproot
 from analysis.validation import FLAVOURS, summarise, validate_sample
 
 
-def test_validation_outputs_and_summary(tmp_path, ttbar_file, default_config) -> None:  # type: ignore[no-untyped-def]
+def test_validation_outputs_and_summary(tmp_path, ttbar_file, config) -> None:  # type: ignore[no-untyped-def]
     from tests.conftest import N_TTBAR
 
-    summary = validate_sample([str(ttbar_file)], "ttbar", tmp_path, default_config)
-    assert summary["events"] == N_TTBAR
+    result = validate_sample([str(ttbar_file)], "ttbar", tmp_path, config)
+    assert result.events == N_TTBAR and set(result.hists) == {"jet_pt", "jet_response", "track_sd0", "m_yy"}
+    summary = result.to_dict()
     fr = summary["flavour_fractions"]
     assert sum(fr.values()) == pytest.approx(1.0)
     assert fr["b"] > 0.2 and fr["light"] > 0.3

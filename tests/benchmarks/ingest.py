@@ -21,7 +21,9 @@ import numpy as np
 import uproot
 from coffea import processor
 
-from analysis.io.runner import run_module_main, run_processor
+from analysis.core.config import RunnerConfig
+from analysis.io.runner import run_processor
+from tests.benchmarks.script import run_module_main
 
 BRANCHES = [
     "nJet", "Jet_pt", "Jet_eta", "Jet_phi", "Jet_mass",
@@ -66,7 +68,7 @@ def plain_read(files: list[str]) -> tuple[int, int, float]:
 
 
 def nanoevents_run(files: list[str], executor: str, workers: int, chunksize: int) -> dict[str, Any]:
-    cfg = {"runner": {"executor": executor, "workers": workers, "chunksize": chunksize}}
+    cfg = RunnerConfig.validated({"executor": executor, "workers": workers, "chunksize": chunksize})
     result = run_processor(JetTrackProcessor(), {"bench": {"files": {f: "Events" for f in files}}}, cfg,
                            format="hepline")
     return result.metrics | {"output": result.output}

@@ -11,21 +11,20 @@ import sys
 import pytest
 
 from analysis.io import runner
-from analysis.core.config import ConfigError
-from analysis.io.runner import runner_config
+from analysis.core.config import ConfigError, RunnerConfig
 
 pytest.importorskip("distributed")
 
 
 def _jq(**jobqueue):
-    return runner_config({"executor": "dask", "dask": {"jobqueue": jobqueue}})["dask"]["jobqueue"]
+    return RunnerConfig.validated({"executor": "dask", "dask": {"jobqueue": jobqueue}}).dask.jobqueue
 
 
 def test_jobqueue_schema_defaults_and_errors():
-    assert runner_config({})["dask"]["jobqueue"] is None
+    assert RunnerConfig.default().dask.jobqueue is None
     jq = _jq(kind="slurm")
-    assert jq["jobs"] == 1 and jq["cores"] == 1 and jq["memory"] == "4GB"
-    assert jq["wait_for_workers"] == 1 and jq["job_script_prologue"] == []
+    assert jq.jobs == 1 and jq.cores == 1 and jq.memory == "4GB"
+    assert jq.wait_for_workers == 1 and jq.job_script_prologue == ()
     for bad, fragment in [
         ({"kind": "pbs"}, "runner.dask.jobqueue.kind"),
         ({"cores": 4}, "'kind' is a required property"),
@@ -34,7 +33,7 @@ def test_jobqueue_schema_defaults_and_errors():
         ({"kind": "slurm", "job_script_prologue": "source env"}, "job_script_prologue"),
     ]:
         with pytest.raises(ConfigError, match=fragment):
-            runner_config({"dask": {"jobqueue": bad}})
+            RunnerConfig.validated({"dask": {"jobqueue": bad}})
 
 
 def test_slurm_cluster_job_script():
@@ -89,7 +88,7 @@ def test_missing_dask_jobqueue_is_a_config_error(monkeypatch):
 
 
 def test_scheduler_address_and_jobqueue_together_are_refused():
-    cfg = runner_config({"executor": "dask",
+    cfg = RunnerConfig.validated({"executor": "dask",
                          "dask": {"scheduler_address": "tcp://127.0.0.1:8786",
                                   "jobqueue": {"kind": "slurm"}}})
     with pytest.raises(ConfigError, match="not both"), runner._executor(cfg):

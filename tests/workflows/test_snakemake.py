@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from analysis.core.config import validate
+from analysis.core.config import Config, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILES = ("local", "slurm", "htcondor")
@@ -63,16 +63,16 @@ def _jobs(out: str) -> list[dict]:
     return jobs
 
 
-def expected_counts(cfg: dict) -> dict[str, int]:
+def expected_counts(cfg: Config) -> dict[str, int]:
     """Jobs per rule of `snakemake all` from nothing, derived from the config."""
-    samples = cfg["generation"]["samples"]
-    shards = {s: c["shards"] for s, c in samples.items()}
+    samples = cfg.generation.samples
+    shards = {s: c.shards for s, c in samples.items()}
     no_btag = {"rpv_gluino", "qcd_multijet"}
-    decorate = cfg.get("taggers", {}).get("decorate_samples")
+    decorate = cfg.taggers.decorate_samples
     if decorate is None:
-        decorate = [s for s, c in samples.items() if c["process"] not in no_btag]
-    calo = [*cfg["rpv"]["signal_samples"], *cfg["rpv"]["background_samples"]]
-    hh = [s for s in cfg["selection"]["hh_yybb"]["samples"] if s in samples]
+        decorate = tuple(s for s, c in samples.items() if c.process not in no_btag)
+    calo = [*cfg.rpv.signal_samples, *cfg.rpv.background_samples]
+    hh = [s for s in cfg.selection.hh_yybb.samples if s in samples]
     return {
         "generate_shard": sum(shards.values()),
         "merge_sample": len(samples),
@@ -88,9 +88,8 @@ def expected_counts(cfg: dict) -> dict[str, int]:
     }
 
 
-def _config(name: str) -> dict:
-    path = REPO / "workflows" / "config" / f"{name}.yaml"
-    return validate(yaml.safe_load(path.read_text()), source=str(path))
+def _config(name: str) -> Config:
+    return load_config(REPO / "workflows" / "config" / f"{name}.yaml")
 
 
 @pytest.mark.parametrize("config", CONFIGS)

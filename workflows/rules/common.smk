@@ -4,13 +4,13 @@
 
 def shard_files(sample):
     """The generated ROOT shards of one sample."""
-    n = SAMPLES[sample]["shards"]
+    n = SAMPLES[sample].shards
     return [str(OUT / "samples" / sample / f"{sample}_{k}.root") for k in range(n)]
 
 
 def decorated_files(sample):
     """The b-tag-decorated copies of one sample's shards (taggers_decorate)."""
-    n = SAMPLES[sample]["shards"]
+    n = SAMPLES[sample].shards
     return [str(OUT / "decorated" / sample / f"{sample}_{k}.root") for k in range(n)]
 
 
@@ -18,7 +18,7 @@ def default_decorate_samples():
     """Every sample except the RPV-gluino and QCD-multijet ones (no b-tagging there)."""
     skip = {"rpv_gluino", "qcd_multijet"}
     return [s for s, c in SAMPLES.items()
-            if c.get("process") not in skip and not s.startswith(("rpv", "qcd"))]
+            if c.process not in skip and not s.startswith(("rpv", "qcd"))]
 
 
 def job_resources(mem_mb, runtime, **extra):

@@ -27,7 +27,7 @@ rule validate_sample:
     resources:
         **job_resources(mem_mb=3000, runtime=30),
     shell:
-        "{params.py} -m analysis.validation --config {params.configfile} --sample {wildcards.sample} "
+        "{params.py} -m analysis.cli validate --config {params.configfile} --sample {wildcards.sample} "
         "--output-dir {params.outdir} {input} > {log} 2>&1"
 
 

@@ -29,7 +29,6 @@ import yaml
 
 from analysis.core.config.detector import DetectorConfig
 from analysis.core.config.generation import CompressionConfig, GenerationConfig, SampleConfig
-from analysis.core.config.legacy import config_section, load_raw_config
 from analysis.core.config.limits import LimitsConfig
 from analysis.core.config.node import ConfigNode, to_plain
 from analysis.core.config.rpv import CaloConfig, RpvConfig
@@ -56,9 +55,7 @@ __all__ = [
     "TaggersConfig",
     "config_from_dict",
     "config_hash",
-    "config_section",
     "load_config",
-    "load_raw_config",
     "read_yaml",
     "schema",
     "schema_path",

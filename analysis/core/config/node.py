@@ -42,7 +42,7 @@ class ConfigNode:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Self:
         """Build the node from a validated mapping (defaults already filled by the schema)."""
-        hints = _hints(cls)
+        hints = _hints(cls)  # type: ignore[arg-type]  # classes are hashable
         kwargs: dict[str, Any] = {}
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]
             if f.name in data:
@@ -55,13 +55,23 @@ class ConfigNode:
         return cls(**kwargs)
 
     @classmethod
-    def default(cls) -> Self:
-        """The section with every value at its schema default (top-level sections only)."""
+    def validated(cls, data: Mapping[str, Any] | None = None, *, source: str = "<config>") -> Self:
+        """A top-level section from a mapping of its keys, validated against the schema and
+        with its defaults filled (``RunnerConfig.validated({"chunksize": 10})``).
+
+        Raises:
+            ConfigError: the mapping breaks the section's schema (naming the key).
+        """
         if not cls.SECTION:
             raise TypeError(f"{cls.__name__} is not a top-level section; build it from its parent")
         from analysis.core.config.schema import validate_section
 
-        return cls.from_dict(validate_section(cls.SECTION, {}))
+        return cls.from_dict(validate_section(cls.SECTION, dict(data or {}), source=source))
+
+    @classmethod
+    def default(cls) -> Self:
+        """The section with every value at its schema default (top-level sections only)."""
+        return cls.validated({})
 
     def to_dict(self) -> dict[str, Any]:
         """The plain (JSON-ready) dict this node was built from: lists, dicts, scalars."""

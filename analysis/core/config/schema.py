@@ -55,7 +55,7 @@ def schema_path() -> Path:
     return Path(str(resources.files(SCHEMA_PACKAGE).joinpath(SCHEMA_DIR, SCHEMA_RESOURCE)))
 
 
-def _fill_defaults(validator_cls: type) -> type:
+def _fill_defaults(validator_cls: Any) -> Any:
     """A validator class that also inserts ``default`` values while validating."""
     validate_properties = validator_cls.VALIDATORS["properties"]
 

@@ -20,8 +20,9 @@ from analysis.core.config import (
     config_from_dict,
     config_hash,
     load_config,
-    load_raw_config,
+    read_yaml,
     schema,
+    validate,
 )
 from tests.fixtures.paths import REPO
 
@@ -116,7 +117,7 @@ def test_every_config_class_matches_its_schema_node() -> None:
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_typed_config_gives_back_the_validated_dict_and_its_hash(path) -> None:
-    raw = load_raw_config(path)
+    raw = validate(read_yaml(path), source=str(path))
     cfg = load_config(path)
     assert cfg.to_dict() == raw
     assert config_hash(cfg) == config_hash(raw)

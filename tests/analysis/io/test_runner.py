@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from analysis.io import ingest, runner
-from analysis.core.config import ConfigError, config_hash
+from analysis.core.config import ConfigError, RunnerConfig, config_hash
 from tests.fixtures.files import write_hepline_fixture
 from analysis.io.ingest import InputFileError
 from analysis.core.provenance import file_identity, provenance_record, read_provenance
-from analysis.io.runner import SummaryProcessor, run_processor, runner_config
+from analysis.io.runner import SummaryProcessor, run_processor
 
 
 def _assert_same_output(a: dict, b: dict) -> None:
@@ -33,7 +33,7 @@ def _assert_same_output(a: dict, b: dict) -> None:
 @pytest.fixture(scope="module")
 def iterative_result(hepline_sample_files):
     return run_processor(
-        SummaryProcessor(), hepline_sample_files, {"executor": "iterative", "chunksize": 10}
+        SummaryProcessor(), hepline_sample_files, RunnerConfig.validated({"executor": "iterative", "chunksize": 10})
     )
 
 
@@ -41,19 +41,19 @@ def test_iterative_and_futures_agree(iterative_result, hepline_sample_files, tmp
     futures = run_processor(
         SummaryProcessor(),
         hepline_sample_files,
-        {"runner": {"executor": "futures", "workers": 2, "chunksize": 10}},
+        RunnerConfig.validated({"executor": "futures", "workers": 2, "chunksize": 10}),
         metrics_path=tmp_path / "metrics.json",
     )
     _assert_same_output(iterative_result.output, futures.output)
-    assert futures.metrics["executor"] == "futures" and futures.metrics["cores"] == 2
-    assert iterative_result.metrics["chunks"] == futures.metrics["chunks"] >= 9
+    assert futures.metrics.executor == "futures" and futures.metrics.cores == 2
+    assert iterative_result.metrics.chunks == futures.metrics.chunks >= 9
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written["events"] == 95 and written["executor"] == "futures"
     # no temporary left; the provenance sidecar beside the metrics
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", "metrics.json.provenance.json"]
     rec = read_provenance(tmp_path / "metrics.json")
     assert rec["stage"] == "runner"
-    assert rec["config_hash"] == config_hash({"runner": {"executor": "futures", "workers": 2, "chunksize": 10}})
+    assert rec["config_hash"] == config_hash(RunnerConfig.validated({"executor": "futures", "workers": 2, "chunksize": 10}))
     assert rec["inputs"] == [file_identity(f) for f in futures.fileset.files()]
     assert sorted(i["path"] for i in rec["inputs"]) == sorted(map(str, hepline_sample_files))
     assert all(i["kind"] == "root" and i["uuid"] for i in rec["inputs"])
@@ -83,19 +83,20 @@ def test_output_content(iterative_result, hepline_sample_files):
 
 def test_metrics(iterative_result):
     m = iterative_result.metrics
-    assert m["events"] == m["events_in_files"] == 95
-    assert m["files"] == 3 and m["datasets"] == ["bkg", "sig"] and m["skipped_files"] == []
-    assert m["bytes_read"] > 0
-    assert m["wall_time_s"] > 0 and m["process_time_s"] > 0
-    assert m["cores"] == 1
-    assert m["events_per_s_per_core"] == pytest.approx(m["events"] / m["wall_time_s"])
-    assert m["bytes_per_s_per_core"] == pytest.approx(m["bytes_read"] / m["wall_time_s"])
-    assert m["format"] == "hepline" and m["schema"] == "HeplineSchema"
-    assert "Jet_pt" in m["columns_read"]
-    assert m["config"]["chunksize"] == 10
-    assert m["versions"]["coffea"]
-    json.dumps(m)  # serialisable as is
-    assert "incomplete" not in m
+    assert m.events == m.events_in_files == 95
+    assert m.files == 3 and m.datasets == ["bkg", "sig"] and m.skipped_files == []
+    assert m.bytes_read > 0
+    assert m.wall_time_s > 0 and m.process_time_s > 0
+    assert m.cores == 1
+    assert m.events_per_s_per_core == pytest.approx(m.events / m.wall_time_s)
+    assert m.bytes_per_s_per_core == pytest.approx(m.bytes_read / m.wall_time_s)
+    assert m.format == "hepline" and m.schema == "HeplineSchema"
+    assert "Jet_pt" in m.columns_read
+    assert m.config["chunksize"] == 10
+    assert m.versions["coffea"]
+    d = m.to_dict()
+    json.dumps(d)  # serialisable as is
+    assert d["stage"] == "run_processor" and "incomplete" not in d and not m.incomplete
 
 
 def test_fileset_metadata_reaches_the_processor(hepline_sample_files):
@@ -124,24 +125,24 @@ def test_validation_feeds_coffea_preprocessing(hepline_sample_files, monkeypatch
     monkeypatch.setattr(Runner, "metadata_fetcher_root", staticmethod(refuse))
     # coffea's process-wide cache may know these files from earlier tests: start empty
     monkeypatch.setattr(executor, "DEFAULT_METADATA_CACHE", {})
-    res = run_processor(SummaryProcessor(), hepline_sample_files, {"executor": "iterative"})
+    res = run_processor(SummaryProcessor(), hepline_sample_files, RunnerConfig.validated({"executor": "iterative"}))
     assert res.output["sig"]["events"] == 55 and res.output["bkg"]["events"] == 40
     fs = res.fileset
     assert all(len(fs.uuids[p]) == 16 for p in fs.files())
 
 
 def test_maxchunks(hepline_sample_files):
-    res = run_processor(SummaryProcessor(), hepline_sample_files, {"chunksize": 10, "maxchunks": 1})
-    assert res.metrics["chunks"] == 2  # one per dataset
-    assert res.metrics["events"] < res.metrics["events_in_files"]
+    res = run_processor(SummaryProcessor(), hepline_sample_files, RunnerConfig.validated({"chunksize": 10, "maxchunks": 1}))
+    assert res.metrics.chunks == 2  # one per dataset
+    assert res.metrics.events < res.metrics.events_in_files
 
 
 @pytest.mark.parametrize("fixture_name", ["nanoaod_file", "delphes_file"])
 def test_other_formats(fixture_name, request):
     path = request.getfixturevalue(fixture_name)
-    res = run_processor(SummaryProcessor(), {"ds": [str(path)]}, {"chunksize": 20})
-    assert res.output["ds"]["events"] == 60 and res.metrics["chunks"] == 3
-    assert res.metrics["format"] == fixture_name.split("_")[0]
+    res = run_processor(SummaryProcessor(), {"ds": [str(path)]}, RunnerConfig.validated({"chunksize": 20}))
+    assert res.output["ds"]["events"] == 60 and res.metrics.chunks == 3
+    assert res.metrics.format == fixture_name.split("_")[0]
 
 
 def test_skip_bad_files(hepline_sample_files, tmp_path):
@@ -159,7 +160,7 @@ def test_skip_bad_files(hepline_sample_files, tmp_path):
     assert err.value.path == str(empty)
 
     res = run_processor(
-        SummaryProcessor(), fileset, {"skip_bad_files": True}, metrics_path=tmp_path / "m.json"
+        SummaryProcessor(), fileset, RunnerConfig.validated({"skip_bad_files": True}), metrics_path=tmp_path / "m.json"
     )
     assert res.output["sig"]["events"] == 55 and res.output["bkg"]["events"] == 40
     assert [s["file"] for s in res.skipped] == [str(empty), str(nojet)]
@@ -172,8 +173,8 @@ def test_skip_bad_files(hepline_sample_files, tmp_path):
 
 def test_skip_bad_files_from_paths(hepline_sample_files, tmp_path):
     gone = tmp_path / "gone.root"
-    res = run_processor(SummaryProcessor(), [*hepline_sample_files, gone], {"skip_bad_files": True})
-    assert res.metrics["events"] == 95
+    res = run_processor(SummaryProcessor(), [*hepline_sample_files, gone], RunnerConfig.validated({"skip_bad_files": True}))
+    assert res.metrics.events == 95
     assert res.skipped == [{"file": str(gone), "reason": "file not found"}]
 
 
@@ -183,11 +184,10 @@ def test_mixed_formats_are_refused(hepline_file, nanoaod_file):
 
 
 def test_runner_config_defaults_and_checks():
-    cfg = runner_config(None)
-    assert cfg == runner.DEFAULT_RUNNER_CONFIG
-    assert runner_config({"runner": {"executor": "futures", "workers": 4}})["workers"] == 4
-    assert runner_config({"dask": {"threads_per_worker": 2}})["dask"]["scheduler_address"] is None
-    assert runner_config({"seed": 1, "generation": {}}) == runner.DEFAULT_RUNNER_CONFIG
+    cfg = RunnerConfig.default()
+    assert cfg.executor == "iterative" and cfg.workers == 1 and cfg.dask.jobqueue is None
+    assert RunnerConfig.validated({"executor": "futures", "workers": 4}).workers == 4
+    assert RunnerConfig.validated({"dask": {"threads_per_worker": 2}}).dask.scheduler_address is None
     for bad, fragment in [
         ({"executor": "spark"}, "runner.executor"),
         ({"worker": 2}, "worker"),
@@ -198,7 +198,7 @@ def test_runner_config_defaults_and_checks():
         ({"retries": -1}, "runner.retries"),
     ]:
         with pytest.raises(ConfigError, match=fragment):
-            runner_config(bad)
+            RunnerConfig.validated(bad)
 
 
 def test_dask_executor(hepline_sample_files, iterative_result):
@@ -206,10 +206,10 @@ def test_dask_executor(hepline_sample_files, iterative_result):
     res = run_processor(
         SummaryProcessor(),
         hepline_sample_files,
-        {"executor": "dask", "workers": 2, "chunksize": 10},
+        RunnerConfig.validated({"executor": "dask", "workers": 2, "chunksize": 10}),
     )
     _assert_same_output(iterative_result.output, res.output)
-    assert res.metrics["cores"] == 2
+    assert res.metrics.cores == 2
 
 
 def test_preload_reads_the_branches_in_bulk_over_a_restricted_form(hepline_sample_files):
@@ -232,7 +232,7 @@ def test_preload_reads_the_branches_in_bulk_over_a_restricted_form(hepline_sampl
         res = run_processor(PhotonSum(), hepline_sample_files, preload=["nPhoton", "Photon_pt"])
     # Track_jetIdx without Track is on purpose here: no warning per chunk
     assert not [w for w in caught if "cross-reference" in str(w.message)]
-    assert res.metrics["schema"] == "RestrictedHeplineSchema"
+    assert res.metrics.schema == "RestrictedHeplineSchema"
     bulk = res.output
     fields = bulk.pop("fields")
     assert "Photon" in fields and not {"Jet", "Track", "Tower"} & fields
@@ -254,11 +254,12 @@ def test_freeze_startup_objects_moves_live_objects_to_the_permanent_generation()
     assert gc.get_freeze_count() == 0
 
 
-@pytest.mark.parametrize("module", ["selections.hh_yybb.processor", "tests.benchmarks.hh_yybb_breakdown", "analysis.validation",
+@pytest.mark.parametrize("module", ["tests.benchmarks.hh_yybb_breakdown", "tests.benchmarks.hh_yybb_throughput",
                                     "tests.benchmarks.ingest"])
 def test_stage_modules_run_as_scripts_use_the_importable_modules_main(module, monkeypatch):
-    """``python -m <stage>`` runs the importable module's main (whose processor class coffea
-    pickles by reference for every chunk), not the ``__main__`` copy's."""
+    """``python -m <benchmark>`` runs the importable module's main (whose processor class coffea
+    pickles by reference for every chunk), not the ``__main__`` copy's
+    (:func:`tests.benchmarks.script.run_module_main`)."""
     mod = importlib.import_module(module)
     calls = []
     monkeypatch.setattr(mod, "main", lambda: calls.append(module) or 7)
@@ -293,18 +294,18 @@ def test_quiet_iterative_executor_skips_the_progress_bar_and_gives_coffeas_resul
     import coffea.processor.executor as executor_module
 
     # status on: coffea's own executor path, progress bar included
-    reference = run_processor(SummaryProcessor(), hepline_sample_files, {"chunksize": 700, "status": True})
-    assert reference.metrics["chunks"] > 1
+    reference = run_processor(SummaryProcessor(), hepline_sample_files, RunnerConfig.validated({"chunksize": 700, "status": True}))
+    assert reference.metrics.chunks > 1
 
     def refuse():
         raise AssertionError("the progress bar was built with status off")
 
     monkeypatch.setattr(executor_module, "rich_bar", refuse)
-    quiet = run_processor(SummaryProcessor(), hepline_sample_files, {"chunksize": 700, "status": False})
-    assert quiet.metrics["chunks"] == reference.metrics["chunks"]
+    quiet = run_processor(SummaryProcessor(), hepline_sample_files, RunnerConfig.validated({"chunksize": 700, "status": False}))
+    assert quiet.metrics.chunks == reference.metrics.chunks
     assert json.dumps(quiet.output, sort_keys=True, default=str) == json.dumps(reference.output, sort_keys=True,
                                                                                 default=str)
     with pytest.raises(AssertionError, match="progress bar"):  # status on: coffea's executor and its bar
-        run_processor(SummaryProcessor(), hepline_sample_files, {"chunksize": 700, "status": True})
+        run_processor(SummaryProcessor(), hepline_sample_files, RunnerConfig.validated({"chunksize": 700, "status": True}))
     ex = runner.QuietIterativeExecutor(status=False)
     assert ex([], lambda item: item, {"n": 0}) == {"n": 0}
