@@ -14,6 +14,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from analysis.core.config import DetectorConfig
 from analysis.generation.calorimeter import simulate_towers
 from analysis.generation.jets import (
     antikt,
@@ -31,6 +32,14 @@ from analysis.generation.truth import (
     last_copy,
 )
 
+__all__ = [
+    "TOWER_ENERGY_MANTISSA_BITS",
+    "TRUTH_HADRON_PT_MIN_GEV",
+    "reduce_precision",
+    "simulate",
+]
+
+#: pT threshold (GeV) of the stored weakly decaying b/c hadrons (``TruthHadron``)
 TRUTH_HADRON_PT_MIN_GEV = 1.0
 F32 = np.float32
 
@@ -39,6 +48,13 @@ def reduce_precision(x: np.ndarray, mantissa_bits: int) -> np.ndarray:
     """Round float32 values to ``mantissa_bits`` of mantissa (NanoAOD-style lossy packing).
 
     The relative rounding error is below 2^-(bits+1); zeros of the dropped bits compress.
+
+    Args:
+        x: values (any unit; converted to float32).
+        mantissa_bits: mantissa bits kept (1-22).
+
+    Returns:
+        The rounded float32 array, same shape and unit as ``x``.
     """
     a = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
     drop = 23 - mantissa_bits
@@ -60,33 +76,25 @@ def _order(event: np.ndarray, pt: np.ndarray) -> np.ndarray:
     return np.lexsort((-pt, event))
 
 
-def simulate(events: ak.Array, rng: np.random.Generator, cfg: dict[str, Any]) -> dict[str, Any]:
+def simulate(events: ak.Array, rng: np.random.Generator, det: DetectorConfig) -> dict[str, Any]:
     """Run the detector on a batch.
 
-    Parameters
-    ----------
-    events:
-        The awkward array from ``Pythia.nextBatch`` (field ``prt``).
-    rng:
-        The random generator of this shard; all randomness comes from it.
-    cfg:
-        The validated ``detector`` configuration section.
+    Args:
+        events: the awkward array from ``Pythia.nextBatch`` (field ``prt``; GeV, mm).
+        rng: the random generator of this shard; all randomness comes from it.
+        det: the ``detector`` configuration section.
 
-    Returns
-    -------
-    dict
-        Event-level numpy arrays (``GenVtx_*``, ``PV_*``) and jagged collections (``Track``,
-        ``Jet``, ``GenJet``, ``Tower``, ``Photon``, ``Electron``, ``Muon``, ``TruthHadron``,
-        ``GenPart``) with the fields of ``docs/ntuple-format.md``.
+    Returns:
+        Event-level numpy arrays (``GenVtx_*``, ``PV_*``, mm) and jagged collections
+        (``Track``, ``Jet``, ``GenJet``, ``Tower``, ``Photon``, ``Electron``, ``Muon``,
+        ``TruthHadron``, ``GenPart``; GeV, mm) with the fields of ``docs/ntuple-format.md``.
     """
     n = len(events)
-    b_field = cfg["magnetic_field_t"]
-    bs_cfg = cfg["beam_spot_mm"]
-    pv_true = rng.normal(0.0, 1.0, (n, 3)) * np.array(
-        [bs_cfg["sigma_x"], bs_cfg["sigma_y"], bs_cfg["sigma_z"]]
-    )
-    pv_res = cfg["pv_resolution_mm"]
-    pv_reco = pv_true + rng.normal(0.0, 1.0, (n, 3)) * np.array([pv_res["xy"], pv_res["xy"], pv_res["z"]])
+    b_field = det.magnetic_field_t
+    bs = det.beam_spot_mm
+    pv_true = rng.normal(0.0, 1.0, (n, 3)) * np.array([bs.sigma_x, bs.sigma_y, bs.sigma_z])
+    pv_res = det.pv_resolution_mm
+    pv_reco = pv_true + rng.normal(0.0, 1.0, (n, 3)) * np.array([pv_res.xy, pv_res.xy, pv_res.z])
 
     rec = FlatRecord.from_batch(events, pv_true)
     anc = ancestry(rec)
@@ -94,26 +102,26 @@ def simulate(events: ak.Array, rng: np.random.Generator, cfg: dict[str, Any]) ->
     eta_all, phi_all, pt_all = rec.eta, rec.phi, rec.pt
 
     # --- inner detector
-    tracks = simulate_tracks(rec, anc, pv_reco, rng, cfg["tracking"], b_field)
+    tracks = simulate_tracks(rec, anc, pv_reco, rng, det.tracking, b_field)
     tracks = tracks.take(_order(tracks.event, tracks.pt))
 
     # --- calorimeter and jets
-    cal = cfg["calorimeter"]
+    cal = det.calorimeter
     towers = simulate_towers(rec, charge, rng, cal, b_field)
     t_e = towers.e
     t_pt = t_e / np.cosh(towers.eta)
-    jcfg = cfg["jets"]
+    jcfg = det.jets
     jets = antikt(
         towers.event, t_pt * np.cos(towers.phi), t_pt * np.sin(towers.phi), t_pt * np.sinh(towers.eta),
-        t_e, n, jcfg["radius"], jcfg["pt_min_gev"], jcfg["eta_max"],
+        t_e, n, jcfg.radius, jcfg.pt_min_gev, jcfg.eta_max,
     )
     a_id = rec.abs_id
     gen_vis = np.flatnonzero(
-        rec.visible & (np.abs(eta_all) < cal["eta_max"])
+        rec.visible & (np.abs(eta_all) < cal.eta_max)
     )
     gen_jets = antikt(
         rec.event[gen_vis], rec.px[gen_vis], rec.py[gen_vis], rec.pz[gen_vis], rec.e[gen_vis], n,
-        jcfg["radius"], jcfg["genjet_pt_min_gev"], jcfg["eta_max"],
+        jcfg.radius, jcfg.genjet_pt_min_gev, jcfg.eta_max,
     )
     jet_gen = match_nearest(jets.event, jets.eta, jets.phi, gen_jets.event, gen_jets.eta,
                             gen_jets.phi, n, 0.3)
@@ -121,13 +129,13 @@ def simulate(events: ak.Array, rng: np.random.Generator, cfg: dict[str, Any]) ->
     # --- truth hadrons and jet flavour labels
     had = np.flatnonzero((anc.weak_b | anc.weak_c) & (pt_all > TRUTH_HADRON_PT_MIN_GEV))
     had = had[_order(rec.event[had], pt_all[had])]
-    taus = np.flatnonzero((a_id == 15) & last_copy(rec) & (pt_all > jcfg["label_hadron_pt_min_gev"]))
-    lab_mask = pt_all[had] > jcfg["label_hadron_pt_min_gev"]
+    taus = np.flatnonzero((a_id == 15) & last_copy(rec) & (pt_all > jcfg.label_hadron_pt_min_gev))
+    lab_mask = pt_all[had] > jcfg.label_hadron_pt_min_gev
     n_lab_had = int(lab_mask.sum())
     labellers = np.concatenate([had[lab_mask], taus])
     lab_flav = np.concatenate([anc.flavour[had[lab_mask]], np.full(taus.size, 15)])
     jet_label, jet_of_labeller = hadron_cone_label(
-        jets, n, rec.event[labellers], eta_all[labellers], phi_all[labellers], lab_flav, jcfg["label_dr"]
+        jets, n, rec.event[labellers], eta_all[labellers], phi_all[labellers], lab_flav, jcfg.label_dr
     )
     had_jet = np.full(had.size, -1, dtype=np.int64)
     had_jet[lab_mask] = jet_of_labeller[:n_lab_had]
@@ -139,10 +147,10 @@ def simulate(events: ak.Array, rng: np.random.Generator, cfg: dict[str, Any]) ->
     n_track_per_jet = np.bincount(track_jet[track_jet >= 0], minlength=jets.pt.size)
 
     # --- photons and leptons
-    ecal = cal["ecal"]
-    photons = reconstruct_photons(rec, anc, tracks, rng, cfg["photons"], ecal)
-    electrons = reconstruct_leptons(rec, anc, tracks, rng, cfg["leptons"], ecal, 11, charge)
-    muons = reconstruct_leptons(rec, anc, tracks, rng, cfg["leptons"], ecal, 13, charge)
+    ecal = cal.ecal
+    photons = reconstruct_photons(rec, anc, tracks, rng, det.photons, ecal)
+    electrons = reconstruct_leptons(rec, anc, tracks, rng, det.leptons, ecal, 11, charge)
+    muons = reconstruct_leptons(rec, anc, tracks, rng, det.leptons, ecal, 13, charge)
 
     # --- hard-process record
     gidx, gmother = hard_record(rec)

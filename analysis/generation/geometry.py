@@ -10,6 +10,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+__all__ = ["cone_sum", "delta_phi", "nearest_within", "offsets_from_event"]
+
 
 @numba.njit(cache=True, inline="always")
 def _dphi(a: float, b: float) -> float:

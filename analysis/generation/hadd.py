@@ -21,20 +21,36 @@ import json
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import uproot
 
 from analysis.core.atomic import atomic_path
-from analysis.core.serialise import json_default
+from analysis.core.errors import InputError, InputFileError
 from analysis.core.format import HEPLINE_METADATA_KEY, combined_xsec
-from analysis.generation.writer import branch_types, collection_groups, event_block
 from analysis.core.provenance import provenance_record, write_root_provenance
+from analysis.core.serialise import json_default
+from analysis.generation.writer import branch_types, collection_groups, event_block
 
 log = logging.getLogger(__name__)
 
-__all__ = ["hadd"]
+__all__ = ["MergedNtuple", "hadd"]
+
+
+@dataclass(frozen=True)
+class MergedNtuple:
+    """What :func:`hadd` wrote: the output, its inputs and the metadata stored in it."""
+
+    output: Path
+    inputs: tuple[str, ...]
+    #: events in the output's ``Events`` tree
+    n_events: int
+    #: the ``hepline_metadata`` JSON object of the output (the first input's, with summed
+    #: counts, Σw, Σw², the combined σ in pb, ``shards`` and ``merged_from``)
+    metadata: dict[str, Any]
 
 _MERGED_KEYS = ("n_events", "sumw", "sumw2", "n_generated", "xsec_pb", "xsec_err_pb", "shard", "shards")
 
@@ -48,34 +64,36 @@ def _comparable(meta: dict[str, Any], key: str) -> Any:
 
 
 def _check_inputs(paths: Sequence[str]) -> list[dict[str, Any]]:
-    """Metadata of every input; raises ``ValueError`` naming the file and what differs
-    (branches and types, sample, tagger models)."""
-    metas, ref_types, ref_path = [], None, None
+    """Metadata of every input; raises :class:`InputFileError` naming the file and what
+    differs (branches and types, sample, tagger models)."""
+    metas: list[dict[str, Any]] = []
+    ref_types: dict[str, str] | None = None
+    ref_path: str | None = None
     for p in paths:
         with uproot.open(p) as f:
             if "Events" not in f or HEPLINE_METADATA_KEY not in f:
-                raise ValueError(f"{p}: not a hepline ntuple (needs Events and {HEPLINE_METADATA_KEY})")
+                raise InputFileError(p, f"not a hepline ntuple (needs Events and {HEPLINE_METADATA_KEY})")
             meta = json.loads(str(f[HEPLINE_METADATA_KEY]))
             types = dict(f["Events"].typenames())
         if ref_types is None:
             ref_types, ref_path = types, p
         elif types != ref_types:
             diff = sorted(set(types.items()) ^ set(ref_types.items()))
-            raise ValueError(f"{p}: branches differ from {ref_path}'s: {diff[:6]}")
+            raise InputFileError(p, f"branches differ from {ref_path}'s: {diff[:6]}")
         if metas:
             for key in ("sample", "taggers"):
                 if _comparable(metas[0], key) != _comparable(meta, key):
-                    raise ValueError(f"{p}: '{key}' in {HEPLINE_METADATA_KEY} differs from {paths[0]}'s")
+                    raise InputFileError(p, f"'{key}' in {HEPLINE_METADATA_KEY} differs from {paths[0]}'s")
         metas.append(meta)
     return metas
 
 
-def _merged_counts(metas: Sequence[dict[str, Any]], paths: Sequence[str]) -> dict[str, Any]:
+def _merged_counts(metas: list[dict[str, Any]], paths: Sequence[str]) -> dict[str, Any]:
     """Summed counts (and Σw, Σw², generated events where every input has them); σ and
     its error from :func:`analysis.core.format.combined_xsec`."""
     missing = [p for p, m in zip(paths, metas, strict=True) if "n_events" not in m]
     if missing:
-        raise ValueError(f"{missing[0]}: no 'n_events' in {HEPLINE_METADATA_KEY}")
+        raise InputFileError(missing[0], f"no 'n_events' in {HEPLINE_METADATA_KEY}")
     out: dict[str, Any] = {"n_events": int(sum(m["n_events"] for m in metas))}
     for key in ("sumw", "sumw2", "n_generated"):  # summed where every input has them
         if all(key in m for m in metas):
@@ -87,15 +105,27 @@ def _merged_counts(metas: Sequence[dict[str, Any]], paths: Sequence[str]) -> dic
 
 
 def hadd(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str], *,
-         basket_events: int = 10000, compression: Any = None) -> dict[str, Any]:
-    """Write the concatenation of the hepline ntuples ``inputs`` to ``output`` (atomically)
-    and return its metadata. ``compression``: an uproot compression (default zstd level 3,
-    as the generation writes)."""
+         basket_events: int = 10000, compression: Any = None) -> MergedNtuple:
+    """Concatenate hepline ntuples of one sample into one file (``hepline hadd``).
+
+    Args:
+        inputs: the ntuples, all of one sample with the same branches (and tagger models).
+        output: the ROOT file to write (atomically, with provenance).
+        basket_events: events per basket written.
+        compression: an uproot compression (default zstd level 3, as the generation writes).
+
+    Returns:
+        The output, its inputs, its event count and the metadata written.
+
+    Raises:
+        InputFileError: an input is not a hepline ntuple or differs from the first.
+        InputError: no inputs, or the output is among them.
+    """
     paths = [os.fspath(p) for p in inputs]
     if not paths:
-        raise ValueError("hadd: no input files")
+        raise InputError("hadd: no input files")
     if os.fspath(output) in paths:
-        raise ValueError(f"hadd: output {output} is also an input")
+        raise InputError(f"hadd: output {output} is also an input")
     metas = _check_inputs(paths)
     comp = uproot.ZSTD(3) if compression is None else compression
     runs_parts: dict[str, list[np.ndarray]] = {}
@@ -124,10 +154,10 @@ def hadd(inputs: Sequence[str | os.PathLike[str]], output: str | os.PathLike[str
         meta = {k: v for k, v in metas[0].items() if k not in _MERGED_KEYS}  # no stale per-file value
         meta.update(counts, merged_from=paths)
         if meta["n_events"] != n_written:
-            raise ValueError(f"hadd: the inputs' metadata count {meta['n_events']} events, "
+            raise InputError(f"hadd: the inputs' metadata count {meta['n_events']} events, "
                              f"their Events trees {n_written}")
         fout[HEPLINE_METADATA_KEY] = json.dumps(meta, sort_keys=True, default=json_default)
         write_root_provenance(fout, provenance_record(stage="generation.hadd", inputs=paths,
                                                       extra={"basket_events": int(basket_events)}))
     log.info("hadd: wrote %s (%d events from %d files)", output, n_written, len(paths))
-    return meta
+    return MergedNtuple(output=Path(output), inputs=tuple(paths), n_events=n_written, metadata=meta)

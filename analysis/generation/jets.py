@@ -17,6 +17,15 @@ import vector
 
 from analysis.generation.geometry import nearest_within, offsets_from_event
 
+__all__ = [
+    "Jets",
+    "antikt",
+    "hadron_cone_label",
+    "local_index",
+    "match_nearest",
+    "track_association_cone",
+]
+
 vector.register_awkward()
 
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+__all__ = ["HIGGS_MASS_GEV", "LHEEvent", "LHEParticle", "toy_gg_to_hh_events", "write_lhe"]
+
 log = logging.getLogger(__name__)
 
 HIGGS_MASS_GEV = 125.0

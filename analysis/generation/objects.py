@@ -12,21 +12,32 @@ reconstructed tracks in a cone around the photon.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numba
 import numpy as np
 
+from analysis.core.config.detector import CaloLayer, LeptonReconstruction, PhotonReconstruction
 from analysis.generation.geometry import _dphi, cone_sum, offsets_from_event
 from analysis.generation.record import FlatRecord
 from analysis.generation.tracking import Tracks
 from analysis.generation.truth import ORIGIN_OTHER_SECONDARY, Ancestry, lepton_flavour_origin
 
+__all__ = [
+    "PHOTON_SEED_PT_GEV",
+    "Leptons",
+    "Photons",
+    "reconstruct_leptons",
+    "reconstruct_photons",
+]
+
+#: minimum pT (GeV) of a stable photon that seeds an EM cluster
 PHOTON_SEED_PT_GEV = 5.0
 
 
 @dataclass
 class Photons:
+    """Flat reconstructed photons of a batch (pT in GeV, isolation sums in GeV)."""
+
     event: np.ndarray
     pt: np.ndarray
     eta: np.ndarray
@@ -39,6 +50,8 @@ class Photons:
 
 @dataclass
 class Leptons:
+    """Flat reconstructed electrons or muons of a batch (pT in GeV)."""
+
     event: np.ndarray
     pt: np.ndarray
     eta: np.ndarray
@@ -93,17 +106,29 @@ def _cluster(
     return p4, frac2, deta2
 
 
-def _in_photon_acceptance(eta: np.ndarray, cfg: dict[str, Any]) -> np.ndarray:
+def _in_photon_acceptance(eta: np.ndarray, cfg: PhotonReconstruction) -> np.ndarray:
     a = np.abs(eta)
-    lo, hi = cfg["crack"]
-    return (a < cfg["eta_max"]) & ~((a > lo) & (a < hi))
+    lo, hi = cfg.crack
+    return (a < cfg.eta_max) & ~((a > lo) & (a < hi))
 
 
 def reconstruct_photons(
     rec: FlatRecord, anc: Ancestry, tracks: Tracks, rng: np.random.Generator,
-    cfg: dict[str, Any], ecal: dict[str, float],
+    cfg: PhotonReconstruction, ecal: CaloLayer,
 ) -> Photons:
-    """Photon candidates of a batch (tracks must be event-sorted)."""
+    """Photon candidates of a batch.
+
+    Args:
+        rec: the flat event record (GeV, mm).
+        anc: its ancestry.
+        tracks: the reconstructed tracks, event-sorted (track isolation).
+        rng: the shard's random generator.
+        cfg: the ``detector.photons`` section.
+        ecal: the ECAL resolution (``detector.calorimeter.ecal``).
+
+    Returns:
+        The photons passing pT and acceptance, in the order of their seeds.
+    """
     a_id = rec.abs_id
     final = rec.is_final
     eta_all, phi_all, pt_all = rec.eta, rec.phi, rec.pt
@@ -115,31 +140,31 @@ def reconstruct_photons(
     p4, frac2, deta2 = _cluster(
         rec.event[seeds], eta_all[seeds], phi_all[seeds], rec.e[seeds],
         em_off, eta_all[em], phi_all[em], rec.e[em], rec.px[em], rec.py[em], rec.pz[em],
-        a_id[em] == 22, cfg["cluster_dr"],
+        a_id[em] == 22, cfg.cluster_dr,
     )
     own = p4[:, 3] > 0
     seeds, p4, frac2, deta2 = seeds[own], p4[own], frac2[own], deta2[own]
     e_true = p4[:, 3]
-    sigma = np.sqrt(ecal["stochastic"] ** 2 * e_true + (ecal["constant"] * e_true) ** 2)
+    sigma = np.sqrt(ecal.stochastic ** 2 * e_true + (ecal.constant * e_true) ** 2)
     scale = np.maximum(1.0 + sigma / e_true * rng.normal(0, 1, e_true.size), 0.0)
     pt_true = np.hypot(p4[:, 0], p4[:, 1])
     eta = np.arcsinh(p4[:, 2] / pt_true)
     phi = np.arctan2(p4[:, 1], p4[:, 0])
     pt = pt_true * scale
-    keep = (pt > cfg["pt_min_gev"]) & _in_photon_acceptance(eta, cfg)
+    keep = (pt > cfg.pt_min_gev) & _in_photon_acceptance(eta, cfg)
     seeds, pt, eta, phi = seeds[keep], pt[keep], eta[keep], phi[keep]
     frac2, deta2, pt_true = frac2[keep], deta2[keep], pt_true[keep]
     ev = rec.event[seeds]
 
-    resolved_pair = (frac2 > cfg["second_photon_fraction"]) & (deta2 > cfg["strip_deta"])
-    tight = ~resolved_pair & (rng.random(seeds.size) < cfg["id_efficiency"])
+    resolved_pair = (frac2 > cfg.second_photon_fraction) & (deta2 > cfg.strip_deta)
+    tight = ~resolved_pair & (rng.random(seeds.size) < cfg.id_efficiency)
 
     vis = np.flatnonzero(rec.visible)
     vis_off = offsets_from_event(rec.event[vis], rec.n_events)
     et_cone = cone_sum(ev, eta, phi, vis_off, eta_all[vis], phi_all[vis], pt_all[vis],
-                       cfg["isolation_dr"])
+                       cfg.isolation_dr)
     iso_calo = np.maximum(et_cone - pt_true, 0.0)
-    iso_track = _track_isolation(ev, eta, phi, tracks, rec.n_events, cfg["isolation_dr"])
+    iso_track = _track_isolation(ev, eta, phi, tracks, rec.n_events, cfg.isolation_dr)
     flav = np.where(anc.hadron[seeds] >= 0, 2, 1).astype(np.uint8)
     return Photons(ev, pt, eta, phi, iso_calo, iso_track, tight, flav)
 
@@ -166,22 +191,36 @@ def _track_isolation(
 
 def reconstruct_leptons(
     rec: FlatRecord, anc: Ancestry, tracks: Tracks, rng: np.random.Generator,
-    cfg: dict[str, Any], ecal: dict[str, float], flavour: int, charge: np.ndarray,
+    cfg: LeptonReconstruction, ecal: CaloLayer, flavour: int, charge: np.ndarray,
 ) -> Leptons:
-    """Electrons (``flavour`` 11) or muons (13) of a batch."""
+    """Electrons (``flavour`` 11) or muons (13) of a batch.
+
+    Args:
+        rec: the flat event record (GeV, mm).
+        anc: its ancestry.
+        tracks: the reconstructed tracks, event-sorted (track isolation).
+        rng: the shard's random generator.
+        cfg: the ``detector.leptons`` section.
+        ecal: the ECAL resolution (electron energy smearing).
+        flavour: 11 (electrons) or 13 (muons).
+        charge: the charge of every particle of ``rec`` (units of e).
+
+    Returns:
+        The leptons passing pT, acceptance and efficiency.
+    """
     a_id = rec.abs_id
     eta_all = rec.eta
-    eta_max = cfg["electron_eta_max"] if flavour == 11 else cfg["muon_eta_max"]
-    eff = cfg["electron_efficiency"] if flavour == 11 else cfg["muon_efficiency"]
+    eta_max = cfg.electron_eta_max if flavour == 11 else cfg.muon_eta_max
+    eff = cfg.electron_efficiency if flavour == 11 else cfg.muon_efficiency
     idx = np.flatnonzero(rec.is_final & (a_id == flavour) & (np.abs(eta_all) < eta_max))
     pt_true = rec.pt[idx]
     if flavour == 11:
         e = rec.e[idx]
-        rel = np.sqrt(ecal["stochastic"] ** 2 / e + ecal["constant"] ** 2)
+        rel = np.sqrt(ecal.stochastic ** 2 / e + ecal.constant ** 2)
     else:
         rel = np.hypot(0.02, 1e-4 * pt_true)
     pt = pt_true * np.maximum(1.0 + rel * rng.normal(0, 1, idx.size), 0.0)
-    keep = (pt > cfg["pt_min_gev"]) & (rng.random(idx.size) < eff)
+    keep = (pt > cfg.pt_min_gev) & (rng.random(idx.size) < eff)
     idx, pt = idx[keep], pt[keep]
     ev = rec.event[idx]
     eta, phi = eta_all[idx], rec.phi[idx]

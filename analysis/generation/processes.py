@@ -1,8 +1,9 @@
 """Pythia 8 process cards: hard-process settings, normalisation and event filter per sample.
 
-:func:`process_card` turns one validated ``generation.samples`` entry of the configuration
-(schema ``$defs.sample``) into a :class:`ProcessCard`. The generation driver sets the beams,
-seeds, the MPI switch and the ``Next:``/``Print:`` lines itself, then
+:func:`process_card` turns one ``generation.samples`` entry of the configuration
+(:class:`~analysis.core.config.SampleConfig`, schema ``$defs.sample``) into a
+:class:`ProcessCard`. The generation driver sets the beams, seeds, the MPI switch and the
+``Next:``/``Print:`` lines itself, then
 
 1. writes ``card.files`` into the job's work directory and replaces the placeholder
    ``{workdir}`` in ``card.settings`` by that directory (:meth:`ProcessCard.materialise`),
@@ -26,7 +27,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -36,7 +39,26 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from analysis.core.config import ConfigError, GenerationConfig, SampleConfig
 from analysis.generation.slha import rpv_gluino_slha
+
+__all__ = [
+    "BR_HH_BBYY",
+    "BR_H_BB",
+    "BR_H_YY",
+    "HH_BBYY_FILTER_DESCRIPTION",
+    "WORKDIR_PLACEHOLDER",
+    "CrossSectionMeasurement",
+    "ProcessCard",
+    "ProcessConfigError",
+    "cross_section_table",
+    "hh_bbyy_filter",
+    "higgs_decay_counts",
+    "measure",
+    "measure_samples",
+    "process_card",
+    "pythia_branching_ratio",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +91,7 @@ _H_YY_PRODUCTION = {
 }
 
 
-class ProcessConfigError(ValueError):
+class ProcessConfigError(ConfigError):
     """A sample lacks a key its process needs, or a value is unusable for that process.
 
     ``key`` is the offending sample key, ``sample`` the sample's name (or a description).
@@ -152,24 +174,22 @@ HH_BBYY_FILTER_DESCRIPTION = ("exactly two last-copy Higgs bosons (id 25), one d
 # helpers
 
 
-def _sample_label(sample: Mapping[str, Any], name: str | None) -> str:
+def _sample_label(sample: SampleConfig, name: str | None) -> str:
     if name is not None:
         return name
-    bits = [f"process={sample.get('process')!r}"]
-    if "run_number" in sample:
-        bits.append(f"run_number={sample['run_number']}")
-    return "<" + ", ".join(bits) + ">"
+    return f"<process={sample.process!r}, run_number={sample.run_number}>"
 
 
-def _require(sample: Mapping[str, Any], key: str, label: str) -> Any:
-    if key not in sample or sample[key] is None:
+def _require(sample: SampleConfig, key: str, label: str) -> Any:
+    value = getattr(sample, key)
+    if value is None:
         raise ProcessConfigError(
-            f"sample {label}: process {sample.get('process')!r} needs the key {key!r}",
+            f"sample {label}: process {sample.process!r} needs the key {key!r}",
             key=key, sample=label)
-    return sample[key]
+    return value
 
 
-def _positive(sample: Mapping[str, Any], key: str, label: str, *, allow_zero: bool = False
+def _positive(sample: SampleConfig, key: str, label: str, *, allow_zero: bool = False
               ) -> float:
     value = _require(sample, key, label)
     try:
@@ -192,6 +212,14 @@ def pythia_branching_ratio(pdg_id: int, products: tuple[int, ...],
     Initialises a bare Pythia (no process level) so that the resonance widths are computed
     as Pythia computes them for event generation; ``extra_settings`` (e.g. a changed Higgs
     mass) are applied first. Takes ~0.2 s, cached.
+
+    Args:
+        pdg_id: the decaying particle.
+        products: PDG ids of the decay products (any order).
+        extra_settings: Pythia ``readString`` lines applied before ``init()``.
+
+    Returns:
+        The summed branching ratio of the matching open channels (dimensionless).
     """
     import pythia8mc  # local import: the process cards themselves do not need Pythia
 
@@ -217,18 +245,26 @@ def pythia_branching_ratio(pdg_id: int, products: tuple[int, ...],
 # the cards
 
 
-def process_card(sample: Mapping[str, Any], *, name: str | None = None) -> ProcessCard:
-    """Build the :class:`ProcessCard` for one validated entry of ``generation.samples``.
+def process_card(sample: SampleConfig, *, name: str | None = None) -> ProcessCard:
+    """Build the :class:`ProcessCard` for one entry of ``generation.samples``.
 
-    ``name`` (the sample's key in the config) only labels error messages. Raises
-    :class:`ProcessConfigError` naming the missing/invalid key and the sample.
+    Args:
+        sample: the sample's section (masses and pT-hat bounds in GeV, cross-sections in pb).
+        name: the sample's key in the config; only labels error messages.
+
+    Returns:
+        The process card (Pythia settings, external σ, branching, event filter, files).
+
+    Raises:
+        ProcessConfigError: a key the process needs is missing or unusable; the message names
+            the key and the sample.
     """
     label = _sample_label(sample, name)
-    process = _require(sample, "process", label)
+    process = sample.process
     if process not in _PROCESSES:
         raise ProcessConfigError(f"sample {label}: unknown 'process' {process!r} "
                                  f"(known: {', '.join(_PROCESSES)})", key="process", sample=label)
-    extra = tuple(str(s) for s in (sample.get("extra_settings") or ()))
+    extra = tuple(str(s) for s in (sample.extra_settings or ()))
 
     settings: list[str]
     xsec_pb: float | None = None
@@ -263,7 +299,7 @@ def process_card(sample: Mapping[str, Any], *, name: str | None = None) -> Proce
 
     elif process == "yy_continuum":
         mhat_min = (_positive(sample, "mhat_min_gev", label, allow_zero=True)
-                    if sample.get("mhat_min_gev") is not None else 90.0)
+                    if sample.mhat_min_gev is not None else 90.0)
         settings = [
             "PromptPhoton:ffbar2gammagamma = on",
             "PromptPhoton:gg2gammagamma = on",
@@ -294,7 +330,7 @@ def process_card(sample: Mapping[str, Any], *, name: str | None = None) -> Proce
                                      f"{sorted(_H_YY_PRODUCTION)}, got {production!r}",
                                      key="production", sample=label)
         settings = [*_H_YY_PRODUCTION[production], "25:onMode = off", "25:onIfMatch = 22 22"]
-        if sample.get("xsec_pb") is not None:
+        if sample.xsec_pb is not None:
             # external production cross-section: apply the physical B(H->yy) directly
             xsec_pb = _positive(sample, "xsec_pb", label)
             branching = BR_H_YY
@@ -322,14 +358,14 @@ def process_card(sample: Mapping[str, Any], *, name: str | None = None) -> Proce
     elif process == "qcd_multijet":
         pthat_min = _positive(sample, "pthat_min_gev", label, allow_zero=True)
         settings = ["HardQCD:all = on", f"PhaseSpace:pTHatMin = {pthat_min:.10g}"]
-        if sample.get("pthat_max_gev") is not None:
+        if sample.pthat_max_gev is not None:
             pthat_max = _positive(sample, "pthat_max_gev", label)
             if pthat_max <= pthat_min:
                 raise ProcessConfigError(f"sample {label}: 'pthat_max_gev' ({pthat_max}) must "
                                          f"exceed 'pthat_min_gev' ({pthat_min})",
                                          key="pthat_max_gev", sample=label)
             settings.append(f"PhaseSpace:pTHatMax = {pthat_max:.10g}")
-        if sample.get("pthat_bias_power") is not None:
+        if sample.pthat_bias_power is not None:
             power = _positive(sample, "pthat_bias_power", label)
             if pthat_min <= 0:
                 raise ProcessConfigError(f"sample {label}: 'pthat_bias_power' needs 'pthat_min_gev' > 0 "
@@ -349,7 +385,7 @@ def process_card(sample: Mapping[str, Any], *, name: str | None = None) -> Proce
         if not os.path.exists(path):
             log.warning("sample %s: LHE file %s does not exist (yet)", label, path)
         settings = ["Beams:frameType = 4", f"Beams:LHEF = {path}"]
-        decay = sample.get("decay") or "none"
+        decay = sample.decay or "none"
         if decay == "hh_yybb":
             settings += list(_FORCE_H_BB_YY)
             branching = BR_HH_BBYY
@@ -359,7 +395,7 @@ def process_card(sample: Mapping[str, Any], *, name: str | None = None) -> Proce
             raise ProcessConfigError(f"sample {label}: unknown 'decay' {decay!r} "
                                      f"(known: hh_yybb, none)", key="decay", sample=label)
 
-    if sample.get("xsec_pb") is not None and xsec_pb is None:
+    if sample.xsec_pb is not None and xsec_pb is None:
         # An explicit external cross-section overrides Pythia's sigmaGen for any process.
         xsec_pb = _positive(sample, "xsec_pb", label)
 
@@ -379,17 +415,56 @@ def process_card(sample: Mapping[str, Any], *, name: str | None = None) -> Proce
 # diagnostic: measure the cross-section of every sample of a config
 
 
-def measure(sample: Mapping[str, Any], *, name: str, n_events: int, workdir: str | os.PathLike[str],
-            sqrt_s_gev: float = 13000.0, seed: int = 1, fast: bool = True) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CrossSectionMeasurement:
+    """The cross-section bookkeeping of one sample, from a short Pythia run (:func:`measure`).
+
+    Cross-sections in pb; ``sigma_pb`` = (``xsec_pb`` or ``sigma_gen_pb``) x ``branching`` is
+    the cross-section of the ``kept`` events (see the module docstring).
+    """
+
+    sample: str
+    process: str
+    #: events generated
+    events: int
+    #: events the card's filter kept
+    kept: int
+    #: Pythia's ``sigmaGen()`` and its error (pb)
+    sigma_gen_pb: float
+    sigma_gen_err_pb: float
+    #: the card's external cross-section (pb), or None
+    xsec_pb: float | None
+    branching: float
+    sigma_pb: float
+    #: kept / generated
+    filter_efficiency: float
+    #: Pythia's ``init()`` time (s) and generation rate (events/s)
+    init_s: float
+    events_per_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The measurement as a JSON-ready dict."""
+        return dict(self.__dict__)
+
+
+def measure(sample: SampleConfig, *, name: str, n_events: int, workdir: str | os.PathLike[str],
+            sqrt_s_gev: float = 13000.0, seed: int = 1, fast: bool = True) -> CrossSectionMeasurement:
     """Generate ``n_events`` for one sample and return its cross-section bookkeeping.
 
-    ``fast`` switches MPI and hadronisation off (the hard-process sigma does not depend on
-    them). Returned sigmas are in pb; ``sigma_pb`` = (xsec or sigmaGen) x branching is the
-    cross-section of the kept events (``kept`` of ``events``; see the module docstring).
     This mirrors what the generation driver does, for checks and documentation only.
-    """
-    import time
 
+    Args:
+        sample: the sample's section.
+        name: its key in ``generation.samples``.
+        n_events: events to generate.
+        workdir: folder for the card's files.
+        sqrt_s_gev: centre-of-mass energy (GeV).
+        seed: Pythia's seed.
+        fast: switch MPI and hadronisation off (the hard-process σ does not depend on them).
+
+    Returns:
+        The measurement (cross-sections in pb).
+    """
     import pythia8mc
 
     card = process_card(sample, name=name)
@@ -416,48 +491,54 @@ def measure(sample: Mapping[str, Any], *, name: str, n_events: int, workdir: str
     info = p.infoPython()
     sigma_gen = info.sigmaGen() * 1e9
     base_xsec = card.xsec_pb if card.xsec_pb is not None else sigma_gen
-    return {
-        "sample": name, "process": sample["process"], "events": n_gen, "kept": n_kept,
-        "sigma_gen_pb": sigma_gen, "sigma_gen_err_pb": info.sigmaErr() * 1e9,
-        "xsec_pb": card.xsec_pb, "branching": card.branching,
-        "sigma_pb": base_xsec * card.branching,
-        "filter_efficiency": n_kept / n_gen if n_gen else float("nan"),
-        "init_s": t1 - t0, "events_per_s": n_gen / (t2 - t1) if t2 > t1 else float("nan"),
-    }
+    return CrossSectionMeasurement(
+        sample=name, process=sample.process, events=n_gen, kept=n_kept,
+        sigma_gen_pb=sigma_gen, sigma_gen_err_pb=info.sigmaErr() * 1e9,
+        xsec_pb=card.xsec_pb, branching=card.branching,
+        sigma_pb=base_xsec * card.branching,
+        filter_efficiency=n_kept / n_gen if n_gen else float("nan"),
+        init_s=t1 - t0, events_per_s=n_gen / (t2 - t1) if t2 > t1 else float("nan"),
+    )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m analysis.generation.processes CONFIG [-n N] [--full] [SAMPLE ...]``."""
-    import argparse
-    import tempfile
+def measure_samples(gen: GenerationConfig, names: Iterable[str] = (), *, n_events: int = 2000,
+                    seed: int = 1, fast: bool = True) -> list[CrossSectionMeasurement]:
+    """:func:`measure` every sample in ``names`` (default: all of ``gen.samples``).
 
-    from analysis.core.config import load_raw_config
+    Args:
+        gen: the ``generation`` section (samples and ``sqrt_s_gev``).
+        names: sample keys; empty: every sample.
+        n_events: events per sample.
+        seed: Pythia's seed.
+        fast: MPI and hadronisation off.
 
-    ap = argparse.ArgumentParser(description="Measure Pythia cross-sections of config samples.")
-    ap.add_argument("config")
-    ap.add_argument("samples", nargs="*", help="sample names (default: all)")
-    ap.add_argument("-n", "--events", type=int, default=2000)
-    ap.add_argument("--full", action="store_true", help="keep MPI and hadronisation on")
-    ap.add_argument("--seed", type=int, default=1)
-    args = ap.parse_intermixed_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_raw_config(args.config)
-    gen = cfg["generation"]
-    names = args.samples or list(gen["samples"])
-    print(f"{'sample':14s} {'process':13s} {'events':>6s} {'kept':>6s} {'sigmaGen [pb]':>22s} "
-          f"{'xsec [pb]':>9s} {'branching':>10s} {'sigma(kept) [pb]':>17s} {'ev/s':>6s}")
+    Returns:
+        One measurement per sample, in the order of ``names``.
+
+    Raises:
+        ConfigError: a name is not in ``generation.samples``.
+    """
+    names = list(names) or list(gen.samples)
+    unknown = [n for n in names if n not in gen.samples]
+    if unknown:
+        raise ConfigError(f"generation.samples has no sample {unknown[0]!r} "
+                          f"(have: {', '.join(sorted(gen.samples))})")
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for nm in names:
-            r = measure(gen["samples"][nm], name=nm, n_events=args.events,
-                        workdir=Path(tmp) / nm, sqrt_s_gev=gen["sqrt_s_gev"],
-                        seed=args.seed, fast=not args.full)
-            xs = "-" if r["xsec_pb"] is None else f"{r['xsec_pb']:.4g}"
-            print(f"{nm:14s} {r['process']:13s} {r['events']:6d} {r['kept']:6d} "
-                  f"{r['sigma_gen_pb']:11.4g} +- {r['sigma_gen_err_pb']:8.2g} {xs:>9s} "
-                  f"{r['branching']:10.4g} {r['sigma_pb']:17.4g} {r['events_per_s']:6.0f}",
-                  flush=True)
-    return 0
+            rows.append(measure(gen.samples[nm], name=nm, n_events=n_events, workdir=Path(tmp) / nm,
+                                sqrt_s_gev=gen.sqrt_s_gev, seed=seed, fast=fast))
+            log.info("%s: sigma(kept) = %.4g pb", nm, rows[-1].sigma_pb)
+    return rows
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+def cross_section_table(rows: Iterable[CrossSectionMeasurement]) -> str:
+    """A fixed-width text table of measurements (cross-sections in pb)."""
+    lines = [f"{'sample':14s} {'process':13s} {'events':>6s} {'kept':>6s} {'sigmaGen [pb]':>22s} "
+             f"{'xsec [pb]':>9s} {'branching':>10s} {'sigma(kept) [pb]':>17s} {'ev/s':>6s}"]
+    for r in rows:
+        xs = "-" if r.xsec_pb is None else f"{r.xsec_pb:.4g}"
+        lines.append(f"{r.sample:14s} {r.process:13s} {r.events:6d} {r.kept:6d} "
+                     f"{r.sigma_gen_pb:11.4g} +- {r.sigma_gen_err_pb:8.2g} {xs:>9s} "
+                     f"{r.branching:10.4g} {r.sigma_pb:17.4g} {r.events_per_s:6.0f}")
+    return "\n".join(lines)

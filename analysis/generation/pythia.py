@@ -17,27 +17,60 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
+from analysis.core.config import SampleConfig
 from analysis.generation.processes import ProcessCard
 from analysis.generation.record import use_particle_data
 
+__all__ = [
+    "MB_TO_PB",
+    "PYTHIA_MAX_SEED",
+    "GenerationStats",
+    "PythiaInitError",
+    "common_settings",
+    "cross_section_pb",
+    "event_weights",
+    "generate_batches",
+    "make_pythia",
+    "shard_seed",
+]
+
 log = logging.getLogger(__name__)
 
+#: Pythia's largest accepted ``Random:seed``
 PYTHIA_MAX_SEED = 900_000_000
 MB_TO_PB = 1e9
 
 
-def shard_seed(base_seed: int, sample_name: str, sample: dict[str, Any], shard: int) -> int:
+def shard_seed(base_seed: int, sample_name: str, sample: SampleConfig, shard: int) -> int:
     """Seed of one shard: base + sample offset + shard index (within Pythia's seed range).
 
-    The sample offset is ``seed_offset`` when set, otherwise derived from the sample name
-    (CRC-32), so that different samples never share a random stream.
+    The sample offset is ``seed_offset`` when set (non-zero), otherwise derived from the
+    sample name (CRC-32), so that different samples never share a random stream.
+
+    Args:
+        base_seed: the configuration's ``seed``.
+        sample_name: the sample's key in ``generation.samples``.
+        sample: its section.
+        shard: the shard index.
+
+    Returns:
+        The Pythia (and detector) seed of the shard.
     """
-    offset = sample.get("seed_offset") or (zlib.crc32(sample_name.encode()) % 100_000) * 1000
+    offset = sample.seed_offset or (zlib.crc32(sample_name.encode()) % 100_000) * 1000
     return int((base_seed + offset + shard) % PYTHIA_MAX_SEED)
 
 
 def common_settings(seed: int, sqrt_s_gev: float, mpi: bool) -> list[str]:
-    """Run settings shared by every process (before the process card's own lines)."""
+    """Run settings shared by every process (before the process card's own lines).
+
+    Args:
+        seed: Pythia's ``Random:seed``.
+        sqrt_s_gev: centre-of-mass energy (GeV).
+        mpi: multiparton interactions on or off.
+
+    Returns:
+        Pythia ``readString`` lines.
+    """
     return [
         f"Beams:eCM = {sqrt_s_gev}",
         "Random:setSeed = on",
@@ -59,6 +92,8 @@ class PythiaInitError(RuntimeError):
 
 @dataclass
 class GenerationStats:
+    """Counters of one generation run, filled by :func:`generate_batches`."""
+
     n_generated: int = 0
     n_accepted: int = 0
     seconds: float = 0.0  # wall-clock time inside Pythia
@@ -66,7 +101,19 @@ class GenerationStats:
 
 
 def make_pythia(card: ProcessCard, settings: list[str], workdir: Path) -> Any:
-    """An initialised ``pythia8mc.Pythia`` for ``card``; auxiliary files go to ``workdir``."""
+    """An initialised ``pythia8mc.Pythia`` for ``card``; auxiliary files go to ``workdir``.
+
+    Args:
+        card: the sample's process card.
+        settings: the common run settings (:func:`common_settings`), applied first.
+        workdir: folder for the card's files (``{workdir}`` in its settings).
+
+    Returns:
+        The initialised generator; its particle data also serves :func:`charge_of`.
+
+    Raises:
+        PythiaInitError: Pythia rejects a setting or fails to initialise.
+    """
     import pythia8mc
 
     workdir.mkdir(parents=True, exist_ok=True)
@@ -89,6 +136,8 @@ def generate_batches(
 ) -> Iterator[ak.Array]:
     """Yield batches until ``n_events`` events passed the card's filter.
 
+    Batches of ``batch_size`` events come from ``Pythia.nextBatch`` (the last one shorter);
+    ``stats`` counts generated and accepted events and the time spent in Pythia (s).
     Raises ``RuntimeError`` when the filter accepts too few events (fewer than ``n_events``
     after ``max_attempts_factor × n_events`` generated), rather than looping for ever.
     """
@@ -116,7 +165,7 @@ def generate_batches(
 
 
 def event_weights(batch: ak.Array) -> np.ndarray:
-    """Nominal generator weight of each event (1 for unweighted samples)."""
+    """Nominal generator weight of each event (1 for unweighted samples), float64."""
     info = batch["info"]
     if "weights" in ak.fields(info):
         w = ak.to_numpy(ak.fill_none(ak.firsts(info["weights"], axis=1), 1.0))

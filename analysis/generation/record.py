@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import awkward as ak
 import numpy as np
 
+__all__ = ["INVISIBLE_IDS", "FlatRecord", "charge_of", "use_particle_data"]
 
 _PARTICLE_DATA: list[object] = []
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 import math
 
+__all__ = ["DECOUPLED_MASS_GEV", "LAMBDA_PP_112", "TAN_BETA", "rpv_gluino_slha"]
+
 log = logging.getLogger(__name__)
 
 #: Mass (GeV) of every sparticle and heavy Higgs boson not used by the benchmark.

@@ -13,10 +13,10 @@ Conventions (physics-reference §2, docs/ntuple-format.md):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from analysis.core.config.detector import TrackingConfig
 from analysis.generation.record import FlatRecord, charge_of
 from analysis.generation.truth import (
     ORIGIN_FAKE,
@@ -25,6 +25,21 @@ from analysis.generation.truth import (
     track_origin,
 )
 
+__all__ = [
+    "GRADE_GOOD",
+    "GRADE_NO_INNERMOST",
+    "GRADE_NO_INNER_TWO",
+    "GRADE_SHARED",
+    "MM_PER_M",
+    "Tracks",
+    "helix_radius_mm",
+    "ip_resolution",
+    "local_density",
+    "perigee",
+    "simulate_tracks",
+]
+
+#: hit-pattern grades: all hits, shared hits, no innermost-layer hit, no hit in the two inner layers
 GRADE_GOOD, GRADE_SHARED, GRADE_NO_INNERMOST, GRADE_NO_INNER_TWO = 0, 1, 2, 3
 MM_PER_M = 1000.0
 
@@ -78,7 +93,19 @@ def ip_resolution(
     pt: np.ndarray, theta: np.ndarray, grade: np.ndarray, a_mm: float, b_mm_gev: float,
     grade_scale: np.ndarray,
 ) -> np.ndarray:
-    """σ = (a ⊕ b / (pT √sinθ)) × scale(grade), in mm."""
+    """σ = (a ⊕ b / (pT √sinθ)) × scale(grade), in mm.
+
+    Args:
+        pt: transverse momenta (GeV).
+        theta: polar angles (rad).
+        grade: hit-pattern grade of each track (index into ``grade_scale``).
+        a_mm: constant term (mm).
+        b_mm_gev: multiple-scattering term (mm GeV).
+        grade_scale: resolution factor per grade.
+
+    Returns:
+        The resolution of each track (mm).
+    """
     sin_t = np.abs(np.sin(theta))
     sigma = np.hypot(a_mm, b_mm_gev / (pt * np.sqrt(sin_t)))
     return sigma * grade_scale[grade]
@@ -87,7 +114,16 @@ def ip_resolution(
 def local_density(
     event: np.ndarray, eta: np.ndarray, phi: np.ndarray, cell: float
 ) -> np.ndarray:
-    """Number of particles sharing each particle's η-φ cell of size ``cell`` in its event."""
+    """Number of particles sharing each particle's η-φ cell of size ``cell`` in its event.
+
+    Args:
+        event: event index of each particle.
+        eta, phi: direction of each particle (φ in rad).
+        cell: cell size in η and in φ (rad).
+
+    Returns:
+        The count (including the particle itself) per particle.
+    """
     ieta = np.floor((eta + 10.0) / cell).astype(np.int64)
     iphi = np.floor((phi + np.pi) / cell).astype(np.int64)
     n_eta = int(20.0 / cell) + 2
@@ -116,10 +152,12 @@ class Tracks:
     particle: np.ndarray  # global index of the producing particle (-1 for fakes)
 
     def take(self, sel: np.ndarray) -> Tracks:
+        """The tracks selected by ``sel`` (an index array or boolean mask)."""
         return Tracks(**{k: getattr(self, k)[sel] for k in _TRACK_FIELDS})
 
     @staticmethod
     def concatenate(parts: list[Tracks]) -> Tracks:
+        """All tracks of ``parts``, in order."""
         return Tracks(**{k: np.concatenate([getattr(p, k) for p in parts]) for k in _TRACK_FIELDS})
 
 
@@ -147,13 +185,13 @@ class _Candidates:
 
 
 def _conversions(
-    rec: FlatRecord, final_photon: np.ndarray, rng: np.random.Generator, cfg: dict[str, Any]
+    rec: FlatRecord, final_photon: np.ndarray, rng: np.random.Generator, cfg: TrackingConfig
 ) -> _Candidates:
     """e⁺e⁻ pairs from photon conversions in the inner-detector material (r < 300 mm)."""
     idx = final_photon
     pt = rec.pt[idx]
     theta = 2 * np.arctan(np.exp(-rec.eta[idx]))
-    x0_frac = cfg["material_x0_central"] / np.clip(np.abs(np.sin(theta)), 1e-3, None)
+    x0_frac = cfg.material_x0_central / np.clip(np.abs(np.sin(theta)), 1e-3, None)
     p_conv = 1.0 - np.exp(-7.0 / 9.0 * x0_frac)
     converts = rng.random(idx.size) < p_conv
     idx, pt = idx[converts], pt[converts]
@@ -185,19 +223,22 @@ def simulate_tracks(
     anc: Ancestry,
     pv_reco: np.ndarray,
     rng: np.random.Generator,
-    cfg: dict[str, Any],
+    cfg: TrackingConfig,
     b_field_t: float,
 ) -> Tracks:
     """Reconstructed tracks for a batch.
 
-    Parameters
-    ----------
-    rec, anc:
-        The flat event record and its ancestry.
-    pv_reco:
-        ``(n_events, 3)`` reconstructed primary vertex (mm), the impact-parameter reference.
-    cfg:
-        The ``detector.tracking`` configuration.
+    Args:
+        rec: the flat event record (GeV, mm).
+        anc: its ancestry (:func:`analysis.generation.truth.ancestry`).
+        pv_reco: ``(n_events, 3)`` reconstructed primary vertex (mm), the impact-parameter
+            reference.
+        rng: the shard's random generator.
+        cfg: the ``detector.tracking`` section.
+        b_field_t: solenoid field (T).
+
+    Returns:
+        The reconstructed and fake tracks, in no particular order (pT in GeV, d0/z0 in mm).
     """
     final = rec.is_final
     pdg = rec.pdg_id
@@ -209,7 +250,7 @@ def simulate_tracks(
         charge=charge_all[idx], vx=rec.vx[idx], vy=rec.vy[idx], vz=rec.vz[idx],
         origin=track_origin(anc, idx), pdg_id=pdg[idx], particle=idx,
     )
-    final_photon = np.flatnonzero(final & (pdg == 22) & (rec.pt > cfg["pt_min_gev"]))
+    final_photon = np.flatnonzero(final & (pdg == 22) & (rec.pt > cfg.pt_min_gev))
     conv = _conversions(rec, final_photon, rng, cfg)
     cand = _Candidates(
         **{
@@ -222,14 +263,14 @@ def simulate_tracks(
     with np.errstate(divide="ignore", invalid="ignore"):
         eta = np.arcsinh(cand.pz / pt)
     phi = np.arctan2(cand.py, cand.px)
-    density = local_density(cand.event, np.nan_to_num(eta, nan=99.0), phi, cfg["density_cell"])
+    density = local_density(cand.event, np.nan_to_num(eta, nan=99.0), phi, cfg.density_cell)
     r_prod = np.hypot(cand.vx, cand.vy)
 
     # acceptance, then efficiency (flat, dense-core loss, production radius)
-    accept = (pt > cfg["pt_min_gev"]) & (np.abs(eta) < cfg["eta_max"])
-    r_full, r_max = cfg["full_efficiency_radius_mm"], cfg["max_production_radius_mm"]
+    accept = (pt > cfg.pt_min_gev) & (np.abs(eta) < cfg.eta_max)
+    r_full, r_max = cfg.full_efficiency_radius_mm, cfg.max_production_radius_mm
     radial = np.clip(1.0 - (r_prod - r_full) / (r_max - r_full), 0.0, 1.0)
-    eff = cfg["efficiency"] * np.clip(1.0 - cfg["density_efficiency_loss"] * (density - 1), 0.0, 1.0)
+    eff = cfg.efficiency * np.clip(1.0 - cfg.density_efficiency_loss * (density - 1), 0.0, 1.0)
     eff = eff * radial
     u_eff = rng.random(pt.size)
     keep = accept & (u_eff < eff)
@@ -237,12 +278,12 @@ def simulate_tracks(
     # hit-pattern grade
     u_ibl = rng.random(pt.size)
     u_shared = rng.random(pt.size)
-    p_shared = 1.0 - (1.0 - cfg["shared_probability_per_neighbour"]) ** (density - 1)
+    p_shared = 1.0 - (1.0 - cfg.shared_probability_per_neighbour) ** (density - 1)
     grade = np.full(pt.size, GRADE_GOOD, dtype=np.int8)
     grade[u_shared < p_shared] = GRADE_SHARED
-    no_ibl = (r_prod > cfg["innermost_layer_radius_mm"]) | (u_ibl < cfg["missing_innermost_probability"])
+    no_ibl = (r_prod > cfg.innermost_layer_radius_mm) | (u_ibl < cfg.missing_innermost_probability)
     grade[no_ibl] = GRADE_NO_INNERMOST
-    grade[r_prod > cfg["next_layer_radius_mm"]] = GRADE_NO_INNER_TWO
+    grade[r_prod > cfg.next_layer_radius_mm] = GRADE_NO_INNER_TWO
 
     k = np.flatnonzero(keep)
     ev = cand.event[k]
@@ -260,10 +301,10 @@ def simulate_tracks(
     return _measure(tracks, rng, cfg)
 
 
-def _fakes(true_tracks: Tracks, n_events: int, rng: np.random.Generator, cfg: dict[str, Any]) -> Tracks:
+def _fakes(true_tracks: Tracks, n_events: int, rng: np.random.Generator, cfg: TrackingConfig) -> Tracks:
     """Combinatorial fake tracks, near real tracks (fakes concentrate in dense jet cores)."""
     n_true = np.bincount(true_tracks.event, minlength=n_events)
-    n_fake = rng.poisson(cfg["fake_rate"] * n_true)
+    n_fake = rng.poisson(cfg.fake_rate * n_true)
     total = int(n_fake.sum())
     ev = np.repeat(np.arange(n_events), n_fake)
     # a random real track of the same event as the seed of each fake
@@ -272,12 +313,12 @@ def _fakes(true_tracks: Tracks, n_events: int, rng: np.random.Generator, cfg: di
     pick = order[starts[ev] + (rng.random(total) * n_true[ev]).astype(np.int64)] if total else np.zeros(0, int)
     eta = true_tracks.eta[pick] + rng.normal(0, 0.03, total)
     phi = np.angle(np.exp(1j * (true_tracks.phi[pick] + rng.normal(0, 0.03, total))))
-    pt = cfg["pt_min_gev"] + rng.exponential(2.0, total)
+    pt = cfg.pt_min_gev + rng.exponential(2.0, total)
     return Tracks(
         event=ev, pt=pt, eta=eta, phi=phi,
         charge=rng.choice(np.array([-1, 1], dtype=np.int8), total),
-        d0=rng.normal(0, cfg["fake_d0_sigma_mm"], total),
-        z0=rng.normal(0, 2 * cfg["fake_d0_sigma_mm"], total),
+        d0=rng.normal(0, cfg.fake_d0_sigma_mm, total),
+        z0=rng.normal(0, 2 * cfg.fake_d0_sigma_mm, total),
         d0_err=np.zeros(total), z0_err=np.zeros(total),
         grade=rng.integers(GRADE_SHARED, GRADE_NO_INNER_TWO + 1, total).astype(np.int8),
         origin=np.full(total, ORIGIN_FAKE, dtype=np.int8),
@@ -285,21 +326,21 @@ def _fakes(true_tracks: Tracks, n_events: int, rng: np.random.Generator, cfg: di
     )
 
 
-def _measure(tr: Tracks, rng: np.random.Generator, cfg: dict[str, Any]) -> Tracks:
+def _measure(tr: Tracks, rng: np.random.Generator, cfg: TrackingConfig) -> Tracks:
     """Smear the true perigee parameters and momentum with the grade-dependent resolution."""
     n = tr.pt.size
     theta = 2 * np.arctan(np.exp(-tr.eta))
-    scale = np.asarray(cfg["grade_resolution_scale"], dtype=np.float64)
-    sd0 = ip_resolution(tr.pt, theta, tr.grade, cfg["d0_resolution"]["a_mm"],
-                        cfg["d0_resolution"]["b_mm_gev"], scale)
-    sz0_sin = ip_resolution(tr.pt, theta, tr.grade, cfg["z0sintheta_resolution"]["a_mm"],
-                            cfg["z0sintheta_resolution"]["b_mm_gev"], scale)
+    scale = np.asarray(cfg.grade_resolution_scale, dtype=np.float64)
+    sd0 = ip_resolution(tr.pt, theta, tr.grade, cfg.d0_resolution.a_mm,
+                        cfg.d0_resolution.b_mm_gev, scale)
+    sz0_sin = ip_resolution(tr.pt, theta, tr.grade, cfg.z0sintheta_resolution.a_mm,
+                            cfg.z0sintheta_resolution.b_mm_gev, scale)
     sz0 = sz0_sin / np.abs(np.sin(theta))
-    tail = np.where(rng.random(n) < cfg["tail_fraction"], cfg["tail_scale"], 1.0)
+    tail = np.where(rng.random(n) < cfg.tail_fraction, cfg.tail_scale, 1.0)
     d0 = tr.d0 + rng.normal(0, 1, n) * sd0 * tail
     z0 = tr.z0 + rng.normal(0, 1, n) * sz0 * tail
-    res = cfg["pt_resolution"]
-    rel = np.hypot(res["constant"], res["linear_per_gev"] * tr.pt)
+    res = cfg.pt_resolution
+    rel = np.hypot(res.constant, res.linear_per_gev * tr.pt)
     pt = tr.pt * np.abs(1.0 + rel * rng.normal(0, 1, n))
     eta = tr.eta + rng.normal(0, 3e-4, n)
     phi = np.angle(np.exp(1j * (tr.phi + rng.normal(0, 3e-4, n))))

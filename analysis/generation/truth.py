@@ -12,7 +12,26 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from analysis.generation.record import INVISIBLE_IDS, FlatRecord  # noqa: F401  (re-exported)
+from analysis.generation.record import FlatRecord
+
+__all__ = [
+    "HARD_RECORD_IDS",
+    "MAX_ANCESTRY_STEPS",
+    "ORIGIN_FAKE",
+    "ORIGIN_FROM_B",
+    "ORIGIN_FROM_BC",
+    "ORIGIN_FROM_C",
+    "ORIGIN_FROM_TAU",
+    "ORIGIN_OTHER_SECONDARY",
+    "ORIGIN_PRIMARY",
+    "Ancestry",
+    "ancestry",
+    "hard_record",
+    "heavy_flavour",
+    "last_copy",
+    "lepton_flavour_origin",
+    "track_origin",
+]
 
 # FTAG track truth-origin convention (docs/ntuple-format.md)
 ORIGIN_FAKE = 1

@@ -19,13 +19,24 @@ import numpy as np
 import uproot
 
 from analysis.core.atomic import atomic_path
-from analysis.core.serialise import json_default
+from analysis.core.config import CompressionConfig
 from analysis.core.format import HEPLINE_METADATA_KEY
 from analysis.core.provenance import write_root_provenance
+from analysis.core.serialise import json_default
+
+__all__ = [
+    "COMPRESSION",
+    "NtupleWriter",
+    "branch_types",
+    "collection_groups",
+    "compression_from_config",
+    "event_block",
+]
 
 log = logging.getLogger(__name__)
 
-COMPRESSION = {
+#: uproot compression classes by the ``generation.compression.algorithm`` name
+COMPRESSION: dict[str, Any] = {
     "zlib": uproot.ZLIB,
     "lz4": uproot.LZ4,
     "zstd": uproot.ZSTD,
@@ -33,12 +44,18 @@ COMPRESSION = {
 }
 
 
-def compression_from_config(comp: dict[str, Any]) -> Any:
-    """The uproot compression object for ``{'algorithm': ..., 'level': ...}``."""
-    algo = comp.get("algorithm", "zstd")
-    if algo == "none":
+def compression_from_config(comp: CompressionConfig) -> Any:
+    """The uproot compression object of a ``generation.compression`` section.
+
+    Args:
+        comp: the algorithm (``zlib``, ``lz4``, ``zstd``, ``lzma`` or ``none``) and its level.
+
+    Returns:
+        An uproot compression (e.g. ``uproot.ZSTD(3)``), or ``None`` for ``none``.
+    """
+    if comp.algorithm == "none":
         return None
-    return COMPRESSION[algo](comp.get("level", 3))
+    return COMPRESSION[comp.algorithm](comp.level)
 
 
 def branch_types(block: Mapping[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,6 @@ back with uproot.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import logging
 import tempfile
@@ -26,7 +25,7 @@ import numpy as np
 import uproot
 
 from analysis.core.atomic import write_json
-from analysis.core.config import load_raw_config
+from analysis.core.config import CompressionConfig, Config, load_config
 from analysis.generation.detector import simulate
 from analysis.generation.processes import process_card
 from analysis.generation.produce import produce_shard
@@ -43,19 +42,19 @@ from analysis.generation.writer import NtupleWriter, compression_from_config
 log = logging.getLogger(__name__)
 
 COMPRESSIONS = [
-    {"algorithm": "none", "level": 0},
-    {"algorithm": "lz4", "level": 1},
-    {"algorithm": "lz4", "level": 4},
-    {"algorithm": "zlib", "level": 1},
-    {"algorithm": "zlib", "level": 4},
-    {"algorithm": "zstd", "level": 1},
-    {"algorithm": "zstd", "level": 3},
-    {"algorithm": "zstd", "level": 5},
-    {"algorithm": "lzma", "level": 4},
+    CompressionConfig(algorithm="none", level=0),
+    CompressionConfig(algorithm="lz4", level=1),
+    CompressionConfig(algorithm="lz4", level=4),
+    CompressionConfig(algorithm="zlib", level=1),
+    CompressionConfig(algorithm="zlib", level=4),
+    CompressionConfig(algorithm="zstd", level=1),
+    CompressionConfig(algorithm="zstd", level=3),
+    CompressionConfig(algorithm="zstd", level=5),
+    CompressionConfig(algorithm="lzma", level=4),
 ]
 
 
-def bench_sample(cfg: dict[str, Any], sample: str, n_events: int) -> dict[str, Any]:
+def bench_sample(cfg: Config, sample: str, n_events: int) -> dict[str, Any]:
     """Pythia-only and full-chain rates for one sample (one core)."""
     # warm-up: numba caches, fastjet, Pythia data tables (not part of any rate)
     produce_shard(cfg, sample, 0, None, n_events=min(20, n_events), progress=False)
@@ -66,45 +65,45 @@ def bench_sample(cfg: dict[str, Any], sample: str, n_events: int) -> dict[str, A
         t0 = time.perf_counter()
         full = produce_shard(cfg, sample, 0, Path(tmp) / "b.root", n_events=n_events, progress=False)
         wall_full = time.perf_counter() - t0
-    m_gen, m_full = gen_only["metrics"], full["metrics"]
-    rate_gen = m_gen["events"] / (m_gen["wall_s"] - m_gen["init_s"])
-    rate_full = m_full["events"] / (m_full["wall_s"] - m_full["init_s"])
+    m_gen, m_full = gen_only.metrics, full.metrics
+    rate_gen = m_gen.events / (m_gen.wall_s - m_gen.init_s)
+    rate_full = m_full.events / (m_full.wall_s - m_full.init_s)
     return {
         "sample": sample,
         "events": n_events,
         "pythia_only_events_per_s": rate_gen,
         "full_events_per_s": rate_full,
-        "pythia_s": m_full["pythia_s"],
-        "detector_s": m_full["detector_s"],
-        "write_s": m_full["write_s"],
-        "overhead_fraction": m_full["detector_plus_write_fraction"],
-        "overhead_cpu_fraction": m_full["detector_plus_write_cpu_fraction"],
-        "pythia_events_per_cpu_s": m_full["pythia_events_per_cpu_s"],
-        "full_events_per_cpu_s": m_full["events"] / (m_full["pythia_cpu_s"] + m_full["detector_cpu_s"] + m_full["write_cpu_s"]),
+        "pythia_s": m_full.pythia_s,
+        "detector_s": m_full.detector_s,
+        "write_s": m_full.write_s,
+        "overhead_fraction": m_full.detector_plus_write_fraction,
+        "overhead_cpu_fraction": m_full.detector_plus_write_cpu_fraction,
+        "pythia_events_per_cpu_s": m_full.pythia_events_per_cpu_s,
+        "full_events_per_cpu_s": m_full.events / (m_full.pythia_cpu_s + m_full.detector_cpu_s + m_full.write_cpu_s),
         "rate_ratio_overhead": rate_gen / rate_full - 1.0,
-        "bytes_per_event": m_full["bytes_per_event"],
+        "bytes_per_event": m_full.bytes_per_event,
         "wall_gen_s": wall_gen,
         "wall_full_s": wall_full,
-        "xsec_pb": full["metadata"]["xsec_pb"],
+        "xsec_pb": full.metadata.xsec_pb,
     }
 
 
-def bench_compression(cfg: dict[str, Any], sample: str, n_events: int,
+def bench_compression(cfg: Config, sample: str, n_events: int,
                       basket_sizes: tuple[int, ...] = (100, 200, 500, 1000)) -> list[dict[str, Any]]:
     """Bytes per event, write and read rates for each compression setting and basket size."""
-    gen = cfg["generation"]
-    spec = gen["samples"][sample]
-    seed = shard_seed(cfg["seed"], sample, spec, 0)
+    gen = cfg.generation
+    spec = gen.samples[sample]
+    seed = shard_seed(cfg.seed, sample, spec, 0)
     card = process_card(spec, name=sample)
     rng = np.random.default_rng(seed)
     blocks = []
     with tempfile.TemporaryDirectory() as workdir:
-        pythia = make_pythia(card, common_settings(seed, gen["sqrt_s_gev"], gen["multiparton_interactions"]),
+        pythia = make_pythia(card, common_settings(seed, gen.sqrt_s_gev, gen.multiparton_interactions),
                              Path(workdir))
         stats = GenerationStats()
         done = 0
         for batch in generate_batches(pythia, card, n_events, min(basket_sizes), stats):
-            block = simulate(batch, rng, cfg["detector"])
+            block = simulate(batch, rng, cfg.detector)
             n = len(batch)
             block.update(run=np.zeros(n, np.uint32), luminosityBlock=np.zeros(n, np.uint32),
                          event=np.arange(done, done + n, dtype=np.uint64),
@@ -127,10 +126,10 @@ def bench_compression(cfg: dict[str, Any], sample: str, n_events: int,
     with tempfile.TemporaryDirectory() as tmp:
         for basket in basket_sizes:
             grouped = regroup(basket)
-            settings = COMPRESSIONS if basket == 200 else [{"algorithm": "zstd", "level": 3},
-                                                            {"algorithm": "lz4", "level": 4}]
+            settings = COMPRESSIONS if basket == 200 else [CompressionConfig(algorithm="zstd", level=3),
+                                                            CompressionConfig(algorithm="lz4", level=4)]
             for comp in settings:
-                path = Path(tmp) / f"{comp['algorithm']}{comp['level']}_{basket}.root"
+                path = Path(tmp) / f"{comp.algorithm}{comp.level}_{basket}.root"
                 t0 = time.perf_counter()
                 with NtupleWriter(path, compression=compression_from_config(comp)) as w:
                     for b in grouped:
@@ -143,7 +142,7 @@ def bench_compression(cfg: dict[str, Any], sample: str, n_events: int,
                 t_read = time.perf_counter() - t0
                 size = path.stat().st_size
                 results.append({
-                    "algorithm": comp["algorithm"], "level": comp["level"], "basket_events": basket,
+                    "algorithm": comp.algorithm, "level": comp.level, "basket_events": basket,
                     "bytes_per_event": size / done, "write_events_per_s": done / t_write,
                     "read_events_per_s": done / t_read, "read_mb_per_s": size / t_read / 1e6,
                 })
@@ -167,9 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", help="JSON results")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    cfg = load_raw_config(args.config)
-    cfg = copy.deepcopy(cfg)
-    samples = args.samples or list(cfg["generation"]["samples"])
+    cfg = load_config(args.config)
+    samples = args.samples or list(cfg.generation.samples)
     rows = [bench_sample(cfg, s, args.events) for s in samples]
     print(_table(rows, [
         ("sample", "sample", "s"), ("events", "events", "d"),

@@ -27,7 +27,7 @@ rule generate_shard:
     resources:
         **job_resources(mem_mb=2000, runtime=60),
     shell:
-        "{params.py} -m analysis.generation produce --config {params.configfile} --sample {wildcards.sample} "
+        "{params.py} -m analysis.cli generate --config {params.configfile} --sample {wildcards.sample} "
         "--shard {wildcards.shard} --output {output.root} --metrics {output.metrics} --quiet "
         "> {log} 2>&1"
 
@@ -44,7 +44,7 @@ rule merge_sample:
     conda:
         "../envs/hepline.yaml"
     shell:
-        "{params.py} -m analysis.generation merge --output {output} {input} > {log} 2>&1"
+        "{params.py} -m analysis.cli merge --output {output} {input} > {log} 2>&1"
 
 
 rule generation_all:

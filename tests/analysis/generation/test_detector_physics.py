@@ -121,13 +121,13 @@ def test_truth_hadron_decay_vertex_is_relative_to_the_true_pv(ttbar_file) -> Non
 
 
 @pytest.mark.slow
-def test_diphoton_continuum_has_hard_extra_jets(tmp_path, default_config):
+def test_diphoton_continuum_has_hard_extra_jets(tmp_path, config):
     """The γγ continuum uses a power shower: ≈ 10 % of diphoton events have two clean jets
     (0.5 % with Pythia's default shower start, which would starve the HH → γγbb̄ background)."""
     from analysis.generation.produce import produce_shard
 
     out = tmp_path / "yy.root"
-    produce_shard(default_config, "yy", 0, out, n_events=1500, progress=False)
+    produce_shard(config, "yy", 0, out, n_events=1500, progress=False)
     with uproot.open(out) as f:
         a = f["Events"].arrays(["Jet_pt", "Jet_eta", "Jet_phi", "Photon_pt", "Photon_eta",
                                 "Photon_phi", "Photon_isTight"])

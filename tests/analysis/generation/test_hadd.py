@@ -11,8 +11,9 @@ import uproot
 
 from analysis.io import ingest
 from analysis.core.format import HEPLINE_METADATA_KEY
-from analysis.generation.__main__ import main as generation_main
-from analysis.generation.hadd import hadd
+from analysis.cli import main as hepline
+from analysis.core.errors import InputError, InputFileError
+from analysis.generation.hadd import MergedNtuple, hadd
 
 
 def _events(path):
@@ -23,7 +24,10 @@ def _events(path):
 def test_concatenates_events_runs_and_metadata(hepline_sample_files, tmp_path):
     sig = [str(p) for p in hepline_sample_files[:2]]
     out = tmp_path / "sig_merged.root"
-    meta = hadd(sig, out, basket_events=10)
+    result = hadd(sig, out, basket_events=10)
+    assert isinstance(result, MergedNtuple)
+    assert result.output == out and result.inputs == tuple(sig) and result.n_events == 55
+    meta = result.metadata
 
     merged = _events(out)
     parts = [_events(p) for p in sig]
@@ -49,7 +53,7 @@ def test_concatenates_events_runs_and_metadata(hepline_sample_files, tmp_path):
 
 def test_refuses_another_sample_and_writes_nothing(hepline_sample_files, tmp_path):
     out = tmp_path / "mixed.root"
-    with pytest.raises(ValueError, match=r"bkg_0\.root.*'sample'"):
+    with pytest.raises(InputFileError, match=r"bkg_0\.root.*'sample'"):
         hadd([str(p) for p in hepline_sample_files], out)
     assert not out.exists()
     assert not list(tmp_path.iterdir())
@@ -65,20 +69,20 @@ def test_refuses_different_branches(hepline_sample_files, tmp_path):
         f["Events"] = {k: np.asarray(arrays[k]) for k in arrays.fields}
         f[HEPLINE_METADATA_KEY] = meta
     out = tmp_path / "out.root"
-    with pytest.raises(ValueError, match=r"sig_1_fewer\.root: branches differ"):
+    with pytest.raises(InputFileError, match=r"sig_1_fewer\.root: branches differ"):
         hadd([str(hepline_sample_files[0]), str(other)], out)
     assert not out.exists()
 
 
 def test_refuses_output_among_inputs_and_non_hepline_files(hepline_sample_files, nanoaod_file, tmp_path):
     sig0 = str(hepline_sample_files[0])
-    with pytest.raises(ValueError, match="also an input"):
+    with pytest.raises(InputError, match="also an input"):
         hadd([sig0], sig0)
-    with pytest.raises(ValueError, match=r"nanoaod\.root: not a hepline ntuple"):
+    with pytest.raises(InputFileError, match=r"nanoaod\.root: not a hepline ntuple"):
         hadd([sig0, str(nanoaod_file)], tmp_path / "x.root")
 
 
 def test_cli(hepline_sample_files, tmp_path):
     out = tmp_path / "cli.root"
-    assert generation_main(["hadd", "--output", str(out), *map(str, hepline_sample_files[:2])]) == 0
+    assert hepline(["hadd", "--output", str(out), *map(str, hepline_sample_files[:2])]) == 0
     assert len(_events(out)) == 55

@@ -30,6 +30,7 @@ from analysis.generation.processes import (  # noqa: E402
     process_card,
     pythia_branching_ratio,
 )
+from analysis.core.config import ConfigError, SampleConfig  # noqa: E402
 from analysis.generation.slha import rpv_gluino_slha  # noqa: E402
 
 FAST = ("PartonLevel:MPI = off", "HadronLevel:all = off")
@@ -59,7 +60,17 @@ def normalised_sigma(card: ProcessCard, sigma_gen_pb: float) -> float:
 # card construction
 
 
-ALL_SAMPLES = {
+def sample_config(fields: dict) -> SampleConfig:
+    """A sample section with the schema defaults for what ``fields`` leaves out.
+
+    Not validated against the schema, so that the checks of ``process_card`` itself (values
+    the schema would also refuse) can be tested.
+    """
+    base = {"run_number": 0, "shards": 1, "events_per_shard": 1, "seed_offset": 0, "decay": "none"}
+    return SampleConfig(**{**base, **fields, "extra_settings": tuple(fields.get("extra_settings", ()))})
+
+
+ALL_SAMPLES = {name: sample_config(fields) for name, fields in {
     "ttbar": {"process": "ttbar"},
     "xhh_300": {"process": "x_hh_yybb", "mass_gev": 300, "xsec_pb": 1.0},
     "yy": {"process": "yy_continuum", "mhat_min_gev": 90},
@@ -71,7 +82,7 @@ ALL_SAMPLES = {
     "qcd_400_800": {"process": "qcd_multijet", "pthat_min_gev": 400, "pthat_max_gev": 800},
     "qcd_800_inf": {"process": "qcd_multijet", "pthat_min_gev": 800},
     "hh_lhe": {"process": "lhe", "lhe_file": "hh.lhe", "xsec_pb": 0.03105, "decay": "hh_yybb"},
-}
+}.items()}
 
 
 @pytest.mark.parametrize("name", sorted(ALL_SAMPLES))
@@ -93,10 +104,10 @@ def test_card_contents_follow_the_sample():
     assert xhh.branching == pytest.approx(2 * 0.5809 * 0.00227)
     assert xhh.event_filter is hh_bbyy_filter
 
-    yy_default = process_card({"process": "yy_continuum"})
+    yy_default = process_card(sample_config({"process": "yy_continuum"}))
     assert "PhaseSpace:mHatMin = 90" in yy_default.settings
     assert "PhaseSpace:mHatMin = 120" in process_card(
-        {"process": "yy_continuum", "mhat_min_gev": 120}).settings
+        sample_config({"process": "yy_continuum", "mhat_min_gev": 120})).settings
 
     qcd = process_card(ALL_SAMPLES["qcd_400_800"])
     assert {"PhaseSpace:pTHatMin = 400", "PhaseSpace:pTHatMax = 800"} <= set(qcd.settings)
@@ -109,10 +120,10 @@ def test_card_contents_follow_the_sample():
     assert {"HiggsSM:gg2Httbar = on", "HiggsSM:qqbar2Httbar = on"} <= set(tth.settings)
 
     extra = ["25:m0 = 125.0", "Top:gg2ttbar = off"]
-    card = process_card({"process": "ttbar", "extra_settings": extra})
+    card = process_card(sample_config({"process": "ttbar", "extra_settings": extra}))
     assert list(card.settings[-2:]) == extra          # applied last
 
-    lhe_plain = process_card({"process": "lhe", "lhe_file": "a.lhe", "xsec_pb": 2.0})
+    lhe_plain = process_card(sample_config({"process": "lhe", "lhe_file": "a.lhe", "xsec_pb": 2.0}))
     assert lhe_plain.event_filter is None and lhe_plain.branching == 1.0
     assert lhe_plain.xsec_pb == 2.0
 
@@ -148,21 +159,20 @@ def test_materialise_writes_files_and_fills_placeholder(tmp_path):
         ({"process": "lhe", "lhe_file": "x.lhe"}, "xsec_pb"),
         ({"process": "lhe", "lhe_file": "x.lhe", "xsec_pb": 0.03, "decay": "4b"}, "decay"),
         ({"process": "no_such_process"}, "process"),
-        ({}, "process"),
     ],
 )
 def test_missing_or_bad_keys_raise_naming_key_and_sample(sample, key):
     with pytest.raises(ProcessConfigError) as err:
-        process_card(sample, name="my_sample_17")
+        process_card(sample_config(sample), name="my_sample_17")
     assert err.value.key == key
     assert err.value.sample == "my_sample_17"
     assert f"'{key}'" in str(err.value) and "my_sample_17" in str(err.value)
-    assert isinstance(err.value, ValueError)
+    assert isinstance(err.value, ValueError) and isinstance(err.value, ConfigError)
 
 
 def test_error_without_name_describes_the_sample():
     with pytest.raises(ProcessConfigError, match=r"run_number=450300.*'mass_gev'"):
-        process_card({"process": "x_hh_yybb", "xsec_pb": 1.0, "run_number": 450300})
+        process_card(sample_config({"process": "x_hh_yybb", "xsec_pb": 1.0, "run_number": 450300}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,9 +228,9 @@ def test_process_generates_with_plausible_sigma(name, n, lo_pb, hi_pb, tmp_path)
         _check_rpv_decays(events)
     elif name.startswith("qcd"):
         pt_hat = np.sqrt(ak.to_numpy(info.pT2Hat))
-        assert np.all(pt_hat >= sample["pthat_min_gev"] - 1e-6)
-        if "pthat_max_gev" in sample:
-            assert np.all(pt_hat <= sample["pthat_max_gev"] + 1e-6)
+        assert np.all(pt_hat >= sample.pthat_min_gev - 1e-6)
+        if sample.pthat_max_gev is not None:
+            assert np.all(pt_hat <= sample.pthat_max_gev + 1e-6)
 
 
 def _check_rpv_decays(events):
@@ -243,7 +253,7 @@ def test_pthat_bias_fills_the_tail_and_the_weights_undo_it(tmp_path):
     (pthat_min / pT-hat)^power, so the weighted spectrum is the unbiased one."""
     hard_only = ("PartonLevel:all = off", "HadronLevel:all = off")
     plain = process_card(ALL_SAMPLES["qcd_400_800"])
-    biased = process_card({**ALL_SAMPLES["qcd_400_800"], "pthat_bias_power": 4})
+    biased = process_card(ALL_SAMPLES["qcd_400_800"].replace(pthat_bias_power=4))
     assert {"PhaseSpace:bias2Selection = on", "PhaseSpace:bias2SelectionPow = 4",
             "PhaseSpace:bias2SelectionRef = 400"} <= set(biased.settings)
     n = 4000
@@ -271,14 +281,14 @@ def test_h_yy_normalisation_is_production_times_physical_branching(tmp_path):
     hard_only = ("PartonLevel:all = off", "HadronLevel:all = off")
     card = process_card(ALL_SAMPLES["ggh_yy"])
     _, sigma_forced, _ = run_pythia(card, tmp_path / "a", 3000, extra=hard_only)
-    inclusive = process_card({"process": "h_yy", "production": "ggH",
-                              "extra_settings": ["25:onMode = on"]})
+    inclusive = process_card(sample_config({"process": "h_yy", "production": "ggH",
+                                            "extra_settings": ["25:onMode = on"]}))
     _, sigma_incl, _ = run_pythia(inclusive, tmp_path / "b", 3000, extra=hard_only)
     assert sigma_forced < 0.01 * sigma_incl                  # Pythia did fold in its B(yy)
     reported = normalised_sigma(card, sigma_forced)
     assert reported == pytest.approx(sigma_incl * BR_H_YY, rel=0.05)
     # with an external production cross-section the physical B(H->yy) applies directly
-    ext = process_card({"process": "h_yy", "production": "ggH", "xsec_pb": 48.6})
+    ext = process_card(sample_config({"process": "h_yy", "production": "ggH", "xsec_pb": 48.6}))
     assert ext.xsec_pb == 48.6 and ext.branching == pytest.approx(BR_H_YY)
 
 
@@ -469,8 +479,8 @@ def test_lhe_round_trip_through_pythia(tmp_path):
     expected = np.array([[[h.px, h.py, h.pz, h.e] for h in ev.particles[2:]] for ev in toy])
     assert np.allclose(lhe_h, expected, rtol=1e-9, atol=1e-7)
 
-    card = process_card({"process": "lhe", "lhe_file": str(path), "xsec_pb": 0.03105,
-                         "decay": "hh_yybb"}, name="hh_lhe")
+    card = process_card(sample_config({"process": "lhe", "lhe_file": str(path), "xsec_pb": 0.03105,
+                                       "decay": "hh_yybb"}), name="hh_lhe")
     assert card.branching == pytest.approx(BR_HH_BBYY) and card.xsec_pb == 0.03105
     events, sigma_gen, p = run_pythia(card, tmp_path / "job", 25, beams=False)
     assert len(events) == 20                                       # all of the file, no more
@@ -494,3 +504,35 @@ def test_lhe_round_trip_through_pythia(tmp_path):
     keep = card.event_filter(events)
     assert np.array_equal(keep, (n_bb == 1) & (n_yy == 1))
     assert 0 < keep.sum() < 20
+
+
+# ---------------------------------------------------------------------------------------------
+# the shipped configuration and the cross-section diagnostic
+
+
+def test_every_sample_of_the_default_config_builds_a_card(config):
+    for name, spec in config.generation.samples.items():
+        card = process_card(spec, name=name)
+        assert card.settings and card.branching > 0, name
+
+
+def test_measure_samples_prints_a_table(config, capsys):
+    from analysis.generation.processes import (
+        CrossSectionMeasurement,
+        cross_section_table,
+        measure_samples,
+    )
+    from tests.fixtures.paths import DEFAULT_CONFIG
+
+    rows = measure_samples(config.generation, ["ttbar"], n_events=50)
+    assert len(rows) == 1 and isinstance(rows[0], CrossSectionMeasurement)
+    r = rows[0]
+    assert r.sample == "ttbar" and r.events == r.kept == 50 and r.filter_efficiency == 1.0
+    assert r.sigma_pb == pytest.approx(r.sigma_gen_pb) and 200 < r.sigma_pb < 1000
+    assert cross_section_table(rows).splitlines()[1].split()[:4] == ["ttbar", "ttbar", "50", "50"]
+    with pytest.raises(ConfigError, match="nosuch"):
+        measure_samples(config.generation, ["nosuch"])
+    from analysis.cli import main as hepline
+
+    assert hepline(["xsec", str(DEFAULT_CONFIG), "ttbar", "-n", "20"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("ttbar")
