@@ -1,303 +1,165 @@
-"""mplhep plotting helpers and the HH → γγbb̄ paper plots.
+"""The ``plots`` stage: every HH → γγbb̄ paper plot of a normalised histogram set and, if
+given, of the limits (:func:`write_paper_plots`).
 
-Every figure is written atomically (PNG); a ``provenance`` record, if given, goes to its
-sidecar ``<figure>.png.provenance.json`` (:mod:`analysis.core.provenance`). Plots:
+Writes into the output folder, each with the ``plots`` provenance record:
 
-* :func:`plot_stack` — an observable (m_γγ by default) per region: backgrounds stacked,
-  signals overlaid as lines (optionally scaled), MC statistical band on the stack;
-* :func:`plot_regions` — a grid of :func:`plot_stack` panels (m_γγ per category, or m*);
-* :func:`plot_cutflow` — the cutflow table (σ×L-weighted events, raw MC counts in brackets);
-* :func:`plot_brazil` — expected (and observed) limits versus m_X with ±1σ/±2σ bands;
-* :func:`plot_fit` — a histogram with a fitted curve (DSCB or sideband exponential).
+* ``m_yy_categories.png`` — m_γγ in the diphoton, pretag and non-resonant regions;
+* ``m_star.png`` — m* in the pretag and resonant regions;
+* ``cutflow.png`` — the cutflow table;
+* ``dscb_<signal>.png`` — the DSCB fit of each signal's m_γγ (diphoton region);
+* ``brazil.png`` — the resonant limits (with ``limits``);
+* ``summary.json`` — ``{"resolution": {signal: DSCB fit}}``.
 
-Command line (all paper plots of a normalised histogram set and, if given, the limits)::
+The figures come from :mod:`analysis.plot.hh`, the limits from ``limits.json`` as written by
+the limits stage. Command line::
 
-    python -m analysis.plot.paper --config C --hists results/hh_yybb/histograms/hists.pkl \\
+    hepline plots --config C --hists results/hh_yybb/histograms/hists.pkl \\
         --limits results/hh_yybb/limits/limits.json --output-dir results/hh_yybb/plots
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from analysis.core.atomic import atomic_path, write_json
+from analysis.core.atomic import write_json
+from analysis.core.errors import InputFileError
 from analysis.core.provenance import provenance_record
+from analysis.plot.hh import plot_brazil, plot_cutflow, plot_fit, plot_regions
+from analysis.plot.style import save_figure
+from analysis.stats import fits as F
+from analysis.stats.histograms import HistSet
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from analysis.core.config import Config
+    from analysis.stats.limits import LimitTable
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "EXPERIMENT_LABEL",
-    "plot_brazil",
-    "plot_cutflow",
-    "plot_fit",
-    "plot_regions",
-    "plot_stack",
-    "save",
-    "style",
-]
+__all__ = ["PaperPlots", "brazil_arrays", "brazil_figure", "fit_label", "write_paper_plots"]
 
-EXPERIMENT_LABEL = "hepline"
+PathLike = str | os.PathLike[str]
+
+DSCB_RANGE_GEV = (110.0, 140.0)
+"""m_γγ range of the signal DSCB fits (GeV)."""
 
 
-INLINE_BACKENDS = ("inline", "ipympl", "widget", "nbagg")
-"""Substrings of notebook backends that :func:`use_file_backend` leaves in place."""
+@dataclass
+class PaperPlots:
+    """What :func:`write_paper_plots` wrote: the files and the signals' m_γγ resolution fits."""
+
+    files: list[Path] = field(default_factory=list)
+    resolution: dict[str, F.FitResult] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The ``summary.json`` content ``{"resolution": {signal: fit}}``."""
+        return {"resolution": {s: fit.to_dict() for s, fit in self.resolution.items()}}
 
 
-def use_file_backend() -> None:
-    """Select the non-interactive Agg backend for writing files, except in a notebook whose
-    inline/widget backend is already active (switching would turn off its inline plots)."""
-    import matplotlib
-
-    backend = str(matplotlib.rcParams["backend"]).lower()
-    if any(name in backend for name in INLINE_BACKENDS):
-        return
-    matplotlib.use("Agg")
+def fit_label(fit: F.FitResult) -> str:
+    """The legend entry of a fit: the DSCB σ (GeV) or the exponential slope (GeV⁻¹)."""
+    if fit.model == "dscb":
+        return "DSCB, " + rf"$\sigma$ = {fit.params['sigma']:.2f} GeV"
+    return rf"exp($a\,m$), $a$ = {fit.params['slope']:.4f} GeV$^{{-1}}$ (sidebands)"
 
 
-def style() -> Any:
-    """Select the file backend (:func:`use_file_backend`) and the mplhep ATLAS style; returns
-    ``matplotlib.pyplot``."""
-    use_file_backend()
-    import matplotlib.pyplot as plt
-    import mplhep
+def brazil_arrays(
+    rows: Sequence[Mapping[str, Any]],
+) -> tuple[list[float], list[list[float]], list[float | None], float]:
+    """The resonant rows of ``limits.json`` as :func:`analysis.plot.hh.plot_brazil` data.
 
-    plt.style.use(mplhep.style.ATLAS)
-    return plt
+    Args:
+        rows: the ``rows`` of ``limits.json``.
 
-
-def label(ax: Any, lumi_fb: float | None = None, text: str = "Simulation") -> None:
-    """Experiment label (and luminosity) in the mplhep style."""
-    import mplhep
-
-    lumi = f"{lumi_fb:g} fb$^{{-1}}$ (13 TeV)" if lumi_fb else None
-    mplhep.label.exp_text(EXPERIMENT_LABEL, text, lumi=lumi, ax=ax, loc=1)
-
-
-def save(
-    fig: Any, path: str | Path, dpi: int = 90, *, provenance: Mapping[str, Any] | None = None
-) -> Path:
-    """Save ``fig`` as PNG atomically and close it (plus the ``provenance`` sidecar, if given)."""
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path, provenance=provenance) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
-    plt.close(fig)
-    return Path(path)
-
-
-def _h1(histset: Mapping[str, Any], sample: str, observable: str, region: str, rebin: int = 1) -> Any:
-    import hist
-
-    h = histset["samples"][sample]["hists"][observable][{"region": region, "variation": "nominal"}]
-    return h[:: hist.rebin(rebin)] if rebin > 1 else h
-
-
-def plot_stack(
-    ax: Any,
-    histset: Mapping[str, Any],
-    region: str,
-    *,
-    backgrounds: Sequence[str],
-    signals: Sequence[str] = (),
-    observable: str = "m_yy",
-    rebin: int = 1,
-    signal_scale: float | Mapping[str, float] = 1.0,
-    log_y: bool = False,
-) -> None:
-    """Stacked backgrounds with the MC-stat band and overlaid signals on ``ax``."""
-    import mplhep
-
-    bkgs = [b for b in backgrounds if b in histset["samples"]]
-    hs = [_h1(histset, b, observable, region, rebin) for b in bkgs]
-    if hs:
-        mplhep.histplot(hs, ax=ax, stack=True, histtype="fill", label=bkgs, alpha=0.8)
-        tot = sum(h.values() for h in hs)
-        err = np.sqrt(sum(h.variances() for h in hs))
-        edges = hs[0].axes[0].edges
-        ax.stairs(tot + err, edges, baseline=np.clip(tot - err, 0, None), fill=True, hatch="////",
-                  alpha=0.0, label="MC stat.")
-    sig_colors = ("black", "crimson", "royalblue", "darkviolet", "darkgreen")
-    styles = ("-", "--", "-.", ":")
-    for i, s in enumerate(x for x in signals if x in histset["samples"]):
-        k = signal_scale[s] if isinstance(signal_scale, Mapping) else signal_scale
-        h = _h1(histset, s, observable, region, rebin)
-        mplhep.histplot(h * k, ax=ax, histtype="step", linewidth=2, color=sig_colors[i % len(sig_colors)],
-                        linestyle=styles[i % len(styles)], label=s if k == 1 else f"{s} ×{k:g}")
-    ax.set_title(region, fontsize=12)
-    if log_y:
-        ax.set_yscale("log")
-    ax.set_ylabel("events / bin")
-    ax.legend(fontsize=8, ncol=2)
-
-
-def plot_regions(
-    path: str | Path,
-    histset: Mapping[str, Any],
-    regions: Sequence[str],
-    *,
-    backgrounds: Sequence[str],
-    signals: Sequence[str] = (),
-    observable: str = "m_yy",
-    rebin: int = 1,
-    signal_scale: float | Mapping[str, float] = 1.0,
-    ncols: int = 2,
-    provenance: Mapping[str, Any] | None = None,
-) -> Path:
-    """A grid of :func:`plot_stack` panels, one per region."""
-    plt = style()
-    nrows = int(np.ceil(len(regions) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(7 * ncols, 5.5 * nrows), squeeze=False)
-    for ax, region in zip(axes.flat, regions, strict=False):
-        plot_stack(ax, histset, region, backgrounds=backgrounds, signals=signals, observable=observable,
-                   rebin=rebin, signal_scale=signal_scale)
-        label(ax, histset.get("lumi_fb"))
-    for ax in list(axes.flat)[len(regions):]:
-        ax.set_visible(False)
-    fig.tight_layout()
-    return save(fig, path, provenance=provenance)
-
-
-def plot_cutflow(path: str | Path, table: Mapping[str, Any], samples: Sequence[str] | None = None, *,
-                 provenance: Mapping[str, Any] | None = None) -> Path:
-    """The cutflow table as a figure: weighted events with the raw MC count in brackets."""
-    plt = style()
-    names = [s for s in (samples or list(table["samples"])) if s in table["samples"]]
-    steps = table["steps"]
-    cells = []
-    for i, _ in enumerate(steps):
-        row = []
-        for n in names:
-            e = table["samples"][n]
-            w = e["weighted"][i] if e["weighted"] is not None else float("nan")
-            row.append(f"{w:.3g} ({e['raw'][i]})")
-        cells.append(row)
-    fig, ax = plt.subplots(figsize=(2.0 + 1.7 * max(len(names), 1), 0.8 + 0.32 * len(steps)))
-    ax.axis("off")
-    if names:
-        tab = ax.table(cellText=cells, rowLabels=steps, colLabels=names, loc="center", cellLoc="right")
-        tab.auto_set_font_size(False)
-        tab.set_fontsize(7)
-        tab.scale(1.0, 1.2)
-    unit = f"events in {table.get('lumi_fb', 0):g} fb$^{{-1}}$" if table.get("normalised") else "sum of weights"
-    ax.set_title(f"Cutflow: {unit} (raw MC events)", fontsize=10)
-    fig.tight_layout()
-    return save(fig, path, provenance=provenance)
-
-
-def plot_brazil(path: str | Path, rows: Sequence[Mapping[str, Any]], *, lumi_fb: float | None = None,
-                unit: str = "fb", provenance: Mapping[str, Any] | None = None) -> Path:
-    """Expected limits on σ(pp → X → HH) versus m_X with ±1σ (green) and ±2σ (yellow) bands."""
-    plt = style()
+    Returns:
+        (m_X in GeV, expected σ limits in pb, observed σ limits in pb, confidence level),
+        ordered by mass.
+    """
     res = sorted((r for r in rows if r["mode"] == "resonant"), key=lambda r: r["mass_gev"])
-    if not res:
-        raise ValueError("no resonant limits to plot")
-    k = 1000.0 if unit == "fb" else 1.0
-    m = np.array([r["mass_gev"] for r in res])
-    e = np.array([r["sigma_limit_pb"]["expected"] for r in res]) * k
-    fig, ax = plt.subplots(figsize=(8, 6))
-    ax.fill_between(m, e[:, 0], e[:, 4], color="#ffcc00", label=r"Expected $\pm 2\sigma$")
-    ax.fill_between(m, e[:, 1], e[:, 3], color="#00cc00", label=r"Expected $\pm 1\sigma$")
-    ax.plot(m, e[:, 2], "k--", label="Expected")
-    obs = [r["sigma_limit_pb"]["observed"] for r in res]
-    if all(o is not None for o in obs):
-        ax.plot(m, np.array(obs) * k, "ko-", label="Observed")
-    ax.set_yscale("log")
-    ax.set_xlabel(r"$m_X$ [GeV]")
-    cl = round(100 * res[0]["mu"]["cl"])
-    ax.set_ylabel(rf"{cl}% CL limit on $\sigma(pp\to X\to HH)$ [{unit}]")
-    ax.legend()
-    label(ax, lumi_fb)
-    fig.tight_layout()
-    return save(fig, path, provenance=provenance)
+    return ([r["mass_gev"] for r in res], [r["sigma_limit_pb"]["expected"] for r in res],
+            [r["sigma_limit_pb"]["observed"] for r in res], res[0]["mu"]["cl"] if res else 0.95)
 
 
-def plot_fit(path: str | Path, edges: Sequence[float], values: Sequence[float], variances: Sequence[float] | None,
-             fit: Any, *, xlabel: str = r"$m_{\gamma\gamma}$ [GeV]", title: str = "",
-             provenance: Mapping[str, Any] | None = None) -> Path:
-    """Histogram points with the fitted model (per-bin expectation and smooth curve)."""
-    plt = style()
-    e = np.asarray(edges, dtype=float)
-    v = np.asarray(values, dtype=float)
-    err = np.sqrt(np.asarray(variances if variances is not None else v, dtype=float))
-    c = 0.5 * (e[1:] + e[:-1])
-    fig, ax = plt.subplots(figsize=(8, 6))
-    ax.errorbar(c, v, yerr=err, fmt="ko", markersize=3, label="MC")
-    x = np.linspace(fit.fit_range[0], fit.fit_range[1], 600)
-    width = float(np.mean(np.diff(e)))
-    y = np.array([fit.integral(a - width / 2, a + width / 2) for a in x])
-    lab = ("DSCB, " + rf"$\sigma$ = {fit.params['sigma']:.2f} GeV") if fit.model == "dscb" else (
-        rf"exp($a\,m$), $a$ = {fit.params['slope']:.4f} GeV$^{{-1}}$ (sidebands)")
-    ax.plot(x, y, "r-", label=lab)
-    if fit.model == "exponential":
-        for lo, hi in fit.extras.get("sidebands", []):
-            ax.axvspan(lo, hi, color="0.9", zorder=0)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("events / bin")
-    ax.set_title(title, fontsize=11)
-    ax.legend()
-    label(ax)
-    fig.tight_layout()
-    return save(fig, path, provenance=provenance)
+def brazil_figure(limits: LimitTable, *, unit: str = "fb") -> Figure:
+    """The Brazil plot of the resonant limits of ``limits`` (:func:`analysis.plot.hh.plot_brazil`).
+
+    Args:
+        limits: the limits (:func:`analysis.stats.limits.run_limits` in a ``LimitTable``).
+        unit: ``fb`` or ``pb`` on the y axis.
+    """
+    mass, expected, observed, cl = brazil_arrays(limits.to_dict()["rows"])
+    return plot_brazil(mass, expected, observed, cl=cl, lumi_fb=limits.lumi_fb, unit=unit)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from analysis.stats import fits as F
-    from analysis.stats import histograms as H
-    from analysis.core.config import load_raw_config
-    from analysis.stats.limits import limits_config
+def write_paper_plots(
+    config: Config,
+    hists: PathLike,
+    output_dir: PathLike,
+    *,
+    limits: PathLike | None = None,
+) -> PaperPlots:
+    """The ``plots`` stage (module docstring).
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--hists", required=True)
-    parser.add_argument("--limits", default=None, help="limits.json of analysis.stats.limits")
-    parser.add_argument("--output-dir", required=True)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    cfg = load_raw_config(args.config)
-    lcfg = limits_config(cfg)
-    rec = provenance_record(stage="plots", config=cfg,
-                            inputs=[args.hists, *([args.limits] if args.limits else [])])
-    hs = H.read_pickle(args.hists)
-    out = Path(args.output_dir)
-    bkgs = [b for b in lcfg["backgrounds"] if b in hs["samples"]]
-    sigs = [s for s in lcfg["resonant"]["signals"] + ([lcfg["nonresonant"]["signal"]] if lcfg["nonresonant"]["signal"] else [])
-            if s in hs["samples"]]
-    nonres = list(lcfg["nonresonant"]["regions"])
-    plot_regions(out / "m_yy_categories.png", hs, ["diphoton", "pretag", *nonres], backgrounds=bkgs, signals=sigs,
-                 observable="m_yy", rebin=5, provenance=rec)
-    res_regions = sorted({r for c in lcfg["resonant"]["mass_categories"] for r in c["regions"]})
-    plot_regions(out / "m_star.png", hs, ["pretag", *res_regions], backgrounds=bkgs, signals=sigs,
-                 observable="m_star", provenance=rec)
-    table = H.cutflow_table(hs)
-    plot_cutflow(out / "cutflow.png", table, provenance=rec)
-    summary: dict[str, Any] = {"resolution": {}}
+    Args:
+        config: the whole configuration (the ``limits`` section names the signals,
+            backgrounds and regions drawn; hashed into the record).
+        hists: the normalised histogram set (``hists.pkl``).
+        output_dir: the output folder.
+        limits: ``limits.json`` of the limits stage (the Brazil plot; optional).
+
+    Returns:
+        The files written and the resolution fits.
+    """
+    lcfg = config.limits
+    rec = provenance_record(stage="plots", config=config, inputs=[hists, *([limits] if limits else [])])
+    hs = HistSet.read(hists)
+    out = Path(output_dir)
+    result = PaperPlots()
+
+    def save(fig: Any, name: str) -> None:
+        result.files.append(save_figure(fig, out / name, provenance=rec))
+
+    bkgs = [b for b in lcfg.backgrounds if b in hs.samples]
+    nonres_signal = [lcfg.nonresonant.signal] if lcfg.nonresonant.signal else []
+    sigs = [s for s in [*lcfg.resonant.signals, *nonres_signal] if s in hs.samples]
+    nonres = list(lcfg.nonresonant.regions)
+    save(plot_regions(hs.hists_of("m_yy"), ["diphoton", "pretag", *nonres], backgrounds=bkgs, signals=sigs,
+                      rebin=5, lumi_fb=hs.lumi_fb), "m_yy_categories.png")
+    res_regions = sorted({r for c in lcfg.resonant.mass_categories for r in c.regions})
+    save(plot_regions(hs.hists_of("m_star"), ["pretag", *res_regions], backgrounds=bkgs, signals=sigs,
+                      lumi_fb=hs.lumi_fb), "m_star.png")
+    save(plot_cutflow(hs.cutflow_table()), "cutflow.png")
     for s in sigs:  # the m_yy resolution of every signal (diphoton region: most statistics)
-        h = hs["samples"][s]["hists"]["m_yy"][{"region": "diphoton", "variation": "nominal"}]
-        edges, v, var = F.hist_arrays(h)
+        edges, v, var = F.hist_arrays(hs.hist(s, "m_yy", "diphoton"))
         if v.sum() <= 0:
             continue
         try:
-            fit = F.fit_dscb(edges, v, var, fit_range=(110.0, 140.0))
+            fit = F.fit_dscb(edges, v, var, fit_range=DSCB_RANGE_GEV)
         except (ValueError, RuntimeError, ArithmeticError) as exc:
             log.warning("DSCB fit of %s failed: %s", s, exc)
             continue
-        summary["resolution"][s] = fit.to_dict()
-        plot_fit(out / f"dscb_{s}.png", edges, v, var, fit, title=f"{s}: diphoton region", provenance=rec)
-    if args.limits:
-        rows = json.loads(Path(args.limits).read_text())["rows"]
-        if any(r["mode"] == "resonant" for r in rows):
-            plot_brazil(out / "brazil.png", rows, lumi_fb=hs.get("lumi_fb"), provenance=rec)
-    write_json(out / "summary.json", summary, provenance=rec)
+        result.resolution[s] = fit
+        curve = fit.curve(float(np.mean(np.diff(edges))))
+        save(plot_fit(edges, v, var, curve, curve_label=fit_label(fit), title=f"{s}: diphoton region"),
+             f"dscb_{s}.png")
+    if limits:
+        try:
+            rows = json.loads(Path(limits).read_text())["rows"]
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputFileError(limits, f"not a limits.json ({type(exc).__name__}: {exc})") from exc
+        mass, expected, observed, cl = brazil_arrays(rows)
+        if mass:
+            save(plot_brazil(mass, expected, observed, cl=cl, lumi_fb=hs.lumi_fb), "brazil.png")
+    write_json(out / "summary.json", result.summary(), provenance=rec)
+    result.files.append(out / "summary.json")
     log.info("plots written to %s", out)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return result

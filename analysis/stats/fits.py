@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 
 __all__ = [
@@ -70,29 +71,57 @@ class FitResult:
         c0 = dscb_cdf(np.array(self.fit_range), *shape)
         return p["n"] * (c[1] - c[0]) / (c0[1] - c0[0])
 
+    def curve(self, bin_width: float, n: int = 600) -> tuple[np.ndarray, np.ndarray]:
+        """The fitted model as expected events per bin of width ``bin_width`` (GeV), on ``n``
+        points across the fit range (for drawing over a histogram of that binning).
+
+        Returns:
+            (x in GeV, expected events in a bin of width ``bin_width`` centred on x).
+        """
+        x = np.linspace(self.fit_range[0], self.fit_range[1], n)
+        y = np.array([self.integral(a - bin_width / 2, a + bin_width / 2) for a in x])
+        return x, y
+
     def to_dict(self) -> dict[str, Any]:
+        """``{"model", "params", "errors", "valid", "fval", "ndof", "fit_range", **extras}``."""
         return {"model": self.model, "params": self.params, "errors": self.errors, "valid": self.valid,
                 "fval": self.fval, "ndof": self.ndof, "fit_range": list(self.fit_range), **self.extras}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FitResult:
+        """The inverse of :meth:`to_dict` (keys other than the fields go to ``extras``)."""
+        known = ("model", "params", "errors", "valid", "fval", "ndof", "fit_range")
+        lo, hi = data["fit_range"]
+        return cls(model=data["model"], params=dict(data["params"]), errors=dict(data["errors"]),
+                   valid=bool(data["valid"]), fval=float(data["fval"]), ndof=int(data["ndof"]),
+                   fit_range=(float(lo), float(hi)), extras={k: v for k, v in data.items() if k not in known})
+
 
 def hist_arrays(h: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(edges, values, variances) of a 1-D hist.Hist (variances = values if unweighted)."""
+    """The arrays of a 1-D histogram.
+
+    Args:
+        h: a 1-D ``hist.Hist``.
+
+    Returns:
+        (edges in the axis unit, values, variances; variances = values if unweighted).
+    """
     edges = np.asarray(h.axes[0].edges, dtype=float)
     values = np.asarray(h.values(), dtype=float)
     var = h.variances()
     return edges, values, (values.copy() if var is None else np.asarray(var, dtype=float))
 
 
-def _select(edges: np.ndarray, values: np.ndarray, variances: np.ndarray | None,
+def _select(edges: ArrayLike, values: ArrayLike, variances: ArrayLike | None,
             fit_range: Sequence[float] | None) -> tuple[np.ndarray, np.ndarray]:
-    edges = np.asarray(edges, dtype=float)
-    values = np.asarray(values, dtype=float)
-    var = values.copy() if variances is None else np.asarray(variances, dtype=float)
+    e = np.asarray(edges, dtype=float)
+    v = np.asarray(values, dtype=float)
+    var = v.copy() if variances is None else np.asarray(variances, dtype=float)
     if fit_range is not None:
-        lo_i = int(np.argmin(np.abs(edges - fit_range[0])))
-        hi_i = int(np.argmin(np.abs(edges - fit_range[1])))
-        edges, values, var = edges[lo_i: hi_i + 1], values[lo_i:hi_i], var[lo_i:hi_i]
-    return edges, np.stack([values, var], axis=-1)
+        lo_i = int(np.argmin(np.abs(e - fit_range[0])))
+        hi_i = int(np.argmin(np.abs(e - fit_range[1])))
+        e, v, var = e[lo_i: hi_i + 1], v[lo_i:hi_i], var[lo_i:hi_i]
+    return e, np.stack([v, var], axis=-1)
 
 
 # ---------------------------------------------------------------------------------------
@@ -108,9 +137,9 @@ def _exp_cdf(x: np.ndarray, a: float, lo: float, hi: float) -> np.ndarray:
 
 
 def fit_exponential_sidebands(
-    edges: Sequence[float],
-    values: Sequence[float],
-    variances: Sequence[float] | None = None,
+    edges: ArrayLike,
+    values: ArrayLike,
+    variances: ArrayLike | None = None,
     *,
     sidebands: Sequence[Sequence[float]] = ((105.0, 120.0), (130.0, 160.0)),
     fit_range: Sequence[float] = (105.0, 160.0),
@@ -119,6 +148,19 @@ def fit_exponential_sidebands(
 
     ``n`` is the total expected in the whole ``fit_range`` (blinded window included), so
     ``result.integral(120, 130)`` is the continuum predicted under the peak.
+
+    Args:
+        edges: bin edges (GeV).
+        values: (weighted) events per bin.
+        variances: their variances (None: Poisson).
+        sidebands: the m_γγ intervals fitted (GeV).
+        fit_range: the range the model is normalised over (GeV; snapped to the nearest edges).
+
+    Returns:
+        The :class:`FitResult` (``params``: ``n``, ``slope`` in GeV⁻¹).
+
+    Raises:
+        ValueError: no events in the sidebands.
     """
     from iminuit import Minuit
     from iminuit.cost import ExtendedBinnedNLL
@@ -153,8 +195,12 @@ def fit_exponential_sidebands(
     )
 
 
-def continuum_template(fit: FitResult, edges: Sequence[float]) -> np.ndarray:
-    """Expected events per bin of ``edges`` from an exponential fit."""
+def continuum_template(fit: FitResult, edges: ArrayLike) -> np.ndarray:
+    """Expected events per bin of ``edges`` (GeV) from an exponential fit.
+
+    Returns:
+        One expected count per bin.
+    """
     e = np.asarray(edges, dtype=float)
     return np.array([fit.integral(a, b) for a, b in itertools.pairwise(e)])
 
@@ -196,7 +242,16 @@ def _dscb_total(al: float, nl: float, ar: float, nr: float) -> float:
 
 
 def dscb_pdf(x: Any, mu: float, sigma: float, alpha_l: float, n_l: float, alpha_r: float, n_r: float) -> np.ndarray:
-    """Normalised double-sided Crystal Ball density."""
+    """Normalised double-sided Crystal Ball density.
+
+    Args:
+        x: where to evaluate (GeV).
+        mu, sigma: core mean and width (GeV).
+        alpha_l, n_l, alpha_r, n_r: left/right junctions (in σ) and power-law exponents (> 1).
+
+    Returns:
+        The density (GeV⁻¹) at ``x``.
+    """
     t = np.atleast_1d((np.asarray(x, dtype=float) - mu) / sigma)
     out = np.exp(-0.5 * t * t)
     left = t < -alpha_l
@@ -208,7 +263,11 @@ def dscb_pdf(x: Any, mu: float, sigma: float, alpha_l: float, n_l: float, alpha_
 
 
 def dscb_cdf(x: Any, mu: float, sigma: float, alpha_l: float, n_l: float, alpha_r: float, n_r: float) -> np.ndarray:
-    """Normalised DSCB cumulative distribution (analytic)."""
+    """Normalised DSCB cumulative distribution (analytic; parameters as :func:`dscb_pdf`).
+
+    Returns:
+        P(X ≤ x), the shape of ``x``.
+    """
     t = (np.asarray(x, dtype=float) - mu) / sigma
     return _dscb_prim(np.atleast_1d(t), alpha_l, n_l, alpha_r, n_r).reshape(np.shape(t)) / _dscb_total(
         alpha_l, n_l, alpha_r, n_r)
@@ -231,9 +290,9 @@ def _sigma68(shape: Sequence[float], lo: float, hi: float) -> float:
 
 
 def fit_dscb(
-    edges: Sequence[float],
-    values: Sequence[float],
-    variances: Sequence[float] | None = None,
+    edges: ArrayLike,
+    values: ArrayLike,
+    variances: ArrayLike | None = None,
     *,
     fit_range: Sequence[float] | None = None,
     init: Mapping[str, float] | None = None,
@@ -246,6 +305,20 @@ def fit_dscb(
     exponents and then the junctions are fixed to ``tail_defaults`` (n = 10, α = 1.5) and
     the core refitted; ``extras["fixed"]`` lists them. ``extras`` also holds ``sigma68``
     and ``fwhm_over_2p355`` of the fitted shape.
+
+    Args:
+        edges: bin edges (GeV).
+        values: (weighted) events per bin.
+        variances: their variances (None: Poisson).
+        fit_range: the fitted range (GeV; snapped to the nearest edges; None: all bins).
+        init: starting values by parameter name.
+        tail_defaults: the values tails are fixed to when unconstrained.
+
+    Returns:
+        The :class:`FitResult` (``mu``, ``sigma`` in GeV; ``n`` in events).
+
+    Raises:
+        ValueError: an empty histogram.
     """
     tail_defaults = {"n_l": 10.0, "n_r": 10.0, "alpha_l": 1.5, "alpha_r": 1.5, **(tail_defaults or {})}
     from iminuit import Minuit

@@ -19,23 +19,35 @@ empty histogram both give the same sums bin by bin as a single ``fill`` would.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import hist
 import numba
 import numpy as np
 
 from analysis.stats import histograms as H
+
 __all__ = ["RegionFiller", "bin_indices", "fill_entries", "fill_regions"]
 
 
-def bin_indices(h, name: str, x: np.ndarray) -> np.ndarray:
+def bin_indices(h: hist.Hist, name: str, x: np.ndarray) -> np.ndarray:
     """Index of each ``x`` along axis ``name`` of ``h.view(flow=True)`` (under- and
-    overflow to the flow bins, as ``fill`` does), −1 for non-finite values (not filled)."""
+    overflow to the flow bins, as ``fill`` does), −1 for non-finite values (not filled).
+
+    Args:
+        h: any histogram.
+        name: the (non-category) axis.
+        x: the values, in the axis unit (GeV for masses).
+
+    Returns:
+        int64 indices.
+    """
     return RegionFiller(h, name).bins(x)
 
 
 @numba.njit(cache=True, nogil=True)
-def _fill_many(values, variances, masks, regions, xbins, weights, weight_rows, variations):  # pragma: no cover
+def _fill_many(values: Any, variances: Any, masks: Any, regions: Any, xbins: Any, weights: Any,  # pragma: no cover
+               weight_rows: Any, variations: Any) -> None:
     for k in range(masks.shape[0]):
         r = regions[k]
         for e in range(masks.shape[1]):
@@ -52,7 +64,8 @@ def _fill_many(values, variances, masks, regions, xbins, weights, weight_rows, v
 
 
 @numba.njit(cache=True, nogil=True)
-def _fill_entries(values, variances, bits, region_of_bit, xbins, variation, weight):  # pragma: no cover
+def _fill_entries(values: Any, variances: Any, bits: Any, region_of_bit: Any, xbins: Any,  # pragma: no cover
+                  variation: Any, weight: Any) -> None:
     for e in range(bits.shape[0]):
         b_e = bits[e]
         v = variation[e]
@@ -68,7 +81,7 @@ def _fill_entries(values, variances, bits, region_of_bit, xbins, variation, weig
 
 
 @numba.njit(cache=True, nogil=True)
-def _regular_bins(x, lo, delta, n, under, last, out):  # pragma: no cover - numba
+def _regular_bins(x: Any, lo: Any, delta: Any, n: Any, under: Any, last: Any, out: Any) -> None:  # pragma: no cover
     """Boost.Histogram's regular-axis index of each ``x`` (z = (x − lo)/delta; ⌊z·n⌋ for
     0 ≤ z < 1, −1 below, n above), then :meth:`RegionFiller.bins`'s flow shift and clip;
     −1 for non-finite ``x``."""
@@ -98,13 +111,13 @@ class RegionFiller:
     The storage views and axis sizes are taken once: a stage fills the same histogram many
     times per chunk, and ``Hist.view`` alone costs ≈ 0.1 ms per call."""
 
-    def __init__(self, h, observable: str | None = None):
+    def __init__(self, h: hist.Hist, observable: str | None = None) -> None:
         names = list(h.axes.name)
         if observable is None:
             if names[:2] != ["region", "variation"] or len(names) != 3:
                 raise ValueError(f"fill_regions needs a Hist(region, variation, observable), not axes {names}")
             observable = names[2]
-            view = np.asarray(h.view(flow=True))
+            view: Any = np.asarray(h.view(flow=True))
             if getattr(view.dtype, "names", None) != ("value", "variance"):
                 raise TypeError(f"fill_regions needs a Hist with Weight storage, not {h.storage_type.__name__}")
             self.h = h
@@ -147,6 +160,7 @@ class RegionFiller:
         return out
 
     def _bins_compiled(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        assert self._regular is not None
         lo, delta = self._regular
         if out is None:
             out = np.empty(len(x), dtype=np.int64)
@@ -196,7 +210,8 @@ class RegionFiller:
         _fill_many(tuple(f.value for f in fillers), tuple(f.variance for f in fillers), masks, regions, xbins,
                    weights, weight_rows, variations)
 
-    def _checked(self, masks, regions, xbin, weights, weight_rows, variations):
+    def _checked(self, masks: np.ndarray, regions: np.ndarray, xbin: np.ndarray, weights: np.ndarray,
+                 weight_rows: np.ndarray, variations: np.ndarray) -> tuple[np.ndarray, ...]:
         masks = np.ascontiguousarray(masks, dtype=np.bool_)
         regions = np.asarray(regions, dtype=np.int64)
         weights = np.ascontiguousarray(weights, dtype=np.float64)
@@ -214,23 +229,24 @@ class RegionFiller:
             _check_range("fill_regions", arr, size, what)
         return masks, regions, weights, weight_rows, variations
 
-    def _fill_numpy(self, masks, regions, xbin, weights, weight_rows, variations) -> None:
+    def _fill_numpy(self, masks: np.ndarray, regions: np.ndarray, xbin: np.ndarray, weights: np.ndarray,
+                    weight_rows: np.ndarray, variations: np.ndarray) -> None:
         shape = self.value.shape
-        idx, reg = [], []
+        idx_list, reg_list = [], []
         for k in range(len(regions)):
             i = np.flatnonzero(masks[k] & (xbin >= 0))
-            idx.append(i)
-            reg.append(np.full(i.size, regions[k], dtype=np.int64))
-        if not idx:
+            idx_list.append(i)
+            reg_list.append(np.full(i.size, regions[k], dtype=np.int64))
+        if not idx_list:
             return
-        idx, reg = np.concatenate(idx), np.concatenate(reg)
+        idx, reg = np.concatenate(idx_list), np.concatenate(reg_list)
         base = reg * (shape[1] * shape[2]) + xbin[idx]
         flat = np.concatenate([base + variations[j] * shape[2] for j in range(len(variations))])
         w = np.concatenate([weights[weight_rows[j], idx] for j in range(len(variations))])
         H.add_flat(self.h, flat, w)
 
 
-def fill_regions(h, masks: np.ndarray, regions: np.ndarray, xbin: np.ndarray, weights: np.ndarray,
+def fill_regions(h: hist.Hist, masks: np.ndarray, regions: np.ndarray, xbin: np.ndarray, weights: np.ndarray,
                  weight_rows: np.ndarray, variations: np.ndarray, *, compiled: bool = True) -> None:
     """Add to ``h`` (``Hist(region, variation, observable)``, Weight storage), for every
     region ``k`` and every entry ``e`` with ``masks[k, e]`` and ``xbin[e] ≥ 0``, the weight

@@ -1,5 +1,5 @@
 """Histogram conventions shared by every analysis stage: binning, normalisation, systematics,
-and the writers (pickle, ROOT TH1s, pyhf workspace JSON).
+the typed histogram set (:class:`HistSet`) and its writers (pickle, ROOT TH1s, pyhf JSON).
 
 Conventions
 -----------
@@ -31,16 +31,21 @@ Conventions
   MC stat                   from the Weight storage variances (pyhf ``staterror``)  staterror
   ========================  =====================================================  ==========
 
-* **A histogram set** (what the stages hand each other, pickled) is a plain dict::
+* **A histogram set** (what the stages hand each other) is a :class:`HistSet`: the
+  luminosity, whether it is normalised, the observables, regions, variations and
+  systematics, and per sample a :class:`SampleHists` (``hists``: observable → Hist, σ, Σw,
+  the normalisation factor, the event count, the :class:`Cutflow`, the input files and
+  their format). On disk (:meth:`HistSet.write`) it is a pickled plain dict::
 
       {"kind": "hepline.hists", "version": 1, "lumi_fb": 139.0, "normalised": True,
-       "observables": [...], "regions": [...], "variations": [...],
+       "observables": [...], "regions": [...], "variations": [...], "systematics": [...],
        "samples": {name: {"hists": {observable: Hist}, "xsec_pb", "sumw", "norm",
                           "n_events", "cutflow": {"steps", "raw", "sumw", "sumw2"} | None,
-                          "files": [...], "format"}},
+                          "files": [...], "format", "process"}},
        "provenance": {...}}
 
-Command line (merge the per-sample selection outputs, normalise, write every format)::
+Command line (merge the per-sample selection outputs, normalise, write every format;
+:func:`write_histograms`)::
 
     python -m analysis.stats.histograms --config workflows/config/default.yaml \\
         --output-dir results/hh_yybb/histograms results/hh_yybb/selection/*.pkl
@@ -52,16 +57,23 @@ import argparse
 import copy
 import logging
 import math
+import os
 import pickle
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hist
 import numpy as np
+from hist import Hist
 
 from analysis.core.atomic import atomic_path, write_json, write_text
+from analysis.core.errors import InputFileError
 from analysis.core.provenance import provenance_record, write_root_provenance
+
+if TYPE_CHECKING:
+    from analysis.core.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -73,28 +85,28 @@ __all__ = [
     "MIRRORED_SYSTEMATICS",
     "SYSTEMATICS",
     "WEIGHT_SYSTEMATICS",
+    "Cutflow",
+    "CutflowColumn",
+    "CutflowTable",
+    "HistSet",
     "MissingVariationError",
-    "axis_for",
-    "cutflow_markdown",
-    "cutflow_table",
+    "SampleHists",
     "add_flat",
+    "axis_for",
     "axis_stride",
-    "empty_histset",
     "fill_indexed",
     "flat_index",
     "make_hists",
-    "merge_histsets",
     "mirror_down",
     "norm_factor",
-    "normalise_histset",
-    "read_pickle",
     "root_name",
     "scale_hist",
     "variation_names",
-    "write_pickle",
-    "write_root",
+    "write_histograms",
     "write_workspace",
 ]
+
+PathLike = str | os.PathLike[str]
 
 DEFAULT_LUMI_FB = 139.0
 """ATLAS full Run 2 (physics-reference §4); configurable per stage."""
@@ -128,15 +140,34 @@ class MissingVariationError(KeyError):
 # axes and booking
 # ---------------------------------------------------------------------------------------
 def variation_names(systematics: Iterable[str]) -> list[str]:
-    """``["nominal", "<s>Up", "<s>Down", ...]``."""
+    """The variation axis labels of ``systematics``.
+
+    Args:
+        systematics: systematic names without ``Up``/``Down``.
+
+    Returns:
+        ``["nominal", "<s>Up", "<s>Down", ...]``.
+    """
     out = ["nominal"]
     for s in systematics:
         out += [f"{s}Up", f"{s}Down"]
     return out
 
 
-def axis_for(observable: str, binning: Mapping[str, Any] | None = None) -> hist.axis.Axis:
-    """The observable axis: :data:`BINNING` with the overrides of ``binning`` applied."""
+def axis_for(observable: str, binning: Mapping[str, Any] | None = None) -> hist.axis.Regular | hist.axis.Variable:
+    """The observable axis: :data:`BINNING` with the overrides of ``binning`` applied.
+
+    Args:
+        observable: ``m_yy``, ``m_bb``, ``m_star`` or any name ``binning`` defines.
+        binning: per observable ``{bins, range}`` (GeV) or ``{edges}`` (GeV), overriding
+            :data:`BINNING`.
+
+    Returns:
+        A :class:`hist.axis.Regular` or :class:`hist.axis.Variable` named ``observable``.
+
+    Raises:
+        KeyError: no binning is known for ``observable``.
+    """
     spec = dict(BINNING.get(observable, {}))
     if binning and observable in binning:
         over = dict(binning[observable])
@@ -158,10 +189,20 @@ def make_hists(
     regions: Sequence[str],
     variations: Sequence[str],
     binning: Mapping[str, Any] | None = None,
-) -> dict[str, hist.Hist]:
-    """Empty ``{observable: Hist(region, variation, observable)}`` with Weight storage."""
+) -> dict[str, Hist]:
+    """Empty histograms of one sample.
+
+    Args:
+        observables: observable names (:func:`axis_for`).
+        regions: labels of the (fixed) region axis.
+        variations: labels of the (fixed) variation axis (:func:`variation_names`).
+        binning: binning overrides (:func:`axis_for`).
+
+    Returns:
+        ``{observable: Hist(region, variation, observable)}`` with Weight storage.
+    """
     return {
-        obs: hist.Hist(
+        obs: Hist(
             hist.axis.StrCategory(list(regions), name="region", growth=False),
             hist.axis.StrCategory(list(variations), name="variation", growth=False),
             axis_for(obs, binning),
@@ -171,19 +212,27 @@ def make_hists(
     }
 
 
-def _weight_view(h: hist.Hist) -> np.ndarray:
+def _weight_view(h: Hist) -> Any:
     view = h.view(flow=True)
     if getattr(view.dtype, "names", None) != ("value", "variance"):
         raise TypeError(f"indexed filling needs a Hist with Weight storage, not {h.storage_type.__name__}")
     return view
 
 
-def flat_index(h: hist.Hist, **coords: Any) -> np.ndarray:
+def flat_index(h: Hist, **coords: Any) -> np.ndarray:
     """Flat bin index into ``h.view(flow=True)`` of each entry.
 
-    ``coords``: for each category axis the position of the category (an int, or an int
-    array per entry, as from ``axis.index(label)``), for every other axis the values
-    (under- and overflow go to the flow bins, as in ``fill``).
+    Args:
+        h: a histogram with Weight storage.
+        **coords: for each category axis the position of the category (an int, or an int
+            array per entry, as from ``axis.index(label)``), for every other axis the values
+            (under- and overflow go to the flow bins, as in ``fill``).
+
+    Returns:
+        int64 flat indices, one per entry.
+
+    Raises:
+        KeyError: an axis has no coordinate. IndexError: a category position is out of range.
     """
     shape = _weight_view(h).shape
     n = max((np.size(c) for c in coords.values()), default=0)
@@ -205,16 +254,30 @@ def flat_index(h: hist.Hist, **coords: Any) -> np.ndarray:
     return flat
 
 
-def axis_stride(h: hist.Hist, name: str) -> int:
-    """Step of :func:`flat_index` between neighbouring bins of axis ``name``."""
+def axis_stride(h: Hist, name: str) -> int:
+    """Step of :func:`flat_index` between neighbouring bins of axis ``name``.
+
+    Args:
+        h: a histogram with Weight storage.
+        name: the axis name.
+
+    Returns:
+        The stride in flat bins.
+    """
     shape = _weight_view(h).shape
     k = list(h.axes.name).index(name)
     return int(np.prod(shape[k + 1:], dtype=np.int64))
 
 
-def add_flat(h: hist.Hist, flat: np.ndarray, weight: np.ndarray) -> None:
+def add_flat(h: Hist, flat: np.ndarray, weight: np.ndarray) -> None:
     """Add ``weight`` (and its square, to the variance) at flat bin indices ``flat``
-    (:func:`flat_index`): one ``np.bincount`` per storage field."""
+    (:func:`flat_index`): one ``np.bincount`` per storage field.
+
+    Args:
+        h: a histogram with Weight storage, filled in place.
+        flat: flat bin indices (:func:`flat_index`).
+        weight: one weight per index.
+    """
     view = _weight_view(h)
     w = np.asarray(weight, dtype=np.float64)
     size = int(np.prod(view.shape))
@@ -222,35 +285,37 @@ def add_flat(h: hist.Hist, flat: np.ndarray, weight: np.ndarray) -> None:
     view.variance += np.bincount(flat, weights=w * w, minlength=size).reshape(view.shape)
 
 
-def fill_indexed(h: hist.Hist, weight: np.ndarray, **coords: Any) -> None:
+def fill_indexed(h: Hist, weight: np.ndarray, **coords: Any) -> None:
     """``h.fill(**coords, weight=weight)`` with category axes given by position
     (:func:`flat_index`). Same result as ``fill`` with the labels (sums of weights and of
     squared weights per bin, flow bins included), without converting thousands of label
-    strings per call. Only for Weight storage."""
+    strings per call. Only for Weight storage.
+
+    Args:
+        h: a histogram with Weight storage, filled in place.
+        weight: one weight per entry.
+        **coords: as for :func:`flat_index`.
+    """
     add_flat(h, flat_index(h, **coords), weight)
-
-
-def empty_histset(lumi_fb: float = DEFAULT_LUMI_FB, **extra: Any) -> dict[str, Any]:
-    """A histogram set with no samples."""
-    return {
-        "kind": HISTSET_KIND,
-        "version": 1,
-        "lumi_fb": float(lumi_fb),
-        "normalised": False,
-        "observables": [],
-        "regions": [],
-        "variations": [],
-        "samples": {},
-        "provenance": {},
-        **extra,
-    }
 
 
 # ---------------------------------------------------------------------------------------
 # normalisation
 # ---------------------------------------------------------------------------------------
-def norm_factor(xsec_pb: float, sumw: float, lumi_fb: float = DEFAULT_LUMI_FB) -> float:
-    """``σ × L / Σw`` with σ in pb and L in fb⁻¹ (1 pb = 1000 fb): events per unit weight."""
+def norm_factor(xsec_pb: float | None, sumw: float | None, lumi_fb: float = DEFAULT_LUMI_FB) -> float:
+    """Events per unit generator weight: ``σ × L / Σw``.
+
+    Args:
+        xsec_pb: σ × branching × filter efficiency in pb (1 pb = 1000 fb).
+        sumw: sum of generator weights of all generated events.
+        lumi_fb: integrated luminosity in fb⁻¹.
+
+    Returns:
+        The factor k (events per unit weight).
+
+    Raises:
+        ValueError: σ is missing, negative or not finite, or Σw is not positive.
+    """
     if xsec_pb is None or not math.isfinite(xsec_pb) or xsec_pb < 0:
         raise ValueError(f"cannot normalise: cross-section {xsec_pb!r} pb")
     if sumw is None or not math.isfinite(sumw) or sumw <= 0:
@@ -258,57 +323,41 @@ def norm_factor(xsec_pb: float, sumw: float, lumi_fb: float = DEFAULT_LUMI_FB) -
     return float(xsec_pb) * 1000.0 * float(lumi_fb) / float(sumw)
 
 
-def scale_hist(h: hist.Hist, factor: float) -> hist.Hist:
-    """A copy of ``h`` with values × factor and variances × factor²."""
+def scale_hist(h: Hist, factor: float) -> Hist:
+    """A copy of ``h`` with values × factor and variances × factor².
+
+    Args:
+        h: a histogram with Weight storage.
+        factor: the scale factor.
+
+    Returns:
+        The scaled copy (``h`` is untouched).
+    """
     out = h.copy()
-    view = out.view(flow=True)
+    view: Any = out.view(flow=True)
     view.value *= factor
     view.variance *= factor * factor
     return out
 
 
-def normalise_histset(histset: dict[str, Any], lumi_fb: float | None = None) -> dict[str, Any]:
-    """A normalised copy: every sample scaled by :func:`norm_factor` (cutflows too).
-
-    Samples already normalised are left alone; ``lumi_fb`` (default: the set's) is stored.
-    A sample without ``xsec_pb``/``sumw`` raises ``ValueError`` naming it.
-    """
-    out = copy.deepcopy(histset)
-    lumi = float(lumi_fb if lumi_fb is not None else histset.get("lumi_fb", DEFAULT_LUMI_FB))
-    if histset.get("normalised"):
-        if lumi_fb is not None and abs(lumi - histset["lumi_fb"]) > 1e-9:
-            raise ValueError("histogram set already normalised to a different luminosity")
-        return out
-    for name, entry in out["samples"].items():
-        if entry.get("is_data"):
-            entry["norm"] = 1.0
-            continue
-        try:
-            k = norm_factor(entry.get("xsec_pb"), entry.get("sumw"), lumi)
-        except ValueError as exc:
-            raise ValueError(f"sample {name!r}: {exc}") from exc
-        entry["norm"] = k
-        entry["hists"] = {obs: scale_hist(h, k) for obs, h in entry["hists"].items()}
-        cf = entry.get("cutflow")
-        if cf:
-            cf["weighted"] = [k * float(s) for s in cf["sumw"]]
-            cf["weighted_err"] = [k * math.sqrt(max(float(s2), 0.0)) for s2 in cf["sumw2"]]
-    out["normalised"] = True
-    out["lumi_fb"] = lumi
-    return out
-
-
-def mirror_down(h: hist.Hist, systematic: str) -> hist.Hist:
+def mirror_down(h: Hist, systematic: str) -> Hist:
     """Fill ``<syst>Down`` as nominal − (Up − nominal), clipped at 0 (variance: nominal's).
 
     For one-sided variations such as the photon resolution, where "less smearing than the
     detector" cannot be simulated. Works on any histogram with a ``variation`` axis.
+
+    Args:
+        h: a histogram with a ``variation`` axis holding nominal, Up and Down.
+        systematic: the systematic name without ``Up``/``Down``.
+
+    Returns:
+        A copy with the Down variation replaced.
     """
     out = h.copy()
     ax = out.axes["variation"]
     i_nom, i_up, i_dn = (ax.index(v) for v in ("nominal", f"{systematic}Up", f"{systematic}Down"))
     vi = out.axes.name.index("variation")
-    view = out.view(flow=True)
+    view: Any = out.view(flow=True)
     val = np.moveaxis(view.value, vi, 0)
     var = np.moveaxis(view.variance, vi, 0)
     val[i_dn] = np.clip(2.0 * val[i_nom] - val[i_up], 0.0, None)
@@ -316,157 +365,426 @@ def mirror_down(h: hist.Hist, systematic: str) -> hist.Hist:
     return out
 
 
-def merge_histsets(sets: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Merge histogram sets of disjoint samples (a sample in two sets is summed only if
-    neither is normalised: two selection jobs over different shards of one sample)."""
-    out: dict[str, Any] | None = None
-    for hs in sets:
-        if hs.get("kind") != HISTSET_KIND:
-            raise ValueError(f"not a hepline histogram set (kind={hs.get('kind')!r})")
-        if out is None:
-            out = copy.deepcopy(dict(hs))
-            continue
-        for key in ("normalised", "observables", "regions", "variations"):
-            if out[key] != hs[key]:
-                raise ValueError(f"cannot merge histogram sets with different {key}")
-        for name, entry in hs["samples"].items():
-            if name not in out["samples"]:
-                out["samples"][name] = copy.deepcopy(entry)
-                continue
-            if out["normalised"]:
-                raise ValueError(f"sample {name!r} appears in two normalised histogram sets")
-            mine = out["samples"][name]
-            for obs, h in entry["hists"].items():
-                mine["hists"][obs] = mine["hists"][obs] + h
-            mine["n_events"] = mine.get("n_events", 0) + entry.get("n_events", 0)
-            mine["files"] = list(mine.get("files", [])) + list(entry.get("files", []))
-            if mine.get("sumw") is not None and entry.get("sumw") is not None:
-                mine["sumw"] += entry["sumw"]
-            if mine.get("cutflow") and entry.get("cutflow"):
-                for k in ("raw", "sumw", "sumw2"):
-                    mine["cutflow"][k] = [a + b for a, b in zip(mine["cutflow"][k], entry["cutflow"][k], strict=True)]
-    if out is None:
-        raise ValueError("no histogram sets to merge")
-    return out
-
-
-# ---------------------------------------------------------------------------------------
-# cutflow
-# ---------------------------------------------------------------------------------------
-def cutflow_table(histset: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"steps": [...], "samples": {name: {"raw": [...], "weighted": [...] | None,
-    "efficiency": [...]}}, "lumi_fb"}`` from the samples' cutflows (weighted = σ×L-normalised
-    when the set is normalised, else the raw sum of weights)."""
-    steps: list[str] | None = None
-    samples: dict[str, Any] = {}
-    for name, entry in histset["samples"].items():
-        cf = entry.get("cutflow")
-        if not cf:
-            continue
-        if steps is None:
-            steps = list(cf["steps"])
-        elif list(cf["steps"]) != steps:
-            raise ValueError(f"sample {name!r} has a cutflow with different steps")
-        weighted = cf.get("weighted") if histset.get("normalised") else list(map(float, cf["sumw"]))
-        first = float(cf["raw"][0]) if cf["raw"] else 0.0
-        samples[name] = {
-            "raw": [int(x) for x in cf["raw"]],
-            "weighted": [float(x) for x in weighted] if weighted is not None else None,
-            "efficiency": [float(x) / first if first else 0.0 for x in cf["raw"]],
-        }
-    return {"steps": steps or [], "samples": samples, "lumi_fb": histset.get("lumi_fb"),
-            "normalised": bool(histset.get("normalised"))}
-
-
-def cutflow_markdown(table: Mapping[str, Any]) -> str:
-    """Two markdown tables (raw MC events; σ×L-weighted events) with one column per sample."""
-    names = list(table["samples"])
-    if not names:
-        return "_no cutflow: no sample was processed_\n"
-    lines = ["### Raw MC events after each cut\n", "| cut | " + " | ".join(names) + " |",
-             "|---|" + "---:|" * len(names)]
-    for i, step in enumerate(table["steps"]):
-        lines.append(f"| {step} | " + " | ".join(str(table["samples"][n]["raw"][i]) for n in names) + " |")
-    unit = f"events in {table['lumi_fb']:g} fb⁻¹" if table.get("normalised") else "sum of weights"
-    lines += ["", f"### Weighted ({unit}) after each cut\n", "| cut | " + " | ".join(names) + " |",
-              "|---|" + "---:|" * len(names)]
-    for i, step in enumerate(table["steps"]):
-        cells = []
-        for n in names:
-            w = table["samples"][n]["weighted"]
-            cells.append("–" if w is None else f"{w[i]:.4g}")
-        lines.append(f"| {step} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------------------
-# writers
-# ---------------------------------------------------------------------------------------
-def write_pickle(
-    path: str | Path, histset: Mapping[str, Any], *, provenance: Mapping[str, Any] | None = None
-) -> Path:
-    """Pickle a histogram set atomically (plus the ``provenance`` sidecar, if given)."""
-    with atomic_path(path, provenance=provenance) as tmp, open(tmp, "wb") as f:
-        pickle.dump(dict(histset), f, protocol=pickle.HIGHEST_PROTOCOL)
-    return Path(path)
-
-
-def read_pickle(path: str | Path) -> dict[str, Any]:
-    """Read a histogram set written by :func:`write_pickle` (checks the kind)."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"histogram file not found: {p}")
-    with open(p, "rb") as f:
-        obj = pickle.load(f)
-    if not isinstance(obj, dict) or obj.get("kind") != HISTSET_KIND:
-        raise ValueError(f"{p}: not a hepline histogram set")
-    return obj
-
-
 def root_name(region: str, sample: str, variation: str = "nominal") -> str:
-    """``{region}_{sample}`` for nominal, ``{region}_{sample}_{syst}Up/Down`` otherwise."""
+    """The TH1 name of a region, sample and variation.
+
+    Returns:
+        ``{region}_{sample}`` for nominal, ``{region}_{sample}_{syst}Up/Down`` otherwise.
+    """
     return f"{region}_{sample}" if variation == "nominal" else f"{region}_{sample}_{variation}"
 
 
-def write_root(
-    path: str | Path,
-    histset: Mapping[str, Any],
-    observables: Sequence[str] | None = None,
-    *,
-    provenance: Mapping[str, Any] | None = None,
-) -> Path:
-    """One TH1 per observable, region, sample and variation, written atomically with uproot.
+# ---------------------------------------------------------------------------------------
+# cutflows
+# ---------------------------------------------------------------------------------------
+@dataclass
+class Cutflow:
+    """Events of one sample after each selection step.
 
-    Layout: a directory per observable, holding TH1s named :func:`root_name`, e.g.
-    ``m_yy/2tag_loose_lowmstar_yy`` and ``m_yy/2tag_loose_lowmstar_yy_jet_scaleUp``. The
-    TH1 errors are sqrt(Σw²). With ``provenance``, the record is the top-level
-    ``TObjString`` ``hepline_provenance`` (:data:`analysis.core.provenance.PROVENANCE_KEY`), the
-    only key that is not an observable directory. It is written with the histograms, not by
-    :func:`analysis.core.provenance.embed_provenance`: uproot 5.7's ``uproot.update`` cannot test
-    ``key in file`` on a file with directories (``AttributeError``).
+    ``raw``: MC events; ``sumw``/``sumw2``: sums of (squared) event weights; ``weighted``
+    and ``weighted_err``: σ×L-normalised events and their MC-stat error, set by
+    :meth:`HistSet.normalise` (None before).
     """
-    import uproot
 
-    obs_list = list(observables or histset["observables"])
-    with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
-        for sample, entry in histset["samples"].items():
-            for obs in obs_list:
-                h = entry["hists"][obs]
-                for region in h.axes["region"]:
-                    for variation in h.axes["variation"]:
-                        f[f"{obs}/{root_name(region, sample, variation)}"] = h[
-                            {"region": region, "variation": variation}
-                        ]
-        if provenance is not None:
-            write_root_provenance(f, provenance)
-    return Path(path)
+    steps: list[str]
+    raw: list[int]
+    sumw: list[float]
+    sumw2: list[float]
+    weighted: list[float] | None = None
+    weighted_err: list[float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain dict of the pickle layout (``weighted*`` only when set)."""
+        out: dict[str, Any] = {"steps": self.steps, "raw": self.raw, "sumw": self.sumw, "sumw2": self.sumw2}
+        if self.weighted is not None:
+            out["weighted"] = self.weighted
+        if self.weighted_err is not None:
+            out["weighted_err"] = self.weighted_err
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cutflow:
+        """The inverse of :meth:`to_dict`."""
+        return cls(steps=list(data["steps"]), raw=list(data["raw"]), sumw=list(data["sumw"]),
+                   sumw2=list(data["sumw2"]), weighted=data.get("weighted"), weighted_err=data.get("weighted_err"))
 
 
-def write_workspace(
-    path: str | Path, spec: Mapping[str, Any], *, provenance: Mapping[str, Any] | None = None
-) -> Path:
-    """Validate ``spec`` against the pyhf workspace schema, then write it atomically (plus
-    the ``provenance`` sidecar, if given)."""
+@dataclass(frozen=True)
+class CutflowColumn:
+    """One sample's column of a :class:`CutflowTable`.
+
+    ``raw``: MC events per step; ``weighted``: σ×L-normalised events (normalised set) or the
+    sum of weights (None if unknown); ``efficiency``: raw / raw of the first step.
+    """
+
+    raw: list[int]
+    weighted: list[float] | None
+    efficiency: list[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"raw", "weighted", "efficiency"}``."""
+        return {"raw": self.raw, "weighted": self.weighted, "efficiency": self.efficiency}
+
+
+@dataclass(frozen=True)
+class CutflowTable:
+    """The cutflow of every sample of a histogram set (:meth:`HistSet.cutflow_table`).
+
+    ``lumi_fb`` in fb⁻¹; ``normalised``: whether ``weighted`` holds σ×L-normalised events.
+    """
+
+    steps: list[str]
+    samples: dict[str, CutflowColumn]
+    lumi_fb: float | None
+    normalised: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``cutflow.json`` content: ``{"steps", "samples": {name: {"raw", "weighted",
+        "efficiency"}}, "lumi_fb", "normalised"}``."""
+        return {"steps": self.steps, "samples": {n: c.to_dict() for n, c in self.samples.items()},
+                "lumi_fb": self.lumi_fb, "normalised": self.normalised}
+
+    def markdown(self) -> str:
+        """Two markdown tables (raw MC events; σ×L-weighted events) with one column per sample."""
+        names = list(self.samples)
+        if not names:
+            return "_no cutflow: no sample was processed_\n"
+        lines = ["### Raw MC events after each cut\n", "| cut | " + " | ".join(names) + " |",
+                 "|---|" + "---:|" * len(names)]
+        for i, step in enumerate(self.steps):
+            lines.append(f"| {step} | " + " | ".join(str(self.samples[n].raw[i]) for n in names) + " |")
+        unit = f"events in {self.lumi_fb:g} fb⁻¹" if self.normalised else "sum of weights"
+        lines += ["", f"### Weighted ({unit}) after each cut\n", "| cut | " + " | ".join(names) + " |",
+                  "|---|" + "---:|" * len(names)]
+        for i, step in enumerate(self.steps):
+            cells = []
+            for n in names:
+                w = self.samples[n].weighted
+                cells.append("–" if w is None else f"{w[i]:.4g}")
+            lines.append(f"| {step} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------
+# the histogram set
+# ---------------------------------------------------------------------------------------
+@dataclass
+class SampleHists:
+    """The histograms of one sample and what normalising them needs.
+
+    ``hists``: observable → ``Hist(region, variation, observable)`` (Weight storage);
+    ``xsec_pb``: σ × B × filter efficiency in pb; ``sumw``: sum of generator weights of all
+    generated events; ``norm``: the factor the histograms were scaled by (set by
+    :meth:`HistSet.normalise`); ``n_events``: events read; ``files``/``format``: the inputs;
+    ``process``: the generator process; ``is_data``: data are never scaled.
+    """
+
+    hists: dict[str, Hist]
+    xsec_pb: float | None = None
+    sumw: float | None = None
+    n_events: int = 0
+    cutflow: Cutflow | None = None
+    files: list[str] = field(default_factory=list)
+    format: str | None = None
+    process: str | None = None
+    norm: float | None = None
+    is_data: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain dict of the pickle layout (``norm`` and ``is_data`` only when set)."""
+        out: dict[str, Any] = {
+            "hists": self.hists, "xsec_pb": self.xsec_pb, "sumw": self.sumw, "n_events": self.n_events,
+            "files": self.files, "format": self.format, "process": self.process,
+            "cutflow": None if self.cutflow is None else self.cutflow.to_dict(),
+        }
+        if self.norm is not None:
+            out["norm"] = self.norm
+        if self.is_data:
+            out["is_data"] = True
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SampleHists:
+        """The inverse of :meth:`to_dict` (absent keys take their defaults)."""
+        cf = data.get("cutflow")
+        return cls(hists=dict(data["hists"]), xsec_pb=data.get("xsec_pb"), sumw=data.get("sumw"),
+                   n_events=data.get("n_events", 0), cutflow=Cutflow.from_dict(cf) if cf else None,
+                   files=list(data.get("files", [])), format=data.get("format"), process=data.get("process"),
+                   norm=data.get("norm"), is_data=bool(data.get("is_data", False)))
+
+
+@dataclass
+class HistSet:
+    """Histograms of several samples in one convention: what the stages hand each other.
+
+    ``lumi_fb``: the luminosity (fb⁻¹) the set is (or will be) normalised to;
+    ``normalised``: whether every MC sample is scaled to σ × L; ``observables``,
+    ``regions``, ``variations``, ``systematics``: the axes every sample's histograms share;
+    ``samples``: name → :class:`SampleHists`; ``provenance``: what made it (stage details).
+    """
+
+    lumi_fb: float = DEFAULT_LUMI_FB
+    normalised: bool = False
+    observables: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+    variations: list[str] = field(default_factory=list)
+    systematics: list[str] = field(default_factory=list)
+    samples: dict[str, SampleHists] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    version: int = 1
+
+    # -- access ---------------------------------------------------------------------------
+    def hist(self, sample: str, observable: str, region: str, variation: str = "nominal") -> Hist:
+        """The 1-D histogram of one sample, observable, region and variation.
+
+        Raises:
+            KeyError: the sample or observable is not in the set, or the region or variation
+                is not on the axes.
+        """
+        if sample not in self.samples:
+            raise KeyError(f"sample {sample!r} is not in the histogram set (it has: {', '.join(self.samples)})")
+        h1: Hist = self.samples[sample].hists[observable][{"region": region, "variation": variation}]  # type: ignore[assignment]
+        return h1
+
+    def hists_of(self, observable: str) -> dict[str, Hist]:
+        """``{sample: Hist(region, variation, observable)}`` of the samples that have it."""
+        return {n: s.hists[observable] for n, s in self.samples.items() if observable in s.hists}
+
+    # -- merging and normalisation --------------------------------------------------------
+    @classmethod
+    def merged(cls, sets: Iterable[HistSet]) -> HistSet:
+        """Merge histogram sets of disjoint samples.
+
+        A sample in two sets is summed (histograms, events, files, Σw, cutflows) only if
+        neither set is normalised: two selection jobs over different shards of one sample.
+        The inputs are not modified.
+
+        Args:
+            sets: the sets, with the same ``normalised``, observables, regions and variations.
+
+        Returns:
+            A new set (the first set's luminosity, systematics and provenance).
+
+        Raises:
+            ValueError: no set, sets that differ, or a sample in two normalised sets.
+        """
+        out: HistSet | None = None
+        for hs in sets:
+            if not isinstance(hs, HistSet):
+                raise ValueError(f"not a hepline histogram set: {type(hs).__name__}")
+            if out is None:
+                out = copy.deepcopy(hs)
+                continue
+            for key in ("normalised", "observables", "regions", "variations"):
+                if getattr(out, key) != getattr(hs, key):
+                    raise ValueError(f"cannot merge histogram sets with different {key}")
+            for name, entry in hs.samples.items():
+                if name not in out.samples:
+                    out.samples[name] = copy.deepcopy(entry)
+                    continue
+                if out.normalised:
+                    raise ValueError(f"sample {name!r} appears in two normalised histogram sets")
+                mine = out.samples[name]
+                for obs, h in entry.hists.items():
+                    mine.hists[obs] = mine.hists[obs] + h
+                mine.n_events = mine.n_events + entry.n_events
+                mine.files = list(mine.files) + list(entry.files)
+                if mine.sumw is not None and entry.sumw is not None:
+                    mine.sumw += entry.sumw
+                if mine.cutflow is not None and entry.cutflow is not None:
+                    a, b = mine.cutflow, entry.cutflow
+                    a.raw = [x + y for x, y in zip(a.raw, b.raw, strict=True)]
+                    a.sumw = [x + y for x, y in zip(a.sumw, b.sumw, strict=True)]
+                    a.sumw2 = [x + y for x, y in zip(a.sumw2, b.sumw2, strict=True)]
+        if out is None:
+            raise ValueError("no histogram sets to merge")
+        return out
+
+    def merge(self, others: Iterable[HistSet]) -> HistSet:
+        """:meth:`merged` of this set and ``others`` (a new set)."""
+        return HistSet.merged([self, *others])
+
+    def normalise(self, lumi_fb: float | None = None) -> HistSet:
+        """A normalised copy: every MC sample scaled by :func:`norm_factor` (cutflows too).
+
+        A set already normalised is returned as a copy; data samples get ``norm`` 1.
+
+        Args:
+            lumi_fb: the luminosity in fb⁻¹ (default: the set's), stored in the copy.
+
+        Returns:
+            The normalised copy (this set is untouched).
+
+        Raises:
+            ValueError: a sample without σ or Σw (naming it), or a set already normalised to
+                another luminosity.
+        """
+        lumi = float(lumi_fb if lumi_fb is not None else self.lumi_fb)
+        out = copy.deepcopy(self)
+        if self.normalised:
+            if lumi_fb is not None and abs(lumi - self.lumi_fb) > 1e-9:
+                raise ValueError("histogram set already normalised to a different luminosity")
+            return out
+        for name, entry in out.samples.items():
+            if entry.is_data:
+                entry.norm = 1.0
+                continue
+            try:
+                k = norm_factor(entry.xsec_pb, entry.sumw, lumi)
+            except ValueError as exc:
+                raise ValueError(f"sample {name!r}: {exc}") from exc
+            entry.norm = k
+            entry.hists = {obs: scale_hist(h, k) for obs, h in entry.hists.items()}
+            cf = entry.cutflow
+            if cf is not None:
+                cf.weighted = [k * float(s) for s in cf.sumw]
+                cf.weighted_err = [k * math.sqrt(max(float(s2), 0.0)) for s2 in cf.sumw2]
+        out.normalised = True
+        out.lumi_fb = lumi
+        return out
+
+    # -- cutflow --------------------------------------------------------------------------
+    def cutflow_table(self) -> CutflowTable:
+        """The cutflow table of the samples that have a cutflow: weighted = σ×L-normalised
+        events when the set is normalised, else the raw sum of weights.
+
+        Raises:
+            ValueError: two samples with different cutflow steps.
+        """
+        steps: list[str] | None = None
+        samples: dict[str, CutflowColumn] = {}
+        for name, entry in self.samples.items():
+            cf = entry.cutflow
+            if cf is None:
+                continue
+            if steps is None:
+                steps = list(cf.steps)
+            elif list(cf.steps) != steps:
+                raise ValueError(f"sample {name!r} has a cutflow with different steps")
+            weighted = cf.weighted if self.normalised else list(map(float, cf.sumw))
+            first = float(cf.raw[0]) if cf.raw else 0.0
+            samples[name] = CutflowColumn(
+                raw=[int(x) for x in cf.raw],
+                weighted=[float(x) for x in weighted] if weighted is not None else None,
+                efficiency=[float(x) / first if first else 0.0 for x in cf.raw],
+            )
+        return CutflowTable(steps=steps or [], samples=samples, lumi_fb=self.lumi_fb, normalised=bool(self.normalised))
+
+    # -- files ----------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The plain dict of the pickle layout (module docstring); histograms are shared, not copied."""
+        return {
+            "kind": HISTSET_KIND, "version": self.version, "lumi_fb": self.lumi_fb, "normalised": self.normalised,
+            "observables": self.observables, "regions": self.regions, "variations": self.variations,
+            "samples": {n: s.to_dict() for n, s in self.samples.items()}, "provenance": self.provenance,
+            "systematics": self.systematics,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: PathLike = "<histogram set>") -> HistSet:
+        """The inverse of :meth:`to_dict`.
+
+        Raises:
+            InputFileError: ``data`` is not a hepline histogram set (naming ``source``).
+        """
+        if not isinstance(data, Mapping) or data.get("kind") != HISTSET_KIND:
+            kind = data.get("kind") if isinstance(data, Mapping) else type(data).__name__
+            raise InputFileError(source, f"not a hepline histogram set (kind {kind!r}, expected {HISTSET_KIND!r})")
+        return cls(
+            lumi_fb=float(data.get("lumi_fb", DEFAULT_LUMI_FB)), normalised=bool(data.get("normalised", False)),
+            observables=list(data.get("observables", [])), regions=list(data.get("regions", [])),
+            variations=list(data.get("variations", [])), systematics=list(data.get("systematics", [])),
+            samples={n: SampleHists.from_dict(s) for n, s in data.get("samples", {}).items()},
+            provenance=dict(data.get("provenance", {})), version=int(data.get("version", 1)),
+        )
+
+    def write(self, path: PathLike, *, provenance: Mapping[str, Any] | None = None) -> Path:
+        """Pickle the set (the dict of :meth:`to_dict`) atomically.
+
+        Args:
+            path: the ``.pkl`` file.
+            provenance: a record for the sidecar ``<path>.provenance.json``.
+
+        Returns:
+            ``path``.
+        """
+        with atomic_path(path, provenance=provenance) as tmp, open(tmp, "wb") as f:
+            pickle.dump(self.to_dict(), f, protocol=pickle.HIGHEST_PROTOCOL)
+        return Path(path)
+
+    @classmethod
+    def read(cls, path: PathLike) -> HistSet:
+        """Read a set written by :meth:`write`.
+
+        Raises:
+            InputFileError: the file is missing, unreadable or not a hepline histogram set.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise InputFileError(p, "histogram file not found")
+        try:
+            with open(p, "rb") as f:
+                obj = pickle.load(f)
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as exc:
+            raise InputFileError(p, f"not a readable histogram pickle ({type(exc).__name__}: {exc})") from exc
+        return cls.from_dict(obj, source=p)
+
+    def write_root(
+        self,
+        path: PathLike,
+        observables: Sequence[str] | None = None,
+        *,
+        provenance: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """One TH1 per observable, region, sample and variation, written atomically with uproot.
+
+        Layout: a directory per observable, holding TH1s named :func:`root_name`, e.g.
+        ``m_yy/2tag_loose_lowmstar_yy`` and ``m_yy/2tag_loose_lowmstar_yy_jet_scaleUp``. The
+        TH1 errors are sqrt(Σw²). With ``provenance``, the record is the top-level
+        ``TObjString`` ``hepline_provenance`` (:data:`analysis.core.provenance.PROVENANCE_KEY`), the
+        only key that is not an observable directory. It is written with the histograms, not by
+        :func:`analysis.core.provenance.embed_provenance`: uproot 5.7's ``uproot.update`` cannot
+        test ``key in file`` on a file with directories (``AttributeError``).
+
+        Args:
+            path: the ``.root`` file.
+            observables: the observables to write (default: all of the set's).
+            provenance: the record to store in the file.
+
+        Returns:
+            ``path``.
+        """
+        import uproot
+
+        obs_list = list(observables or self.observables)
+        with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
+            for sample, entry in self.samples.items():
+                for obs in obs_list:
+                    h = entry.hists[obs]
+                    for region in h.axes["region"]:
+                        for variation in h.axes["variation"]:
+                            f[f"{obs}/{root_name(region, sample, variation)}"] = h[
+                                {"region": region, "variation": variation}
+                            ]
+            if provenance is not None:
+                write_root_provenance(f, provenance)
+        return Path(path)
+
+
+def write_workspace(path: PathLike, spec: Mapping[str, Any], *, provenance: Mapping[str, Any] | None = None) -> Path:
+    """Validate ``spec`` against the pyhf workspace schema, then write it atomically.
+
+    Args:
+        path: the ``.json`` file.
+        spec: a pyhf workspace specification.
+        provenance: a record for the sidecar ``<path>.provenance.json``.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        pyhf.exceptions.InvalidSpecification: ``spec`` is not a valid workspace (nothing written).
+    """
     import pyhf
 
     pyhf.Workspace(dict(spec))  # raises pyhf.exceptions.InvalidSpecification
@@ -475,33 +793,41 @@ def write_workspace(
 
 
 # ---------------------------------------------------------------------------------------
-# command line
+# the histograms stage
 # ---------------------------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> int:
-    from analysis.core.config import load_raw_config
+def write_histograms(
+    config: Config,
+    inputs: Sequence[PathLike],
+    output_dir: PathLike,
+    *,
+    lumi_fb: float | None = None,
+) -> HistSet:
+    """Merge the per-job histogram sets, normalise them and write every format.
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--output-dir", required=True, help="hists.pkl, hists.root, cutflow.md/json go here")
-    parser.add_argument("--lumi-fb", type=float, default=None, help="override selection.hh_yybb.histograms.lumi_fb")
-    parser.add_argument("inputs", nargs="+", help="histogram-set pickles (one per selection job)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    cfg = load_raw_config(args.config)
-    lumi = args.lumi_fb or cfg["selection"]["hh_yybb"]["histograms"]["lumi_fb"]
-    rec = provenance_record(stage="histograms", config=cfg, inputs=args.inputs, extra={"lumi_fb": lumi})
-    merged = merge_histsets(read_pickle(p) for p in args.inputs)
-    hs = normalise_histset(merged, lumi)
-    out = Path(args.output_dir)
-    write_pickle(out / "hists.pkl", hs, provenance=rec)
-    write_root(out / "hists.root", hs, provenance=rec)
-    table = cutflow_table(hs)
-    write_json(out / "cutflow.json", table, provenance=rec)
-    md = cutflow_markdown(table)
+    Writes ``hists.pkl`` (:meth:`HistSet.write`), ``hists.root`` (:meth:`HistSet.write_root`),
+    ``cutflow.json`` and ``cutflow.md`` into ``output_dir``, each with the ``histograms``
+    provenance record.
+
+    Args:
+        config: the whole configuration (``selection.hh_yybb.histograms.lumi_fb``; hashed
+            into the record).
+        inputs: histogram-set pickles, one per selection job.
+        output_dir: the output folder.
+        lumi_fb: overrides the configured luminosity (fb⁻¹).
+
+    Returns:
+        The normalised, merged set.
+    """
+    lumi = lumi_fb or config.selection.hh_yybb.histograms.lumi_fb
+    rec = provenance_record(stage="histograms", config=config, inputs=list(inputs),
+                            extra={"lumi_fb": lumi})
+    hs = HistSet.merged(HistSet.read(p) for p in inputs).normalise(lumi)
+    out = Path(output_dir)
+    hs.write(out / "hists.pkl", provenance=rec)
+    hs.write_root(out / "hists.root", provenance=rec)
+    table = hs.cutflow_table()
+    write_json(out / "cutflow.json", table.to_dict(), provenance=rec)
+    md = table.markdown()
     write_text(out / "cutflow.md", md, provenance=rec)
-    log.info("histograms of %d samples normalised to %g fb^-1 -> %s\n%s", len(hs["samples"]), lumi, out, md)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    log.info("histograms of %d samples normalised to %g fb^-1 -> %s\n%s", len(hs.samples), lumi, out, md)
+    return hs

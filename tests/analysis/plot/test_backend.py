@@ -1,16 +1,18 @@
-"""analysis.plot.paper.use_file_backend: Agg for files, except under a notebook's inline backend."""
+"""analysis.plot.style.use_file_backend: Agg for files, except under a notebook's inline backend."""
 
 from __future__ import annotations
 
 import matplotlib
 
-from analysis.plot import paper as plotting
+from analysis.plot import style
+
+
 def test_file_backend_keeps_a_notebook_backend(monkeypatch):
     calls = []
     monkeypatch.setattr(matplotlib, "use", lambda name, *a, **k: calls.append(name))
     monkeypatch.setitem(matplotlib.rcParams, "backend", "module://matplotlib_inline.backend_inline")
-    plotting.use_file_backend()
+    style.use_file_backend()
     assert calls == []
     monkeypatch.setitem(matplotlib.rcParams, "backend", "tkagg")
-    plotting.use_file_backend()
+    style.use_file_backend()
     assert calls == ["Agg"]

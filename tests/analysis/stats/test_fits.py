@@ -80,3 +80,14 @@ def test_fit_errors_on_empty_input():
         F.fit_exponential_sidebands(edges, np.zeros(55))
     with pytest.raises(ValueError, match="empty histogram"):
         F.fit_dscb(edges, np.zeros(55))
+
+
+def test_fit_result_round_trip_and_curve():
+    rng = np.random.default_rng(7)
+    h, edges = np.histogram(sample_dscb(5000, rng), bins=110, range=(105.0, 160.0))
+    fit = F.fit_dscb(edges, h.astype(float))
+    back = F.FitResult.from_dict(fit.to_dict())
+    assert back == fit and back.extras["sigma68"] == fit.extras["sigma68"]
+    x, y = fit.curve(0.5, n=11)
+    assert np.allclose(x, np.linspace(105.0, 160.0, 11))
+    assert y[5] == pytest.approx(fit.integral(x[5] - 0.25, x[5] + 0.25))
