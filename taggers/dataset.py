@@ -9,24 +9,38 @@
   class balance is untouched. Bins where the target has jets but f has none cannot be
   matched (logged). ``resample`` draws, per flavour, as many jets as it has with replacement
   with probabilities ∝ those weights (weights then stay 1).
-* **Normaliser:** mean and standard deviation per feature on the training set, padded
-  tracks ignored; ``transform`` returns ``(x − mean) / std`` with padded entries exactly 0.
+
+The input normaliser of the networks is :class:`analysis.ml.normaliser.Normaliser`.
 """
 
 from __future__ import annotations
 
-from analysis.core.errors import InputError
-
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
-from taggers.features import FLAVOUR_NAMES, TaggingDataset, check_finite, tagger_config
+from analysis.core.config.taggers import TaggersConfig, TaggersReweighting, TaggersSplit
+from analysis.core.errors import ConfigError, InputError
+from taggers.features import FLAVOUR_NAMES, TaggingDataset
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "SPLITS",
+    "EmptySplitError",
+    "MissingFlavourError",
+    "Split",
+    "flavour_name",
+    "kinematic_bin",
+    "prepare_splits",
+    "require_flavours",
+    "reweight",
+    "reweighting_weights",
+    "split_by_event",
+    "split_indices",
+]
 
 SPLITS = ("train", "validation", "test")
 
@@ -55,19 +69,30 @@ def flavour_name(label: int) -> str:
 # ---------------------------------------------------------------------------------------
 # Split
 # ---------------------------------------------------------------------------------------
-def split_indices(event: np.ndarray, split_cfg: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    """Indices of the jets of each split, from their event numbers (``event % modulus``)."""
-    mod = int(split_cfg["modulus"])
-    residues = {name: {int(r) for r in split_cfg[name]} for name in SPLITS}
+def split_indices(event: np.ndarray, split: TaggersSplit) -> dict[str, np.ndarray]:
+    """Indices of the jets of each split, from their event numbers (``event % modulus``).
+
+    Args:
+        event: the event number of every jet.
+        split: ``taggers.split`` (the modulus and the residues of each split).
+
+    Returns:
+        ``{"train": indices, "validation": ..., "test": ...}``.
+
+    Raises:
+        ConfigError: residues outside ``0..modulus-1`` or shared by two splits.
+    """
+    mod = int(split.modulus)
+    residues = {name: {int(r) for r in getattr(split, name)} for name in SPLITS}
     for name, res in residues.items():
         bad = sorted(r for r in res if not 0 <= r < mod)
         if bad:
-            raise ValueError(f"split {name!r}: residues {bad} outside 0..{mod - 1}")
+            raise ConfigError(f"taggers.split.{name}: residues {bad} outside 0..{mod - 1}")
     for i, a in enumerate(SPLITS):
         for b in SPLITS[i + 1 :]:
             common = residues[a] & residues[b]
             if common:
-                raise ValueError(f"splits {a!r} and {b!r} share residues {sorted(common)}")
+                raise ConfigError(f"taggers.split: splits {a!r} and {b!r} share residues {sorted(common)}")
     unused = set(range(mod)) - set().union(*residues.values())
     if unused:
         log.warning(
@@ -77,17 +102,17 @@ def split_indices(event: np.ndarray, split_cfg: Mapping[str, Any]) -> dict[str, 
     return {name: np.flatnonzero(np.isin(r, sorted(res))) for name, res in residues.items()}
 
 
-def split_by_event(ds: TaggingDataset, cfg_taggers: Mapping[str, Any] | None) -> Split:
-    """Train/validation/test datasets by event number.
+def split_by_event(ds: TaggingDataset, split: TaggersSplit) -> Split:
+    """Train/validation/test datasets by event number (``taggers.split``).
 
-    Raises :class:`EmptySplitError` naming an empty split.
+    Raises:
+        EmptySplitError: a split without jets (named).
     """
-    cfg = tagger_config(cfg_taggers)
-    idx = split_indices(ds.jets["event"], cfg["split"])
+    idx = split_indices(ds.jets["event"], split)
     for name in SPLITS:
         if idx[name].size == 0:
             raise EmptySplitError(
-                f"split {name!r} (event % {cfg['split']['modulus']} in {cfg['split'][name]}) "
+                f"split {name!r} (event % {split.modulus} in {list(getattr(split, name))}) "
                 f"is empty: {len(ds)} jets from {ds.meta.get('sources', ['<memory>'])}"
             )
     return Split(*(ds.subset(idx[name]) for name in SPLITS))
@@ -118,21 +143,30 @@ def kinematic_bin(
 
 
 def reweighting_weights(
-    pt: np.ndarray, abs_eta: np.ndarray, label: np.ndarray, rw_cfg: Mapping[str, Any]
+    pt: np.ndarray, abs_eta: np.ndarray, label: np.ndarray, rw: TaggersReweighting
 ) -> np.ndarray:
-    """Per-jet weights (float64) that bring each of ``rw_cfg['flavours']`` to the target's
-    (pT, |η|) shape; the target flavour and other flavours get 1. Weights of each reweighted
-    flavour sum to its number of jets."""
-    pe, ee = rw_cfg["pt_edges_gev"], rw_cfg["abs_eta_edges"]
+    """Per-jet weights that bring each of ``rw.flavours`` to the target's (pT, |η|) shape.
+
+    Args:
+        pt: jet pT (GeV).
+        abs_eta: jet |η|.
+        label: HadronConeExclTruthLabelID of every jet.
+        rw: ``taggers.reweighting`` (the target flavour, the flavours and the bin edges).
+
+    Returns:
+        float64 weights; the target flavour and the flavours not reweighted get 1, the
+        weights of each reweighted flavour sum to its number of jets.
+    """
+    pe, ee = rw.pt_edges_gev, rw.abs_eta_edges
     n_bins = (len(pe) - 1) * (len(ee) - 1)
     b = kinematic_bin(pt, abs_eta, pe, ee)
-    target = int(rw_cfg["target_flavour"])
+    target = int(rw.target_flavour)
     is_t = label == target
     if not is_t.any():
         raise MissingFlavourError(f"reweighting target {flavour_name(target)} has no jets")
     d_t = np.bincount(b[is_t], minlength=n_bins) / is_t.sum()
     w = np.ones(len(pt), dtype=np.float64)
-    for f in rw_cfg["flavours"]:
+    for f in rw.flavours:
         is_f = label == int(f)
         if int(f) == target or not is_f.any():
             continue
@@ -149,26 +183,33 @@ def reweighting_weights(
                 FLAVOUR_NAMES.get(int(f), f),
             )
         if wf.sum() <= 0:
-            raise ValueError(f"reweighting {flavour_name(f)}: no overlap with the target spectrum")
+            raise InputError(f"reweighting {flavour_name(f)}: no overlap with the target spectrum")
         w[is_f] = wf * (is_f.sum() / wf.sum())
     return w
 
 
 def reweight(
     ds: TaggingDataset,
-    cfg_taggers: Mapping[str, Any] | None,
+    rw: TaggersReweighting,
     *,
     rng: np.random.Generator | int | None = None,
 ) -> TaggingDataset:
-    """Apply ``taggers.reweighting``: ``reweight`` fills ``jets['weight']``; ``resample``
-    returns a resampled dataset (needs ``rng``, a Generator or seed); ``none`` returns ``ds``."""
-    cfg = tagger_config(cfg_taggers)
-    rw = cfg["reweighting"]
-    if rw["method"] == "none":
+    """Apply ``taggers.reweighting`` to ``ds``.
+
+    Args:
+        ds: the jets (not modified).
+        rw: the reweighting section: ``reweight`` fills ``jets['weight']``; ``resample``
+            draws the jets again (with replacement, ∝ the weights); ``none`` returns ``ds``.
+        rng: a numpy Generator or a seed (needed by ``resample``).
+
+    Returns:
+        The reweighted (or resampled) copy of ``ds``.
+    """
+    if rw.method == "none":
         return ds
     pt, aeta, label = ds.jets["pt"], np.abs(ds.jets["eta"]), ds.jets["label"]
     w = reweighting_weights(pt, aeta, label, rw)
-    if rw["method"] == "reweight":
+    if rw.method == "reweight":
         out = ds.subset(slice(None))
         out.jets["weight"] = (ds.jets["weight"] * w).astype(np.float32)
         out.meta["reweighting"] = "reweight"
@@ -176,7 +217,7 @@ def reweight(
     if rng is None:
         raise ValueError("reweighting method 'resample' needs rng (a numpy Generator or a seed)")
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    resampled = [int(f) for f in rw["flavours"] if int(f) != int(rw["target_flavour"])]
+    resampled = [int(f) for f in rw.flavours if int(f) != int(rw.target_flavour)]
     keep = [np.flatnonzero(~np.isin(label, resampled))]
     for f in resampled:
         idx = np.flatnonzero(label == f)
@@ -189,90 +230,30 @@ def reweight(
 
 def prepare_splits(
     ds: TaggingDataset,
-    cfg_taggers: Mapping[str, Any] | None,
+    cfg: TaggersConfig,
     *,
     rng: np.random.Generator | int | None = None,
 ) -> Split:
     """Split by event number, check the required flavours are in the training split, and
-    reweight (or resample) the splits listed in ``reweighting.apply_to``."""
-    cfg = tagger_config(cfg_taggers)
-    parts = split_by_event(ds, cfg)
-    require_flavours(parts.train, cfg["flavours"]["required"], what="training set")
+    reweight (or resample) the splits listed in ``reweighting.apply_to``.
+
+    Args:
+        ds: every jet of the sample.
+        cfg: the ``taggers`` section (``split``, ``flavours``, ``reweighting``).
+        rng: a numpy Generator or a seed (the ``resample`` method draws from it).
+
+    Returns:
+        The :class:`Split`.
+
+    Raises:
+        EmptySplitError: a split without jets.
+        MissingFlavourError: a required flavour without training jets.
+    """
+    parts = split_by_event(ds, cfg.split)
+    require_flavours(parts.train, cfg.flavours.required, what="training set")
     gen = rng if isinstance(rng, np.random.Generator) or rng is None else np.random.default_rng(rng)
     out = {
-        name: reweight(part, cfg, rng=gen) if name in cfg["reweighting"]["apply_to"] else part
+        name: reweight(part, cfg.reweighting, rng=gen) if name in cfg.reweighting.apply_to else part
         for name, part in zip(SPLITS, parts)
     }
     return Split(**out)
-
-
-# ---------------------------------------------------------------------------------------
-# Feature scaling
-# ---------------------------------------------------------------------------------------
-@dataclass
-class Normaliser:
-    """Per-feature standardisation ``(x − mean) / std`` fitted on valid entries only.
-
-    ``x`` has the features on its last axis, e.g. ``(n_jets, n_max, F)`` track features
-    with a ``(n_jets, n_max)`` mask, or ``(n_jets, F)`` jet features without one. A feature
-    with zero spread gets ``std = 1``.
-    """
-
-    names: list[str]
-    mean: np.ndarray
-    std: np.ndarray
-
-    @classmethod
-    def fit(
-        cls,
-        x: np.ndarray,
-        mask: np.ndarray | None = None,
-        names: Sequence[str] | None = None,
-        weights: np.ndarray | None = None,
-    ) -> Normaliser:
-        """Fit on ``x[mask]`` (optionally weighted; ``weights`` per row of ``mask``/``x``)."""
-        x = np.asarray(x)
-        n_feat = x.shape[-1]
-        names = list(names) if names is not None else [f"f{i}" for i in range(n_feat)]
-        if len(names) != n_feat:
-            raise ValueError(f"{len(names)} names for {n_feat} features")
-        m = np.ones(x.shape[:-1], bool) if mask is None else np.asarray(mask, bool)
-        vals = x[m].astype(np.float64)
-        if vals.shape[0] == 0:
-            raise ValueError("Normaliser.fit: no valid entries")
-        for i, name in enumerate(names):
-            check_finite(f"feature {name!r}", vals[:, i], source="Normaliser.fit")
-        if weights is None:
-            w = np.ones(vals.shape[0])
-        else:
-            wa = np.asarray(weights, dtype=np.float64)
-            wa = wa.reshape(wa.shape + (1,) * (m.ndim - wa.ndim))  # per jet -> per track
-            w = np.broadcast_to(wa, m.shape)[m]
-        mean = np.average(vals, axis=0, weights=w)
-        std = np.sqrt(np.average((vals - mean) ** 2, axis=0, weights=w))
-        std = np.where(std > 1e-12, std, 1.0)
-        return cls(names, mean, std)
-
-    def transform(self, x: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        """Standardised float32 copy of ``x``; entries outside ``mask`` are 0."""
-        x = np.asarray(x, dtype=np.float64)
-        if x.shape[-1] != len(self.names):
-            raise ValueError(f"expected {len(self.names)} features {self.names}, got {x.shape[-1]}")
-        out = ((x - self.mean) / self.std).astype(np.float32)
-        m = np.ones(x.shape[:-1], bool) if mask is None else np.asarray(mask, bool)
-        out[~m] = 0.0
-        bad = ~np.isfinite(out[m])
-        if bad.any():
-            col = int(np.nonzero(bad.any(axis=0))[0][0])
-            raise ValueError(
-                f"Normaliser.transform: feature {self.names[col]!r} has NaN/inf inputs"
-            )
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (stored with the model)."""
-        return {"names": list(self.names), "mean": self.mean.tolist(), "std": self.std.tolist()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> Normaliser:
-        return cls(list(d["names"]), np.asarray(d["mean"], float), np.asarray(d["std"], float))

@@ -5,8 +5,8 @@
     D = \\ln \\frac{p_b}{f_c\\, p_c + (1 - f_c)\\, p_u}
 
 with the class probabilities in the order of :data:`CLASS_NAMES` (b, c, light, tau); the tau
-probability does not enter. ``f_c`` is configured per tagger in the ``tagger_models`` section
-(``tagger_models.rnnip.fc``, default 0.07; ``tagger_models.dl1.fc``, default 0.08).
+probability does not enter. ``f_c`` is configured per tagger in ``taggers.discriminant_fc``
+(:func:`tagger_fc`).
 
 Numerical safety: the computation is done in float64, and both the numerator ``p_b`` and the
 denominator are clipped from below at :data:`EPS` = 1e-10 before the logarithm, so a
@@ -17,18 +17,26 @@ beyond any working point derived on a realistic sample (rejections of 1e10).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from analysis.core.config.taggers import TaggersDiscriminantFc
+
+__all__ = [
+    "CLASS_NAMES",
+    "EPS",
+    "discriminant",
+    "discriminant_from_probs",
+    "tagger_discriminant",
+    "tagger_fc",
+]
 
 #: Class order of the 4-class taggers' outputs.
 CLASS_NAMES: tuple[str, ...] = ("b", "c", "light", "tau")
 
 #: Lower clip of the numerator and the denominator of D (see the module docstring).
 EPS = 1e-10
-
-#: Taggers whose discriminant takes f_c from ``tagger_models.<tagger>.fc``.
 
 
 def discriminant(pb: Any, pc: Any, pu: Any, fc: float, *, eps: float = EPS) -> np.ndarray:
@@ -69,24 +77,22 @@ def discriminant_from_probs(probs: Any, fc: float, *, eps: float = EPS) -> np.nd
     return discriminant(p[:, 0], p[:, 1], p[:, 2], fc, eps=eps)
 
 
-def tagger_fc(tagger: str, cfg: Mapping[str, Any] | None = None) -> float:
+def tagger_fc(tagger: str, fc: TaggersDiscriminantFc) -> float:
     """f_c of ``tagger`` from ``taggers.discriminant_fc`` — the one home of every tagger's f_c.
 
-    ``cfg``: a full config, the ``taggers`` section, or ``None`` for the schema defaults.
+    Args:
+        tagger: ``ip2d``, ``ip3d``, ``rnnip`` or ``dl1`` (MV2 has none).
+        fc: the ``taggers.discriminant_fc`` section.
+
+    Raises:
+        ValueError: no f_c for ``tagger``.
     """
-    from analysis.core.config import validate_section
-
-    raw: Any = cfg or {}
-    if isinstance(raw, Mapping) and ("generation" in raw or "seed" in raw or "tagger_models" in raw):
-        raw = raw.get("taggers") or {}
-    fcs = validate_section("taggers", raw, source="taggers section")["discriminant_fc"]
-    if tagger not in fcs:
-        raise ValueError(f"no f_c configured for tagger {tagger!r} in taggers.discriminant_fc; known: {sorted(fcs)}")
-    return float(fcs[tagger])
+    known = fc.to_dict()
+    if tagger not in known:
+        raise ValueError(f"no f_c configured for tagger {tagger!r} in taggers.discriminant_fc; known: {sorted(known)}")
+    return float(known[tagger])
 
 
-def tagger_discriminant(
-    probs: Any, tagger: str, cfg: Mapping[str, Any] | None = None
-) -> np.ndarray:
-    """D of ``tagger`` with f_c from ``taggers.discriminant_fc``."""
-    return discriminant_from_probs(probs, tagger_fc(tagger, cfg))
+def tagger_discriminant(probs: Any, tagger: str, fc: TaggersDiscriminantFc) -> np.ndarray:
+    """D of ``tagger`` (float64) from its (n, 4) probabilities, f_c from ``taggers.discriminant_fc``."""
+    return discriminant_from_probs(probs, tagger_fc(tagger, fc))

@@ -12,6 +12,10 @@ HDF5 file (:func:`write_h5`):
   ``format`` and ``metadata`` / ``dataset_meta`` (JSON).
 
 Written with h5py (gzip) through :func:`analysis.core.atomic.atomic_path`.
+
+The ``metadata`` attribute of the files of :mod:`taggers.prepare` holds the ``dataset``
+provenance (:class:`DatasetProvenance`) that training copies into the model sidecars and that
+evaluation and decoration check.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import datetime as _dt
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import h5py
@@ -27,8 +32,11 @@ import numpy as np
 
 import analysis
 from analysis.core.atomic import atomic_path
+from analysis.core.errors import InputFileError, ModelMismatchError
 from analysis.core.serialise import json_default
 from taggers.features import TaggingDataset
+
+__all__ = ["H5_FORMAT", "JET_NAMES", "DatasetProvenance", "read_h5", "read_split", "write_h5"]
 
 H5_FORMAT = "hepline-ftag-h5/1"
 #: dataset name -> HDF5 name of the jet fields that are renamed (training-dataset-dumper)
@@ -53,11 +61,19 @@ def write_h5(
     compression: str | None = "gzip",
     provenance: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write ``ds`` (plus ``jet_features``, e.g. high-level tagger inputs) to ``path``.
+    """Write ``ds`` (plus ``jet_features``, e.g. high-level tagger inputs) to ``path``, atomically.
 
-    ``metadata`` (JSON-serialisable) is stored as the ``metadata`` attribute; its
-    ``config_hash`` (else the dataset's) becomes the ``config_hash`` attribute. A
-    ``provenance`` record (:mod:`analysis.core.provenance`) goes to ``attrs["provenance"]``.
+    Args:
+        path: the HDF5 file.
+        ds: the jets and their tracks.
+        metadata: JSON-serialisable, stored as the ``metadata`` attribute; its ``config_hash``
+            (else the dataset's) becomes the ``config_hash`` attribute.
+        jet_features: extra per-jet columns (not already dataset fields).
+        compression: h5py compression of the datasets (``None``: none).
+        provenance: a run record (:mod:`analysis.core.provenance`), stored in the file.
+
+    Raises:
+        ValueError: a jet feature with another number of rows, or one that is a dataset field.
     """
     meta = dict(metadata or {})
     n = len(ds)
@@ -89,13 +105,18 @@ def write_h5(
 def read_h5(path: str | os.PathLike[str]) -> TaggingDataset:
     """Read a file of :func:`write_h5` back into a :class:`TaggingDataset`.
 
-    ``meta`` is the stored dataset meta plus ``h5_metadata`` (the ``metadata`` attribute),
-    ``hepline_version`` and ``created_utc`` of the file.
+    Returns:
+        The dataset; ``meta`` is the stored dataset meta plus ``h5_metadata`` (the
+        ``metadata`` attribute), ``h5_hepline_version``, ``h5_created_utc`` and
+        ``h5_config_hash`` of the file.
+
+    Raises:
+        InputFileError: the file lacks the ``jets`` or ``tracks`` dataset.
     """
     with h5py.File(path, "r") as f:
         for name in ("jets", "tracks"):
             if name not in f:
-                raise ValueError(f"{path}: no '{name}' dataset (not a tagging HDF5 file)")
+                raise InputFileError(path, f"no '{name}' dataset (not a tagging HDF5 file)")
         jets_raw = f["jets"][()]
         tracks_raw = f["tracks"][()]
         attrs = dict(f.attrs)
@@ -110,3 +131,65 @@ def read_h5(path: str | os.PathLike[str]) -> TaggingDataset:
         if key in attrs:
             meta[f"h5_{key}"] = str(attrs[key])
     return TaggingDataset(jets, tracks, meta)
+
+
+def read_split(path: str | os.PathLike[str]) -> TaggingDataset:
+    """:func:`read_h5` with every array made contiguous (the HDF5 structured arrays' fields
+    are strided views, which torch cannot wrap)."""
+    ds = read_h5(path)
+    return TaggingDataset(
+        {k: np.ascontiguousarray(v) for k, v in ds.jets.items()},
+        {k: np.ascontiguousarray(v) for k, v in ds.tracks.items()},
+        ds.meta,
+    )
+
+
+@dataclass(frozen=True)
+class DatasetProvenance:
+    """What a prepared dataset was built from; every HDF5 file of one ``taggers.prepare`` run
+    holds the same record, and the model sidecars copy it.
+
+    Attributes:
+        dataset_id: hash of the feature configuration, split, reweighting, IP templates and
+            jets (event, pT, label, weight of every split).
+        features_hash: hash of ``taggers.jets``, ``tracks`` and ``sv1`` (the input columns).
+        ipxd_sha256: SHA-256 of the IP2D/IP3D template files.
+        taggers_config_hash: hash of the whole ``taggers`` section.
+    """
+
+    dataset_id: str
+    features_hash: str
+    ipxd_sha256: Mapping[str, str] = field(default_factory=dict)
+    taggers_config_hash: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (HDF5 ``metadata["dataset"]``, ``prepare.json``, model sidecars)."""
+        out: dict[str, Any] = {"dataset_id": self.dataset_id, "features_hash": self.features_hash,
+                               "ipxd_sha256": dict(self.ipxd_sha256)}
+        if self.taggers_config_hash is not None:
+            out["taggers_config_hash"] = self.taggers_config_hash
+        return out
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, source: str = "<dataset>") -> DatasetProvenance:
+        """The record of :meth:`to_dict` (``source`` names the file in errors)."""
+        try:
+            return cls(dataset_id=str(d["dataset_id"]), features_hash=str(d["features_hash"]),
+                       ipxd_sha256=dict(d.get("ipxd_sha256") or {}),
+                       taggers_config_hash=d.get("taggers_config_hash"))
+        except (KeyError, TypeError) as exc:
+            raise ModelMismatchError(f"{source}: not a dataset provenance record (missing {exc})") from exc
+
+    @classmethod
+    def of(cls, ds: TaggingDataset, path: str | os.PathLike[str]) -> DatasetProvenance:
+        """The record in the metadata of a prepared HDF5 file read by :func:`read_split`.
+
+        Raises:
+            ModelMismatchError: the file was not written by :mod:`taggers.prepare`.
+        """
+        prov = (ds.meta.get("h5_metadata") or {}).get("dataset")
+        if not prov:
+            raise ModelMismatchError(
+                f"{path}: no 'dataset' provenance in the HDF5 metadata (not written by taggers.prepare)"
+            )
+        return cls.from_dict(prov, source=os.fspath(path))

@@ -19,6 +19,7 @@ Conventions (physics-reference §2-3, docs/taggers-inputs.md):
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,10 +27,26 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from analysis.core.errors import NonFiniteInputError as _NonFiniteInputError
-from analysis.core.config import config_hash, validate_section
+from analysis.core.checks import check_finite
+from analysis.core.config import config_hash
+from analysis.core.config.taggers import TaggersConfig
+from analysis.core.errors import InputError, InputFileError, NonFiniteInputError
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "FLAVOUR_NAMES",
+    "JET_FIELDS",
+    "TRACK_FIELDS",
+    "TaggingDataset",
+    "build_dataset",
+    "concatenate",
+    "delta_phi",
+    "lifetime_signs",
+    "load_dataset",
+    "pad_sequences",
+    "track_features",
+]
 
 #: HadronConeExclTruthLabelID values and their names
 FLAVOUR_NAMES: dict[int, str] = {5: "b", 4: "c", 0: "light", 15: "tau"}
@@ -39,8 +56,6 @@ TRACK_FIELDS = (
     "sd0", "sz0", "pt_frac", "dr", "d0", "z0sintheta", "d0_err", "z0sintheta_err",
     "pt", "eta", "phi", "grade", "origin", "charge", "valid",
 )  # fmt: skip
-#: the continuous RNNIP inputs, in this order
-RNNIP_CONTINUOUS = ("sd0", "sz0", "pt_frac", "dr")
 
 _INT_TRACK_FIELDS = {"grade": np.int8, "origin": np.int8, "charge": np.int8}
 _PAD_INT = -1
@@ -50,10 +65,6 @@ _TRACK_BRANCHES = (
     "pt", "eta", "phi", "charge", "d0", "z0", "d0Err", "z0Err", "grade", "truthOrigin", "jetIdx",
 )  # fmt: skip
 _FINITE_TRACK_BRANCHES = ("pt", "eta", "phi", "d0", "z0", "d0Err", "z0Err")
-
-
-class NonFiniteInputError(_NonFiniteInputError):
-    """A tagger input holds NaN/inf (or a non-positive uncertainty); the message names it."""
 
 
 @dataclass
@@ -186,18 +197,6 @@ def track_features(
     }
 
 
-def check_finite(
-    name: str, values: np.ndarray, event: np.ndarray | None = None, *, source: str = "<memory>"
-) -> None:
-    """Raise :class:`NonFiniteInputError` naming ``name`` if ``values`` has NaN or inf."""
-    bad = ~np.isfinite(values)
-    if bad.any():
-        where = f"; first in event {int(event[np.argmax(bad)])}" if event is not None else ""
-        raise NonFiniteInputError(
-            f"{source}: {name} has {int(bad.sum())} non-finite value(s) (NaN/inf){where}"
-        )
-
-
 def pad_sequences(
     jet_of_track: np.ndarray, sort_key: np.ndarray, n_jets: int, n_max: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -227,34 +226,38 @@ def _field(coll: Any, name: str, source: str, coll_name: str) -> Any:
     try:
         return coll[name]
     except Exception as exc:  # awkward raises several types for a missing field
-        raise KeyError(
-            f"{source}: input has no {coll_name}_{name} (needed by the taggers)"
-        ) from exc
-
-
-def tagger_config(cfg_taggers: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The ``taggers`` section validated with its defaults filled (idempotent)."""
-    return validate_section("taggers", dict(cfg_taggers or {}), source="taggers")
+        raise InputFileError(source, f"no {coll_name}_{name} branch (needed by the taggers)") from exc
 
 
 def build_dataset(
     events: Any,
-    cfg_taggers: Mapping[str, Any] | None,
+    cfg: TaggersConfig,
     *,
     source: str = "<memory>",
     detector: Mapping[str, Any] | None = None,
 ) -> TaggingDataset:
-    """Select jets and tracks of ``events`` and build the padded tagging dataset.
+    """Select the jets and tracks of ``events`` and build the padded tagging dataset.
 
-    ``events``: coffea NanoEvents or an awkward array with ``Jet`` and ``Track`` records and
-    an ``event`` field (e.g. ``read_arrays(path, how="zip")``); tracks are matched to jets
-    through ``Track.jetIdx`` (local index). ``cfg_taggers``: the ``taggers`` config section
-    (defaults filled here). ``detector``: the generation's detector parameters, stored in
-    ``meta`` for the vertexing (magnetic field, PV resolution).
+    Args:
+        events: coffea NanoEvents or an awkward array with ``Jet`` and ``Track`` records and
+            an ``event`` field (e.g. ``read_arrays(path, how="zip")``); tracks are matched to
+            jets through ``Track.jetIdx`` (local index). Momenta in GeV, impact parameters
+            and their errors in mm.
+        cfg: the ``taggers`` section (``jets``, ``tracks``: acceptance, track selection, n_max).
+        source: names the input in errors and in ``meta["sources"]``.
+        detector: the generation's detector parameters (file metadata: magnetic field in T,
+            PV resolution in mm), stored in ``meta["detector"]`` for the vertexing.
+
+    Returns:
+        The :class:`TaggingDataset` (jets in the acceptance, their selected tracks).
+
+    Raises:
+        NonFiniteInputError: NaN/inf in a jet or track input, or a non-positive track error
+            (naming the source, the branch and the first event).
+        InputFileError: a branch the taggers need is missing.
     """
-    cfg = tagger_config(cfg_taggers)
-    jcfg, tcfg = cfg["jets"], cfg["tracks"]
-    n_max = int(tcfg["n_max"])
+    jcfg, tcfg = cfg.jets, cfg.tracks
+    n_max = int(tcfg.n_max)
 
     jets_in, tracks_in = events["Jet"], events["Track"]
     event_number = np.asarray(ak.to_numpy(events["event"])).astype(np.uint64)
@@ -265,8 +268,8 @@ def build_dataset(
 
     j = {b: _flat(_field(jets_in, b, source, "Jet")) for b in _JET_BRANCHES}
     for b in ("pt", "eta", "phi"):
-        check_finite(f"Jet_{b}", j[b], event_number[jet_evt], source=source)
-    jet_sel = (j["pt"] > jcfg["pt_min_gev"]) & (np.abs(j["eta"]) < jcfg["abs_eta_max"])
+        check_finite(j[b], f"Jet_{b}", source=source, entry=event_number[jet_evt], entry_name="event")
+    jet_sel = (j["pt"] > jcfg.pt_min_gev) & (np.abs(j["eta"]) < jcfg.abs_eta_max)
     new_index = np.full(jet_sel.size, -1, dtype=np.int64)
     new_index[jet_sel] = np.arange(int(jet_sel.sum()))
     n_jets = int(jet_sel.sum())
@@ -281,12 +284,12 @@ def build_dataset(
     t = {k: v[use] for k, v in t.items()}
     jet_of, trk_evt = jet_of[use], trk_evt[use]
     for b in _FINITE_TRACK_BRANCHES:
-        check_finite(f"Track_{b}", t[b], event_number[trk_evt], source=source)
+        check_finite(t[b], f"Track_{b}", source=source, entry=event_number[trk_evt], entry_name="event")
     for b in ("d0Err", "z0Err"):
         bad = t[b] <= 0
         if bad.any():
             raise NonFiniteInputError(
-                f"{source}: Track_{b} has {int(bad.sum())} non-positive value(s); first in "
+                f"{source}: Track_{b} holds {int(bad.sum())} non-positive value(s), the first in "
                 f"event {int(event_number[trk_evt[np.argmax(bad)]])}"
             )
 
@@ -306,11 +309,11 @@ def build_dataset(
         f64["d0Err"],
         f64["z0Err"],
     )
-    grades = np.asarray(tcfg["grades"], dtype=np.int64)
+    grades = np.asarray(tcfg.grades, dtype=np.int64)
     sel = (
-        (f64["pt"] > tcfg["pt_min_gev"])
-        & (np.abs(f64["d0"]) < tcfg["abs_d0_max_mm"])
-        & (np.abs(feats["z0sintheta"]) < tcfg["abs_z0sintheta_max_mm"])
+        (f64["pt"] > tcfg.pt_min_gev)
+        & (np.abs(f64["d0"]) < tcfg.abs_d0_max_mm)
+        & (np.abs(feats["z0sintheta"]) < tcfg.abs_z0sintheta_max_mm)
         & np.isin(t["grade"].astype(np.int64), grades)
     )
     idx, row, col, n_selected = pad_sequences(jet_of[sel], np.abs(feats["sd0"][sel]), n_jets, n_max)
@@ -366,18 +369,25 @@ def build_dataset(
     return TaggingDataset(jets, tracks, meta)
 
 
-def load_dataset(paths: Sequence[str], cfg_taggers: Mapping[str, Any] | None) -> TaggingDataset:
+def load_dataset(paths: Sequence[str | os.PathLike[str]], cfg: TaggersConfig) -> TaggingDataset:
     """Read hepline ntuples with :func:`analysis.io.ingest.read_arrays` and build one dataset.
 
-    The detector parameters in the files' metadata (magnetic field, PV resolution) go to
-    ``meta["detector"]``; files with different detector settings are refused.
+    Args:
+        paths: the ntuple files (e.g. the ttbar shards).
+        cfg: the ``taggers`` section.
+
+    Returns:
+        The concatenated :class:`TaggingDataset`; the detector parameters of the files'
+        metadata (magnetic field, PV resolution) are in ``meta["detector"]``.
+
+    Raises:
+        InputError: no input files.
+        InputFileError: a file whose detector settings differ from the first file's.
     """
     from analysis.io.ingest import read_arrays, read_metadata
 
-    if isinstance(paths, (str, bytes)):
-        paths = [paths]
     if not paths:
-        raise ValueError("load_dataset: no input files")
+        raise InputError("load_dataset: no input files")
     branches = (
         ["event", "nJet", "nTrack"]
         + [f"Jet_{b}" for b in _JET_BRANCHES]
@@ -385,36 +395,15 @@ def load_dataset(paths: Sequence[str], cfg_taggers: Mapping[str, Any] | None) ->
     )
     parts, detector, first = [], None, None
     for p in paths:
-        path = str(p)
+        path = os.fspath(p)
         det = read_metadata(path).get("detector")
         if det is not None and detector is not None and det != detector:
-            raise ValueError(f"{path}: detector parameters differ from those of {first}")
+            raise InputFileError(path, f"detector parameters differ from those of {first}")
         if det is not None and detector is None:
             detector, first = det, path
         arrays = read_arrays(path, branches, how="zip")
-        parts.append(build_dataset(arrays, cfg_taggers, source=path, detector=det))
+        parts.append(build_dataset(arrays, cfg, source=path, detector=det))
     out = concatenate(parts)
     if detector is not None:
         out.meta["detector"] = detector
     return out
-
-
-# ---------------------------------------------------------------------------------------
-# Model inputs
-# ---------------------------------------------------------------------------------------
-def rnnip_inputs(ds: TaggingDataset, n_grades: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """RNNIP inputs: continuous ``(n, n_max, 4)`` float32 ``[sd0, sz0, pt_frac, dr]``, grade
-    ``(n, n_max)`` int64 with padding = ``n_grades`` (the embedding's padding index), mask
-    ``(n, n_max)`` bool. Padded continuous entries are 0."""
-    mask = ds.tracks["valid"].astype(bool)
-    cont = np.stack([ds.tracks[k] for k in RNNIP_CONTINUOUS], axis=-1).astype(np.float32)
-    cont[~mask] = 0.0
-    check_finite("tracks." + "/".join(RNNIP_CONTINUOUS), cont[mask], source="rnnip_inputs")
-    grade = ds.tracks["grade"].astype(np.int64)
-    bad = mask & ((grade < 0) | (grade >= n_grades))
-    if bad.any():
-        raise ValueError(
-            f"rnnip_inputs: {int(bad.sum())} valid track(s) with grade outside 0..{n_grades - 1}"
-        )
-    grade = np.where(mask, grade, n_grades)
-    return cont, grade, mask

@@ -37,10 +37,11 @@ import torch
 from torch import nn
 
 from analysis.core.atomic import atomic_path
+from analysis.core.errors import ModelMismatchError
 from taggers.discriminant import CLASS_NAMES
-from taggers.nn.dl1 import DL1, load_dl1
-from taggers.nn.rnnip import CONTINUOUS_FEATURES, RNNIP, as_rnnip_inputs, load_rnnip
-from taggers.training import ModelMismatchError, as_feature_matrix, check_model_compatible
+from taggers.nn.dl1 import DL1, DL1Data, load_dl1
+from taggers.nn.rnnip import CONTINUOUS_FEATURES, RNNIP, RNNIPInputs, as_rnnip_inputs, load_rnnip
+from taggers.training import as_feature_matrix, check_model_compatible
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class MaskedRNNIP(nn.Module):
     def forward(
         self, continuous: torch.Tensor, grade: torch.Tensor, mask: torch.Tensor
     ) -> torch.Tensor:
+        """Class probabilities (n, 4) of raw inputs."""
         return torch.softmax(self.model(continuous, grade, mask, packed=False), dim=-1)
 
 
@@ -75,6 +77,7 @@ class _SoftmaxDL1(nn.Module):
         self.model = model
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (n, 4) of raw features."""
         return torch.softmax(self.model(features), dim=-1)
 
 
@@ -97,7 +100,7 @@ def _export(
         torch.onnx.export(
             module,
             args,
-            buf,
+            buf,  # type: ignore[arg-type]
             dynamo=False,
             input_names=input_names,
             output_names=["probabilities"],
@@ -119,7 +122,7 @@ def _export(
 
 def _meta(kind: str, model_meta: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
     m = dict(model_meta or {})
-    keep = {
+    keep: dict[str, Any] = {
         k: m[k]
         for k in ("feature_names", "n_max", "n_grades", "class_names", "normaliser", "config_hash")
         if k in m
@@ -211,12 +214,12 @@ class OnnxTagger:
                 f"{self.path}: not a hepline RNNIP/DL1 export (kind {self.kind!r})"
             )
 
-    def predict(self, data: Any, batch_size: int = 10_000) -> np.ndarray:
+    def predict(self, data: RNNIPInputs | DL1Data, batch_size: int = 10_000) -> np.ndarray:
         """Probabilities (n, 4); ``data`` as for :func:`taggers.nn.rnnip.predict_rnnip` /
         :func:`taggers.nn.dl1.predict_dl1`, checked against the stored metadata."""
         out = []
         if self.kind == "rnnip":
-            inp = as_rnnip_inputs(data, int(self.meta["n_grades"]), what="RNNIP test set")
+            inp = as_rnnip_inputs(data, int(self.meta["n_grades"]), what="RNNIP test set")  # type: ignore[arg-type]
             check_model_compatible(
                 "rnnip",
                 self.meta["feature_names"],
@@ -255,7 +258,7 @@ def load_onnx(
     return OnnxTagger(path, providers=providers, threads=threads)
 
 
-def predict_onnx(path: str | os.PathLike[str], data: Any, batch_size: int = 10_000) -> np.ndarray:
+def predict_onnx(path: str | os.PathLike[str], data: RNNIPInputs | DL1Data, batch_size: int = 10_000) -> np.ndarray:
     """Probabilities (n, 4) from an exported model (session cached per file and mtime)."""
     p = Path(path)
     if not p.is_file():

@@ -1,26 +1,39 @@
-"""Paper-style plots of the tagger evaluation (mplhep, "hepline Simulation" label).
+"""Paper-style plots of the tagger performance (mplhep, "hepline Simulation" label).
 
 * :func:`plot_roc`: background rejection against b-jet efficiency (log y) for every tagger,
   with a ratio panel to the reference tagger (IP3D) below, in the style of the ATLAS FTAG
   ROC plots; the bands are the relative binomial errors of each curve's rejection.
-* :func:`plot_rejection_vs_pt`: light-jet rejection against jet pT at one fixed-cut working
-  point (the inclusive cut of the working-point file) for every tagger.
+* :func:`plot_rejection_vs_pt`: light-jet rejection against jet pT (GeV) at one fixed-cut
+  working point (the inclusive cut of the working-point file) for every tagger.
 * :func:`plot_discriminants`: the discriminant per flavour, unit-normalised, per tagger.
+* :func:`performance_figures`: the four figures of the evaluation stage.
 
-All take the ``results`` dict of :func:`taggers.evaluate.evaluate` (before or after the JSON
-round trip) and write PNG files atomically.
+They take the data (:mod:`taggers.performance` results, ``hist`` histograms) and return
+:class:`matplotlib.figure.Figure` objects; :mod:`taggers.evaluate` saves them.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from analysis.core.atomic import atomic_path
+from analysis.plot.style import style
+from taggers.performance import EfficiencyMap, RocCurves, TaggerPerformance
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "COLOURS",
+    "LABELS",
+    "performance_figures",
+    "plot_discriminants",
+    "plot_rejection_vs_pt",
+    "plot_roc",
+]
 
 LABELS = {"ip2d": "IP2D", "ip3d": "IP3D", "mv2": "MV2", "rnnip": "RNNIP", "dl1": "DL1"}
 COLOURS = {
@@ -38,18 +51,7 @@ SUBTEXT = (
 )
 
 
-def _setup() -> Any:
-    from analysis.plot.paper import use_file_backend
-
-    use_file_backend()
-    import matplotlib.pyplot as plt
-    import mplhep
-
-    plt.style.use(mplhep.style.ATLAS)
-    return plt
-
-
-def _label(ax: Any, extra: str = "") -> None:
+def _label(ax: Axes, extra: str = "") -> None:
     import mplhep
 
     mplhep.label.exp_text("hepline", "Simulation", ax=ax, loc=1)
@@ -64,38 +66,31 @@ def _label(ax: Any, extra: str = "") -> None:
     )
 
 
-def _save(fig: Any, path: Path) -> str:
-    import matplotlib.pyplot as plt
+def plot_roc(rocs: Mapping[str, RocCurves], background: str, reference: str = "ip3d") -> Figure:
+    """Background rejection against b-jet efficiency with a ratio panel to ``reference``.
 
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
-    return str(path)
+    Args:
+        rocs: the ROC curves per tagger (:attr:`TaggerPerformance.rocs`).
+        background: ``"light"`` or ``"c"``.
+        reference: the tagger of the ratio panel.
 
-
-def _arr(values: Any) -> np.ndarray:
-    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-
-
-def plot_roc(
-    results: Mapping[str, Any],
-    background: str,
-    path: str | os.PathLike[str],
-    reference: str = "ip3d",
-) -> str:
-    """``background`` ("light" or "c") rejection vs b efficiency with a ratio panel."""
-    plt = _setup()
-    grid = _arr(results["roc_b_efficiency"])
+    Returns:
+        The figure.
+    """
+    plt = style()
+    ref_roc = rocs[reference]
+    grid = np.asarray(ref_roc.b_efficiency, dtype=np.float64)
     fig, (ax, rax) = plt.subplots(
         2, 1, figsize=(8, 8), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05}
     )
-    ref = _arr(results["taggers"][reference]["roc"][f"{background}_rejection"])
+    ref = ref_roc.rejection(background)
     x_lo = max(0.5, float(np.nanmin(grid)))
     show = grid >= x_lo
     y_max = 1.0
-    for t, entry in results["taggers"].items():
-        rej = _arr(entry["roc"][f"{background}_rejection"])
-        rel = _arr(entry["roc"][f"{background}_rejection_rel_err"])
+    finite: list[float] = []
+    for t, roc in rocs.items():
+        rej = roc.rejection(background)
+        rel = roc.rejection_rel_err(background)
         c = COLOURS.get(t)
         ax.plot(grid[show], rej[show], color=c, label=LABELS.get(t, t))
         ratio = rej / ref
@@ -110,6 +105,7 @@ def plot_roc(
         )
         if np.any(np.isfinite(rej[show])):
             y_max = max(y_max, float(np.nanmax(rej[show])))
+        finite.extend(ratio[show][np.isfinite(ratio[show])].tolist())
     ax.set_yscale("log")
     ax.set_ylim(1, y_max * 30)
     name = "Light-flavour jet" if background == "light" else r"$c$-jet"
@@ -120,31 +116,33 @@ def plot_roc(
     rax.set_ylabel(f"Ratio to {LABELS.get(reference, reference)}")
     rax.set_xlabel(r"$b$-jet efficiency")
     rax.set_xlim(x_lo, 1.0)
-    finite = []
-    for t in results["taggers"]:
-        r = _arr(results["taggers"][t]["roc"][f"{background}_rejection"]) / ref
-        finite.extend(r[show][np.isfinite(r[show])].tolist())
     if finite:
         rax.set_ylim(max(0.0, min(finite) * 0.9), max(finite) * 1.1)
-    return _save(fig, Path(path))
+    return fig
 
 
-def plot_rejection_vs_pt(
-    results: Mapping[str, Any],
-    path: str | os.PathLike[str],
-    wp: str = "70",
-    background: str = "light",
-) -> str:
-    """Background rejection per jet-pT bin at the fixed-cut working point ``wp``."""
-    plt = _setup()
-    edges = np.asarray(results["binning"]["pt_edges_gev"], dtype=np.float64)
+def plot_rejection_vs_pt(maps: Mapping[str, EfficiencyMap], wp: str = "70", background: str = "light") -> Figure:
+    """Background rejection per jet-pT bin at the fixed-cut working point ``wp``.
+
+    Args:
+        maps: the efficiency maps against pT (GeV) per tagger.
+        wp: the working point (``"70"``).
+        background: ``"light"`` or ``"c"``.
+
+    Returns:
+        The figure (upward triangles: lower limits, no jet passed).
+    """
+    plt = style()
+    edges = np.asarray(next(iter(maps.values())).edges, dtype=np.float64)
     centres, half = 0.5 * (edges[1:] + edges[:-1]), 0.5 * np.diff(edges)
     fig, ax = plt.subplots(figsize=(8, 6.5))
-    n = len(results["taggers"])
-    for i, (t, entry) in enumerate(results["taggers"].items()):
-        rej = entry["efficiency_vs_pt"][wp][background]["rejection"]
-        val, err = _arr(rej["value"]), _arr(rej["err"])
-        lim = np.array([bool(v) for v in rej["lower_limit"]])
+    n = len(maps)
+    shown: list[float] = []
+    for i, (t, m) in enumerate(maps.items()):
+        be = m.bins[wp][background]
+        assert be.rejection is not None and be.rejection_err is not None and be.rejection_lower_limit is not None
+        val, err = be.rejection, be.rejection_err
+        lim = be.rejection_lower_limit & np.isfinite(val)
         shift = (i - (n - 1) / 2) * 0.08 * half  # spread the markers inside the bin
         ok = np.isfinite(val) & ~lim
         ax.errorbar(
@@ -166,6 +164,7 @@ def plot_rejection_vs_pt(
                 color=COLOURS.get(t),
                 markersize=6,
             )
+        shown.extend(val[np.isfinite(val) & (val != 0)].tolist())
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(edges[0], edges[-1])
@@ -178,24 +177,26 @@ def plot_rejection_vs_pt(
     ax.set_xlabel(r"jet $p_T$ [GeV]")
     name = "Light-flavour jet" if background == "light" else r"$c$-jet"
     ax.set_ylabel(f"{name} rejection")
-    shown = [
-        v
-        for e in results["taggers"].values()
-        for v in e["efficiency_vs_pt"][wp][background]["rejection"]["value"]
-        if v
-    ]
     if shown:
         ax.set_ylim(max(0.5, 0.3 * min(shown)), 30 * max(shown))
     ax.legend(loc="upper right", ncol=2)
     _label(ax, f"fixed-cut {wp}% $b$-jet efficiency WP (inclusive cut)")
-    return _save(fig, Path(path))
+    return fig
 
 
-def plot_discriminants(hists: Mapping[str, Mapping[str, Any]], path: str | os.PathLike[str]) -> str:
-    """Unit-normalised discriminant per flavour, one panel per tagger."""
+def plot_discriminants(hists: Mapping[str, Mapping[str, Any]]) -> Figure:
+    """Unit-normalised discriminant per flavour, one panel per tagger.
+
+    Args:
+        hists: ``hists[tagger][flavour]``: ``hist.Hist`` of the discriminant
+            (:attr:`TaggerPerformance.histograms`).
+
+    Returns:
+        The figure.
+    """
     import mplhep
 
-    plt = _setup()
+    plt = style()
     taggers = list(hists)
     ncol = min(3, len(taggers))
     nrow = -(-len(taggers) // ncol)
@@ -215,31 +216,20 @@ def plot_discriminants(hists: Mapping[str, Mapping[str, Any]], path: str | os.Pa
         ax.legend(loc="upper right", fontsize="small")
         mplhep.label.exp_text("hepline", "Simulation", ax=ax, loc=1)
     fig.tight_layout()
-    return _save(fig, Path(path))
+    return fig
 
 
-def make_plots(
-    results: Mapping[str, Any],
-    hists: Mapping[str, Mapping[str, Any]],
-    outdir: str | os.PathLike[str],
-    *,
-    reference: str = "ip3d",
-    wp: str = "70",
-) -> dict[str, str]:
-    """The four plots of the stage in ``outdir``; returns ``{name: path}``."""
-    from taggers.evaluate import PLOT_FILES
-
-    out = Path(outdir)
-    wp_use = (
-        wp
-        if wp in next(iter(results["taggers"].values()))["working_points"]
-        else next(iter(next(iter(results["taggers"].values()))["working_points"]))
-    )
-    return {
-        "roc_light": plot_roc(results, "light", out / PLOT_FILES["roc_light"], reference),
-        "roc_c": plot_roc(results, "c", out / PLOT_FILES["roc_c"], reference),
-        "light_rejection_vs_pt": plot_rejection_vs_pt(
-            results, out / PLOT_FILES["light_rejection_vs_pt"], wp_use
-        ),
-        "discriminants": plot_discriminants(hists, out / PLOT_FILES["discriminants"]),
-    }
+def performance_figures(perf: TaggerPerformance, wp: str = "70") -> dict[str, Figure]:
+    """The figures of the evaluation stage: ``roc_light``, ``roc_c`` (ratios to the
+    reference tagger), ``light_rejection_vs_pt`` (at ``wp``, else the first working point)
+    and ``discriminants``."""
+    points = next(iter(perf.taggers.values())).working_points
+    wp_use = wp if wp in points else next(iter(points))
+    figures: dict[str, Figure] = {}
+    if perf.reference in perf.taggers:
+        figures["roc_light"] = plot_roc(perf.rocs, "light", perf.reference)
+        figures["roc_c"] = plot_roc(perf.rocs, "c", perf.reference)
+    figures["light_rejection_vs_pt"] = plot_rejection_vs_pt(
+        {t: r.efficiency_vs_pt for t, r in perf.taggers.items()}, wp_use)
+    figures["discriminants"] = plot_discriminants(perf.histograms)
+    return figures

@@ -19,158 +19,218 @@ that evaluation and decoration check (docs/taggers-results.md).
 
 Command line::
 
-    python -m taggers.prepare --config workflows/config/default.yaml \\
+    hepline taggers prepare --config workflows/config/default.yaml \\
         --output-dir results/taggers results/samples/ttbar/ttbar_*.root
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import analysis
-from analysis.core.atomic import write_json
-from analysis.core.config import config_hash, load_raw_config
-from analysis.core.atomic import attach_provenance
-from analysis.core.provenance import provenance_record
-from taggers.dataset import SPLITS, prepare_splits
-from taggers.export import write_h5
-from taggers.features import FLAVOUR_NAMES, TaggingDataset, load_dataset, tagger_config
-from taggers.algorithms.ipxd import fit_templates
-from taggers.models import IPXD_FILES, IPXD_TAGGERS, features_hash, file_sha256, high_level_columns
+from analysis.core.atomic import attach_provenance, write_json
+from analysis.core.config import Config, config_hash
+from analysis.core.errors import InputError
+from analysis.core.provenance import file_sha256, provenance_record
+from taggers.algorithms.ipxd import IPTemplates, fit_templates
+from taggers.dataset import SPLITS, Split, prepare_splits
+from taggers.export import DatasetProvenance, write_h5
+from taggers.features import FLAVOUR_NAMES, TaggingDataset, load_dataset
+from taggers.models import IPXD_FILES, IPXD_TAGGERS, features_hash, high_level_columns
 from taggers.training import data_fingerprint
 
 log = logging.getLogger(__name__)
 
+__all__ = ["SUMMARY_FILE", "FlavourCount", "PrepareResult", "SplitCounts", "flavour_counts", "prepare"]
 
-def flavour_counts(ds: TaggingDataset) -> dict[str, Any]:
-    """Jets, summed weights and jets without tracks per flavour."""
-    out: dict[str, Any] = {"jets": len(ds)}
+#: the stage's summary, in the output directory
+SUMMARY_FILE = "prepare.json"
+
+
+@dataclass(frozen=True)
+class FlavourCount:
+    """Jets of one flavour in a split: their number, summed weight and number without tracks."""
+
+    jets: int
+    sum_weights: float
+    no_tracks: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``prepare.json``)."""
+        return {"jets": self.jets, "sum_weights": self.sum_weights, "no_tracks": self.no_tracks}
+
+
+@dataclass(frozen=True)
+class SplitCounts:
+    """Jets of a split, in total and per flavour (``b``, ``c``, ``light``, ``tau``)."""
+
+    jets: int
+    flavours: Mapping[str, FlavourCount]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``prepare.json``): ``{"jets": n, "b": {...}, ...}``."""
+        return {"jets": self.jets, **{k: v.to_dict() for k, v in self.flavours.items()}}
+
+
+def flavour_counts(ds: TaggingDataset) -> SplitCounts:
+    """Jets, summed weights and jets without tracks per flavour of ``ds``."""
+    flavours = {}
     for lab, name in FLAVOUR_NAMES.items():
         sel = ds.jets["label"] == lab
-        out[name] = {
-            "jets": int(sel.sum()),
-            "sum_weights": float(ds.jets["weight"][sel].astype(np.float64).sum()),
-            "no_tracks": int((ds.jets["n_tracks"][sel] == 0).sum()),
+        flavours[name] = FlavourCount(
+            jets=int(sel.sum()),
+            sum_weights=float(ds.jets["weight"][sel].astype(np.float64).sum()),
+            no_tracks=int((ds.jets["n_tracks"][sel] == 0).sum()),
+        )
+    return SplitCounts(jets=len(ds), flavours=flavours)
+
+
+@dataclass
+class PrepareResult:
+    """What :func:`prepare` wrote and the prepared data themselves.
+
+    Attributes:
+        sample: the generation sample (``taggers.sample``).
+        sources: the ntuples read.
+        dataset: the provenance stored in every HDF5 file (``dataset_id``, ...).
+        reweighting_method: ``taggers.reweighting.method``.
+        reweighted_splits: the splits the reweighting was applied to.
+        counts: jets per flavour of each split.
+        files: ``train``/``validation``/``test`` HDF5 files.
+        ipxd_files: the IP2D/IP3D template files.
+        splits: the prepared splits in memory (with the IP2D/IP3D, SV1 and ``abs_eta`` columns).
+        templates: the IP2D/IP3D templates (filled on the training split).
+        timing: wall and CPU seconds of the steps.
+    """
+
+    sample: str
+    sources: list[str]
+    dataset: DatasetProvenance
+    reweighting_method: str
+    reweighted_splits: tuple[str, ...]
+    counts: dict[str, SplitCounts]
+    files: dict[str, Path]
+    ipxd_files: dict[str, Path]
+    splits: Split
+    templates: dict[str, IPTemplates]
+    timing: dict[str, float] = field(default_factory=dict)
+    hepline_version: str = analysis.__version__
+
+    def to_dict(self) -> dict[str, Any]:
+        """The content of ``prepare.json``."""
+        return {
+            "hepline_version": self.hepline_version,
+            "sample": self.sample,
+            "sources": list(self.sources),
+            "dataset": self.dataset.to_dict(),
+            "reweighting": {"method": self.reweighting_method, "applied_to": list(self.reweighted_splits)},
+            "splits": {name: c.to_dict() for name, c in self.counts.items()},
+            "files": {**{name: str(p) for name, p in self.files.items()},
+                      "ipxd": {k: str(p) for k, p in self.ipxd_files.items()}},
+            "timing": dict(self.timing),
         }
-    return out
 
 
 def prepare(
     files: Sequence[str | os.PathLike[str]],
-    config: Mapping[str, Any],
+    cfg: Config,
     output_dir: str | os.PathLike[str],
-) -> dict[str, Any]:
-    """Run the stage on ``files`` with the full hepline ``config``; returns the summary that
-    is also written to ``<output_dir>/prepare.json``."""
+) -> PrepareResult:
+    """Stage 1: ttbar ntuples -> ``{train,validation,test}.h5``, IP templates, ``prepare.json``.
+
+    Args:
+        files: the shard ntuples of ``taggers.sample``.
+        cfg: the configuration (``taggers``; ``seed`` seeds the ``resample`` reweighting).
+        output_dir: where the files go (``<output_dir>/ipxd/`` for the templates).
+
+    Returns:
+        The :class:`PrepareResult` (its :meth:`~PrepareResult.to_dict` is ``prepare.json``).
+
+    Raises:
+        InputError: no input files; EmptySplitError, MissingFlavourError: see
+            :func:`taggers.dataset.prepare_splits`; NonFiniteInputError: NaN/inf in an input.
+    """
     t0, c0 = time.perf_counter(), time.process_time()
-    cfg = tagger_config(config.get("taggers"))
+    tcfg = cfg.taggers
     out = Path(output_dir)
     paths = [str(p) for p in files]
     if not paths:
-        raise ValueError("taggers.prepare: no input files")
-    ds = load_dataset(paths, cfg)
+        raise InputError("taggers.prepare: no input files")
+    ds = load_dataset(paths, tcfg)
     t_load = time.perf_counter() - t0
-    rng = np.random.default_rng([int(config.get("seed", 0)), 3])
-    splits = prepare_splits(ds, cfg, rng=rng)
+    rng = np.random.default_rng([int(cfg.seed), 3])
+    splits = prepare_splits(ds, tcfg, rng=rng)
     record = provenance_record(
-        stage="taggers.prepare", config=config, seeds={"split_rng": [int(config.get("seed", 0)), 3]},
-        inputs=paths,
+        stage="taggers.prepare", config=cfg, seeds={"split_rng": [int(cfg.seed), 3]}, inputs=paths,
     )
 
-    templates = {k: fit_templates(splits.train, cfg, k) for k in IPXD_TAGGERS}
+    templates = {k: fit_templates(splits.train, tcfg, k) for k in IPXD_TAGGERS}
     ipxd_sha = {}
+    ipxd_files = {k: out / "ipxd" / IPXD_FILES[k] for k in IPXD_TAGGERS}
     for k, tpl in templates.items():
-        path = out / "ipxd" / IPXD_FILES[k]
-        tpl.save(path)
-        ipxd_sha[k] = file_sha256(path)
-        attach_provenance(path, record)
+        tpl.save(ipxd_files[k])
+        ipxd_sha[k] = file_sha256(ipxd_files[k])
+        attach_provenance(ipxd_files[k], record)
 
-    fh = features_hash(cfg)
+    fh = features_hash(tcfg)
     jet_print = data_fingerprint(
         *(np.asarray(part.jets[c]) for part in splits for c in ("event", "pt", "label", "weight"))
     )
-    dataset = {
-        "dataset_id": config_hash(
+    dataset = DatasetProvenance(
+        dataset_id=config_hash(
             {
                 "features_hash": fh,
-                "split": cfg["split"],
-                "reweighting": cfg["reweighting"],
+                "split": tcfg.split,
+                "reweighting": tcfg.reweighting,
                 "ipxd_sha256": ipxd_sha,
                 "jets": jet_print,
             }
         ),
-        "features_hash": fh,
-        "ipxd_sha256": ipxd_sha,
-        "taggers_config_hash": config_hash(cfg),
-    }
-    summary: dict[str, Any] = {
-        "hepline_version": analysis.__version__,
-        "sample": cfg["sample"],
-        "sources": paths,
-        "dataset": dataset,
-        "reweighting": {
-            "method": cfg["reweighting"]["method"],
-            "applied_to": list(cfg["reweighting"]["apply_to"]),
-        },
-        "splits": {},
-        "files": {},
-    }
+        features_hash=fh,
+        ipxd_sha256=ipxd_sha,
+        taggers_config_hash=config_hash(tcfg),
+    )
+    reweighted = tcfg.reweighting.method != "none"
     timing = {"load_s": t_load}
+    prepared, counts, h5_files = {}, {}, {}
     for name, part in zip(SPLITS, splits):
         t1 = time.perf_counter()
-        cols = high_level_columns(part, templates, cfg)
+        cols = high_level_columns(part, templates, tcfg)
         full = part.with_jet_fields(cols)
         timing[f"features_{name}_s"] = time.perf_counter() - t1
         path = out / f"{name}.h5"
         meta = {
-            "config_hash": dataset["taggers_config_hash"],
+            "config_hash": dataset.taggers_config_hash,
             "split": name,
-            "sample": cfg["sample"],
-            "dataset": dataset,
-            "reweighted": name in cfg["reweighting"]["apply_to"]
-            and cfg["reweighting"]["method"] != "none",
+            "sample": tcfg.sample,
+            "dataset": dataset.to_dict(),
+            "reweighted": name in tcfg.reweighting.apply_to and reweighted,
         }
         write_h5(path, full, meta, provenance=record)
-        summary["splits"][name] = flavour_counts(full)
-        summary["files"][name] = str(path)
+        prepared[name], counts[name], h5_files[name] = full, flavour_counts(full), path
         log.info("%s: %d jets -> %s", name, len(full), path)
     timing["wall_s"] = time.perf_counter() - t0
     timing["cpu_s"] = time.process_time() - c0
-    summary["timing"] = timing
-    summary["files"]["ipxd"] = {k: str(out / "ipxd" / IPXD_FILES[k]) for k in IPXD_TAGGERS}
-    write_json(out / "prepare.json", summary, provenance=record)
-    return summary
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    result = PrepareResult(
+        sample=tcfg.sample,
+        sources=paths,
+        dataset=dataset,
+        reweighting_method=tcfg.reweighting.method,
+        reweighted_splits=tuple(tcfg.reweighting.apply_to),
+        counts=counts,
+        files=h5_files,
+        ipxd_files=ipxd_files,
+        splits=Split(**prepared),
+        templates=templates,
+        timing=timing,
     )
-    parser.add_argument("--config", required=True, help="hepline YAML config")
-    parser.add_argument("--output-dir", required=True, help="e.g. results/taggers")
-    parser.add_argument("--seed", type=int, default=None, help="override the top-level seed")
-    parser.add_argument("files", nargs="+", help="ttbar shard ntuples")
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s"
-    )
-    cfg = load_raw_config(args.config)
-    if args.seed is not None:
-        cfg["seed"] = args.seed
-    summary = prepare(args.files, cfg, args.output_dir)
-    for name, counts in summary["splits"].items():
-        flav = ", ".join(f"{k} {v['jets']}" for k, v in counts.items() if k != "jets")
-        print(f"{name}: {counts['jets']} jets ({flav})")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    write_json(out / SUMMARY_FILE, result.to_dict(), provenance=record)
+    return result

@@ -1,106 +1,111 @@
-"""Training of the neural-network taggers (RNNIP, DL1) on top of :mod:`analysis.ml.training`.
+"""What the tagger networks (RNNIP, DL1) add to the training core :mod:`analysis.ml.training`.
 
-- seeding, device choice, early stopping and checkpoints are the project-wide ones of
-  :mod:`analysis.ml.training` (the calorimeter CNN uses them too);
-- :func:`fit_classifier`, the loop both taggers use;
+- :func:`train_classifier`: a 4-class network trained through :func:`analysis.ml.training.fit`
+  with the class- and sample-weighted cross-entropy; the model, its checkpoint and its loss
+  history are written to the output directory; returns a :class:`NetworkResult`;
+- :func:`classifier_task`: the :class:`~analysis.ml.training.TrainingTask` of such a network
+  (batch order from ``numpy.random.default_rng([seed, epoch])``, the weighted loss, the
+  validation loss);
 - :func:`class_weights` from (weighted) label counts, :func:`labels_to_classes` (the
   ``HadronConeExclTruthLabelID`` → class-index map :data:`LABEL_TO_CLASS`);
-- :class:`FeatureScaler`, a small mean/std normaliser with names (``to_dict``/``from_dict``);
-- input checks that raise :class:`TaggerInputError` naming the feature, class or set.
+- :class:`FeatureMatrix` and :func:`as_feature_matrix`, the high-level inputs of MV2 and DL1;
+- input checks that raise :class:`TaggerInputError` naming the feature, class or set (NaN/inf:
+  :func:`analysis.core.checks.check_finite`), :func:`check_model_compatible`;
+- :func:`save_network` / :func:`load_network`, the model files of RNNIP and DL1.
 
-Reproducibility and resume: the model is initialised after ``seed_everything(seed)``; at the
-start of epoch ``e`` the torch RNG (dropout) is re-seeded and the batch order drawn from
-``numpy.random.default_rng([seed, e])``, so an epoch depends only on the seed, the epoch
-number and the state at its start. A run interrupted after epoch ``k`` and resumed from its
-checkpoint therefore ends with the same weights as an uninterrupted run (on the same device
-and thread count). Re-seeding resets torch's global RNG, a side effect callers should know of.
+The input normaliser is :class:`analysis.ml.normaliser.Normaliser`. Reproducibility and resume
+are those of :func:`analysis.ml.training.fit`.
 """
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import hashlib
 import logging
 import math
 import os
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
-from analysis.core.errors import InputError, ModelMismatchError
 from analysis.core.atomic import write_json
-from analysis.ml.training import (  # noqa: F401  (re-used here and by the tagger modules)
-    DEVICE_ENV,
-    Checkpoint,
-    EarlyStopping,
-    epoch_seed,
+from analysis.core.checks import check_finite
+from analysis.core.config import config_hash
+from analysis.core.config.node import ConfigNode
+from analysis.core.config.taggers import TaggerModelsDl1, TaggerModelsRnnip
+from analysis.core.errors import InputError, ModelMismatchError
+from analysis.ml.normaliser import Normaliser
+from analysis.ml.training import (
+    FitResult,
+    FitSettings,
+    TrainingTask,
+    fit,
     pick_device,
     save_torch_payload,
-    seed_everything,
     state_dict_cpu,
     torch_threads,
 )
-from analysis.core.config import config_hash, schema, validate_section
 from taggers.discriminant import CLASS_NAMES
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "CLASS_TO_LABEL",
+    "GPU_STAGING_BYTES",
+    "LABEL_TO_CLASS",
+    "ClassifierData",
+    "FeatureMatrix",
+    "MissingClassError",
+    "NetworkResult",
+    "TaggerInputError",
+    "as_feature_matrix",
+    "check_model_compatible",
+    "check_not_empty",
+    "check_weights",
+    "class_description",
+    "class_weights",
+    "classifier_task",
+    "data_fingerprint",
+    "evaluate_loss",
+    "hash_for",
+    "labels_to_classes",
+    "load_network",
+    "save_network",
+    "train_classifier",
+    "weighted_cross_entropy",
+]
 
 #: HadronConeExclTruthLabelID → class index of the 4-class outputs (b, c, light, tau).
 LABEL_TO_CLASS: dict[int, int] = {5: 0, 4: 1, 0: 2, 15: 3}
 #: Class index → truth label.
 CLASS_TO_LABEL: dict[int, int] = {v: k for k, v in LABEL_TO_CLASS.items()}
 
-MODEL_SECTIONS = ("mv2", "rnnip", "dl1")
+ModelT = TypeVar("ModelT", bound=nn.Module)
 
 
 class TaggerInputError(InputError):
-    """Bad tagger input: NaN/inf in a feature, an unknown label, an empty set, wrong shapes."""
+    """Bad tagger input: an unknown label, an empty set, wrong shapes or weights."""
 
 
 class MissingClassError(TaggerInputError):
     """A flavour class has no jets (or no positive total weight) in the training set."""
 
 
-# --------------------------------------------------------------------------- configuration
-
-
-def model_config(name: str, cfg: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The filled ``tagger_models.<name>`` section.
-
-    ``cfg`` may be a full hepline config (holding ``tagger_models``), the ``tagger_models``
-    section itself, the ``<name>`` sub-section, or ``None`` (all defaults).
-    """
-    if name not in MODEL_SECTIONS:
-        raise ValueError(f"unknown tagger model {name!r}; known: {MODEL_SECTIONS}")
-    own_keys = set(schema()["properties"]["tagger_models"]["properties"][name]["properties"])
-    if cfg is None:
-        section: Any = None
-    elif "tagger_models" in cfg:
-        section = cfg["tagger_models"]
-    elif set(cfg) <= own_keys:
-        section = {name: dict(cfg)}
-    elif set(cfg) <= set(MODEL_SECTIONS):
-        section = dict(cfg)
-    elif "generation" in cfg:
-        section = None  # a full config without a tagger_models section: all defaults
-    else:
-        section = {name: dict(cfg)}  # a sub-section with unknown keys: the schema names them
-    return validate_section("tagger_models", section, source=f"tagger_models.{name}")[name]
-
-
 # --------------------------------------------------------------------------- labels, checks
 
 
 def labels_to_classes(labels: Any) -> np.ndarray:
-    """Map ``HadronConeExclTruthLabelID`` values (5, 4, 0, 15) to class indices (0..3)."""
+    """Map ``HadronConeExclTruthLabelID`` values (5, 4, 0, 15) to class indices (0..3).
+
+    Raises:
+        TaggerInputError: a label outside (5, 4, 0, 15) or labels that are not 1-D.
+    """
     lab = np.asarray(labels)
     if lab.ndim != 1:
         raise TaggerInputError(f"labels must be 1-D, got shape {lab.shape}")
@@ -117,6 +122,7 @@ def labels_to_classes(labels: Any) -> np.ndarray:
 
 
 def class_description(cls: int) -> str:
+    """``"'c' (HadronConeExclTruthLabelID 4)"`` for class index 1."""
     return f"{CLASS_NAMES[cls]!r} (HadronConeExclTruthLabelID {CLASS_TO_LABEL[cls]})"
 
 
@@ -129,8 +135,13 @@ def class_weights(
 ) -> np.ndarray:
     """Per-class loss weights ``W / (n_classes * W_c)`` from the (weighted) class totals ``W_c``.
 
-    The weighted classes then contribute equally to the loss. Raises
-    :class:`MissingClassError` naming a class with no jets (or a non-positive total weight).
+    The weighted classes then contribute equally to the loss.
+
+    Returns:
+        float32 array of ``n_classes`` weights.
+
+    Raises:
+        MissingClassError: a class with no jets or a non-positive total weight (named).
     """
     cls = np.asarray(classes, dtype=np.int64)
     w = np.ones(cls.shape, dtype=np.float64) if weight is None else np.asarray(weight, np.float64)
@@ -146,47 +157,19 @@ def class_weights(
 
 
 def check_not_empty(n: int, what: str) -> None:
+    """Raise :class:`TaggerInputError` if the set ``what`` has no jet."""
     if n == 0:
         raise TaggerInputError(f"the {what} is empty (0 jets)")
 
 
-def check_finite(
-    values: np.ndarray,
-    names: Sequence[str],
-    *,
-    mask: np.ndarray | None = None,
-    what: str = "input",
-) -> None:
-    """Raise :class:`TaggerInputError` naming the first feature (last axis) with NaN/inf.
-
-    With ``mask`` (shape ``values.shape[:-1]``) only the entries where it is True count.
-    """
-    if values.shape[-1] != len(names):
-        raise TaggerInputError(f"{what}: {values.shape[-1]} features but {len(names)} names")
-    bad = ~np.isfinite(values)
-    if mask is not None:
-        bad &= mask[..., None]
-    if bad.any():
-        per_feature = bad.reshape(-1, len(names)).sum(axis=0)
-        for i, name in enumerate(names):
-            if per_feature[i]:
-                first = int(np.argwhere(bad[..., i])[0][0])
-                raise TaggerInputError(
-                    f"{what} feature {name!r} holds {int(per_feature[i])} NaN/inf value(s) "
-                    f"(first in jet {first})"
-                )
-
-
 def check_weights(weight: np.ndarray | None, n: int, what: str) -> np.ndarray:
+    """The per-jet weights as float32 (ones if ``None``), checked for shape and NaN/inf."""
     if weight is None:
         return np.ones(n, dtype=np.float32)
     w = np.asarray(weight, dtype=np.float32)
     if w.shape != (n,):
         raise TaggerInputError(f"{what}: weight has shape {w.shape}, expected ({n},)")
-    if not np.all(np.isfinite(w)):
-        raise TaggerInputError(
-            f"{what}: 'weight' holds {np.count_nonzero(~np.isfinite(w))} NaN/inf value(s)"
-        )
+    check_finite(w, "weight", source=what, entry_name="jet")
     return w
 
 
@@ -199,8 +182,14 @@ def data_fingerprint(*arrays: np.ndarray | None) -> str:
             continue
         a = np.ascontiguousarray(a)
         h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(memoryview(a).cast("B"))
+        h.update(a.data.cast("B"))
     return h.hexdigest()[:16]
+
+
+def hash_for(section: ConfigNode, **extra: Any) -> str:
+    """The config hash stored with a network and its checkpoint: the model's config section
+    (``tagger_models.<name>``) plus ``extra`` (kind, features, data fingerprints)."""
+    return config_hash({"cfg": section, **extra})
 
 
 # --------------------------------------------------------------------------- high-level inputs
@@ -252,12 +241,23 @@ def as_feature_matrix(
 ) -> FeatureMatrix:
     """Convert and check high-level inputs.
 
-    ``data``: a :class:`FeatureMatrix`, a ``TaggingDataset`` (columns taken from its ``jets``
-    by ``names``, labels and weights too), a mapping of columns (with optional ``label`` and
-    ``weight`` keys), or a 2-D array whose columns are ``names`` in order. With ``names`` (a
-    model's features) a FeatureMatrix is reordered by name; a missing feature raises
-    :class:`ModelMismatchError`. NaN/inf raise :class:`TaggerInputError` naming the feature.
+    Args:
+        data: a :class:`FeatureMatrix`, a :class:`~taggers.features.TaggingDataset` (columns
+            ``names`` of its ``jets``, with their labels and weights), a mapping of columns
+            (with optional ``label`` and ``weight`` keys), or a 2-D array whose columns are
+            ``names`` in order.
+        names: the model's features: a FeatureMatrix is reordered by name.
+        what: names the set in errors.
+        need_labels: the labels (and weights) are checked and must be present (training).
+        kind: the model's name in errors.
+
+    Raises:
+        ModelMismatchError: a feature of ``names`` is missing.
+        NonFiniteInputError: NaN/inf in a feature (naming it and the first jet).
+        TaggerInputError: an empty set, wrong shapes, missing or unknown labels.
     """
+    from taggers.features import TaggingDataset
+
     if isinstance(data, FeatureMatrix):
         fm = data
         if names is not None and list(names) != list(fm.names):
@@ -269,7 +269,7 @@ def as_feature_matrix(
                 )
             cols = [fm.names.index(n) for n in names]
             fm = FeatureMatrix(fm.x[:, cols], list(names), fm.label, fm.weight)
-    elif hasattr(data, "jets") and isinstance(data.jets, Mapping):
+    elif isinstance(data, TaggingDataset):
         if names is None:
             raise TaggerInputError(
                 f"{what}: feature names are needed to read a dataset's jet columns"
@@ -301,7 +301,7 @@ def as_feature_matrix(
     if x.ndim != 2 or x.shape[1] != len(fm.names):
         raise TaggerInputError(f"{what}: expected (n, {len(fm.names)}) features, got {x.shape}")
     check_not_empty(x.shape[0], what)
-    check_finite(x, fm.names, what=what)
+    check_finite(x, fm.names, source=what, entry_name="jet")
     label, weight = fm.label, fm.weight
     if need_labels:
         if label is None:
@@ -316,75 +316,6 @@ def as_feature_matrix(
     return FeatureMatrix(np.ascontiguousarray(x), list(fm.names), label, weight)
 
 
-# --------------------------------------------------------------------------- normaliser
-
-
-@dataclass
-class FeatureScaler:
-    """Per-feature standardisation ``(x - mean) / std`` with the feature names attached.
-
-    ``fit`` takes values whose last axis is the feature axis; ``mask`` (the other axes)
-    selects the entries that count (e.g. valid tracks). A constant feature gets ``std = 1``.
-    """
-
-    names: list[str]
-    mean: np.ndarray
-    std: np.ndarray
-
-    @classmethod
-    def fit(
-        cls, values: np.ndarray, names: Sequence[str], mask: np.ndarray | None = None
-    ) -> FeatureScaler:
-        x = np.asarray(values, dtype=np.float64)
-        flat = x.reshape(-1, x.shape[-1]) if mask is None else x[np.asarray(mask, bool)]
-        if flat.shape[0] == 0:
-            raise TaggerInputError("cannot fit the normaliser: no entries")
-        mean = flat.mean(axis=0)
-        std = flat.std(axis=0)
-        std = np.where(std > 1e-12, std, 1.0)
-        return cls(list(names), mean.astype(np.float32), std.astype(np.float32))
-
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        return ((np.asarray(values, np.float32) - self.mean) / self.std).astype(np.float32)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "names": list(self.names),
-            "mean": [float(v) for v in self.mean],
-            "std": [float(v) for v in self.std],
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> FeatureScaler:
-        return cls(
-            list(d["names"]), np.asarray(d["mean"], np.float32), np.asarray(d["std"], np.float32)
-        )
-
-
-def fit_normaliser(values: np.ndarray, names: Sequence[str], mask: np.ndarray | None = None) -> Any:
-    """Fit the feature engineer's :class:`taggers.dataset.Normaliser` (unweighted, valid entries
-    only); :class:`FeatureScaler` (same arithmetic and dict layout) if that module is absent."""
-    try:
-        from taggers.dataset import Normaliser
-    except ImportError:
-        return FeatureScaler.fit(values, names, mask=mask)
-    return Normaliser.fit(np.asarray(values), mask=mask, names=list(names))
-
-
-def normaliser_names(normaliser: Any) -> list[str] | None:
-    """Feature names of a normaliser object or its dict (``names``/``features``/``feature_names``
-    key, or a mapping keyed by feature name); ``None`` if they cannot be found."""
-    d = normaliser.to_dict() if hasattr(normaliser, "to_dict") else normaliser
-    if not isinstance(d, Mapping):
-        return None
-    for key in ("names", "features", "feature_names", "variables"):
-        if key in d and isinstance(d[key], (list, tuple)):
-            return [str(n) for n in d[key]]
-    if d and all(isinstance(v, Mapping) for v in d.values()):
-        return [str(k) for k in d]
-    return None
-
-
 def check_model_compatible(
     kind: str,
     model_features: Sequence[str],
@@ -392,21 +323,19 @@ def check_model_compatible(
     features: Sequence[str] | None = None,
     n_max: int | None = None,
     model_n_max: int | None = None,
-    normaliser: Any | None = None,
+    normaliser: Normaliser | None = None,
     source: str = "<model>",
 ) -> None:
-    """Raise :class:`ModelMismatchError` when a feature list / n_max / normaliser differs from
-    what the model was trained with."""
+    """Raise :class:`ModelMismatchError` when a feature list, ``n_max`` or normaliser differs
+    from what the model was trained with (the track grade, embedded, is not normalised)."""
     problems = []
     if features is not None and list(features) != list(model_features):
         problems.append(f"features {list(features)} != model features {list(model_features)}")
     if n_max is not None and model_n_max is not None and int(n_max) != int(model_n_max):
         problems.append(f"n_max {n_max} != model n_max {model_n_max}")
     if normaliser is not None:
-        names = normaliser_names(normaliser)
-        if names is None:
-            problems.append("the normaliser holds no feature names")
-        elif [n for n in names if n != "grade"] != [n for n in model_features if n != "grade"]:
+        names = list(normaliser.names)
+        if [n for n in names if n != "grade"] != [n for n in model_features if n != "grade"]:
             problems.append(f"normaliser features {names} != model features {list(model_features)}")
     if problems:
         raise ModelMismatchError(
@@ -414,25 +343,20 @@ def check_model_compatible(
         )
 
 
-# --------------------------------------------------------------------------- training loop
+# --------------------------------------------------------------------------- the training task
 
 
 @dataclass
-class TrainResult:
-    """What :func:`fit_classifier` (and ``train_rnnip`` / ``train_dl1``) return."""
+class ClassifierData:
+    """The labelled inputs of a classifier: the network's input arrays (one row per jet),
+    the class index (0..3) and the weight of every jet."""
 
-    model: nn.Module
-    model_path: Path
-    history: list[dict[str, float]]
-    best_epoch: int
-    best_val_loss: float
-    stopped_early: bool
-    epochs_run: int
-    resumed_from_epoch: int | None
-    device: str
-    train_jets_per_s: float
-    config_hash: str
-    metrics: dict[str, Any] = field(default_factory=dict)
+    inputs: Sequence[np.ndarray]
+    classes: np.ndarray
+    weight: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.classes)
 
 
 def weighted_cross_entropy(
@@ -442,7 +366,7 @@ def weighted_cross_entropy(
     return F.cross_entropy(logits, target, weight=class_w, reduction="none") * weight
 
 
-def _batches(n: int, batch_size: int, order: torch.Tensor | None = None):
+def _batches(n: int, batch_size: int, order: torch.Tensor | None = None) -> Iterator[torch.Tensor | slice]:
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         yield (order[start:stop] if order is not None else slice(start, stop))
@@ -461,6 +385,17 @@ def _stage(tensors: Sequence[torch.Tensor], dev: torch.device) -> list[torch.Ten
     if total <= GPU_STAGING_BYTES:
         return [t.to(dev) for t in tensors]
     return [t.pin_memory() for t in tensors]
+
+
+def _tensors(data: ClassifierData, dev: torch.device) -> list[torch.Tensor]:
+    return _stage(
+        [
+            *(torch.from_numpy(np.ascontiguousarray(a)) for a in data.inputs),
+            torch.from_numpy(np.asarray(data.classes, np.int64)),
+            torch.from_numpy(np.asarray(data.weight, np.float32)),
+        ],
+        dev,
+    )
 
 
 @torch.inference_mode()
@@ -489,234 +424,201 @@ def evaluate_loss(
     return float(total / norm)
 
 
-def fit_classifier(
+def classifier_task(
+    train: ClassifierData,
+    val: ClassifierData | None,
+    *,
+    class_w: np.ndarray,
+    batch_size: int,
+    seed: int,
+    device: torch.device,
+) -> TrainingTask[list[torch.Tensor]]:
+    """The :class:`~analysis.ml.training.TrainingTask` of a 4-class tagger network.
+
+    Epoch ``e`` visits the training jets in the order ``numpy.random.default_rng([seed,
+    e]).permutation(n)`` in batches of ``batch_size``. A batch's loss is ``Σ w cw[y] CE /
+    (batch size · mean over the training set of w cw[y])``: a constant normalisation, so
+    batches with few (or negative) weights cannot blow it up. The validation loss is the
+    weighted mean cross-entropy over ``val`` (:func:`evaluate_loss`).
+
+    Args:
+        train: the training set.
+        val: the validation set (``None``: early stopping watches the training loss).
+        class_w: per-class loss weights (:func:`class_weights`).
+        batch_size: jets per batch.
+        seed: the base seed of the batch order.
+        device: where the batches go (the data are staged there when they fit,
+            :data:`GPU_STAGING_BYTES`).
+
+    Raises:
+        TaggerInputError: a non-positive total training weight.
+    """
+    n_train = len(train)
+    *tr_t, tr_y, tr_w = _tensors(train, device)
+    va = _tensors(val, device) if val is not None else None
+    train_norm = float((class_w[train.classes] * np.asarray(train.weight, np.float64)).mean())
+    if train_norm <= 0:
+        raise TaggerInputError("the training set has a non-positive total weight")
+    cw_cpu = torch.from_numpy(class_w)
+    cw_dev = cw_cpu.to(device)
+
+    def epoch_batches(epoch: int) -> Iterator[list[torch.Tensor]]:
+        order = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(n_train))
+        order = order.to(tr_y.device)
+        for idx in _batches(n_train, batch_size, order):
+            yield [*(t[idx].to(device, non_blocking=True) for t in tr_t),
+                   tr_y[idx].to(device, non_blocking=True), tr_w[idx].to(device, non_blocking=True)]
+
+    def batch_loss(model: nn.Module, batch: list[torch.Tensor]) -> tuple[torch.Tensor, int]:
+        *xs, y, w = batch
+        loss = weighted_cross_entropy(model(*xs), y, w, cw_dev).sum() / (len(y) * train_norm)
+        return loss, len(y)
+
+    def validation_loss(model: nn.Module) -> float:
+        assert va is not None
+        *va_t, va_y, va_w = va
+        return evaluate_loss(model, va_t, va_y, va_w, cw_cpu, device)
+
+    return TrainingTask(
+        n_train=n_train,
+        n_batches=math.ceil(n_train / batch_size),
+        epoch_batches=epoch_batches,
+        batch_loss=batch_loss,
+        validation_loss=validation_loss if va is not None else None,
+        unit="jets",
+    )
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass(kw_only=True)
+class NetworkResult(FitResult):
+    """A trained tagger network (:func:`train_classifier`): the
+    :class:`~analysis.ml.training.FitResult` (model with its best weights, loss history, best
+    epoch, early stopping, resume) and where the model was written.
+
+    Attributes:
+        model_path: the model file (``<outdir>/<name>.pt``).
+        class_weights: the per-class loss weights (b, c, light, tau).
+        n_train: training jets.
+        n_val: validation jets (``None`` without a validation set).
+    """
+
+    model_path: Path
+    class_weights: list[float]
+    n_train: int
+    n_val: int | None
+
+    @property
+    def train_jets_per_s(self) -> float:
+        """Mean training rate over the epochs (jets per wall second)."""
+        rates = [h["jets_per_s"] for h in self.history if math.isfinite(h["jets_per_s"])]
+        return float(np.mean(rates)) if rates else float("nan")
+
+    def info(self) -> dict[str, Any]:
+        """How training went, as stored in the model file (``training``) and the history file."""
+        return {
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss,
+            "epochs_run": self.epochs_run,
+            "stopped_early": self.stopped_early,
+            "train_jets_per_s": self.train_jets_per_s,
+            "device": self.device,
+            "class_weights": list(self.class_weights),
+            "n_train": self.n_train,
+            "n_val": self.n_val,
+        }
+
+
+def train_classifier(
     *,
     name: str,
-    build_model: Callable[[], nn.Module],
-    train_inputs: Sequence[np.ndarray],
-    train_classes: np.ndarray,
-    train_weight: np.ndarray,
-    val_inputs: Sequence[np.ndarray] | None,
-    val_classes: np.ndarray | None,
-    val_weight: np.ndarray | None,
-    cfg: Mapping[str, Any],
+    build_model: Callable[[], ModelT],
+    train: ClassifierData,
+    val: ClassifierData | None,
+    cfg: TaggerModelsRnnip | TaggerModelsDl1,
     outdir: str | os.PathLike[str],
-    save_model: Callable[[nn.Module, Path, dict[str, Any]], None],
-    cfg_hash: str,
-    normaliser: Mapping[str, Any] | None,
+    save_model: Callable[[ModelT, Path, dict[str, Any]], None],
+    config_hash: str,
+    normaliser: Normaliser,
     device: str | torch.device | None = None,
     resume: bool = True,
     progress: bool | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     threads: int | None = None,
-) -> TrainResult:
-    """Train a classifier with Adam, (class- and sample-)weighted cross-entropy, early stopping
-    on the validation loss (the training loss when ``val_inputs`` is None) and a checkpoint
-    ``<outdir>/<name>.ckpt.pt`` written after every epoch.
+) -> NetworkResult:
+    """Train a 4-class tagger network through :func:`analysis.ml.training.fit`.
 
-    ``cfg`` needs ``seed, learning_rate, batch_size, max_epochs, patience, min_delta,
-    class_weights``. With ``resume`` and a checkpoint of the same ``cfg_hash``, training
-    continues after the checkpoint's epoch (a finished run returns at once); a checkpoint of
-    another hash is ignored (with a warning) and overwritten. The best weights are restored at
-    the end and passed to ``save_model(model, path, info)`` with path ``<outdir>/<name>.pt``;
-    the loss history goes to ``<outdir>/<name>.history.json``. ``on_epoch_end(epoch, record)``
-    is called after each epoch's checkpoint is written (tests use it to interrupt a run).
-    ``threads``: torch intra-op threads during the training (``None``: unchanged).
+    Adam, the (class- and sample-)weighted cross-entropy of :func:`classifier_task`, early
+    stopping on the validation loss (the training loss when ``val`` is None) and a checkpoint
+    ``<outdir>/<name>.ckpt.pt`` after every epoch. The best weights are passed to
+    ``save_model(model, <outdir>/<name>.pt, info)``; the loss history goes to
+    ``<outdir>/<name>.history.json``.
+
+    Args:
+        name: the network (``rnnip``, ``dl1``): file names and logs.
+        build_model: builds the untrained network (after seeding).
+        train: the training set.
+        val: the validation set, or ``None``.
+        cfg: ``seed``, ``learning_rate``, ``batch_size``, ``max_epochs``, ``patience``,
+            ``min_delta``, ``class_weights`` of the network's section.
+        outdir: the model directory.
+        save_model: writes the trained model.
+        config_hash: identifies configuration and data (a checkpoint of another hash is
+            ignored and overwritten).
+        normaliser: the input normaliser (stored in the checkpoint).
+        device: ``cpu``/``cuda`` (:func:`~analysis.ml.training.pick_device`).
+        resume: continue from a checkpoint of the same ``config_hash``.
+        progress: show a progress bar (``None``: only on a terminal).
+        on_epoch_end: ``(epoch, record)`` after each epoch's checkpoint (tests interrupt with it).
+        threads: torch intra-op threads during training (``None``: unchanged).
+
+    Returns:
+        The :class:`NetworkResult`.
+
+    Raises:
+        TaggerInputError: an empty set or a non-positive total weight.
+        MissingClassError: a flavour class without training jets.
     """
     with torch_threads(threads):
-        outdir = Path(outdir)
+        out = Path(outdir)
         dev = pick_device(device)
         n_classes = len(CLASS_NAMES)
-        n_train = len(train_classes)
+        n_train = len(train)
         check_not_empty(n_train, "training set")
-        cw_np = class_weights(train_classes, n_classes, train_weight)  # raises on a missing class
-        if not cfg.get("class_weights", True):
+        cw_np = class_weights(train.classes, n_classes, train.weight)  # raises on a missing class
+        if not cfg.class_weights:
             cw_np = np.ones(n_classes, np.float32)
-        if val_inputs is not None:
-            check_not_empty(len(val_classes), "validation set")
-        class_w = torch.from_numpy(cw_np)
-
-        seed = int(cfg["seed"])
-        seed_everything(seed)
-        model = build_model().to(dev)
-        optimizer = torch.optim.Adam(model.parameters(), lr=float(cfg["learning_rate"]))
-        stopper = EarlyStopping(int(cfg["patience"]), float(cfg.get("min_delta", 0.0)))
-        history: list[dict[str, float]] = []
-        best_state: dict[str, torch.Tensor] | None = None
-        start_epoch = 0
-        resumed_from: int | None = None
-
-        ckpt = Checkpoint(outdir / f"{name}.ckpt.pt")
-        restored = ckpt.restore(model=model, optimizer=optimizer, stopper=stopper,
-                                config_hash=cfg_hash) if resume else None
-        if restored is not None:
-            start_epoch, resumed_from = restored.start_epoch, restored.resumed_from
-            history, best_state = restored.history, restored.best_state
-
-        *tr_t, tr_y, tr_w = _stage(
-            [
-                *(torch.from_numpy(np.ascontiguousarray(a)) for a in train_inputs),
-                torch.from_numpy(np.asarray(train_classes, np.int64)),
-                torch.from_numpy(np.asarray(train_weight, np.float32)),
-            ],
-            dev,
+        if val is not None:
+            check_not_empty(len(val), "validation set")
+        task = classifier_task(train, val, class_w=cw_np, batch_size=int(cfg.batch_size),
+                               seed=int(cfg.seed), device=dev)
+        settings = FitSettings(seed=int(cfg.seed), learning_rate=float(cfg.learning_rate),
+                               max_epochs=int(cfg.max_epochs), patience=int(cfg.patience),
+                               min_delta=float(cfg.min_delta))
+        fitted = fit(name=name, build_model=build_model, task=task, settings=settings, device=dev,
+                     checkpoint=out / f"{name}.ckpt.pt", config_hash=config_hash,
+                     normaliser=normaliser.to_dict(), resume=resume, progress=progress,
+                     on_epoch_end=on_epoch_end)
+        result = NetworkResult(
+            **{f.name: getattr(fitted, f.name) for f in dataclasses.fields(FitResult)},
+            model_path=out / f"{name}.pt",
+            class_weights=[float(v) for v in cw_np],
+            n_train=n_train,
+            n_val=None if val is None else len(val),
         )
-        if val_inputs is not None:
-            *va_t, va_y, va_w = _stage(
-                [
-                    *(torch.from_numpy(np.ascontiguousarray(a)) for a in val_inputs),
-                    torch.from_numpy(np.asarray(val_classes, np.int64)),
-                    torch.from_numpy(np.asarray(val_weight, np.float32)),
-                ],
-                dev,
-            )
-        # per-batch loss = sum(w cw[y] CE) / (batch size * mean over the training set of w cw[y]):
-        # a constant normalisation, so batches with few (or negative) weights cannot blow it up.
-        train_norm = float((cw_np[train_classes] * np.asarray(train_weight, np.float64)).mean())
-        if train_norm <= 0:
-            raise TaggerInputError("the training set has a non-positive total weight")
-        cw_dev = class_w.to(dev)
-        batch_size = int(cfg["batch_size"])
-        max_epochs = int(cfg["max_epochs"])
-        n_batches = math.ceil(n_train / batch_size)
-
-        for epoch in range(start_epoch, max_epochs):
-            if stopper.should_stop:
-                break
-            torch.manual_seed(epoch_seed(seed, epoch))
-            order = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(n_train))
-            order = order.to(tr_y.device)
-            model.train()
-            t0 = time.perf_counter()
-            c0 = time.process_time()
-            run_loss = torch.zeros((), dtype=torch.float64, device=dev)
-            bar = tqdm(
-                total=n_batches,
-                desc=f"{name} epoch {epoch + 1}/{max_epochs}",
-                unit="batch",
-                leave=False,
-                disable=(not progress) if progress is not None else None,
-            )
-            try:
-                for i, idx in enumerate(_batches(n_train, batch_size, order)):
-                    xs = [t[idx].to(dev, non_blocking=True) for t in tr_t]
-                    y = tr_y[idx].to(dev, non_blocking=True)
-                    w = tr_w[idx].to(dev, non_blocking=True)
-                    loss = weighted_cross_entropy(model(*xs), y, w, cw_dev).sum() / (
-                        len(y) * train_norm
-                    )
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    run_loss += loss.detach().double() * len(y)
-                    bar.update(1)
-                    if i % 50 == 0 and not bar.disable:  # (a float() syncs the GPU)
-                        bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-            finally:
-                bar.close()
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            train_seconds = time.perf_counter() - t0
-            cpu_seconds = time.process_time() - c0
-            train_loss = float(run_loss) / n_train
-            if val_inputs is not None:
-                val_loss = evaluate_loss(model, va_t, va_y, va_w, class_w, dev)
-            else:
-                val_loss = train_loss
-            if not math.isfinite(train_loss) or not math.isfinite(val_loss):
-                raise FloatingPointError(
-                    f"{name}: non-finite loss at epoch {epoch + 1} (train {train_loss}, val {val_loss})"
-                )
-            if stopper.step(val_loss, epoch):
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            record = {
-                "epoch": epoch,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "seconds": train_seconds,
-                "jets_per_s": n_train / train_seconds if train_seconds > 0 else float("nan"),
-                "cpu_seconds": cpu_seconds,
-            }
-            history.append(record)
-            log.info(
-                "%s epoch %d/%d: train loss %.5f, val loss %.5f, %.0f jets/s%s",
-                name,
-                epoch + 1,
-                max_epochs,
-                train_loss,
-                val_loss,
-                record["jets_per_s"],
-                " (best)" if stopper.best_epoch == epoch else "",
-            )
-            ckpt.save(
-                model=model,
-                optimizer=optimizer,
-                epoch=epoch,
-                best_metric=stopper.best,
-                normaliser=normaliser,
-                config_hash=cfg_hash,
-                extra={
-                    "early_stopping": stopper.state_dict(),
-                    "history": history,
-                    "best_state": best_state,
-                },
-            )
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, record)
-            if stopper.should_stop:
-                log.info(
-                    "%s: early stopping after epoch %d (best epoch %d, val loss %.5f)",
-                    name,
-                    epoch + 1,
-                    stopper.best_epoch + 1,
-                    stopper.best,
-                )
-                break
-
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        model.eval()
-        rates = [h["jets_per_s"] for h in history if math.isfinite(h["jets_per_s"])]
-        result = TrainResult(
-            model=model,
-            model_path=outdir / f"{name}.pt",
-            history=history,
-            best_epoch=stopper.best_epoch,
-            best_val_loss=stopper.best,
-            stopped_early=stopper.should_stop,
-            epochs_run=len(history),
-            resumed_from_epoch=resumed_from,
-            device=str(dev),
-            train_jets_per_s=float(np.mean(rates)) if rates else float("nan"),
-            config_hash=cfg_hash,
-            metrics={
-                "class_weights": [float(v) for v in cw_np],
-                "n_train": n_train,
-                "n_val": None if val_inputs is None else len(val_classes),
-            },
-        )
-        info = {
-            "best_epoch": result.best_epoch,
-            "best_val_loss": result.best_val_loss,
-            "epochs_run": result.epochs_run,
-            "stopped_early": result.stopped_early,
-            "train_jets_per_s": result.train_jets_per_s,
-            "device": result.device,
-            **result.metrics,
-        }
-        save_model(model, result.model_path, info)
-        write_json(
-            outdir / f"{name}.history.json", {"history": history, **info, "config_hash": cfg_hash}
-        )
+        info = result.info()
+        save_model(result.model, result.model_path, info)  # type: ignore[arg-type]
+        write_json(out / f"{name}.history.json",
+                   {"history": result.history, **info, "config_hash": config_hash})
         return result
 
 
-def hash_for(cfg: Mapping[str, Any], **extra: Any) -> str:
-    """The config hash stored with checkpoints: the model section plus ``extra``."""
-    return config_hash({"cfg": dict(cfg), **extra})
+# --------------------------------------------------------------------------- model files
 
 
-def load_torch_payload(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
+def _load_torch_payload(path: str | os.PathLike[str], kind: str) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{kind} model file not found: {p}")
@@ -746,15 +648,16 @@ def save_network(model: nn.Module, path: str | os.PathLike[str], *, kind: str, l
     )
 
 
-def load_network(path: str | os.PathLike[str], kind: str, build: Callable[..., nn.Module]) -> nn.Module:
+def load_network(path: str | os.PathLike[str], kind: str, build: Callable[..., ModelT]) -> ModelT:
     """The network of a :func:`save_network` file: ``build(**hparams)`` with the weights
-    loaded and ``.meta`` set (everything but weights and hyper-parameters)."""
-    payload = load_torch_payload(path, kind)
+    loaded and ``.meta`` set (everything but weights and hyper-parameters).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelMismatchError: the file holds another kind of model.
+    """
+    payload = _load_torch_payload(path, kind)
     model = build(**payload["hparams"])
     model.load_state_dict(payload["state_dict"])
-    model.meta = {k: v for k, v in payload.items() if k not in ("state_dict", "hparams")}
+    model.meta = {k: v for k, v in payload.items() if k not in ("state_dict", "hparams")}  # type: ignore[assignment]
     return model
-
-
-def deepcopy_cfg(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(dict(cfg))

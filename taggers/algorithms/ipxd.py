@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +27,20 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from analysis.core.atomic import atomic_path
-from taggers.features import TaggingDataset, tagger_config
+from analysis.core.config.taggers import TaggersConfig
+from analysis.core.errors import ConfigError, InputError
+from taggers.features import TaggingDataset
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "HYPOTHESES",
+    "IPTemplates",
+    "evaluate",
+    "fit_templates",
+    "smooth_and_normalise",
+    "track_log_likelihoods",
+]
 
 #: hypotheses of the templates (HadronConeExclTruthLabelID), in storage order
 HYPOTHESES: tuple[int, ...] = (5, 4, 0)
@@ -49,34 +59,29 @@ class IPTemplates:
 
     @property
     def variables(self) -> tuple[str, ...]:
+        """The template axes: ``("sd0",)`` (IP2D) or ``("sd0", "sz0")`` (IP3D)."""
         return _AXES[self.kind]
 
     @property
     def n_grades(self) -> int:
+        """Number of track grades."""
         return int(self.prob.shape[1])
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write an ``.npz`` (binning, probabilities, settings) atomically."""
-        arrays = {f"edges_{i}": e for i, e in enumerate(self.edges)}
+        header = {"kind": self.kind, "smoothing": self.smoothing, "variables": list(self.variables)}
+        arrays: dict[str, Any] = {
+            "prob": self.prob,
+            "hypotheses": np.asarray(self.hypotheses),
+            "header": np.asarray(json.dumps(header)),
+            **{f"edges_{i}": e for i, e in enumerate(self.edges)},
+        }
         with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                prob=self.prob,
-                hypotheses=np.asarray(self.hypotheses),
-                header=np.asarray(
-                    json.dumps(
-                        {
-                            "kind": self.kind,
-                            "smoothing": self.smoothing,
-                            "variables": list(self.variables),
-                        }
-                    )
-                ),
-                **arrays,
-            )
+            np.savez(fh, **arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> IPTemplates:
+        """The templates of a file written by :meth:`save`."""
         with np.load(path, allow_pickle=False) as z:
             header = json.loads(str(z["header"]))
             n_axes = len(_AXES[header["kind"]])
@@ -118,20 +123,26 @@ def smooth_and_normalise(
     return np.where(total > 0, h / np.where(total > 0, total, 1.0), flat)
 
 
-def fit_templates(
-    ds: TaggingDataset, cfg_taggers: Mapping[str, Any] | None, kind: str
-) -> IPTemplates:
-    """Fill, smooth and normalise the ``kind`` (``"ip2d"``/``"ip3d"``) templates on ``ds``
-    (the training split; its ``jets['weight']`` are used)."""
+def fit_templates(ds: TaggingDataset, cfg: TaggersConfig, kind: str) -> IPTemplates:
+    """Fill, smooth and normalise the ``kind`` templates on ``ds``.
+
+    Args:
+        ds: the training split (its ``jets['weight']`` are used).
+        cfg: the ``taggers`` section (``ip2d``/``ip3d`` binning and smoothing,
+            ``tracks.n_grades``).
+        kind: ``"ip2d"`` or ``"ip3d"``.
+
+    Returns:
+        The :class:`IPTemplates`.
+    """
     if kind not in _AXES:
         raise ValueError(f"kind must be one of {sorted(_AXES)}, not {kind!r}")
-    cfg = tagger_config(cfg_taggers)
-    kcfg = cfg[kind]
-    n_grades = int(cfg["tracks"]["n_grades"])
-    edges = [np.asarray(kcfg[f"{v}_edges"], dtype=np.float64) for v in _AXES[kind]]
+    kcfg = cfg.ip2d if kind == "ip2d" else cfg.ip3d
+    n_grades = int(cfg.tracks.n_grades)
+    edges = [np.asarray(getattr(kcfg, f"{v}_edges"), dtype=np.float64) for v in _AXES[kind]]
     for v, e in zip(_AXES[kind], edges):
         if np.any(np.diff(e) <= 0):
-            raise ValueError(f"taggers.{kind}.{v}_edges must increase strictly")
+            raise ConfigError(f"taggers.{kind}.{v}_edges must increase strictly")
     n_bins = [e.size - 1 for e in edges]
 
     valid = ds.tracks["valid"]
@@ -154,7 +165,7 @@ def fit_templates(
                 log.warning(
                     "%s: no training tracks of grade %d in %s jets: flat template", kind, g, h
                 )
-    sm = dict(kcfg["smoothing"])
+    sm = kcfg.smoothing.to_dict()
     prob = smooth_and_normalise(hist, 2, sm["kernel_sigma_bins"], sm["floor_fraction"])
     log.info("%s templates from %d tracks of %d jets", kind, int(use.sum()), len(ds))
     return IPTemplates(kind, edges, prob, HYPOTHESES, sm)
@@ -163,7 +174,7 @@ def fit_templates(
 def _check_grades(grade: np.ndarray, n_grades: int) -> None:
     bad = (grade < 0) | (grade >= n_grades)
     if bad.any():
-        raise ValueError(f"{int(bad.sum())} valid track(s) with grade outside 0..{n_grades - 1}")
+        raise InputError(f"{int(bad.sum())} valid track(s) with grade outside 0..{n_grades - 1}")
 
 
 def track_log_likelihoods(tpl: IPTemplates, ds: TaggingDataset) -> np.ndarray:

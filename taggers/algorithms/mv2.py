@@ -27,30 +27,33 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xgboost as xgb
 
 from analysis.core.atomic import atomic_path
+from analysis.core.config.taggers import TaggerModelsMv2
+from analysis.core.errors import ModelMismatchError
+from analysis.ml.training import pick_device
 from taggers.training import (
-    FeatureMatrix,
     MissingClassError,
-    ModelMismatchError,
     as_feature_matrix,
     check_model_compatible,
     class_description,
     labels_to_classes,
-    model_config,
-    pick_device,
 )
+
+if TYPE_CHECKING:
+    from taggers.nn.dl1 import DL1Data
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "MODEL_FILE",
     "MV2Model",
     "load_mv2",
     "mv2_discriminant",
@@ -75,7 +78,13 @@ class MV2Model:
 
     @property
     def feature_names(self) -> list[str]:
+        """The input columns, in the booster's order."""
         return list(self.meta["feature_names"])
+
+    @property
+    def n_trees(self) -> int:
+        """Boosting rounds kept (the best iteration with early stopping)."""
+        return int(self.meta["n_trees"])
 
 
 def mv2_training_weights(
@@ -111,28 +120,38 @@ def mv2_training_weights(
 
 
 def train_mv2(
-    train: Any,
-    val: Any | None,
-    cfg: Mapping[str, Any] | None,
+    train: DL1Data,
+    val: DL1Data | None,
+    cfg: TaggerModelsMv2,
     outdir: str | os.PathLike[str],
     *,
     feature_names: Sequence[str] | None = None,
     device: str | None = None,
     n_threads: int | None = None,
 ) -> MV2Model:
-    """Train MV2 and write ``<outdir>/mv2.json`` (XGBoost JSON with the feature names and the
-    ``hepline`` metadata attribute).
+    """Train MV2 (its own XGBoost trainer) and write ``<outdir>/mv2.json`` (XGBoost JSON with
+    the feature names and the ``hepline`` metadata attribute).
 
-    ``train``/``val``: as :func:`taggers.nn.dl1.train_dl1`. ``cfg``: a full config, the
-    ``tagger_models`` section or its ``mv2`` sub-section. ``val`` (optional) drives early
-    stopping (``early_stopping_rounds``).
+    Args:
+        train: the training jets, as for :func:`taggers.nn.dl1.train_dl1`.
+        val: the validation jets (optional); they drive early stopping
+            (``early_stopping_rounds``).
+        cfg: ``tagger_models.mv2``.
+        outdir: the model directory.
+        feature_names: selects and orders the inputs.
+        device: ``cpu``/``cuda`` (default: CUDA when present).
+        n_threads: XGBoost threads.
+
+    Returns:
+        The trained :class:`MV2Model` (its ``meta`` holds the trees kept, the c-jet scale and
+        the last evaluation losses).
     """
-    c = model_config("mv2", cfg)
+    c = cfg
     tr = as_feature_matrix(
         train, feature_names, what="MV2 training set", need_labels=True, kind="MV2"
     )
     names = tr.names
-    fc = float(c["c_fraction"])
+    fc = float(c.c_fraction)
     use, y, w, c_scale = mv2_training_weights(tr.label, tr.weight, fc)
     dtrain = xgb.DMatrix(tr.x[use], label=y, weight=w, feature_names=names)
     evals = [(dtrain, "train")]
@@ -146,21 +165,21 @@ def train_mv2(
         "eval_metric": "logloss",
         "tree_method": "hist",
         "device": "cuda" if dev == "cuda" else "cpu",
-        "max_depth": int(c["max_depth"]),
-        "eta": float(c["learning_rate"]),
-        "subsample": float(c["subsample"]),
-        "colsample_bytree": float(c["colsample_bytree"]),
-        "min_child_weight": float(c["min_child_weight"]),
-        "seed": int(c["seed"]),
+        "max_depth": int(c.max_depth),
+        "eta": float(c.learning_rate),
+        "subsample": float(c.subsample),
+        "colsample_bytree": float(c.colsample_bytree),
+        "min_child_weight": float(c.min_child_weight),
+        "seed": int(c.seed),
     }
     if n_threads is not None:
         params["nthread"] = int(n_threads)
-    rounds = int(c["early_stopping_rounds"])
+    rounds = int(c.early_stopping_rounds)
     history: dict[str, Any] = {}
     booster = xgb.train(
         params,
         dtrain,
-        num_boost_round=int(c["n_estimators"]),
+        num_boost_round=int(c.n_estimators),
         evals=evals,
         evals_result=history,
         early_stopping_rounds=rounds if (rounds > 0 and val is not None) else None,
@@ -172,7 +191,7 @@ def train_mv2(
     meta = {
         "kind": MODEL_KIND,
         "feature_names": names,
-        "config": dict(c),
+        "config": c.to_dict(),
         "c_fraction": fc,
         "c_scale": c_scale,
         "n_trees": int(booster.num_boosted_rounds()),
@@ -201,9 +220,13 @@ def load_mv2(
     path: str | os.PathLike[str],
     *,
     features: Sequence[str] | None = None,
-    normaliser: Any | None = None,
 ) -> MV2Model:
-    """Load a model written by :func:`train_mv2` (feature list checked when given)."""
+    """Load a model written by :func:`train_mv2` (feature list checked when given).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ModelMismatchError: not a hepline MV2 model, or other features.
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"MV2 model file not found: {p}")
@@ -216,13 +239,16 @@ def load_mv2(
         )
     meta = json.loads(raw)
     check_model_compatible(
-        MODEL_KIND, meta["feature_names"], features=features, normaliser=normaliser, source=str(p)
+        MODEL_KIND, meta["feature_names"], features=features, source=str(p)
     )
     return MV2Model(booster, meta, p)
 
 
-def predict_mv2(model_or_path: MV2Model | str | os.PathLike[str], data: Any) -> np.ndarray:
-    """BDT score P(b) in [0, 1] (float32, one per jet, tau jets included)."""
+def predict_mv2(model_or_path: MV2Model | str | os.PathLike[str], data: DL1Data) -> np.ndarray:
+    """BDT score P(b) in [0, 1] (float32, one per jet, tau jets included).
+
+    ``data`` as for :func:`train_mv2`; its columns are matched to the model's by name.
+    """
     model = model_or_path if isinstance(model_or_path, MV2Model) else load_mv2(model_or_path)
     fm = as_feature_matrix(data, model.feature_names, what="MV2 test set", kind="MV2")
     booster = model.booster
@@ -238,5 +264,3 @@ def mv2_discriminant(score: Any, eps: float = SCORE_EPS) -> np.ndarray:
     s = np.clip(np.asarray(score, dtype=np.float64), eps, 1.0 - eps)
     return np.log(s) - np.log1p(-s)
 
-
-__all__ += ["FeatureMatrix"]

@@ -38,9 +38,29 @@ from typing import Any
 
 import numpy as np
 
-from taggers.features import TaggingDataset, delta_phi, tagger_config
+from analysis.core.config.detector import DetectorConfig
+from analysis.core.config.taggers import TaggersSv1
+from taggers.features import FLAVOUR_NAMES, TaggingDataset, delta_phi
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "ELECTRON_MASS",
+    "PION_MASS",
+    "PROTON_MASS",
+    "SV1_DEFAULTS",
+    "SV1_FEATURES",
+    "Helices",
+    "VertexFit",
+    "detector_parameters",
+    "efficiency_by_flavour",
+    "fit_vertex",
+    "flight_significance",
+    "invariant_mass",
+    "sv1",
+    "sv1_candidate_tracks",
+    "two_track_vertices",
+]
 
 PION_MASS = 0.13957039  # GeV
 PROTON_MASS = 0.93827209  # GeV
@@ -216,40 +236,45 @@ def detector_parameters(
 ) -> tuple[float, np.ndarray]:
     """Magnetic field (T) and PV covariance (mm²): explicit values, else the dataset's
     ``meta['detector']`` (from the ntuple metadata), else the detector schema defaults."""
-    det = ds.meta.get("detector")
+    det: Any = ds.meta.get("detector")
     if (b_field_t is None or pv_resolution_mm is None) and det is None:
-        from analysis.core.config import validate_section
-
         log.warning("no detector parameters in the dataset: using the detector schema defaults")
-        det = validate_section("detector", {})
+        default = DetectorConfig.default()
+        det = {"magnetic_field_t": default.magnetic_field_t,
+               "pv_resolution_mm": default.pv_resolution_mm.to_dict()}
     b = float(b_field_t if b_field_t is not None else det["magnetic_field_t"])
     res = pv_resolution_mm if pv_resolution_mm is not None else det["pv_resolution_mm"]
     return b, np.diag([res["xy"] ** 2, res["xy"] ** 2, res["z"] ** 2])
 
 
-def sv1_candidate_tracks(ds: TaggingDataset, sv_cfg: Mapping[str, Any]) -> np.ndarray:
+def sv1_candidate_tracks(ds: TaggingDataset, sv: TaggersSv1) -> np.ndarray:
     """``(n_jets, n_max)`` mask of the tracks that enter the vertexing."""
     t = ds.tracks
     sig = np.abs(t["d0"].astype(np.float64)) / np.where(t["valid"], t["d0_err"], 1.0)
-    return t["valid"] & (sig > sv_cfg["track_min_abs_sd0"]) & (t["pt"] > sv_cfg["track_min_pt_gev"])
+    return t["valid"] & (sig > sv.track_min_abs_sd0) & (t["pt"] > sv.track_min_pt_gev)
 
 
 def two_track_vertices(
     ds: TaggingDataset,
-    cfg_taggers: Mapping[str, Any] | None,
+    sv: TaggersSv1,
     *,
     b_field_t: float | None = None,
     pv_resolution_mm: Mapping[str, float] | None = None,
 ) -> dict[str, np.ndarray]:
     """Fit all two-track vertices of all jets; flat arrays, one entry per pair.
 
-    Keys: ``jet``, ``i``, ``j`` (track slots), ``x, y, z``, ``chi2``, ``lxy``, ``l3d``,
-    ``sig3d``, ``mass`` (ππ), ``opposite`` and the flags ``pass_fit`` (χ², significance,
-    Lxy, direction), ``k0s``, ``lambda``, ``conversion``, ``material`` and ``good`` (passes
-    and not vetoed).
+    Args:
+        ds: the jets and their tracks.
+        sv: ``taggers.sv1`` (track selection, fit and veto cuts).
+        b_field_t: the solenoid field in T (default: the dataset's detector metadata).
+        pv_resolution_mm: the PV resolution ``{"xy", "z"}`` in mm (default: as ``b_field_t``).
+
+    Returns:
+        ``jet``, ``i``, ``j`` (track slots), ``x, y, z`` (mm), ``chi2``, ``lxy``, ``l3d``
+        (mm), ``sig3d``, ``mass`` (ππ, GeV), ``opposite`` and the flags ``pass_fit`` (χ²,
+        significance, Lxy, direction), ``k0s``, ``lambda``, ``conversion``, ``material`` and
+        ``good`` (passes and not vetoed).
     """
-    cfg = tagger_config(cfg_taggers)
-    sv = cfg["sv1"]
     b, pv_cov = detector_parameters(ds, b_field_t, pv_resolution_mm)
     cand = sv1_candidate_tracks(ds, sv)
     n_max = ds.n_max
@@ -260,7 +285,7 @@ def two_track_vertices(
     rows = np.stack([jet, jet], axis=-1)
     cols = np.stack([i, j], axis=-1)
     h = helices.take(rows, cols)
-    fit = fit_vertex(h, n_iter=int(sv["fit_iterations"]))
+    fit = fit_vertex(h, n_iter=int(sv.fit_iterations))
     pos = fit.position
     lxy = np.hypot(pos[:, 0], pos[:, 1])
     l3d = np.linalg.norm(pos, axis=-1)
@@ -277,20 +302,20 @@ def two_track_vertices(
     masses_ppi = np.where(proton_first[:, None], [PROTON_MASS, PION_MASS], [PION_MASS, PROTON_MASS])
     m_ppi = invariant_mass(h, fit.phi_at_vertex, masses_ppi)
     m_ee = invariant_mass(h, fit.phi_at_vertex, ELECTRON_MASS)
-    k0s = opposite & (np.abs(m_pipi - sv["k0s_mass_gev"]) < sv["k0s_window_gev"])
-    lam = opposite & (np.abs(m_ppi - sv["lambda_mass_gev"]) < sv["lambda_window_gev"])
-    conv = opposite & (m_ee < sv["conversion_mass_max_gev"])
-    radii = np.asarray(sv["material_radii_mm"], dtype=np.float64)
+    k0s = opposite & (np.abs(m_pipi - sv.k0s_mass_gev) < sv.k0s_window_gev)
+    lam = opposite & (np.abs(m_ppi - sv.lambda_mass_gev) < sv.lambda_window_gev)
+    conv = opposite & (m_ee < sv.conversion_mass_max_gev)
+    radii = np.asarray(sv.material_radii_mm, dtype=np.float64)
     material = (
-        (np.abs(lxy[:, None] - radii[None, :]) < sv["material_window_mm"]).any(axis=1)
+        (np.abs(lxy[:, None] - radii[None, :]) < sv.material_window_mm).any(axis=1)
         if radii.size
         else np.zeros(lxy.size, bool)
     )
     pass_fit = (
-        (fit.chi2 < sv["two_track_chi2_max"])
-        & (sig > sv["two_track_min_significance"])
-        & (lxy < sv["max_lxy_mm"])
-        & (forward | (not sv["require_forward"]))
+        (fit.chi2 < sv.two_track_chi2_max)
+        & (sig > sv.two_track_min_significance)
+        & (lxy < sv.max_lxy_mm)
+        & (forward | (not sv.require_forward))
     )
     good = pass_fit & ~k0s & ~lam & ~conv & ~material
     return {
@@ -304,19 +329,26 @@ def two_track_vertices(
 
 def sv1(
     ds: TaggingDataset,
-    cfg_taggers: Mapping[str, Any] | None,
+    sv: TaggersSv1,
     *,
     b_field_t: float | None = None,
     pv_resolution_mm: Mapping[str, float] | None = None,
 ) -> dict[str, np.ndarray]:
-    """SV1 features of every jet (keys ``sv1_<name>``, see the module docstring)."""
-    cfg = tagger_config(cfg_taggers)
-    sv = cfg["sv1"]
+    """SV1 features of every jet (keys ``sv1_<name>``, see the module docstring).
+
+    Args:
+        ds: the jets and their tracks.
+        sv: ``taggers.sv1``.
+        b_field_t, pv_resolution_mm: as :func:`two_track_vertices`.
+
+    Returns:
+        One array per feature (float32; ``sv1_has_sv`` bool, ``sv1_n2t``/``sv1_ntrk`` int32).
+    """
     b, pv_cov = detector_parameters(ds, b_field_t, pv_resolution_mm)
     n = len(ds)
     pairs = two_track_vertices(
         ds,
-        cfg,
+        sv,
         b_field_t=b,
         pv_resolution_mm={"xy": float(np.sqrt(pv_cov[0, 0])), "z": float(np.sqrt(pv_cov[2, 2]))},
     )
@@ -329,12 +361,12 @@ def sv1(
     rows = np.flatnonzero(in_sv.sum(axis=1) >= 2)
     helices = Helices.from_dataset(ds, b).take(rows[:, None], np.arange(ds.n_max)[None, :])
     mask = in_sv[rows]
-    n_iter = int(sv["fit_iterations"])
+    n_iter = int(sv.fit_iterations)
     fit = fit_vertex(helices, mask, n_iter=n_iter)
     for _ in range(ds.n_max):  # remove the worst track while it is above the cut
         worst = np.argmax(np.where(mask, fit.track_chi2, -1.0), axis=1)
         worst_chi2 = fit.track_chi2[np.arange(rows.size), worst]
-        drop = (worst_chi2 > sv["merged_track_chi2_max"]) & (mask.sum(axis=1) >= 2)
+        drop = (worst_chi2 > sv.merged_track_chi2_max) & (mask.sum(axis=1) >= 2)
         if not drop.any():
             break
         mask[np.flatnonzero(drop), worst[drop]] = False
@@ -386,9 +418,12 @@ def sv1(
 def efficiency_by_flavour(
     has_sv: np.ndarray, label: np.ndarray
 ) -> dict[str, tuple[float, float, int]]:
-    """``{flavour: (efficiency, binomial error, n_jets)}`` for b, c, light and τ jets."""
-    from taggers.features import FLAVOUR_NAMES
+    """``{flavour: (efficiency, binomial error, n_jets)}`` for b, c, light and τ jets.
 
+    Args:
+        has_sv: whether each jet has an SV (``sv1(...)["sv1_has_sv"]``).
+        label: HadronConeExclTruthLabelID of each jet.
+    """
     out = {}
     for lab, name in FLAVOUR_NAMES.items():
         sel = label == lab
@@ -398,27 +433,3 @@ def efficiency_by_flavour(
             out[name] = (eff, float(np.sqrt(eff * (1 - eff) / n)), n)
     return out
 
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m taggers.algorithms.sv1 --config CFG FILE...``: SV1 efficiency per flavour."""
-    import argparse
-
-    from analysis.core.config import load_raw_config
-    from taggers.features import load_dataset
-
-    parser = argparse.ArgumentParser(description="SV1 vertex-finding efficiency per jet flavour")
-    parser.add_argument("--config", required=True, help="hepline YAML config (its taggers section)")
-    parser.add_argument("files", nargs="+", help="hepline ntuples (e.g. ttbar shards)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s: %(message)s")
-    cfg = load_raw_config(args.config)["taggers"]
-    ds = load_dataset(args.files, cfg)
-    out = sv1(ds, cfg)
-    print("| flavour | jets | SV1 efficiency |\n|---|---|---|")
-    for name, (eff, err, n) in efficiency_by_flavour(out["sv1_has_sv"], ds.jets["label"]).items():
-        print(f"| {name} | {n} | {eff:.3f} ± {err:.3f} |")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -26,16 +26,17 @@ Network (:class:`RNNIP`):
 at the last valid track instead (the masked variant exported to ONNX); both give the same
 numbers because the valid tracks form a prefix of each row.
 
-Training (:func:`train_rnnip`): Adam, cross-entropy weighted by class weights (classes to
-equal weighted totals) times the jets' sample weights, early stopping on the validation
-loss, a checkpoint per epoch and resume (see :mod:`taggers.training`).
+Training (:func:`train_rnnip`): through the training core :func:`analysis.ml.training.fit`
+(:func:`taggers.training.train_classifier`): Adam, cross-entropy weighted by class weights
+(classes to equal weighted totals) times the jets' sample weights, early stopping on the
+validation loss, a checkpoint per epoch and resume.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,27 +46,27 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from analysis.core.config import ConfigError
+from analysis.core.checks import check_finite
+from analysis.core.config.taggers import TaggerModelsRnnip, TaggersConfig
+from analysis.core.errors import ConfigError, ModelMismatchError
+from analysis.ml.normaliser import Normaliser
+from analysis.ml.training import pick_device, torch_threads
 from taggers.discriminant import CLASS_NAMES
+from taggers.features import TaggingDataset
 from taggers.training import (
     LABEL_TO_CLASS,
-    ModelMismatchError,
+    ClassifierData,
+    NetworkResult,
     TaggerInputError,
-    TrainResult,
-    check_finite,
     check_model_compatible,
     check_not_empty,
     check_weights,
     data_fingerprint,
-    fit_classifier,
-    fit_normaliser,
     hash_for,
     labels_to_classes,
     load_network,
-    model_config,
-    pick_device,
     save_network,
-    torch_threads,
+    train_classifier,
 )
 
 log = logging.getLogger(__name__)
@@ -76,10 +77,13 @@ __all__ = [
     "LABEL_TO_CLASS",
     "RNNIP",
     "RNNIPInputs",
+    "TRACK_FEATURES",
     "as_rnnip_inputs",
+    "check_n_grades",
     "load_rnnip",
     "predict_rnnip",
     "rnnip_columns",
+    "save_rnnip",
     "train_rnnip",
 ]
 
@@ -109,70 +113,55 @@ class RNNIPInputs:
 
     @property
     def n_jets(self) -> int:
+        """Number of jets."""
         return int(self.mask.shape[0])
 
     @property
     def n_max(self) -> int:
+        """Length of the track sequences."""
         return int(self.mask.shape[1])
 
 
-def _fallback_rnnip_inputs(ds: Any, n_grades: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ``taggers.features.rnnip_inputs`` contract, for objects that are not its dataset."""
-    tracks = ds.tracks
-    missing = [f for f in (*TRACK_FEATURES, "valid") if f not in tracks]
-    if missing:
-        raise TaggerInputError(f"the track arrays lack the RNNIP input(s) {missing}")
-    mask = np.asarray(tracks["valid"], dtype=bool)
-    cont = np.stack([np.asarray(tracks[f], dtype=np.float32) for f in CONTINUOUS_FEATURES], axis=-1)
-    grade = np.where(mask, np.asarray(tracks["grade"]).astype(np.int64), n_grades)
-    return cont, grade, mask
-
-
-def _dataset_inputs(ds: Any, n_grades: int, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Use the feature engineer's ``rnnip_inputs`` for their ``TaggingDataset``; otherwise
-    (duck-typed objects with ``jets``/``tracks`` dicts) the same contract implemented here."""
-    tracks = ds.tracks
-    if "valid" in tracks and all(f in tracks for f in CONTINUOUS_FEATURES):
-        # name the offending feature (before the engineer's function reports the group)
-        valid = np.asarray(tracks["valid"], dtype=bool)
-        stacked = np.stack([np.asarray(tracks[f]) for f in CONTINUOUS_FEATURES], axis=-1)
-        check_finite(stacked, CONTINUOUS_FEATURES, mask=valid, what=what)
-    try:
-        from taggers import features as _features
-    except ImportError:
-        _features = None
-    if (
-        _features is not None
-        and isinstance(ds, getattr(_features, "TaggingDataset", ()))
-        and hasattr(_features, "rnnip_inputs")
-    ):
-        return _features.rnnip_inputs(ds, n_grades)
-    return _fallback_rnnip_inputs(ds, n_grades)
-
-
 def as_rnnip_inputs(
-    data: Any,
+    data: RNNIPInputs | TaggingDataset | tuple[np.ndarray, np.ndarray, np.ndarray],
     n_grades: int,
     *,
     what: str = "input",
     need_labels: bool = False,
 ) -> RNNIPInputs:
-    """Convert and check RNNIP inputs.
+    """The RNNIP inputs of ``data``, checked: the one builder of the track sequences RNNIP reads.
 
-    ``data`` is an :class:`RNNIPInputs`, a ``TaggingDataset`` (or any object with ``jets`` and
-    ``tracks`` dicts of the same layout), or a tuple ``(continuous, grade, mask)``.
-    Checks (raising :class:`TaggerInputError`): shapes and dtypes, a non-empty set, NaN/inf in
-    a valid track's feature (named), grades outside ``[0, n_grades)``, masks whose valid
-    tracks are not a prefix of the row, and (``need_labels``) missing/unknown labels and
-    non-finite weights. Padded entries are zeroed and their grade set to ``n_grades``.
+    Args:
+        data: a :class:`~taggers.features.TaggingDataset` (its ``tracks`` ``sd0, sz0,
+            pt_frac, dr, grade, valid``, its jets' ``label`` and ``weight``), an
+            :class:`RNNIPInputs`, or a tuple ``(continuous, grade, mask)``.
+        n_grades: number of track grades (the padding index of the embedding).
+        what: names the set in errors.
+        need_labels: check the labels and weights (training).
+
+    Returns:
+        :class:`RNNIPInputs` with padded entries zeroed and their grade set to ``n_grades``.
+
+    Raises:
+        TaggerInputError: wrong shapes or dtypes, an empty set, grades outside
+            ``[0, n_grades)``, masks whose valid tracks are not a prefix of the row, and
+            (``need_labels``) missing or unknown labels.
+        NonFiniteInputError: NaN/inf in a valid track's feature or a weight (named, with the
+            first jet).
     """
     label = weight = None
     names: tuple[str, ...] = CONTINUOUS_FEATURES
     if isinstance(data, RNNIPInputs):
         cont, grade, mask = data.continuous, data.grade, data.mask
         label, weight, names = data.label, data.weight, tuple(data.feature_names)
-    elif hasattr(data, "tracks") and hasattr(data, "jets"):
-        cont, grade, mask = _dataset_inputs(data, n_grades, what)
+    elif isinstance(data, TaggingDataset):
+        tracks = data.tracks
+        missing = [f for f in (*TRACK_FEATURES, "valid") if f not in tracks]
+        if missing:
+            raise TaggerInputError(f"{what}: the track arrays lack the RNNIP input(s) {missing}")
+        mask = np.asarray(tracks["valid"], dtype=bool)
+        cont = np.stack([np.asarray(tracks[f], dtype=np.float32) for f in CONTINUOUS_FEATURES], axis=-1)
+        grade = np.asarray(tracks["grade"]).astype(np.int64)
         label = data.jets.get("label")
         weight = data.jets.get("weight")
     elif isinstance(data, (tuple, list)) and len(data) == 3:
@@ -204,7 +193,7 @@ def as_rnnip_inputs(
             f"{what}: the valid tracks of jet {bad} are not a prefix of its row; tracks must be "
             "sorted with the valid ones first"
         )
-    check_finite(cont, names, mask=mask, what=what)
+    check_finite(cont, names, source=what, mask=mask, entry_name="jet")
     valid_grades = grade[mask]
     if valid_grades.size and (valid_grades.min() < 0 or valid_grades.max() >= n_grades):
         raise TaggerInputError(
@@ -235,6 +224,9 @@ class RNNIP(nn.Module):
     docstring for the zero-track convention (learned ``no_track`` state).
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(
         self,
         n_continuous: int = len(CONTINUOUS_FEATURES),
@@ -259,6 +251,7 @@ class RNNIP(nn.Module):
         self.meta: dict[str, Any] | None = None
 
     def set_normalisation(self, mean: Any, std: Any) -> None:
+        """Store the training mean and std of the continuous inputs (as float32 buffers)."""
         self.mean.copy_(torch.as_tensor(np.asarray(mean, np.float32)))
         self.std.copy_(torch.as_tensor(np.asarray(std, np.float32)))
 
@@ -290,17 +283,18 @@ class RNNIP(nn.Module):
         mask: torch.Tensor,
         packed: bool | None = None,
     ) -> torch.Tensor:
+        """The 4-class logits (n, 4) of raw inputs; ``packed=None``: :attr:`use_packing`."""
         h = self.encode(continuous, grade, mask, self.use_packing if packed is None else packed)
         return self.output(self.dropout(h))
 
 
-def _hparams(c: Mapping[str, Any]) -> dict[str, Any]:
+def _hparams(c: TaggerModelsRnnip) -> dict[str, Any]:
     return {
         "n_continuous": len(CONTINUOUS_FEATURES),
-        "n_grades": int(c["n_grades"]),
-        "embedding_dim": int(c["embedding_dim"]),
-        "lstm_units": int(c["lstm_units"]),
-        "dropout": float(c["dropout"]),
+        "n_grades": int(c.n_grades),
+        "embedding_dim": int(c.embedding_dim),
+        "lstm_units": int(c.lstm_units),
+        "dropout": float(c.dropout),
         "n_classes": len(CLASS_NAMES),
     }
 
@@ -308,22 +302,24 @@ def _hparams(c: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- training
 
 
-def _check_n_grades(cfg: Mapping[str, Any] | None, n_grades: int) -> None:
-    """A full config holds the grade count twice (``taggers.tracks.n_grades`` for the
-    features, ``tagger_models.rnnip.n_grades`` for the embedding): they must agree."""
-    taggers_cfg = cfg.get("taggers") if isinstance(cfg, Mapping) else None
-    if isinstance(taggers_cfg, Mapping):
-        other = (taggers_cfg.get("tracks") or {}).get("n_grades")
-        if other is not None and int(other) != n_grades:
-            raise ConfigError(
-                f"taggers.tracks.n_grades ({other}) and tagger_models.rnnip.n_grades ({n_grades}) differ"
-            )
+def check_n_grades(taggers: TaggersConfig, rnnip: TaggerModelsRnnip) -> None:
+    """A config holds the grade count twice (``taggers.tracks.n_grades`` for the features,
+    ``tagger_models.rnnip.n_grades`` for the embedding): they must agree.
+
+    Raises:
+        ConfigError: they differ.
+    """
+    if int(taggers.tracks.n_grades) != int(rnnip.n_grades):
+        raise ConfigError(
+            f"taggers.tracks.n_grades ({taggers.tracks.n_grades}) and tagger_models.rnnip.n_grades "
+            f"({rnnip.n_grades}) differ"
+        )
 
 
 def train_rnnip(
-    train: Any,
-    val: Any | None,
-    cfg: Mapping[str, Any] | None,
+    train: RNNIPInputs | TaggingDataset,
+    val: RNNIPInputs | TaggingDataset | None,
+    cfg: TaggerModelsRnnip,
     outdir: str | os.PathLike[str],
     *,
     device: str | torch.device | None = None,
@@ -331,21 +327,31 @@ def train_rnnip(
     progress: bool | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     threads: int | None = None,
-) -> TrainResult:
+) -> NetworkResult:
     """Train RNNIP; write ``<outdir>/rnnip.pt`` (model, normaliser, config), the checkpoint
     ``rnnip.ckpt.pt`` and ``rnnip.history.json``.
 
-    ``train``/``val``: TaggingDataset, :class:`RNNIPInputs` (with labels) — ``val`` may be
-    None (early stopping then watches the training loss). ``cfg``: a full config, the
-    ``tagger_models`` section or its ``rnnip`` sub-section (defaults filled). ``resume``
-    continues from a checkpoint of the same config and data. Raises
-    :class:`~taggers.training.TaggerInputError` (NaN/inf naming the feature, empty sets,
-    unknown labels) and :class:`~taggers.training.MissingClassError` naming a flavour absent
-    from the training set.
+    Args:
+        train: the training jets (with labels and weights).
+        val: the validation jets, or ``None`` (early stopping then watches the training loss).
+        cfg: ``tagger_models.rnnip``.
+        outdir: the model directory.
+        device: ``cpu``/``cuda`` (default: CUDA when present).
+        resume: continue from a checkpoint of the same config and data.
+        progress: show a progress bar (``None``: only on a terminal).
+        on_epoch_end: called after each epoch's checkpoint.
+        threads: torch intra-op threads during training (``None``: unchanged).
+
+    Returns:
+        The :class:`~taggers.training.NetworkResult` (the trained model in eval mode).
+
+    Raises:
+        TaggerInputError: empty sets, unknown labels, bad shapes or grades.
+        NonFiniteInputError: NaN/inf in a feature (named).
+        MissingClassError: a flavour absent from the training set (named).
+        ModelMismatchError: training and validation sets with different ``n_max``.
     """
-    c = model_config("rnnip", cfg)
-    n_grades = int(c["n_grades"])
-    _check_n_grades(cfg, n_grades)
+    n_grades = int(cfg.n_grades)
     tr = as_rnnip_inputs(train, n_grades, what="RNNIP training set", need_labels=True)
     va = None
     if val is not None:
@@ -355,8 +361,9 @@ def train_rnnip(
                 f"mismatched training and validation feature files: n_max {tr.n_max} vs "
                 f"{va.n_max}, features {tr.feature_names} vs {va.feature_names}"
             )
-    scaler = fit_normaliser(tr.continuous, tr.feature_names, mask=tr.mask)
-    hparams = _hparams(c)
+    scaler = Normaliser.fit(tr.continuous, mask=tr.mask, names=list(tr.feature_names),
+                            source="RNNIP training set")
+    hparams = _hparams(cfg)
 
     def build() -> RNNIP:
         model = RNNIP(**hparams)
@@ -364,7 +371,7 @@ def train_rnnip(
         return model
 
     cfg_hash = hash_for(
-        c,
+        cfg,
         kind=MODEL_KIND,
         features=list(tr.feature_names),
         n_max=tr.n_max,
@@ -381,12 +388,12 @@ def train_rnnip(
         "class_names": list(CLASS_NAMES),
         "label_to_class": {str(k): v for k, v in LABEL_TO_CLASS.items()},
         "normaliser": scaler.to_dict(),
-        "config": dict(c),
+        "config": cfg.to_dict(),
         "config_hash": cfg_hash,
         "zero_track_jets": "learned no_track state",
     }
 
-    def save(model: nn.Module, path: Path, info: dict[str, Any]) -> None:
+    def save(model: RNNIP, path: Path, info: dict[str, Any]) -> None:
         model.meta = {**meta, "training": info}
         save_rnnip(model, path)
 
@@ -397,26 +404,27 @@ def train_rnnip(
         tr.n_max,
         hparams,
     )
-    return fit_classifier(
+    return train_classifier(
         name=MODEL_KIND,
         build_model=build,
-        train_inputs=(tr.continuous, tr.grade, tr.mask),
-        train_classes=labels_to_classes(tr.label),
-        train_weight=tr.weight,
-        val_inputs=None if va is None else (va.continuous, va.grade, va.mask),
-        val_classes=None if va is None else labels_to_classes(va.label),
-        val_weight=None if va is None else va.weight,
-        cfg=c,
+        train=_classifier_data(tr),
+        val=None if va is None else _classifier_data(va),
+        cfg=cfg,
         outdir=outdir,
         save_model=save,
-        cfg_hash=cfg_hash,
-        normaliser=scaler.to_dict(),
+        config_hash=cfg_hash,
+        normaliser=scaler,
         device=device,
         resume=resume,
         progress=progress,
         on_epoch_end=on_epoch_end,
         threads=threads,
     )
+
+
+def _classifier_data(inp: RNNIPInputs) -> ClassifierData:
+    assert inp.label is not None and inp.weight is not None  # as_rnnip_inputs(need_labels=True)
+    return ClassifierData((inp.continuous, inp.grade, inp.mask), labels_to_classes(inp.label), inp.weight)
 
 
 # --------------------------------------------------------------------------- save / load
@@ -439,19 +447,25 @@ def save_rnnip(model: RNNIP, path: str | os.PathLike[str]) -> None:
 def load_rnnip(
     path: str | os.PathLike[str],
     *,
-    features: Any | None = None,
+    features: list[str] | tuple[str, ...] | None = None,
     n_max: int | None = None,
-    normaliser: Any | None = None,
+    normaliser: Normaliser | None = None,
     device: str | torch.device | None = None,
 ) -> RNNIP:
     """Load a model written by :func:`train_rnnip` (eval mode, on ``device`` or the default).
 
-    ``features`` (continuous feature names), ``n_max`` and ``normaliser`` (an object with
-    ``to_dict`` or its dict) are checked against what the model was trained with; a
-    difference raises :class:`~taggers.training.ModelMismatchError` ("mismatched model and
-    feature file ...").
+    Args:
+        path: the ``rnnip.pt`` file.
+        features: continuous feature names to check against the model's.
+        n_max: track slots to check against the model's.
+        normaliser: a normaliser to check against the model's feature names.
+        device: where to put the model.
+
+    Raises:
+        ModelMismatchError: a difference ("mismatched model and feature file ...").
     """
     model = load_network(path, MODEL_KIND, RNNIP)
+    assert model.meta is not None
     check_model_compatible(
         MODEL_KIND,
         model.meta["feature_names"],
@@ -467,7 +481,7 @@ def load_rnnip(
 # --------------------------------------------------------------------------- inference
 
 
-def _resolve_model(model_or_path: RNNIP | str | os.PathLike[str], device: Any) -> RNNIP:
+def _resolve_model(model_or_path: RNNIP | str | os.PathLike[str], device: str | torch.device | None) -> RNNIP:
     if isinstance(model_or_path, RNNIP):
         model = model_or_path
         if device is not None:
@@ -479,7 +493,7 @@ def _resolve_model(model_or_path: RNNIP | str | os.PathLike[str], device: Any) -
 @torch.inference_mode()
 def predict_rnnip(
     model_or_path: RNNIP | str | os.PathLike[str],
-    inputs: Any,
+    inputs: RNNIPInputs | TaggingDataset | tuple[np.ndarray, np.ndarray, np.ndarray],
     batch_size: int = 10_000,
     *,
     device: str | torch.device | None = None,
@@ -488,11 +502,17 @@ def predict_rnnip(
 ) -> np.ndarray:
     """Class probabilities (n, 4) float32 in the order (b, c, light, tau).
 
-    ``inputs``: TaggingDataset, :class:`RNNIPInputs` or ``(continuous, grade, mask)`` with raw
-    (un-normalised) features. Raises :class:`~taggers.training.TaggerInputError` on an empty
-    set or NaN/inf, and :class:`~taggers.training.ModelMismatchError` if the feature list or
-    n_max differ from the model's. ``packed=False`` uses the masked LSTM variant (the ONNX
-    one); ``threads`` sets torch's intra-op threads for the call (``None``: unchanged).
+    Args:
+        model_or_path: the model or its file.
+        inputs: raw (un-normalised) inputs, see :func:`as_rnnip_inputs`.
+        batch_size: jets per forward pass.
+        device: where to run (``None``: the model's device).
+        packed: ``False``: the masked LSTM variant (the ONNX one).
+        threads: torch intra-op threads for the call (``None``: unchanged).
+
+    Raises:
+        TaggerInputError: an empty set; NonFiniteInputError: NaN/inf (named).
+        ModelMismatchError: the feature list or n_max differ from the model's.
     """
     model = _resolve_model(model_or_path, device)
     inp = as_rnnip_inputs(inputs, model.n_grades, what="RNNIP test set")

@@ -14,9 +14,11 @@ import awkward as ak
 import numpy as np
 import pytest
 
+from analysis.core.config import Config
+from analysis.core.config.taggers import TaggersConfig
 from analysis.generation.tracking import perigee
 from taggers.dataset import Split, prepare_splits
-from taggers.features import TaggingDataset, load_dataset, tagger_config
+from taggers.features import TaggingDataset, load_dataset
 
 B_FIELD_T = 2.0
 
@@ -34,15 +36,9 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def full_config(default_config: dict) -> dict:
-    """The validated default config (the shared fixture of tests/conftest.py)."""
-    return default_config
-
-
-@pytest.fixture(scope="session")
-def cfg(full_config: dict) -> dict:
-    """The validated ``taggers`` section (defaults)."""
-    return tagger_config(full_config.get("taggers"))
+def cfg(config: Config) -> TaggersConfig:
+    """The ``taggers`` section of the default config (tests/conftest.py)."""
+    return config.taggers
 
 
 @pytest.fixture(scope="session")
@@ -52,12 +48,12 @@ def tagger_ttbar_file(ttbar_file: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def ttbar_ds(tagger_ttbar_file: Path, cfg: dict) -> TaggingDataset:
+def ttbar_ds(tagger_ttbar_file: Path, cfg: TaggersConfig) -> TaggingDataset:
     return load_dataset([str(tagger_ttbar_file)], cfg)
 
 
 @pytest.fixture(scope="session")
-def ttbar_splits(ttbar_ds: TaggingDataset, cfg: dict) -> Split:
+def ttbar_splits(ttbar_ds: TaggingDataset, cfg: TaggersConfig) -> Split:
     return prepare_splits(ttbar_ds, cfg, rng=np.random.default_rng(7))
 
 

@@ -12,12 +12,15 @@ import numpy as np
 import pytest
 import uproot
 
-from analysis.core.config import load_raw_config
+from analysis.cli import main
+from analysis.core.config import load_config
+from analysis.core.config.taggers import TaggersConfig
+from analysis.core.errors import ModelMismatchError, NonFiniteInputError
 from analysis.io.ingest import read_arrays
-from taggers.decorate import DECORATION_FIELDS, decorate_events, decorate_file
-from taggers.features import NonFiniteInputError, load_dataset
-from taggers.models import TAGGERS, MissingModelError, ip_discriminant, load_models
-from taggers.training import ModelMismatchError
+from taggers import TAGGERS
+from taggers.decorate import DECORATION_FIELDS, DecorationSummary, decorate, decorate_events, decorate_file
+from taggers.features import load_dataset
+from taggers.models import MissingModelError, ip_discriminant, load_models
 from tests.taggers.conftest import displaced_track, jet_record, make_events
 from tests.taggers.test_pipeline import small_pipeline
 from tests.taggers.test_prepare import first_track_of_a_taggable_jet
@@ -32,7 +35,7 @@ def pipeline(tagger_ttbar_file: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="module")
 def models(pipeline):
-    return load_models(pipeline["models"], load_raw_config(pipeline["config"]))
+    return load_models(pipeline["models"], load_config(pipeline["config"]).taggers)
 
 
 def _flat(a) -> np.ndarray:
@@ -70,12 +73,12 @@ def test_original_content_is_copied_unchanged(pipeline) -> None:
     assert prov["fc"]["mv2"] is None and prov["fc"]["rnnip"] == pytest.approx(0.07)
 
 
-def test_taggable_jets_finite_others_sentinel(pipeline, cfg) -> None:
+def test_taggable_jets_finite_others_sentinel(pipeline, cfg: TaggersConfig) -> None:
     arrays = uproot.open(pipeline["decorated"])["Events"].arrays(
         ["Jet_pt", "Jet_eta", *(f"Jet_{f}" for f in DECORATION_FIELDS)]
     )
     pt, eta = _flat(arrays["Jet_pt"]), _flat(arrays["Jet_eta"])
-    taggable = (pt > cfg["jets"]["pt_min_gev"]) & (np.abs(eta) < cfg["jets"]["abs_eta_max"])
+    taggable = (pt > cfg.jets.pt_min_gev) & (np.abs(eta) < cfg.jets.abs_eta_max)
     assert taggable.sum() == len(load_dataset([str(pipeline["input"])], cfg))
     assert (~taggable).sum() > 0  # the file has jets outside the acceptance
     for f in DECORATION_FIELDS:
@@ -188,33 +191,22 @@ def test_nan_track_input_raises(pipeline, models) -> None:
         decorate_events(bad, models, source="bad.root")
 
 
-def test_missing_model(pipeline, tmp_path: Path) -> None:
+def test_missing_model(pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     mdir = tmp_path / "models"
     shutil.copytree(pipeline["models"], mdir)
     (mdir / "mv2.json").unlink()
     with pytest.raises(MissingModelError, match="mv2.json"):
-        load_models(mdir, ipxd_dir=pipeline["ipxd"])
-    from taggers import decorate
-
-    with pytest.raises(MissingModelError):
-        decorate.main(
-            [
-                "--config",
-                str(pipeline["config"]),
-                "--models",
-                str(mdir),
-                "--ipxd",
-                str(pipeline["ipxd"]),
-                "--output",
-                str(tmp_path / "x.root"),
-                str(pipeline["input"]),
-            ]
-        )
+        load_models(mdir, TaggersConfig.default(), ipxd_dir=pipeline["ipxd"])
+    load_models(mdir, TaggersConfig.default(), ipxd_dir=pipeline["ipxd"], taggers=["rnnip"])  # MV2 not needed
+    assert main(["taggers", "decorate", "--config", str(pipeline["config"]), "--models", str(mdir),
+                 "--ipxd", str(pipeline["ipxd"]), "--output", str(tmp_path / "x.root"), str(pipeline["input"])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hepline: error: the tagger model set is incomplete") and "mv2.json" in err
     assert not (tmp_path / "x.root").exists()
 
 
 def test_mismatched_model_set(pipeline, tmp_path: Path) -> None:
-    cfg = load_raw_config(pipeline["config"])
+    cfg = load_config(pipeline["config"]).taggers
     mdir, idir = tmp_path / "models", tmp_path / "ipxd"
     shutil.copytree(pipeline["models"], mdir)
     shutil.copytree(pipeline["ipxd"], idir)
@@ -232,12 +224,10 @@ def test_mismatched_model_set(pipeline, tmp_path: Path) -> None:
         load_models(mdir, cfg, ipxd_dir=idir)
     shutil.copy(pipeline["models"] / "dl1.metrics.json", mdir / "dl1.metrics.json")
     # a config whose track selection differs from the one the models were trained on
-    other = json.loads(json.dumps(cfg))
-    other["taggers"]["tracks"]["pt_min_gev"] = 2.0
+    other = cfg.replace(tracks=cfg.tracks.replace(pt_min_gev=2.0))
     with pytest.raises(ModelMismatchError, match="taggers.jets/tracks/sv1"):
         load_models(mdir, other, ipxd_dir=idir)
-    other["taggers"]["tracks"]["pt_min_gev"] = cfg["taggers"]["tracks"]["pt_min_gev"]
-    other["taggers"]["tracks"]["n_max"] = 10
+    other = cfg.replace(tracks=cfg.tracks.replace(n_max=10))
     with pytest.raises(ModelMismatchError, match="n_max"):
         load_models(mdir, other, ipxd_dir=idir)
 
@@ -256,7 +246,7 @@ def test_decorated_output_is_atomic(pipeline, models, tmp_path: Path) -> None:
     models.predict = broken
     try:
         with pytest.raises(Boom):
-            decorate_file(pipeline["input"], out, models, load_raw_config(pipeline["config"]))
+            decorate_file(pipeline["input"], out, models, load_config(pipeline["config"]))
     finally:
         models.predict = orig
     assert not out.exists() and not list(out.parent.glob("*"))
@@ -264,10 +254,30 @@ def test_decorated_output_is_atomic(pipeline, models, tmp_path: Path) -> None:
 
 def test_onnx_rnnip_backend_agrees_with_torch(pipeline, models) -> None:
     onnx_models = load_models(
-        pipeline["models"], load_raw_config(pipeline["config"]), rnnip_backend="onnx"
+        pipeline["models"], load_config(pipeline["config"]).taggers, rnnip_backend="onnx"
     )
     events = read_arrays(pipeline["input"], how="zip")[:100]
     a = decorate_events(events, models)
     b = decorate_events(events, onnx_models)
     for name in ("Jet_rnnip_pb", "Jet_btag_rnnip", "Jet_btag_dl1"):
         assert np.allclose(_flat(a[name]), _flat(b[name]), atol=1e-4), name
+
+
+def test_a_subset_of_taggers(pipeline, models, tmp_path: Path) -> None:
+    """Decoration with some taggers only: their branches, the same values as with all."""
+    cfg = load_config(pipeline["config"])
+    events = read_arrays(pipeline["input"], how="zip")[:100]
+    full = decorate_events(events, models)
+    some = load_models(pipeline["models"], cfg.taggers, taggers=("ip3d", "dl1"))
+    assert some.taggers == ("ip3d", "dl1") and some.mv2 is None and some.rnnip is not None  # DL1 reads RNNIP
+    out = decorate_events(events, some)
+    assert list(out) == ["Jet_btag_ip3d", "Jet_btag_dl1"]
+    for name, arr in out.items():
+        assert np.array_equal(_flat(arr), _flat(full[name])), name
+    summary = decorate(cfg, pipeline["input"], tmp_path / "ip3d.root", pipeline["models"], taggers=["ip3d"])
+    assert isinstance(summary, DecorationSummary) and summary.taggable_jets > 0 and summary.events > 0
+    with uproot.open(tmp_path / "ip3d.root") as f:
+        branches = [b.name for b in f["Events"].branches]
+        meta = json.loads(str(f["hepline_metadata"]))
+    assert "Jet_btag_ip3d" in branches and "Jet_btag_dl1" not in branches and "Jet_rnnip_pb" not in branches
+    assert meta["taggers"]["branches"] == ["Jet_btag_ip3d"] and set(meta["taggers"]["files"]) == {"ip3d"}

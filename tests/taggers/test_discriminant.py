@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from analysis.core.config import ConfigError, validate, validate_section
+from analysis.core.config import ConfigError, config_from_dict
+from analysis.core.config.taggers import TaggerModelsConfig, TaggersConfig
 from taggers.discriminant import (
     CLASS_NAMES,
     EPS,
@@ -68,36 +69,33 @@ def test_bad_inputs() -> None:
 
 
 def test_fc_from_config() -> None:
-    assert tagger_fc("rnnip") == pytest.approx(0.07)
-    assert tagger_fc("dl1") == pytest.approx(0.018)
-    assert tagger_fc("ip3d") == pytest.approx(0.07)
-    full = {"seed": 1, "generation": {"samples": {}}, "taggers": {"discriminant_fc": {"rnnip": 0.1}}}
-    assert tagger_fc("rnnip", full) == pytest.approx(0.1)
-    assert tagger_fc("dl1", full) == pytest.approx(0.018)
-    assert tagger_fc("rnnip", {"seed": 1, "generation": {}}) == pytest.approx(0.07)  # no section
-    assert tagger_fc("rnnip", {"discriminant_fc": {"rnnip": 0.2}}) == pytest.approx(0.2)  # the section
+    fc = TaggersConfig.default().discriminant_fc
+    assert tagger_fc("rnnip", fc) == pytest.approx(0.07)
+    assert tagger_fc("dl1", fc) == pytest.approx(0.018)
+    assert tagger_fc("ip3d", fc) == pytest.approx(0.07)
+    other = TaggersConfig.validated({"discriminant_fc": {"rnnip": 0.1}}).discriminant_fc
+    assert tagger_fc("rnnip", other) == pytest.approx(0.1)
+    assert tagger_fc("dl1", other) == pytest.approx(0.018)
     probs = np.array([[0.7, 0.2, 0.1, 0.0]])
     expected = math.log(0.7 / (0.1 * 0.2 + 0.9 * 0.1))
-    assert tagger_discriminant(probs, "rnnip", full)[0] == pytest.approx(expected)
+    assert tagger_discriminant(probs, "rnnip", other)[0] == pytest.approx(expected)
     with pytest.raises(ValueError, match="mv2"):
-        tagger_fc("mv2")
+        tagger_fc("mv2", fc)
 
 
 def test_schema_defaults_and_errors() -> None:
-    sec = validate_section("tagger_models", None)
-    assert sec["rnnip"]["lstm_units"] == 25 and sec["rnnip"]["dropout"] == 0.2
-    assert sec["rnnip"]["n_grades"] == 4 and sec["rnnip"]["learning_rate"] == 1e-3
-    assert sec["mv2"]["c_fraction"] == 0.08
-    assert sec["dl1"]["layers"] == [64, 48, 36, 24, 12, 6]
-    paper = validate_section(
-        "tagger_models", {"dl1": {"layers": [256, 128, 60, 48, 36, 24, 12, 6]}}
-    )
-    assert paper["dl1"]["layers"][0] == 256
+    sec = TaggerModelsConfig.default()
+    assert sec.rnnip.lstm_units == 25 and sec.rnnip.dropout == 0.2
+    assert sec.rnnip.n_grades == 4 and sec.rnnip.learning_rate == 1e-3
+    assert sec.mv2.c_fraction == 0.08
+    assert sec.dl1.layers == (64, 48, 36, 24, 12, 6)
+    paper = TaggerModelsConfig.validated({"dl1": {"layers": [256, 128, 60, 48, 36, 24, 12, 6]}})
+    assert paper.dl1.layers[0] == 256
     with pytest.raises(ConfigError, match="lstm_unit"):
-        validate_section("tagger_models", {"rnnip": {"lstm_unit": 25}})
+        TaggerModelsConfig.validated({"rnnip": {"lstm_unit": 25}})
     with pytest.raises(ConfigError, match="c_fraction"):
-        validate_section("tagger_models", {"mv2": {"c_fraction": 1.5}})
-    full = validate(
+        TaggerModelsConfig.validated({"mv2": {"c_fraction": 1.5}})
+    full = config_from_dict(
         {
             "seed": 3,
             "generation": {
@@ -105,5 +103,5 @@ def test_schema_defaults_and_errors() -> None:
             },
         }
     )
-    assert "fc" not in full["tagger_models"]["rnnip"]  # f_c lives in taggers.discriminant_fc
-    assert full["taggers"]["discriminant_fc"]["rnnip"] == 0.07
+    assert "fc" not in full.tagger_models.rnnip.to_dict()  # f_c lives in taggers.discriminant_fc
+    assert full.taggers.discriminant_fc.rnnip == 0.07

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 import analysis
+from analysis.core.config.taggers import TaggersConfig
+from analysis.core.errors import InputFileError
 from taggers.export import read_h5, write_h5
 from taggers.features import TaggingDataset
 from taggers.algorithms.ipxd import evaluate, fit_templates
@@ -17,11 +19,11 @@ from taggers.algorithms.sv1 import sv1
 
 
 @pytest.fixture(scope="module")
-def decorated(ttbar_splits, cfg: dict) -> tuple[TaggingDataset, dict[str, np.ndarray]]:
+def decorated(ttbar_splits, cfg: TaggersConfig) -> tuple[TaggingDataset, dict[str, np.ndarray]]:
     """The test split with SV1 outputs as dataset fields and IP3D outputs as extra features."""
     test = ttbar_splits.test
     ip3d = evaluate(fit_templates(ttbar_splits.train, cfg, "ip3d"), test)
-    return test.with_jet_fields(sv1(test, cfg)), ip3d
+    return test.with_jet_fields(sv1(test, cfg.sv1)), ip3d
 
 
 def test_round_trip(decorated, tmp_path: Path) -> None:
@@ -80,5 +82,5 @@ def test_empty_dataset_and_bad_input(ttbar_splits, tmp_path: Path) -> None:
     assert not (tmp_path / "bad.h5").exists()
     with h5py.File(tmp_path / "other.h5", "w") as f:
         f["jets"] = np.zeros(3)
-    with pytest.raises(ValueError, match="'tracks'"):
+    with pytest.raises(InputFileError, match="other.h5: no 'tracks' dataset"):
         read_h5(tmp_path / "other.h5")

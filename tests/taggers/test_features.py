@@ -6,14 +6,12 @@ import awkward as ak
 import numpy as np
 import pytest
 
+from analysis.core.config.taggers import TaggersConfig
+from analysis.core.errors import NonFiniteInputError
 from analysis.io.ingest import open_events, read_arrays
-from taggers.features import (
-    TRACK_FIELDS,
-    NonFiniteInputError,
-    TaggingDataset,
-    build_dataset,
-    rnnip_inputs,
-)
+from taggers.features import TRACK_FIELDS, TaggingDataset, build_dataset
+from taggers.nn.rnnip import as_rnnip_inputs
+from taggers.training import TaggerInputError
 from tests.taggers.conftest import displaced_track, jet_record, make_events
 
 
@@ -33,9 +31,9 @@ def test_ntuple_z0_is_relative_to_pv(tagger_ttbar_file, ttbar_ds: TaggingDataset
     assert np.mean(ttbar_ds.jets["n_tracks"] > 0) > 0.9
 
 
-def test_shapes_masks_and_sorting(ttbar_ds: TaggingDataset, cfg: dict) -> None:
+def test_shapes_masks_and_sorting(ttbar_ds: TaggingDataset, cfg: TaggersConfig) -> None:
     ds = ttbar_ds
-    n, n_max = len(ds), cfg["tracks"]["n_max"]
+    n, n_max = len(ds), cfg.tracks.n_max
     assert n > 1000
     for name in TRACK_FIELDS:
         assert ds.tracks[name].shape == (n, n_max), name
@@ -57,20 +55,20 @@ def test_shapes_masks_and_sorting(ttbar_ds: TaggingDataset, cfg: dict) -> None:
     assert np.all(ds.tracks["grade"][~valid] == -1)
     # the selection cuts hold
     v = valid
-    assert np.all(ds.tracks["pt"][v] > cfg["tracks"]["pt_min_gev"])
-    assert np.all(np.abs(ds.tracks["d0"][v]) < cfg["tracks"]["abs_d0_max_mm"])
-    assert np.all(np.abs(ds.tracks["z0sintheta"][v]) < cfg["tracks"]["abs_z0sintheta_max_mm"])
-    assert np.all(ds.jets["pt"] > cfg["jets"]["pt_min_gev"])
-    assert np.all(np.abs(ds.jets["eta"]) < cfg["jets"]["abs_eta_max"])
+    assert np.all(ds.tracks["pt"][v] > cfg.tracks.pt_min_gev)
+    assert np.all(np.abs(ds.tracks["d0"][v]) < cfg.tracks.abs_d0_max_mm)
+    assert np.all(np.abs(ds.tracks["z0sintheta"][v]) < cfg.tracks.abs_z0sintheta_max_mm)
+    assert np.all(ds.jets["pt"] > cfg.jets.pt_min_gev)
+    assert np.all(np.abs(ds.jets["eta"]) < cfg.jets.abs_eta_max)
     assert np.all(ds.tracks["dr"][v] < 0.6) and np.all(ds.tracks["pt_frac"][v] > 0)
 
 
 def test_max_tracks_keeps_the_largest_sd0(
-    tagger_ttbar_file, ttbar_ds: TaggingDataset, cfg: dict
+    tagger_ttbar_file, ttbar_ds: TaggingDataset, cfg: TaggersConfig
 ) -> None:
     from taggers.features import load_dataset
 
-    small = load_dataset([str(tagger_ttbar_file)], {**cfg, "tracks": {**cfg["tracks"], "n_max": 3}})
+    small = load_dataset([str(tagger_ttbar_file)], cfg.replace(tracks=cfg.tracks.replace(n_max=3)))
     assert small.n_max == 3 and len(small) == len(ttbar_ds)
     assert (ttbar_ds.jets["n_tracks"] > 3).sum() > 50  # truncation actually happens
     assert np.array_equal(small.jets["n_tracks"], np.minimum(ttbar_ds.jets["n_tracks"], 3))
@@ -80,7 +78,7 @@ def test_max_tracks_keeps_the_largest_sd0(
 
 
 def test_nanoevents_and_awkward_inputs_agree(
-    tagger_ttbar_file, ttbar_ds: TaggingDataset, cfg: dict
+    tagger_ttbar_file, ttbar_ds: TaggingDataset, cfg: TaggersConfig
 ) -> None:
     events = open_events(str(tagger_ttbar_file), mode="eager")
     ds = build_dataset(events, cfg)
@@ -103,7 +101,7 @@ def _downstream_event(sign: float) -> list[dict]:
     return [{"event": 11, "Jet": [jet_record(60.0, eta_j, phi_j)], "Track": tracks}]
 
 
-def test_lifetime_signs_of_constructed_tracks(cfg: dict) -> None:
+def test_lifetime_signs_of_constructed_tracks(cfg: TaggersConfig) -> None:
     down = build_dataset(make_events(_downstream_event(+1.0)), cfg)
     up = build_dataset(make_events(_downstream_event(-1.0)), cfg)
     v = down.tracks["valid"][0]
@@ -116,7 +114,7 @@ def test_lifetime_signs_of_constructed_tracks(cfg: dict) -> None:
     assert set(np.sign(down.tracks["d0"][0, v])) == {-1.0, 1.0}
 
 
-def test_jets_without_tracks(cfg: dict) -> None:
+def test_jets_without_tracks(cfg: TaggersConfig) -> None:
     base = _downstream_event(+1.0)[0]
     events = [
         {**base, "Jet": [*base["Jet"], jet_record(40.0, -1.5, -2.0, label=0)]},  # 2nd jet: no track
@@ -136,8 +134,8 @@ def test_jets_without_tracks(cfg: dict) -> None:
         assert np.all(np.isfinite(ds.tracks[name].astype(float))), name
         if name != "valid":
             assert np.all(ds.tracks[name][1:] == (-1 if ds.tracks[name].dtype == np.int8 else 0))
-    cont, grade, mask = rnnip_inputs(ds, 4)
-    assert not mask[1:].any() and np.all(cont[1:] == 0) and np.all(grade[1:] == 4)
+    inp = as_rnnip_inputs(ds, 4)
+    assert not inp.mask[1:].any() and np.all(inp.continuous[1:] == 0) and np.all(inp.grade[1:] == 4)
     assert ds.jets["jet_index"].tolist() == [0, 1, 0, 0]
     assert ds.jets["event"].tolist() == [11, 11, 12, 13]
 
@@ -152,27 +150,28 @@ def test_jets_without_tracks(cfg: dict) -> None:
         ("Jet", "phi", np.inf),
     ],
 )
-def test_non_finite_input_names_the_field(cfg: dict, coll: str, field: str, value: float) -> None:
+def test_non_finite_input_names_the_field(cfg: TaggersConfig, coll: str, field: str, value: float) -> None:
     ev = _downstream_event(+1.0)[0]
     if coll == "Track":
         ev["Track"][1] = {**ev["Track"][1], field: value}
     else:
         ev["Jet"][0] = {**ev["Jet"][0], field: value}
-    with pytest.raises(NonFiniteInputError, match=rf"{coll}_{field}\b.*event 11"):
+    with pytest.raises(NonFiniteInputError, match=rf"^constructed: {coll}_{field} holds 1 NaN/inf value\(s\), the first in event 11$"):
         build_dataset(make_events([ev]), cfg, source="constructed")
 
 
-def test_non_positive_error_is_refused(cfg: dict) -> None:
+def test_non_positive_error_is_refused(cfg: TaggersConfig) -> None:
     ev = _downstream_event(+1.0)[0]
     ev["Track"][0] = {**ev["Track"][0], "d0Err": 0.0}
     with pytest.raises(NonFiniteInputError, match="Track_d0Err"):
         build_dataset(make_events([ev]), cfg)
 
 
-def test_rnnip_inputs(ttbar_ds: TaggingDataset, cfg: dict) -> None:
-    n_grades = cfg["tracks"]["n_grades"]
-    cont, grade, mask = rnnip_inputs(ttbar_ds, n_grades)
-    n, n_max = len(ttbar_ds), cfg["tracks"]["n_max"]
+def test_rnnip_inputs(ttbar_ds: TaggingDataset, cfg: TaggersConfig) -> None:
+    n_grades = cfg.tracks.n_grades
+    inp = as_rnnip_inputs(ttbar_ds, n_grades)
+    cont, grade, mask = inp.continuous, inp.grade, inp.mask
+    n, n_max = len(ttbar_ds), cfg.tracks.n_max
     assert cont.shape == (n, n_max, 4) and cont.dtype == np.float32
     assert grade.shape == (n, n_max) and grade.dtype == np.int64
     assert mask.shape == (n, n_max) and mask.dtype == bool
@@ -181,8 +180,8 @@ def test_rnnip_inputs(ttbar_ds: TaggingDataset, cfg: dict) -> None:
     assert np.array_equal(cont[..., 0], ttbar_ds.tracks["sd0"])
     assert np.array_equal(cont[..., 3], ttbar_ds.tracks["dr"])
     assert np.all(cont[~mask] == 0)
-    with pytest.raises(ValueError, match="grade outside"):
-        rnnip_inputs(ttbar_ds, 2)
+    with pytest.raises(TaggerInputError, match="'grade' holds values outside"):
+        as_rnnip_inputs(ttbar_ds, 2)
 
 
 def test_subset_and_lengths(ttbar_ds: TaggingDataset) -> None:

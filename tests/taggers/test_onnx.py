@@ -9,6 +9,8 @@ import onnx
 import pytest
 import torch
 
+from analysis.core.config.taggers import TaggerModelsConfig
+from analysis.core.errors import ModelMismatchError, NonFiniteInputError
 from tests.fixtures.taggers import HIGHLEVEL_NAMES, synthetic_highlevel, synthetic_tagging_dataset
 from taggers.nn.dl1 import DL1, predict_dl1, train_dl1
 from taggers.onnx_export import (
@@ -26,7 +28,7 @@ from taggers.nn.rnnip import (
     predict_rnnip,
     train_rnnip,
 )
-from taggers.training import FeatureMatrix, ModelMismatchError, TaggerInputError
+from taggers.training import FeatureMatrix, TaggerInputError
 
 ATOL = 1e-5
 
@@ -41,7 +43,7 @@ def rnnip_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     res = train_rnnip(
         synthetic_tagging_dataset(1500, 15, seed=1),
         synthetic_tagging_dataset(400, 15, seed=2),
-        {"max_epochs": 2, "batch_size": 128},
+        TaggerModelsConfig.validated({"rnnip": {"max_epochs": 2, "batch_size": 128}}).rnnip,
         out,
         progress=False,
     )
@@ -82,7 +84,7 @@ def test_rnnip_onnx_checks_inputs(rnnip_path: Path, tmp_path: Path) -> None:
     bad = synthetic_tagging_dataset(30, 15, seed=5)
     row = int(np.argmax(bad.tracks["valid"][:, 0]))
     bad.tracks["pt_frac"][row, 0] = np.nan
-    with pytest.raises(TaggerInputError, match="'pt_frac'"):
+    with pytest.raises(NonFiniteInputError, match="pt_frac holds 1 NaN/inf"):
         session.predict(bad)
     empty = bad.subset(np.zeros(len(bad), bool))
     with pytest.raises(TaggerInputError, match="empty"):
@@ -110,7 +112,7 @@ def test_dl1_onnx_matches_torch(tmp_path: Path) -> None:
     res = train_dl1(
         synthetic_highlevel(2000, seed=1),
         synthetic_highlevel(500, seed=2),
-        {"max_epochs": 2, "batch_size": 256},
+        TaggerModelsConfig.validated({"dl1": {"max_epochs": 2, "batch_size": 256}}).dl1,
         tmp_path,
         progress=False,
     )

@@ -1,5 +1,5 @@
 """The whole tagger chain on the generated ttbar fixture: prepare -> train (tiny epochs) ->
-evaluate -> decorate, through the command-line entry points, and the Snakemake rules.
+evaluate -> decorate, through ``hepline taggers ...``, and the Snakemake rules.
 
 :func:`small_pipeline` runs the chain once per session (cached) for test_prepare,
 test_evaluate and test_decorate too.
@@ -18,8 +18,8 @@ import pytest
 import uproot
 import yaml
 
+from taggers import TAGGERS
 from taggers.evaluate import PLOT_FILES
-from taggers.models import TAGGERS
 
 REPO = Path(__file__).resolve().parents[2]
 WPS = ("60", "70", "77", "85")
@@ -50,63 +50,27 @@ def write_config(path: Path, overrides: dict | None = None) -> Path:
 
 
 def small_pipeline(ttbar_file: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Run prepare/train/evaluate/decorate on ``ttbar_file`` once; paths of the outputs."""
+    """Run ``hepline taggers prepare|train|evaluate|decorate`` on ``ttbar_file`` once; the
+    paths of the outputs."""
     key = str(ttbar_file)
     if key in _CACHE:
         return _CACHE[key]
-    from taggers import decorate, evaluate, prepare, train
+    from analysis.cli import main
 
     base = tmp_path_factory.mktemp("taggers_pipeline")
     out = base / "taggers"
     models = out / "models"
     cfg = write_config(base / "config.yaml")
-    assert prepare.main(["--config", str(cfg), "--output-dir", str(out), str(ttbar_file)]) == 0
+    assert main(["taggers", "prepare", "--config", str(cfg), "--output-dir", str(out), str(ttbar_file)]) == 0
     for tagger in ("rnnip", "mv2", "dl1"):
-        argv = [
-            "--config",
-            str(cfg),
-            "--tagger",
-            tagger,
-            "--train",
-            str(out / "train.h5"),
-            "--validation",
-            str(out / "validation.h5"),
-            "--model-dir",
-            str(models),
-            "--threads",
-            "1",
-        ]
-        assert train.main(argv) == 0
-    assert (
-        evaluate.main(
-            [
-                "--config",
-                str(cfg),
-                "--test",
-                str(out / "test.h5"),
-                "--models",
-                str(models),
-                "--output-dir",
-                str(out),
-            ]
-        )
-        == 0
-    )
+        assert main(["taggers", "train", "--config", str(cfg), "--tagger", tagger, "--train", str(out / "train.h5"),
+                     "--validation", str(out / "validation.h5"), "--model-dir", str(models),
+                     "--threads", "1"]) == 0
+    assert main(["taggers", "evaluate", "--config", str(cfg), "--test", str(out / "test.h5"),
+                 "--models", str(models), "--output-dir", str(out)]) == 0
     decorated = base / "decorated" / "ttbar" / "ttbar_0.root"
-    assert (
-        decorate.main(
-            [
-                "--config",
-                str(cfg),
-                "--models",
-                str(models),
-                "--output",
-                str(decorated),
-                str(ttbar_file),
-            ]
-        )
-        == 0
-    )
+    assert main(["taggers", "decorate", "--config", str(cfg), "--models", str(models),
+                 "--output", str(decorated), str(ttbar_file)]) == 0
     _CACHE[key] = {
         "base": base,
         "config": cfg,

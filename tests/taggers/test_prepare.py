@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 import uproot
 
-from analysis.core.config import load_raw_config
-from taggers.dataset import EmptySplitError
-from taggers.decorate import _block, _group_branches, _types
-from taggers.features import NonFiniteInputError, load_dataset
+from analysis.core.config import load_config
+from analysis.core.errors import NonFiniteInputError
+from analysis.core.provenance import file_sha256
+from analysis.generation.writer import branch_types, collection_groups, event_block
 from taggers.algorithms.ipxd import IPTemplates, evaluate
-from taggers.models import file_sha256, read_split
-from taggers.prepare import prepare
+from taggers.dataset import EmptySplitError
+from taggers.export import DatasetProvenance, read_split
+from taggers.features import load_dataset
+from taggers.prepare import PrepareResult, prepare
 from tests.taggers.test_pipeline import small_pipeline, write_config
 
 SPLITS = ("train", "validation", "test")
@@ -105,7 +107,7 @@ def test_provenance(pipeline, splits) -> None:
 
 def test_empty_split_is_an_error(pipeline, tmp_path: Path) -> None:
     """The fixture's event numbers are 1..400: event % 1000 == 999 selects nothing."""
-    cfg = load_raw_config(
+    cfg = load_config(
         write_config(
             tmp_path / "c.yaml",
             {
@@ -134,14 +136,33 @@ def test_nan_in_the_ntuple_is_an_error(pipeline, tmp_path: Path) -> None:
     bad = tmp_path / "ttbar_nan.root"
     with uproot.open(src) as fin, uproot.recreate(bad) as fout:
         tree = fin["Events"]
-        block = _block(tree.arrays(), _group_branches(tree))
+        block = event_block(tree.arrays(), collection_groups(tree))
         z0 = np.asarray(ak.to_numpy(ak.flatten(block["Track"]["z0"]))).copy()
         z0[first_track_of_a_taggable_jet(block["Jet"], block["Track"])] = np.nan
         block["Track"] = ak.with_field(
             block["Track"], ak.unflatten(z0, ak.num(block["Track"])), "z0"
         )
-        fout.mktree("Events", _types(block)).extend(block)
+        fout.mktree("Events", branch_types(block)).extend(block)
         fout["hepline_metadata"] = str(fin["hepline_metadata"])
-    cfg = load_raw_config(pipeline["config"])
-    with pytest.raises(NonFiniteInputError, match=r"ttbar_nan\.root: Track_z0 has 1 non-finite"):
+    cfg = load_config(pipeline["config"])
+    with pytest.raises(NonFiniteInputError, match=r"ttbar_nan\.root: Track_z0 holds 1 NaN/inf value\(s\), the first in event"):
         prepare([bad], cfg, tmp_path / "out")
+
+
+def test_prepare_result_is_what_was_written(pipeline, splits, tmp_path: Path) -> None:
+    """The returned :class:`PrepareResult` holds the content of prepare.json, the splits as
+    written and the same dataset provenance as an earlier run on the same input and config."""
+    res = prepare([pipeline["input"]], load_config(pipeline["config"]), tmp_path)
+    assert isinstance(res, PrepareResult)
+    assert json.loads((tmp_path / "prepare.json").read_text()) == json.loads(json.dumps(res.to_dict()))
+    earlier = DatasetProvenance.of(splits["test"], pipeline["out"] / "test.h5")
+    assert res.dataset == earlier and res.dataset.dataset_id
+    assert res.counts["test"].jets == len(splits["test"]) == len(res.splits.test)
+    assert res.counts["train"].flavours["b"].jets == int((splits["train"].jets["label"] == 5).sum())
+    for name, ds in splits.items():
+        mem = getattr(res.splits, name)
+        for k, v in ds.jets.items():
+            assert np.array_equal(mem.jets[k], v), (name, k)
+        for k, v in ds.tracks.items():
+            assert np.array_equal(mem.tracks[k], v), (name, k)
+    assert res.files["test"] == tmp_path / "test.h5" and res.templates["ip3d"].kind == "ip3d"

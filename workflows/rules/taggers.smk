@@ -6,9 +6,8 @@
 # Training uses one torch thread per job (taggers.threads); run jobs side by side instead.
 # Uses shard_files/decorated_files/job_resources (common.smk), SAMPLES/OUT/PY/CONFIGFILE (Snakefile).
 
-TAGGERS_CFG = config.get("taggers") or {}
-TAGGER_SAMPLE = TAGGERS_CFG.get("sample", "ttbar")
-TAGGER_THREADS = int(TAGGERS_CFG.get("threads", 1))
+TAGGER_SAMPLE = CFG.taggers.sample
+TAGGER_THREADS = CFG.taggers.threads
 TAGGERS_DIR = OUT / "taggers"
 TAGGER_MODELS = TAGGERS_DIR / "models"
 TAGGER_IPXD = TAGGERS_DIR / "ipxd"
@@ -18,7 +17,7 @@ if TAGGER_SAMPLE not in SAMPLES:
     raise ValueError(f"taggers.sample {TAGGER_SAMPLE!r} is not a sample of generation.samples")
 
 
-DECORATE_SAMPLES = TAGGERS_CFG.get("decorate_samples")
+DECORATE_SAMPLES = CFG.taggers.decorate_samples
 if DECORATE_SAMPLES is None:
     DECORATE_SAMPLES = default_decorate_samples()
 _unknown = [s for s in DECORATE_SAMPLES if s not in SAMPLES]
@@ -64,7 +63,7 @@ rule taggers_prepare:
     resources:
         **job_resources(mem_mb=12000, runtime=60),
     shell:
-        "{params.py} -m taggers.prepare --config {params.configfile} --output-dir {params.outdir} "
+        "{params.py} -m analysis.cli taggers prepare --config {params.configfile} --output-dir {params.outdir} "
         "{input} > {log} 2>&1"
 
 
@@ -92,7 +91,7 @@ rule taggers_train_rnnip:
     resources:
         **job_resources(mem_mb=8000, runtime=360),
     shell:
-        "{params.py} -m taggers.train --config {params.configfile} --tagger rnnip "
+        "{params.py} -m analysis.cli taggers train --config {params.configfile} --tagger rnnip "
         "--train {input.train} --validation {input.validation} --model-dir {params.model_dir} "
         "--threads {threads} > {log} 2>&1"
 
@@ -119,7 +118,7 @@ rule taggers_train_mv2:
     resources:
         **job_resources(mem_mb=6000, runtime=120),
     shell:
-        "{params.py} -m taggers.train --config {params.configfile} --tagger mv2 "
+        "{params.py} -m analysis.cli taggers train --config {params.configfile} --tagger mv2 "
         "--train {input.train} --validation {input.validation} --model-dir {params.model_dir} "
         "--threads {threads} > {log} 2>&1"
 
@@ -150,7 +149,7 @@ rule taggers_train_dl1:
     resources:
         **job_resources(mem_mb=6000, runtime=240),
     shell:
-        "{params.py} -m taggers.train --config {params.configfile} --tagger dl1 "
+        "{params.py} -m analysis.cli taggers train --config {params.configfile} --tagger dl1 "
         "--train {input.train} --validation {input.validation} --rnnip {input.rnnip} "
         "--model-dir {params.model_dir} --threads {threads} > {log} 2>&1"
 
@@ -191,7 +190,7 @@ rule taggers_evaluate:
     resources:
         **job_resources(mem_mb=6000, runtime=60),
     shell:
-        "{params.py} -m taggers.evaluate --config {params.configfile} --test {input.test} "
+        "{params.py} -m analysis.cli taggers evaluate --config {params.configfile} --test {input.test} "
         "--models {params.model_dir} --ipxd {params.ipxd_dir} --output-dir {params.outdir} "
         "> {log} 2>&1"
 
@@ -223,7 +222,7 @@ rule taggers_decorate:
     resources:
         **job_resources(mem_mb=4000, runtime=30),
     shell:
-        "{params.py} -m taggers.decorate --config {params.configfile} --models {params.model_dir} "
+        "{params.py} -m analysis.cli taggers decorate --config {params.configfile} --models {params.model_dir} "
         "--ipxd {params.ipxd_dir} --threads {threads} --output {output} {input.root} > {log} 2>&1"
 
 

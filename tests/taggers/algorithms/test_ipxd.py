@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from analysis.core.config.taggers import TaggersConfig
+from analysis.core.errors import InputError
 from taggers.dataset import reweight
 from taggers.features import TaggingDataset
 from taggers.algorithms.ipxd import HYPOTHESES, IPTemplates, evaluate, fit_templates
 
 
-def _cross_fit(ds: TaggingDataset, cfg: dict, kind: str, labels: np.ndarray) -> np.ndarray:
+def _cross_fit(ds: TaggingDataset, cfg: TaggersConfig, kind: str, labels: np.ndarray) -> np.ndarray:
     """Out-of-sample ``{kind}_log_pb_pu`` for every jet: templates filled on the jets of odd
     events score the even ones and vice versa (every jet is scored by templates that never
     saw it). ``labels`` replace the true labels for the fit."""
@@ -20,30 +22,31 @@ def _cross_fit(ds: TaggingDataset, cfg: dict, kind: str, labels: np.ndarray) -> 
     for fit_mask in (odd, ~odd):
         train = ds.subset(fit_mask)
         train.jets["label"] = labels[fit_mask]
-        train = reweight(train, cfg)
+        train = reweight(train, cfg.reweighting)
         tpl = fit_templates(train, cfg, kind)
         score[~fit_mask] = evaluate(tpl, ds.subset(~fit_mask))[f"{kind}_log_pb_pu"]
     return score
 
 
 @pytest.mark.parametrize("kind", ["ip2d", "ip3d"])
-def test_templates_normalise_per_grade_and_flavour(ttbar_splits, cfg: dict, kind: str) -> None:
+def test_templates_normalise_per_grade_and_flavour(ttbar_splits, cfg: TaggersConfig, kind: str) -> None:
     tpl = fit_templates(ttbar_splits.train, cfg, kind)
-    n_bins = [len(cfg[kind][f"{v}_edges"]) - 1 for v in tpl.variables]
-    assert tpl.prob.shape == (3, cfg["tracks"]["n_grades"], *n_bins)
-    sums = tpl.prob.reshape(3, cfg["tracks"]["n_grades"], -1).sum(axis=-1)
+    kcfg = getattr(cfg, kind)
+    n_bins = [len(getattr(kcfg, f"{v}_edges")) - 1 for v in tpl.variables]
+    assert tpl.prob.shape == (3, cfg.tracks.n_grades, *n_bins)
+    sums = tpl.prob.reshape(3, cfg.tracks.n_grades, -1).sum(axis=-1)
     assert np.allclose(sums, 1.0, atol=1e-12)
     assert np.all(tpl.prob > 0)  # the floor leaves no empty bin
     # the b template of good tracks puts more weight on large positive sd0 than light's
     b, u = HYPOTHESES.index(5), HYPOTHESES.index(0)
-    pos = np.asarray(cfg[kind]["sd0_edges"])[:-1] >= 3
+    pos = np.asarray(kcfg.sd0_edges)[:-1] >= 3
     pb, pu = tpl.prob[b, 0], tpl.prob[u, 0]
     if kind == "ip3d":  # marginal in sd0
         pb, pu = pb.sum(axis=1), pu.sum(axis=1)
     assert pb[pos].sum() > 3 * pu[pos].sum()
 
 
-def test_outputs_and_jets_without_tracks(ttbar_splits, cfg: dict, tmp_path) -> None:
+def test_outputs_and_jets_without_tracks(ttbar_splits, cfg: TaggersConfig, tmp_path) -> None:
     tpl = fit_templates(ttbar_splits.train, cfg, "ip3d")
     test = ttbar_splits.test
     out = evaluate(tpl, test)
@@ -80,7 +83,7 @@ def test_outputs_and_jets_without_tracks(ttbar_splits, cfg: dict, tmp_path) -> N
 
 
 def test_ip3d_separates_b_from_light_and_shuffled_labels_do_not(
-    ttbar_ds: TaggingDataset, cfg: dict
+    ttbar_ds: TaggingDataset, cfg: TaggersConfig
 ) -> None:
     label = ttbar_ds.jets["label"]
     bl = np.isin(label, [5, 0])
@@ -98,9 +101,9 @@ def test_ip3d_separates_b_from_light_and_shuffled_labels_do_not(
     assert auc - np.mean(aucs) > 0.2
 
 
-def test_bad_grade_is_refused(ttbar_splits, cfg: dict) -> None:
+def test_bad_grade_is_refused(ttbar_splits, cfg: TaggersConfig) -> None:
     ds = ttbar_splits.train.subset(slice(0, 50))
     row = int(np.argmax(ds.jets["n_tracks"] > 0))
     ds.tracks["grade"][row, 0] = 7
-    with pytest.raises(ValueError, match="grade outside"):
+    with pytest.raises(InputError, match="grade outside"):
         fit_templates(ds, cfg, "ip2d")

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from analysis.core.config.taggers import TaggerModelsConfig
+from analysis.core.errors import ModelMismatchError, NonFiniteInputError
 from tests.fixtures.taggers import HIGHLEVEL_NAMES, synthetic_highlevel
 from taggers.algorithms.mv2 import (
     MODEL_FILE,
@@ -19,9 +21,11 @@ from taggers.algorithms.mv2 import (
     predict_mv2,
     train_mv2,
 )
-from taggers.training import FeatureMatrix, MissingClassError, ModelMismatchError, TaggerInputError
+from taggers.training import FeatureMatrix, MissingClassError, TaggerInputError
 
-CFG = {"n_estimators": 60, "max_depth": 3, "early_stopping_rounds": 10, "seed": 3}
+CFG = TaggerModelsConfig.validated(
+    {"mv2": {"n_estimators": 60, "max_depth": 3, "early_stopping_rounds": 10, "seed": 3}}
+).mv2
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +123,9 @@ def test_bad_inputs(trained, tmp_path: Path) -> None:
     data = synthetic_highlevel(600, seed=5)
     x = data.x.copy()
     x[4, HIGHLEVEL_NAMES.index("ip3d_pb_pu")] = -np.inf
-    with pytest.raises(TaggerInputError, match="'ip3d_pb_pu'"):
+    with pytest.raises(NonFiniteInputError, match="MV2 test set: ip3d_pb_pu holds 1 NaN/inf value.*jet 4"):
         predict_mv2(trained, FeatureMatrix(x, data.names))
-    with pytest.raises(TaggerInputError, match="'ip3d_pb_pu'"):
+    with pytest.raises(NonFiniteInputError, match="ip3d_pb_pu"):
         train_mv2(FeatureMatrix(x, data.names, data.label), None, CFG, tmp_path, n_threads=1)
     no_b = data.label != 5
     with pytest.raises(MissingClassError, match="'b'"):

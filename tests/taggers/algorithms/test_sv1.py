@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from analysis.core.config.taggers import TaggersConfig
 from analysis.generation.tracking import perigee
 from taggers.features import TaggingDataset, build_dataset
 from taggers.algorithms.sv1 import (
@@ -110,7 +111,7 @@ def _track_from_momentum(vertex: np.ndarray, p: np.ndarray, charge: int) -> dict
 
 
 def _one_vertex_dataset(
-    vertex: np.ndarray, momenta: list[np.ndarray], charges: list[int], cfg: dict
+    vertex: np.ndarray, momenta: list[np.ndarray], charges: list[int], cfg: TaggersConfig
 ) -> TaggingDataset:
     direction = np.sum(momenta, axis=0)
     pt = float(np.hypot(direction[0], direction[1]))
@@ -136,7 +137,7 @@ AXIS = np.array([np.cos(0.4), np.sin(0.4), np.sinh(0.3)])
         ("control", None),
     ],
 )
-def test_two_track_vetoes(cfg: dict, case: str, flag: str | None) -> None:
+def test_two_track_vetoes(cfg: TaggersConfig, case: str, flag: str | None) -> None:
     u = AXIS / np.linalg.norm(AXIS)
     if case == "k0s":
         vertex, (p1, p2), q = (
@@ -160,7 +161,7 @@ def test_two_track_vetoes(cfg: dict, case: str, flag: str | None) -> None:
     ds = _one_vertex_dataset(vertex, [p1, p2], q, cfg)
     assert ds.jets["n_tracks"][0] == 2
     pairs = two_track_vertices(
-        ds, cfg, b_field_t=B_FIELD_T, pv_resolution_mm={"xy": 0.01, "z": 0.03}
+        ds, cfg.sv1, b_field_t=B_FIELD_T, pv_resolution_mm={"xy": 0.01, "z": 0.03}
     )
     assert len(pairs["jet"]) == 1
     # collinear conversion tracks only touch: the vertex is poorly constrained along them
@@ -170,17 +171,17 @@ def test_two_track_vetoes(cfg: dict, case: str, flag: str | None) -> None:
     vetoes = ("k0s", "lambda", "conversion", "material")
     assert [v for v in vetoes if pairs[v][0]] == ([flag] if flag else [])
     assert pairs["good"][0] == (flag is None)
-    out = sv1(ds, cfg, b_field_t=B_FIELD_T)
+    out = sv1(ds, cfg.sv1, b_field_t=B_FIELD_T)
     assert out["sv1_has_sv"][0] == (flag is None)
 
 
-def test_sv1_reconstructs_a_constructed_b_decay(cfg: dict) -> None:
+def test_sv1_reconstructs_a_constructed_b_decay(cfg: TaggersConfig) -> None:
     u = AXIS / np.linalg.norm(AXIS)
     vertex = 6.0 * u
     rng = np.random.default_rng(9)
     momenta = [p * (u + rng.normal(0, 0.08, 3)) for p in (4.0, 6.0, 9.0, 3.0)]
     ds = _one_vertex_dataset(vertex, momenta, [1, -1, 1, -1], cfg)
-    out = sv1(ds, cfg, b_field_t=B_FIELD_T, pv_resolution_mm={"xy": 0.01, "z": 0.03})
+    out = sv1(ds, cfg.sv1, b_field_t=B_FIELD_T, pv_resolution_mm={"xy": 0.01, "z": 0.03})
     assert out["sv1_has_sv"][0] and out["sv1_ntrk"][0] == 4 and out["sv1_n2t"][0] == 6
     assert np.allclose([out["sv1_x"][0], out["sv1_y"][0], out["sv1_z"][0]], vertex, atol=1e-3)
     assert out["sv1_l3d"][0] == pytest.approx(6.0, abs=1e-3)
@@ -192,8 +193,8 @@ def test_sv1_reconstructs_a_constructed_b_decay(cfg: dict) -> None:
     assert out["sv1_sig3d"][0] > 20
 
 
-def test_sv1_on_ttbar(ttbar_ds: TaggingDataset, cfg: dict) -> None:
-    out = sv1(ttbar_ds, cfg)
+def test_sv1_on_ttbar(ttbar_ds: TaggingDataset, cfg: TaggersConfig) -> None:
+    out = sv1(ttbar_ds, cfg.sv1)
     n = len(ttbar_ds)
     for k, v in out.items():
         assert v.shape == (n,) and np.all(np.isfinite(v.astype(float))), k
@@ -207,7 +208,7 @@ def test_sv1_on_ttbar(ttbar_ds: TaggingDataset, cfg: dict) -> None:
         (out["sv1_efrac"][has] > 0) & (out["sv1_efrac"][has] <= 1 + 1e-6)
     )
     assert np.all(out["sv1_lxy"][has] > 0) and np.all(
-        out["sv1_lxy"][has] < cfg["sv1"]["max_lxy_mm"]
+        out["sv1_lxy"][has] < cfg.sv1.max_lxy_mm
     )
     for k, v in SV1_DEFAULTS.items():  # documented defaults without an SV
         assert np.all(out[f"sv1_{k}"][~has] == v), k

@@ -10,17 +10,21 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from analysis.core.config.taggers import TaggerModelsConfig, TaggerModelsDl1, TaggersConfig
+from analysis.core.errors import ModelMismatchError, NonFiniteInputError
+from analysis.ml.normaliser import Normaliser
 from tests.fixtures.taggers import HIGHLEVEL_NAMES, synthetic_highlevel, synthetic_tagging_dataset
 from taggers.discriminant import discriminant_from_probs
 from taggers.nn.dl1 import DL1, load_dl1, predict_dl1, train_dl1
-from taggers.training import (
-    FeatureMatrix,
-    MissingClassError,
-    ModelMismatchError,
-    TaggerInputError,
-)
+from taggers.training import FeatureMatrix, MissingClassError, TaggerInputError
 
-CFG = {"max_epochs": 4, "batch_size": 256, "seed": 5}
+
+def dl1_cfg(**values: object) -> TaggerModelsDl1:
+    """``tagger_models.dl1`` with ``values`` and the defaults."""
+    return TaggerModelsConfig.validated({"dl1": values}).dl1
+
+
+CFG = dl1_cfg(max_epochs=4, batch_size=256, seed=5)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -107,16 +111,16 @@ def test_feature_names_stored_and_matched(trained) -> None:
     with pytest.raises(ModelMismatchError, match="mismatched model and feature file"):
         load_dl1(trained.model_path, features=HIGHLEVEL_NAMES[::-1])
     with pytest.raises(ModelMismatchError, match="normaliser"):
-        load_dl1(trained.model_path, normaliser={"names": ["pt"], "mean": [0.0], "std": [1.0]})
+        load_dl1(trained.model_path, normaliser=Normaliser.from_dict({"names": ["pt"], "mean": [0.0], "std": [1.0]}))
 
 
 def test_bad_inputs(tmp_path: Path, trained) -> None:
     data = synthetic_highlevel(800, seed=6)
     x = data.x.copy()
     x[17, HIGHLEVEL_NAMES.index("sv1_lxy")] = np.nan
-    with pytest.raises(TaggerInputError, match="'sv1_lxy'.*jet 17"):
+    with pytest.raises(NonFiniteInputError, match=r"DL1 test set: sv1_lxy holds 1 NaN/inf value\(s\), the first in jet 17$"):
         predict_dl1(trained.model, FeatureMatrix(x, data.names))
-    with pytest.raises(TaggerInputError, match="'sv1_lxy'"):
+    with pytest.raises(NonFiniteInputError, match="sv1_lxy"):
         train_dl1(FeatureMatrix(x, data.names, data.label), None, CFG, tmp_path, progress=False)
     no_c = data.label != 4
     with pytest.raises(MissingClassError, match="'c'.*4"):
@@ -133,29 +137,32 @@ def test_bad_inputs(tmp_path: Path, trained) -> None:
         train_dl1(FeatureMatrix(data.x, data.names), None, CFG, tmp_path, progress=False)
     w = np.ones(len(data), np.float32)
     w[3] = np.inf
-    with pytest.raises(TaggerInputError, match="'weight'"):
+    with pytest.raises(NonFiniteInputError, match=r"DL1 training set: weight holds 1 NaN/inf value\(s\), the first in jet 3$"):
         train_dl1(
             FeatureMatrix(data.x, data.names, data.label, w), None, CFG, tmp_path, progress=False
         )
 
 
-def test_chain_on_generated_ttbar(ttbar_splits, cfg, tmp_path: Path) -> None:
+def test_chain_on_generated_ttbar(ttbar_splits, cfg: TaggersConfig, tmp_path: Path) -> None:
     """End to end on the generated ttbar sample (conftest): RNNIP on the track sequences,
     IP2D/IP3D and SV1 from the other tagger modules, then MV2 and DL1 (+ RNNIP outputs) on
     the jet columns; every output is finite and MV2 separates b from light."""
     from taggers.algorithms.ipxd import evaluate, fit_templates
     from taggers.algorithms.mv2 import predict_mv2, train_mv2
-    from taggers.nn.rnnip import predict_rnnip, rnnip_columns, train_rnnip
     from taggers.algorithms.sv1 import sv1
+    from taggers.nn.rnnip import predict_rnnip, rnnip_columns, train_rnnip
 
     train, val, test = ttbar_splits
-    rnn = train_rnnip(
-        train, val, {"max_epochs": 2, "batch_size": 128}, tmp_path / "rnnip", progress=False
-    )
+    models = TaggerModelsConfig.validated({
+        "rnnip": {"max_epochs": 2, "batch_size": 128},
+        "mv2": {"n_estimators": 40, "max_depth": 3},
+        "dl1": {"max_epochs": 2, "layers": [16, 8]},
+    })
+    rnn = train_rnnip(train, val, models.rnnip, tmp_path / "rnnip", progress=False)
     tpl = {k: fit_templates(train, cfg, k) for k in ("ip2d", "ip3d")}
 
     def decorate(ds):
-        cols = {**evaluate(tpl["ip2d"], ds), **evaluate(tpl["ip3d"], ds), **sv1(ds, cfg)}
+        cols = {**evaluate(tpl["ip2d"], ds), **evaluate(tpl["ip3d"], ds), **sv1(ds, cfg.sv1)}
         cols["abs_eta"] = np.abs(ds.jets["eta"])
         cols.update(rnnip_columns(predict_rnnip(rnn.model, ds)))
         return ds.with_jet_fields(cols)
@@ -169,7 +176,7 @@ def test_chain_on_generated_ttbar(ttbar_splits, cfg, tmp_path: Path) -> None:
     mv2 = train_mv2(
         train,
         val,
-        {"n_estimators": 40, "max_depth": 3},
+        models.mv2,
         tmp_path / "mv2",
         feature_names=high_level,
         n_threads=1,
@@ -182,7 +189,7 @@ def test_chain_on_generated_ttbar(ttbar_splits, cfg, tmp_path: Path) -> None:
     dl1 = train_dl1(
         train,
         val,
-        {"max_epochs": 2, "layers": [16, 8]},
+        models.dl1,
         tmp_path / "dl1",
         feature_names=dl1_features,
         progress=False,

@@ -10,7 +10,10 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from analysis.core.config import ConfigError
+from analysis.core.config.taggers import TaggerModelsConfig, TaggerModelsRnnip, TaggersConfig
+from analysis.core.errors import ConfigError, ModelMismatchError, NonFiniteInputError
+from analysis.ml.normaliser import Normaliser
+from analysis.ml.training import EarlyStopping, pick_device
 from tests.fixtures.taggers import synthetic_tagging_dataset
 from taggers.discriminant import discriminant_from_probs
 from taggers.nn.rnnip import (
@@ -19,22 +22,23 @@ from taggers.nn.rnnip import (
     RNNIP,
     RNNIPInputs,
     as_rnnip_inputs,
+    check_n_grades,
     load_rnnip,
     predict_rnnip,
     rnnip_columns,
     train_rnnip,
 )
-from taggers.training import (
-    EarlyStopping,
-    MissingClassError,
-    ModelMismatchError,
-    TaggerInputError,
-    class_weights,
-    pick_device,
-)
+from taggers.training import MissingClassError, TaggerInputError, class_weights
 
 N_MAX = 15
-TINY = {"max_epochs": 1, "batch_size": 256, "lstm_units": 8}
+
+
+def rnnip_cfg(**values: object) -> TaggerModelsRnnip:
+    """``tagger_models.rnnip`` with ``values`` and the defaults."""
+    return TaggerModelsConfig.validated({"rnnip": values}).rnnip
+
+
+TINY = rnnip_cfg(max_epochs=1, batch_size=256, lstm_units=8)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -148,7 +152,7 @@ def test_training_separates_b_from_light_and_shuffled_control(tmp_path: Path) ->
     constant discriminant. (Scoring the shuffled model against the *true* labels is no
     control: any residual input dependence of a near-constant output ranks b against light
     with an arbitrary sign; we saw AUCs of 0.31-0.45 that way.)"""
-    cfg = {"max_epochs": 3, "batch_size": 128, "seed": 7}
+    cfg = rnnip_cfg(max_epochs=3, batch_size=128, seed=7)
     train = synthetic_tagging_dataset(5000, N_MAX, seed=21)
     val = synthetic_tagging_dataset(1000, N_MAX, seed=22)
     test = synthetic_tagging_dataset(4000, N_MAX, seed=23)
@@ -175,7 +179,7 @@ def test_training_separates_b_from_light_and_shuffled_control(tmp_path: Path) ->
 
 
 def test_checkpoint_resume_reproduces_uninterrupted_run(tmp_path: Path) -> None:
-    cfg = {"max_epochs": 4, "batch_size": 200, "lstm_units": 8, "patience": 10, "seed": 3}
+    cfg = rnnip_cfg(max_epochs=4, batch_size=200, lstm_units=8, patience=10, seed=3)
     train = synthetic_tagging_dataset(1200, N_MAX, seed=31)
     val = synthetic_tagging_dataset(400, N_MAX, seed=32)
     full = train_rnnip(train, val, cfg, tmp_path / "full", progress=False)
@@ -203,7 +207,7 @@ def test_checkpoint_resume_reproduces_uninterrupted_run(tmp_path: Path) -> None:
     again = train_rnnip(train, val, cfg, tmp_path / "cut", progress=False)
     assert again.resumed_from_epoch == 3 and again.epochs_run == 4
     # a different config does not reuse the checkpoint
-    other = train_rnnip(train, val, {**cfg, "max_epochs": 1}, tmp_path / "cut", progress=False)
+    other = train_rnnip(train, val, cfg.replace(max_epochs=1), tmp_path / "cut", progress=False)
     assert other.resumed_from_epoch is None and other.epochs_run == 1
 
 
@@ -220,7 +224,7 @@ def test_early_stopping_unit_and_training(tmp_path: Path) -> None:
     assert clone.should_stop and clone.patience == 2
 
     # min_delta larger than any possible decrease: stops after 1 + patience epochs
-    cfg = {"max_epochs": 20, "patience": 2, "min_delta": 100.0, "batch_size": 256, "lstm_units": 4}
+    cfg = rnnip_cfg(max_epochs=20, patience=2, min_delta=100.0, batch_size=256, lstm_units=4)
     torch.set_num_threads(2)
     res = train_rnnip(
         synthetic_tagging_dataset(600, N_MAX, seed=41),
@@ -269,7 +273,7 @@ def test_mismatched_model_and_feature_file(tiny_model: Path) -> None:
         load_rnnip(tiny_model, n_max=20)
     with pytest.raises(ModelMismatchError, match="normaliser features"):
         load_rnnip(
-            tiny_model, normaliser={"names": ["sd0", "sz0", "pt"], "mean": [0] * 3, "std": [1] * 3}
+            tiny_model, normaliser=Normaliser.from_dict({"names": ["sd0", "sz0", "pt"], "mean": [0] * 3, "std": [1] * 3})
         )
     with pytest.raises(ModelMismatchError, match="features"):
         load_rnnip(tiny_model, features=["sd0", "sz0", "pt_frac"])
@@ -283,7 +287,7 @@ def test_mismatched_model_and_feature_file(tiny_model: Path) -> None:
         tiny_model,
         n_max=N_MAX,
         features=list(CONTINUOUS_FEATURES),
-        normaliser=load_rnnip(tiny_model).meta["normaliser"],
+        normaliser=Normaliser.from_dict(load_rnnip(tiny_model).meta["normaliser"]),
     )  # matching: fine
 
 
@@ -293,11 +297,11 @@ def test_bad_inputs(tmp_path: Path, tiny_model: Path) -> None:
     bad = synthetic_tagging_dataset(400, N_MAX, seed=51)
     row = int(np.argmax(bad.tracks["valid"][:, 0]))
     bad.tracks["sz0"][row, 0] = np.nan
-    with pytest.raises(TaggerInputError, match="'sz0'"):
+    with pytest.raises(NonFiniteInputError, match="RNNIP test set: sz0 holds 1 NaN/inf value"):
         predict_rnnip(tiny_model, bad)
     bad.tracks["sz0"][row, 0] = 0.0
     bad.tracks["dr"][row, 0] = np.inf
-    with pytest.raises(TaggerInputError, match=f"'dr'.*jet {row}"):
+    with pytest.raises(NonFiniteInputError, match=rf"dr holds 1 NaN/inf value\(s\), the first in jet {row}$"):
         train_rnnip(bad, None, TINY, tmp_path / "inf", progress=False)
     # a flavour missing from the training set
     no_tau = ds.subset(ds.jets["label"] != 15)
@@ -323,11 +327,7 @@ def test_bad_inputs(tmp_path: Path, tiny_model: Path) -> None:
     holes[full_row, 1] = False
     with pytest.raises(TaggerInputError, match="prefix"):
         as_rnnip_inputs((inp.continuous, inp.grade, holes), 4)
-    with pytest.raises(ConfigError, match="n_grades"):
-        train_rnnip(
-            ds,
-            None,
-            {"taggers": {"tracks": {"n_grades": 3}}, "tagger_models": {"rnnip": TINY}},
-            tmp_path / "cfg",
-            progress=False,
-        )
+    taggers = TaggersConfig.validated({"tracks": {"n_grades": 3}})
+    with pytest.raises(ConfigError, match="taggers.tracks.n_grades .3. and tagger_models.rnnip.n_grades .4."):
+        check_n_grades(taggers, TINY)
+    check_n_grades(TaggersConfig.default(), TINY)  # the defaults agree
