@@ -1,17 +1,17 @@
-# Whole-detector CNN (selections.rpv.cnn) and the cut-based RPV multijet baseline
-# (selections.rpv.cuts), docs/calo-cnn.md:
+# Whole-detector CNN (selections.rpv.cnn, `hepline calo ...`) and the cut-based RPV multijet
+# baseline (selections.rpv.cuts, `hepline rpv ...`), docs/calo-cnn.md:
 #   per sample: shards -> sparse images (HDF5)      and   shards -> cut-based table (HDF5)
 #   all samples' images -> train (model + normalisation) -> evaluate on the test split, with the
 #   cut-based flags of the same events (ROC, TPR ratio, score histograms as ROOT TH1, plots).
 # Uses shard_files/job_resources (common.smk) and SAMPLES, OUT, PY, CONFIGFILE (Snakefile).
 
-CALO_SIGNAL = list(config["rpv"]["signal_samples"])
-CALO_BACKGROUND = list(config["rpv"]["background_samples"])
+CALO_SIGNAL = list(CFG.rpv.signal_samples)
+CALO_BACKGROUND = list(CFG.rpv.background_samples)
 CALO_SAMPLES = CALO_SIGNAL + CALO_BACKGROUND
 _calo_missing = [s for s in CALO_SAMPLES if s not in SAMPLES]
 if _calo_missing:
     raise ValueError(f"rpv.signal_samples/background_samples name samples not in generation.samples: {_calo_missing}")
-CALO_TRAIN_THREADS = config["calo"]["training"]["threads"] or 2
+CALO_TRAIN_THREADS = CFG.calo.training.threads or 2
 
 
 localrules:
@@ -40,7 +40,7 @@ rule calo_images:
     resources:
         **job_resources(mem_mb=4000, runtime=60),
     shell:
-        "{params.py} -m selections.rpv.cnn images --config {params.configfile} --sample {wildcards.sample} "
+        "{params.py} -m analysis.cli calo images --config {params.configfile} --sample {wildcards.sample} "
         "--output {output.h5} --metrics {output.metrics} {input} > {log} 2>&1"
 
 
@@ -65,7 +65,7 @@ rule rpv_cutbased:
     resources:
         **job_resources(mem_mb=3000, runtime=60),
     shell:
-        "{params.py} -m selections.rpv.cuts select --config {params.configfile} --sample {wildcards.sample} "
+        "{params.py} -m analysis.cli rpv select --config {params.configfile} --sample {wildcards.sample} "
         "--output {output.table} --summary {output.summary} {input} > {log} 2>&1"
 
 
@@ -84,7 +84,7 @@ rule rpv_cutbased_rates:
     conda:
         "../envs/hepline.yaml"
     shell:
-        "{params.py} -m selections.rpv.cuts rates --config {params.configfile} --output {output} "
+        "{params.py} -m analysis.cli rpv rates --config {params.configfile} --output {output} "
         "{input} > {log} 2>&1"
 
 
@@ -110,9 +110,10 @@ rule calo_train:
     resources:
         **job_resources(mem_mb=8000, runtime=720),
     shell:
-        # a rerun after an interruption resumes from calo_cnn.ckpt.pt in the same folder
-        "{params.py} -m selections.rpv.cnn train --config {params.configfile} --output-dir {params.outdir} "
-        "--threads {threads} --quiet {input} > {log} 2>&1"
+        # a rerun after an interruption resumes from calo_cnn.ckpt.pt in the same folder; no progress
+        # bar (stderr is the log file), the epochs are logged
+        "{params.py} -m analysis.cli calo train --config {params.configfile} --output-dir {params.outdir} "
+        "--threads {threads} {input} > {log} 2>&1"
 
 
 rule calo_evaluate:
@@ -146,7 +147,7 @@ rule calo_evaluate:
     resources:
         **job_resources(mem_mb=6000, runtime=120),
     shell:
-        "{params.py} -m selections.rpv.cnn evaluate --config {params.configfile} --model {input.model} "
+        "{params.py} -m analysis.cli calo evaluate --config {params.configfile} --model {input.model} "
         "--normalisation {input.normalisation} --output-dir {params.outdir} --threads {threads} "
         "--images {input.images} --cut-tables {input.tables} > {log} 2>&1"
 

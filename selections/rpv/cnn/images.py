@@ -18,10 +18,15 @@ and ``value`` (float32), sorted by event then index. The dense tensor is only ev
 batch, on the training device (:mod:`selections.rpv.cnn.loader`).
 
 An :class:`ImageSet` adds per event: the event number, the label (1 signal, 0 background),
-the sample, ``gen_weight`` and ``weight`` = genWeight · σ / Σw (pb per event, σ = ``xsec_pb``
-and Σw = the sum of ``genEventSumw`` over the sample's input files; Σ weight = σ over the
-whole sample, times L gives the expected events). One HDF5 file per sample
-(:func:`write_images`, :func:`read_images`).
+the sample, ``gen_weight`` and ``weight`` = genWeight · σ / Σw (pb per event, see
+:mod:`selections.rpv.samples`; Σ weight = σ over the whole sample, times L gives the expected
+events). One HDF5 file per sample (:func:`write_images`, :func:`read_images`;
+:func:`make_images` is the ``hepline calo images`` command).
+
+The per-channel normalisation (:func:`fit_channel_normaliser`) is an
+:class:`analysis.ml.normaliser.Normaliser` with zero mean, so that empty pixels stay zero;
+:class:`ImageNormalisation` keeps it with the image grid it was fitted for (the
+``normalisation.json`` file and the model file hold that form).
 """
 
 from __future__ import annotations
@@ -30,26 +35,60 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 
+from analysis.core.atomic import atomic_path, write_json
+from analysis.core.config import Config
+from analysis.core.config.rpv import CaloImage, CaloSplit
 from analysis.core.errors import InputError, ModelMismatchError
-from analysis.core.atomic import atomic_path
-from analysis.core.provenance import write_hdf5_provenance
+from analysis.core.provenance import provenance_record, write_hdf5_provenance
+from analysis.ml.normaliser import TRANSFORMS, Normaliser
+from selections.rpv.samples import sample_label, sample_normalisation, split_mask
 
 log = logging.getLogger(__name__)
+
+__all__ = [
+    "BRANCHES",
+    "CHANNELS",
+    "FORMAT",
+    "NORM_FORMAT",
+    "WEIGHT_DEFINITION",
+    "CaloInputError",
+    "EmptyEventError",
+    "ImageFileStats",
+    "ImageNormalisation",
+    "ImageSet",
+    "ImageSizeError",
+    "ImageSpec",
+    "ImagesResult",
+    "Transform",
+    "SparseImages",
+    "build_images",
+    "build_sparse",
+    "fit_channel_normaliser",
+    "images_from_arrays",
+    "load_image_files",
+    "make_images",
+    "pixel_indices",
+    "read_image_spec",
+    "read_images",
+    "write_images",
+]
 
 CHANNELS: tuple[str, ...] = ("ecal", "hcal", "ntrack")
 FORMAT = "hepline-calo-images-1"
 NORM_FORMAT = "hepline-calo-norm-1"
 WEIGHT_DEFINITION = "genWeight * xsec_pb / sumw (pb per event; times lumi in pb^-1 gives events)"
+#: the per-channel transforms of the normalisation (:func:`fit_channel_normaliser`)
+Transform = Literal["linear", "log1p"]
 BRANCHES = ["event", "genWeight", "Tower_eta", "Tower_phi", "Tower_eEM", "Tower_eHad",
             "Track_eta", "Track_phi"]
-SPLITS = ("train", "validation", "test")
 
 
 class CaloInputError(InputError):
@@ -58,10 +97,6 @@ class CaloInputError(InputError):
 
 class EmptyEventError(CaloInputError):
     """An event has no calorimeter tower (inside the image)."""
-
-
-class ZeroWeightError(CaloInputError):
-    """A sample's sum of generator weights (or a class's total weight) is zero or negative."""
 
 
 class ImageSizeError(CaloInputError):
@@ -89,21 +124,24 @@ class ImageSpec:
         object.__setattr__(self, "channels", tuple(self.channels))
 
     @classmethod
-    def from_config(cls, image_cfg: Mapping[str, Any]) -> ImageSpec:
-        return cls(int(image_cfg["n_eta"]), int(image_cfg["n_phi"]),
-                   float(image_cfg["eta_min"]), float(image_cfg["eta_max"]))
+    def from_config(cls, image: CaloImage) -> ImageSpec:
+        """The grid of the ``calo.image`` section (the default channels)."""
+        return cls(int(image.n_eta), int(image.n_phi), float(image.eta_min), float(image.eta_max))
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ImageSpec:
+        """The grid of :meth:`to_dict` (as stored in image, normalisation and model files)."""
         return cls(int(d["n_eta"]), int(d["n_phi"]), float(d["eta_min"]), float(d["eta_max"]),
                    tuple(d.get("channels", CHANNELS)))
 
     def to_dict(self) -> dict[str, Any]:
+        """``{"n_eta", "n_phi", "eta_min", "eta_max", "channels"}``."""
         return {"n_eta": self.n_eta, "n_phi": self.n_phi, "eta_min": self.eta_min,
                 "eta_max": self.eta_max, "channels": list(self.channels)}
 
     @property
     def n_channels(self) -> int:
+        """Channels per image."""
         return len(self.channels)
 
     @property
@@ -113,17 +151,21 @@ class ImageSpec:
 
     @property
     def size(self) -> int:
+        """Pixels per image, all channels."""
         return self.n_channels * self.n_eta * self.n_phi
 
     @property
     def index_dtype(self) -> np.dtype:
+        """The dtype of a flat pixel index: uint16 when it fits, else uint32."""
         return np.dtype(np.uint16) if self.size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.uint32)
 
     @property
     def eta_symmetric(self) -> bool:
+        """Whether the η range is symmetric about 0 (η flips keep the grid)."""
         return math.isclose(self.eta_min, -self.eta_max, abs_tol=1e-9)
 
     def describe(self) -> str:
+        """The grid in words, for messages."""
         return (f"{self.n_eta} x {self.n_phi} (eta in [{self.eta_min:g}, {self.eta_max:g}), "
                 f"channels {', '.join(self.channels)})")
 
@@ -169,6 +211,7 @@ class SparseImages:
 
     @property
     def nbytes(self) -> int:
+        """Bytes of the three arrays."""
         return int(self.offsets.nbytes + self.index.nbytes + self.value.nbytes)
 
     def take(self, rows: np.ndarray) -> SparseImages:
@@ -206,6 +249,7 @@ class SparseImages:
 
     @classmethod
     def concat(cls, parts: Sequence[SparseImages]) -> SparseImages:
+        """The images of ``parts`` one after the other (same grid)."""
         if not parts:
             raise CaloInputError("nothing to concatenate")
         spec = parts[0].spec
@@ -221,6 +265,7 @@ class SparseImages:
                    np.concatenate([p.value for p in parts]).astype(np.float32, copy=False))
 
     def channel_of_entries(self) -> np.ndarray:
+        """The channel of every stored pixel (int64)."""
         return (self.index.astype(np.int64) // (self.spec.n_eta * self.spec.n_phi)).astype(np.int64)
 
 
@@ -281,7 +326,18 @@ def build_sparse(
 
 @dataclass
 class ImageSet:
-    """Sparse images with their per-event information (see the module docstring)."""
+    """Sparse images with their per-event information (see the module docstring).
+
+    Attributes:
+        images: the sparse images.
+        event: event numbers (uint64).
+        label: 1 signal, 0 background (int8).
+        weight: genWeight · σ / Σw (pb per event, float64).
+        gen_weight: the generator weight (float32).
+        sample_id: index into ``samples`` (int16).
+        samples: the sample names.
+        sample_info: per sample, σ, Σw, files, label and events imaged (as stored in the file).
+    """
 
     images: SparseImages
     event: np.ndarray
@@ -294,12 +350,14 @@ class ImageSet:
 
     @property
     def spec(self) -> ImageSpec:
+        """The image grid."""
         return self.images.spec
 
     def __len__(self) -> int:
         return len(self.images)
 
     def take(self, rows: np.ndarray) -> ImageSet:
+        """The events ``rows`` (indices or a boolean mask), in that order."""
         rows = np.asarray(rows)
         if rows.dtype == bool:
             rows = np.flatnonzero(rows)
@@ -314,6 +372,11 @@ class ImageSet:
 
     @classmethod
     def concat(cls, parts: Sequence[ImageSet]) -> ImageSet:
+        """The events of ``parts`` one after the other; samples are merged by name.
+
+        Raises:
+            CaloInputError: nothing to join, or a sample with two different metadata.
+        """
         if not parts:
             raise CaloInputError("no image sets given")
         names: list[str] = []
@@ -340,66 +403,12 @@ class ImageSet:
             info,
         )
 
-    def split(self, split_cfg: Mapping[str, Any], name: str) -> ImageSet:
-        return self.take(split_mask(self.event, split_cfg, name))
-
-
-def split_mask(event: np.ndarray, split_cfg: Mapping[str, Any], name: str) -> np.ndarray:
-    """Events of split ``name`` (train, validation, test): ``event % modulus`` in its residues."""
-    if name not in SPLITS:
-        raise ValueError(f"unknown split {name!r}; known: {SPLITS}")
-    seen: dict[int, str] = {}
-    for s in SPLITS:
-        for r in split_cfg[s]:
-            if r in seen:
-                raise CaloInputError(f"split residue {r} is in both {seen[r]!r} and {s!r}")
-            if r >= split_cfg["modulus"]:
-                raise CaloInputError(f"split residue {r} of {s!r} is not below modulus {split_cfg['modulus']}")
-            seen[r] = s
-    res = np.asarray(event, dtype=np.uint64) % np.uint64(split_cfg["modulus"])
-    return np.isin(res.astype(np.int64), np.asarray(split_cfg[name], dtype=np.int64))
+    def split(self, split: CaloSplit, name: str) -> ImageSet:
+        """The events of split ``name`` of the ``calo.split`` section (by event number)."""
+        return self.take(split_mask(self.event, split, name))
 
 
 # --------------------------------------------------------------------------- building from ROOT
-
-
-def sample_normalisation(files: Sequence[str | os.PathLike[str]], sample: str) -> dict[str, Any]:
-    """σ (pb), Σw and event count of a sample's files, from their metadata and ``Runs`` trees.
-
-    Raises :class:`ZeroWeightError` if Σw ≤ 0 and :class:`CaloInputError` if the files disagree
-    on σ or belong to another sample.
-    """
-    from analysis.io.ingest import read_metadata
-
-    if not files:
-        raise CaloInputError(f"sample {sample!r}: no input files")
-    xsecs, n_gen = [], []
-    sumw = 0.0
-    n_events = 0
-    for f in files:
-        meta = read_metadata(f)
-        if meta.get("sample") not in (None, sample):
-            raise CaloInputError(f"{f}: file belongs to sample {meta.get('sample')!r}, not {sample!r}")
-        if "xsec_pb" not in meta:
-            raise CaloInputError(f"{f}: no xsec_pb in the file metadata; cannot weight sample {sample!r}")
-        xsecs.append(float(meta["xsec_pb"]))
-        n_gen.append(float(meta.get("n_generated", meta.get("n_events", 1)) or 1))
-        runs = meta.get("runs") or {}
-        sumw += float(runs.get("genEventSumw", meta.get("sumw", 0.0)))
-        n_events += int(meta.get("n_entries", meta.get("n_events", 0)))
-    if not sumw > 0:
-        raise ZeroWeightError(
-            f"sample {sample!r} has a sum of generator weights of {sumw:g} in "
-            f"{len(files)} file(s) ({', '.join(str(f) for f in files[:3])}); cannot normalise "
-            "its events to the cross-section"
-        )
-    # shards carry their own sigmaGen estimate: generated-event-weighted mean, as
-    # analysis.generation.produce.merge_metadata does
-    w = np.asarray(n_gen) / np.sum(n_gen)
-    xsec = float(np.sum(w * np.asarray(xsecs)))
-    if not xsec > 0:
-        raise ZeroWeightError(f"sample {sample!r} has a cross-section of {xsec:g} pb")
-    return {"xsec_pb": xsec, "sumw": sumw, "n_events": n_events, "files": [str(f) for f in files]}
 
 
 def _flat(arr: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -460,7 +469,23 @@ def build_images(
     max_events: int | None = None,
     progress: bool = False,
 ) -> ImageSet:
-    """Sparse images of a sample's ROOT files (hepline format), with weights and labels."""
+    """Sparse images of a sample's ROOT files (hepline format), with weights and labels.
+
+    Args:
+        files: the sample's ntuples.
+        sample: its name.
+        label: 1 signal, 0 background.
+        spec: the image grid.
+        empty_events: ``raise`` or ``skip`` an event without towers in the image.
+        chunk_events: events read per step.
+        max_events: read at most this many events.
+        progress: log the events imaged after each step.
+
+    Raises:
+        CaloInputError: a label other than 0 or 1.
+        EmptyEventError: an empty event with ``empty_events="raise"``.
+        ZeroWeightError: the sample's Σw or σ is not positive.
+    """
     from analysis.io.ingest import iter_chunks
 
     if label not in (0, 1):
@@ -483,12 +508,12 @@ def build_images(
     images = SparseImages.concat(parts)
     gw = np.concatenate(gen_w)
     n = len(images)
-    info = dict(norm, label=int(label), n_imaged=n)
+    info = dict(norm.to_dict(), label=int(label), n_imaged=n)
     return ImageSet(
         images=images,
         event=np.concatenate(events),
         label=np.full(n, label, dtype=np.int8),
-        weight=gw * norm["xsec_pb"] / norm["sumw"],
+        weight=norm.event_weights(gw),
         gen_weight=gw.astype(np.float32),
         sample_id=np.zeros(n, dtype=np.int16),
         samples=[sample],
@@ -499,17 +524,61 @@ def build_images(
 # --------------------------------------------------------------------------- HDF5 I/O
 
 
+@dataclass(frozen=True)
+class ImageFileStats:
+    """Size of an image file against dense float32 images (:func:`write_images`).
+
+    Attributes:
+        events: images written.
+        nnz_per_event: stored pixels per image.
+        occupancy: stored pixels / all pixels.
+        sparse_bytes_per_event_memory: bytes per image in memory (index, value, offset).
+        sparse_bytes_per_event_file: bytes per image on disk.
+        dense_bytes_per_event_float32: bytes of one dense float32 image.
+        dense_over_sparse_memory, dense_over_sparse_file: the dense size over the sparse one.
+        file_bytes: the file's size.
+    """
+
+    events: int
+    nnz_per_event: float
+    occupancy: float
+    sparse_bytes_per_event_memory: float
+    sparse_bytes_per_event_file: float
+    dense_bytes_per_event_float32: float
+    dense_over_sparse_memory: float
+    dense_over_sparse_file: float
+    file_bytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form (the keys of the written outputs, in their order)."""
+        return {"events": self.events, "nnz_per_event": self.nnz_per_event, "occupancy": self.occupancy,
+                "sparse_bytes_per_event_memory": self.sparse_bytes_per_event_memory,
+                "sparse_bytes_per_event_file": self.sparse_bytes_per_event_file,
+                "dense_bytes_per_event_float32": self.dense_bytes_per_event_float32,
+                "dense_over_sparse_memory": self.dense_over_sparse_memory,
+                "dense_over_sparse_file": self.dense_over_sparse_file, "file_bytes": self.file_bytes}
+
+
 def write_images(path: str | os.PathLike[str], imgs: ImageSet, *, compression: str = "gzip",
                  compression_level: int = 4, pixel_chunk: int = 262144,
                  extra_attrs: Mapping[str, Any] | None = None,
-                 provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Write ``imgs`` to a chunked HDF5 file atomically; returns size statistics.
+                 provenance: Mapping[str, Any] | None = None) -> ImageFileStats:
+    """Write ``imgs`` to a chunked HDF5 file atomically; returns its size statistics.
 
     Layout: per-event datasets ``event`` (uint64), ``label`` (int8), ``weight`` (float64),
     ``gen_weight`` (float32), ``sample`` (int16, index into the ``samples`` attribute) and
     ``offsets`` (int64, n+1); per-pixel ``pixel_index`` and ``pixel_value``. Attributes:
     ``format``, ``image`` (JSON :class:`ImageSpec`), ``samples`` and ``sample_info`` (JSON),
     ``weight_definition`` and, if given, ``provenance`` (:mod:`analysis.core.provenance`).
+
+    Args:
+        path: the output file.
+        imgs: the images.
+        compression: ``gzip``, ``lzf`` or ``none``.
+        compression_level: the gzip level.
+        pixel_chunk: HDF5 chunk length (entries) of the pixel datasets.
+        extra_attrs: more attributes (stored as JSON).
+        provenance: the provenance record.
     """
     import h5py
 
@@ -546,31 +615,38 @@ def write_images(path: str | os.PathLike[str], imgs: ImageSet, *, compression: s
                              **(kw if nnz else {}))
         file_bytes = Path(tmp).stat().st_size
     dense = n * imgs.spec.size * 4
-    return {
-        "events": n,
-        "nnz_per_event": float(im.index.size / n) if n else 0.0,
-        "occupancy": float(im.index.size / (n * imgs.spec.size)) if n else 0.0,
-        "sparse_bytes_per_event_memory": float((im.index.nbytes + im.value.nbytes + 8 * n) / n) if n else 0.0,
-        "sparse_bytes_per_event_file": float(file_bytes / n) if n else 0.0,
-        "dense_bytes_per_event_float32": float(imgs.spec.size * 4),
-        "dense_over_sparse_memory": float(dense / (im.index.nbytes + im.value.nbytes + 8 * n)) if n else 0.0,
-        "dense_over_sparse_file": float(dense / file_bytes) if n else 0.0,
-        "file_bytes": int(file_bytes),
-    }
+    return ImageFileStats(
+        events=n,
+        nnz_per_event=float(im.index.size / n) if n else 0.0,
+        occupancy=float(im.index.size / (n * imgs.spec.size)) if n else 0.0,
+        sparse_bytes_per_event_memory=float((im.index.nbytes + im.value.nbytes + 8 * n) / n) if n else 0.0,
+        sparse_bytes_per_event_file=float(file_bytes / n) if n else 0.0,
+        dense_bytes_per_event_float32=float(imgs.spec.size * 4),
+        dense_over_sparse_memory=float(dense / (im.index.nbytes + im.value.nbytes + 8 * n)) if n else 0.0,
+        dense_over_sparse_file=float(dense / file_bytes) if n else 0.0,
+        file_bytes=int(file_bytes),
+    )
 
 
 def read_images(
     path: str | os.PathLike[str],
     *,
     max_events: int | None = None,
-    split: tuple[Mapping[str, Any], str] | None = None,
+    split: tuple[CaloSplit, str] | None = None,
     block_events: int = 65536,
 ) -> ImageSet:
     """Read an image file written by :func:`write_images`.
 
-    ``max_events``: only the first events of the file. ``split``: ``(split_cfg, name)`` keeps
-    only that split's events; the file is then read in blocks of ``block_events`` so that the
-    other splits are never all in memory at once.
+    Args:
+        path: the image file.
+        max_events: only the first events of the file.
+        split: ``(calo.split section, name)`` keeps only that split's events; the file is then
+            read in blocks of ``block_events`` so that the other splits are never all in memory
+            at once.
+        block_events: events per block.
+
+    Raises:
+        CaloInputError: no such file, or not an image file.
     """
     import h5py
 
@@ -602,68 +678,213 @@ def read_images(
             parts.append(part)
         if len(parts) == 1:
             return parts[0]
-        out = ImageSet(SparseImages.concat([q.images for q in parts]),
-                       *(np.concatenate([getattr(q, a) for q in parts])
-                         for a in ("event", "label", "weight", "gen_weight", "sample_id")),
-                       samples, info)
-        return out
+        return ImageSet(SparseImages.concat([q.images for q in parts]),
+                        np.concatenate([q.event for q in parts]), np.concatenate([q.label for q in parts]),
+                        np.concatenate([q.weight for q in parts]), np.concatenate([q.gen_weight for q in parts]),
+                        np.concatenate([q.sample_id for q in parts]), samples, info)
 
 
 def read_image_spec(path: str | os.PathLike[str]) -> ImageSpec:
+    """The image grid of an image file."""
     import h5py
 
     with h5py.File(path, "r") as f:
         return ImageSpec.from_dict(json.loads(f.attrs["image"]))
 
 
+def load_image_files(files: Sequence[str | os.PathLike[str]], max_events: int | None = None,
+                     split: tuple[CaloSplit, str] | None = None) -> ImageSet:
+    """Read and join image files (one per sample).
+
+    Args:
+        files: image files (:func:`write_images`).
+        max_events: read at most this many events of each file.
+        split: ``(calo.split section, name)``: keep only that split (:func:`read_images`).
+
+    Raises:
+        CaloInputError: no file given, or a bad file.
+    """
+    if not files:
+        raise CaloInputError("no image files given")
+    return ImageSet.concat([read_images(f, max_events=max_events, split=split) for f in files])
+
+
+# --------------------------------------------------------------------------- the images command
+
+
+@dataclass(frozen=True)
+class ImagesResult:
+    """What ``hepline calo images`` made of one sample.
+
+    Attributes:
+        sample: the sample.
+        images: its images.
+        stats: the size of the file written.
+        build_seconds, write_seconds: wall time to build and to write the images (s).
+        files: the ntuples read.
+    """
+
+    sample: str
+    images: ImageSet
+    stats: ImageFileStats
+    build_seconds: float
+    write_seconds: float
+    files: tuple[str, ...]
+
+    @property
+    def events_per_s(self) -> float | None:
+        """Images built per second (``None`` without a measurable time)."""
+        return len(self.images) / self.build_seconds if self.build_seconds > 0 else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The metrics JSON: the file statistics, the sample, times, rate and input files."""
+        return {**self.stats.to_dict(), "sample": self.sample, "build_seconds": self.build_seconds,
+                "write_seconds": self.write_seconds, "events_per_s": self.events_per_s,
+                "files": list(self.files)}
+
+
+def make_images(
+    cfg: Config,
+    files: Sequence[str | os.PathLike[str]],
+    *,
+    sample: str,
+    output: str | os.PathLike[str],
+    label: int | None = None,
+    metrics: str | os.PathLike[str] | None = None,
+    max_events: int | None = None,
+) -> ImagesResult:
+    """``hepline calo images``: the sparse images of one sample's ROOT files, to HDF5.
+
+    Args:
+        cfg: the configuration (``calo.image``; ``rpv`` for the default label).
+        files: the sample's ntuples.
+        sample: its name.
+        output: the image file (:func:`write_images`).
+        label: 1 signal, 0 background (default: from ``rpv.signal_samples/background_samples``).
+        metrics: a JSON file for the size and time metrics (:meth:`ImagesResult.to_dict`).
+        max_events: read at most this many events.
+
+    Returns:
+        The :class:`ImagesResult`.
+    """
+    image = cfg.calo.image
+    label = sample_label(cfg.rpv, sample, label)
+    t0 = time.perf_counter()
+    imgs = build_images(files, sample, label, ImageSpec.from_config(image), empty_events=image.empty_events,
+                        chunk_events=image.read_chunk_events, max_events=max_events)
+    t1 = time.perf_counter()
+    record = provenance_record(stage="calo.images", config=cfg, inputs=files,
+                               extra={"sample": sample, "max_events": max_events})
+    stats = write_images(output, imgs, compression=image.compression, compression_level=image.compression_level,
+                         pixel_chunk=image.pixel_chunk, provenance=record)
+    result = ImagesResult(sample, imgs, stats, build_seconds=t1 - t0, write_seconds=time.perf_counter() - t1,
+                          files=tuple(str(f) for f in files))
+    log.info("%s: %d images, %.0f bytes/event in memory (dense/sparse %.1f), %.0f on disk (%.1f)",
+             sample, stats.events, stats.sparse_bytes_per_event_memory, stats.dense_over_sparse_memory,
+             stats.sparse_bytes_per_event_file, stats.dense_over_sparse_file)
+    if metrics is not None:
+        write_json(metrics, result.to_dict(), provenance=record)
+    return result
+
+
 # --------------------------------------------------------------------------- normalisation
 
 
-@dataclass
-class ChannelNormaliser:
-    """Per-channel normalisation ``v -> f(v) / scale[c]`` (zero stays zero).
+def fit_channel_normaliser(images: SparseImages, transform: Transform = "linear") -> Normaliser:
+    """The per-channel normalisation ``v -> f(v) / s_c`` of sparse images (zero stays zero).
 
-    ``f`` is the identity (``linear``) or ``log1p``; ``scale[c]`` is the RMS of ``f(v)`` over
-    every pixel (empty ones included) of the images it was fitted on (the training split).
+    ``f`` is the identity (``linear``) or ``log1p``; ``s_c`` is the RMS of ``f(v)`` over every
+    pixel of channel ``c`` of the images, empty pixels included (1 for a channel without
+    any entry). The result is a :class:`~analysis.ml.normaliser.Normaliser` with the channel
+    names, ``mean = 0`` and ``std = s_c`` (float32).
+
+    Args:
+        images: the images to fit on (the training split).
+        transform: ``linear`` or ``log1p``.
+
+    Raises:
+        InputError: an unknown transform.
+        CaloInputError: no image.
+    """
+    names = list(images.spec.channels)
+    zero = Normaliser(names, np.zeros(len(names)), np.ones(len(names), np.float32), transform)
+    n = len(images)
+    if n == 0:
+        raise CaloInputError("cannot fit the normalisation on an empty image set")
+    v = zero.f(images.value)
+    sq = np.bincount(images.channel_of_entries(), weights=v * v, minlength=images.spec.n_channels)
+    rms = np.sqrt(sq / (n * images.spec.n_eta * images.spec.n_phi))
+    return replace(zero, std=np.where(rms > 0, rms, 1.0).astype(np.float32))
+
+
+@dataclass(frozen=True)
+class ImageNormalisation:
+    """A channel normaliser (:func:`fit_channel_normaliser`) with the image grid it belongs to.
+
+    This is the form of ``normalisation.json`` and of the model file's ``normalisation``
+    entry: ``{"format", "image", "transform", "scale", "channels", "fitted_on"}``, where
+    ``scale`` is the normaliser's ``std``.
+
+    Attributes:
+        spec: the image grid.
+        normaliser: the per-channel normaliser (zero mean).
+        fitted_on: what it was fitted on (split, samples, images).
     """
 
     spec: ImageSpec
-    transform: str
-    scale: np.ndarray
+    normaliser: Normaliser
     fitted_on: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, images: SparseImages, transform: str = "linear", fitted_on: Mapping[str, Any] | None = None) -> ChannelNormaliser:
-        if transform not in ("linear", "log1p"):
-            raise CaloInputError(f"unknown normalisation transform {transform!r}")
-        n = len(images)
-        if n == 0:
-            raise CaloInputError("cannot fit the normalisation on an empty image set")
-        v = _transform_np(images.value.astype(np.float64), transform)
-        ch = images.channel_of_entries()
-        sq = np.bincount(ch, weights=v * v, minlength=images.spec.n_channels)
-        rms = np.sqrt(sq / (n * images.spec.n_eta * images.spec.n_phi))
-        scale = np.where(rms > 0, rms, 1.0)
-        return cls(images.spec, transform, scale.astype(np.float32),
-                   dict(fitted_on or {}, n_images=n))
+    def fit(cls, images: SparseImages, transform: Transform = "linear",
+            fitted_on: Mapping[str, Any] | None = None) -> ImageNormalisation:
+        """:func:`fit_channel_normaliser` on ``images``; ``fitted_on`` gains ``n_images``."""
+        return cls(images.spec, fit_channel_normaliser(images, transform), dict(fitted_on or {}, n_images=len(images)))
+
+    @property
+    def transform(self) -> Transform:
+        """``linear`` or ``log1p``."""
+        return self.normaliser.transform
+
+    @property
+    def scale(self) -> np.ndarray:
+        """The per-channel scale ``s_c`` (float32)."""
+        return np.asarray(self.normaliser.std, np.float32)
 
     def to_dict(self) -> dict[str, Any]:
+        """The stored form (see the class docstring)."""
         return {"format": NORM_FORMAT, "image": self.spec.to_dict(), "transform": self.transform,
                 "scale": [float(s) for s in self.scale], "channels": list(self.spec.channels),
                 "fitted_on": self.fitted_on}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], source: str = "<normalisation>") -> ChannelNormaliser:
+    def from_dict(cls, d: Mapping[str, Any], source: str = "<normalisation>") -> ImageNormalisation:
+        """The normalisation of :meth:`to_dict`.
+
+        Raises:
+            ModelMismatchError: not a calo normalisation, or one scale per channel missing.
+        """
         if d.get("format") != NORM_FORMAT:
             raise ModelMismatchError(f"{source}: not a calo normalisation (format {d.get('format')!r})")
         spec = ImageSpec.from_dict(d["image"])
         scale = np.asarray(d["scale"], dtype=np.float32)
         if scale.shape != (spec.n_channels,):
             raise ModelMismatchError(f"{source}: {scale.size} scales for {spec.n_channels} channels")
-        return cls(spec, str(d["transform"]), scale, dict(d.get("fitted_on", {})))
+        transform = d.get("transform")
+        if transform not in TRANSFORMS:
+            raise ModelMismatchError(f"{source}: unknown transform {transform!r}; known: {TRANSFORMS}")
+        names = list(spec.channels)
+        return cls(spec, Normaliser(names, np.zeros(len(names)), scale, cast(Transform, transform)),
+                   dict(d.get("fitted_on", {})))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ChannelNormaliser:
+    def load(cls, path: str | os.PathLike[str]) -> ImageNormalisation:
+        """Read a ``normalisation.json`` file.
+
+        Raises:
+            CaloInputError: no such file.
+            ModelMismatchError: not a normalisation file.
+        """
         p = Path(path)
         if not p.is_file():
             raise CaloInputError(f"normalisation file not found: {p}")
@@ -673,14 +894,8 @@ class ChannelNormaliser:
             raise ModelMismatchError(f"{p}: not a JSON normalisation file ({exc})") from exc
         return cls.from_dict(d, source=str(p))
 
-    def apply_np(self, values: np.ndarray, channel: np.ndarray) -> np.ndarray:
-        return (_transform_np(values.astype(np.float64), self.transform) / self.scale[channel]).astype(np.float32)
-
     def fingerprint(self) -> str:
+        """:func:`analysis.core.config.config_hash` of the stored form without ``fitted_on``."""
         from analysis.core.config import config_hash
 
         return config_hash({k: v for k, v in self.to_dict().items() if k != "fitted_on"})
-
-
-def _transform_np(v: np.ndarray, transform: str) -> np.ndarray:
-    return np.log1p(np.maximum(v, 0.0)) if transform == "log1p" else v

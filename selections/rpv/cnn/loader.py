@@ -8,7 +8,10 @@ compute device:
 1. gather the batch's sparse entries (``repeat_interleave`` over the CSR ranges);
 2. move them (a few kB per image) to the device, if they are not there already;
 3. augment by changing pixel coordinates: a random φ roll, φ flip and η flip per image;
-4. normalise the values per channel (:class:`selections.rpv.cnn.images.ChannelNormaliser`);
+4. normalise the values per channel: ``f(v) / std[c]`` with the transform ``f`` and ``std`` of
+   the channel :class:`~analysis.ml.normaliser.Normaliser`
+   (:func:`selections.rpv.cnn.images.fit_channel_normaliser`; its mean is 0, so empty pixels
+   stay 0);
 5. ``index_put_`` them into a zero tensor of shape ``(B, C, n_eta, n_phi)`` on the device.
 
 No dense copy of the data set exists anywhere; only one dense batch at a time, on the device.
@@ -20,37 +23,63 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
-from selections.rpv.cnn.images import CaloInputError, ChannelNormaliser, ImageSet, SparseImages
+from analysis.core.config.rpv import CaloTraining
+from analysis.core.errors import ModelMismatchError
+from analysis.ml.normaliser import Normaliser
+from selections.rpv.cnn.images import CaloInputError, ImageSet, SparseImages
+
+__all__ = ["AUGMENTATIONS", "Batch", "SparseImageLoader", "loader_from_config"]
 
 AUGMENTATIONS = ("phi_roll", "phi_flip", "eta_flip")
 
 
 @dataclass
 class Batch:
-    x: torch.Tensor  # (B, C, n_eta, n_phi) float32 on the device
-    y: torch.Tensor  # (B,) int64 labels
-    w: torch.Tensor  # (B,) float32 training weights
-    rows: torch.Tensor  # (B,) int64 row of each image in the loader's set
+    """One batch of dense images on the device.
+
+    Attributes:
+        x: ``(B, C, n_eta, n_phi)`` float32 normalised images.
+        y: ``(B,)`` int64 labels.
+        w: ``(B,)`` float32 training weights.
+        rows: ``(B,)`` int64 row of each image in the loader's set.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    w: torch.Tensor
+    rows: torch.Tensor
 
 
 class SparseImageLoader:
     """Iterate over dense, normalised, optionally augmented batches of a sparse image set.
 
-    ``images`` is an :class:`ImageSet` (labels from it) or bare :class:`SparseImages`;
-    ``weights`` the per-image training weights (default: ones). ``augment`` maps
-    :data:`AUGMENTATIONS` to booleans (``None``: no augmentation); η flips need a symmetric
-    η range.
+    Args:
+        images: an :class:`ImageSet` (labels from it) or bare :class:`SparseImages`.
+        normaliser: the per-channel normaliser (:func:`~selections.rpv.cnn.images.fit_channel_normaliser`:
+            one feature per channel, named as the image channels, zero mean).
+        batch_size: images per batch.
+        device: where the dense batches are built.
+        weights: per-image training weights (default: ones).
+        labels: per-image labels (default: the image set's, else zeros).
+        shuffle: a new order every epoch (from ``(seed, epoch)``).
+        augment: maps :data:`AUGMENTATIONS` to booleans (``None``: no augmentation); η flips
+            need a symmetric η range.
+        seed: the base seed of the order and the augmentations.
+        storage: where the sparse set is kept: ``auto``, ``device`` or ``cpu``.
+
+    Raises:
+        CaloInputError: an empty set, bad sizes or augmentations.
+        ModelMismatchError: a normaliser of other channels, or with a non-zero mean.
     """
 
     def __init__(
         self,
         images: ImageSet | SparseImages,
-        normaliser: ChannelNormaliser,
+        normaliser: Normaliser,
         *,
         batch_size: int,
         device: torch.device | str,
@@ -64,7 +93,11 @@ class SparseImageLoader:
         sparse = images.images if isinstance(images, ImageSet) else images
         if labels is None and isinstance(images, ImageSet):
             labels = images.label
-        normaliser.spec.check_same(sparse.spec, "the images", "the normalisation")
+        if list(normaliser.names) != list(sparse.spec.channels):
+            raise ModelMismatchError(f"the normalisation is for channels {list(normaliser.names)}, the images "
+                                     f"have {list(sparse.spec.channels)}")
+        if np.any(np.asarray(normaliser.mean) != 0):
+            raise ModelMismatchError("a sparse-image normalisation must have zero mean (empty pixels stay 0)")
         self.spec = sparse.spec
         self.n = len(sparse)
         if self.n == 0:
@@ -100,13 +133,15 @@ class SparseImageLoader:
             raise CaloInputError(f"labels {y.shape} / weights {w.shape} do not match {self.n} images")
         self._y = torch.from_numpy(y).to(self.device)
         self._w = torch.from_numpy(w).to(self.device)
-        self._scale = torch.as_tensor(1.0 / normaliser.scale, dtype=torch.float32, device=self.device)
+        self._scale = torch.as_tensor(1.0 / np.asarray(normaliser.std, np.float32), dtype=torch.float32,
+                                      device=self.device)
         self._log1p = normaliser.transform == "log1p"
 
     def __len__(self) -> int:
         return math.ceil(self.n / self.batch_size)
 
     def set_epoch(self, epoch: int) -> None:
+        """Use the order and augmentations of ``epoch`` in the next iteration."""
         self.epoch = int(epoch)
 
     def __iter__(self) -> Iterator[Batch]:
@@ -173,11 +208,13 @@ def _storage_device(storage: str, device: torch.device, nbytes: int) -> torch.de
     return device
 
 
-def loader_from_config(images: ImageSet, normaliser: ChannelNormaliser, training_cfg: Mapping[str, Any],
+def loader_from_config(images: ImageSet, normaliser: Normaliser, training: CaloTraining,
                        device: torch.device, *, weights: np.ndarray | None, shuffle: bool, augment: bool,
                        seed: int, batch_size: int | None = None) -> SparseImageLoader:
+    """A :class:`SparseImageLoader` with the batch size, augmentations and storage of
+    ``calo.training`` (``augment=False``: none; ``batch_size`` overrides the section's)."""
     return SparseImageLoader(
-        images, normaliser, batch_size=batch_size or int(training_cfg["batch_size"]), device=device,
-        weights=weights, shuffle=shuffle, augment=training_cfg.get("augment") if augment else None,
-        seed=seed, storage=training_cfg.get("storage", "auto"),
+        images, normaliser, batch_size=batch_size or int(training.batch_size), device=device,
+        weights=weights, shuffle=shuffle, augment=training.augment.to_dict() if augment else None,
+        seed=seed, storage=training.storage,
     )

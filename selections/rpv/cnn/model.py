@@ -16,28 +16,48 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from analysis.core.atomic import atomic_path
-from selections.rpv.cnn.images import (
-    CaloInputError,
-    ChannelNormaliser,
-    ImageSizeError,
-    ImageSpec,
-    ModelMismatchError,
-)
+from analysis.core.config.rpv import CaloModel
+from analysis.core.errors import ModelMismatchError
+from analysis.ml.normaliser import Normaliser
+from selections.rpv.cnn.images import CaloInputError, ImageNormalisation, ImageSizeError, ImageSpec
+
+__all__ = [
+    "MODEL_KIND",
+    "CaloCNN",
+    "LoadedModel",
+    "build_model",
+    "check_normalisation_matches",
+    "load_model",
+    "save_model",
+]
 
 MODEL_KIND = "hepline-calo-cnn-1"
-DEFAULT_MODEL = {"filters": 128, "n_conv": 3, "dense": 512, "dropout": 0.5, "circular_phi": False}
 
 
 class CaloCNN(nn.Module):
-    """``n_conv`` × [conv 3×3, ReLU, max-pool 2, dropout] → dense → ReLU → dropout → 2 logits."""
+    """``n_conv`` × [conv 3×3, ReLU, max-pool 2, dropout] → dense → ReLU → dropout → 2 logits.
+
+    Args:
+        spec: the input image grid.
+        filters: convolution filters per layer.
+        n_conv: convolution layers (each halves the grid).
+        dense: units of the dense layer.
+        dropout: dropout probability.
+        circular_phi: pad φ periodically instead of with zeros.
+
+    Raises:
+        ImageSizeError: the grid is too small for ``n_conv`` max-pool layers.
+    """
 
     def __init__(self, spec: ImageSpec, filters: int = 128, n_conv: int = 3, dense: int = 512,
                  dropout: float = 0.5, circular_phi: bool = False) -> None:
@@ -63,6 +83,7 @@ class CaloCNN(nn.Module):
         self.out = nn.Linear(dense, 2)
 
     def check_input(self, x: torch.Tensor) -> None:
+        """Raise :class:`ImageSizeError` unless ``x`` is ``(B, C, n_eta, n_phi)`` of the model's grid."""
         if x.dim() != 4 or tuple(x.shape[1:]) != self.spec.shape:
             raise ImageSizeError(
                 f"input images have shape {tuple(x.shape[1:]) if x.dim() == 4 else tuple(x.shape)} "
@@ -71,6 +92,7 @@ class CaloCNN(nn.Module):
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The two logits (background, signal) of each image."""
         self.check_input(x)
         for conv in self.convs:
             if self.circular_phi:
@@ -85,47 +107,84 @@ class CaloCNN(nn.Module):
         return torch.softmax(self(x), dim=1)[:, 1]
 
 
-def model_options(model_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-    opts = dict(DEFAULT_MODEL)
-    for key, value in (model_cfg or {}).items():
-        if key not in DEFAULT_MODEL:
-            raise CaloInputError(f"unknown calo.model option {key!r}; known: {sorted(DEFAULT_MODEL)}")
-        opts[key] = value
-    return opts
+def build_model(spec: ImageSpec, model: CaloModel) -> CaloCNN:
+    """The (untrained) CNN for images of ``spec`` with the ``calo.model`` settings."""
+    return CaloCNN(spec, filters=model.filters, n_conv=model.n_conv, dense=model.dense, dropout=model.dropout,
+                   circular_phi=model.circular_phi)
 
 
-def build_model(spec: ImageSpec, model_cfg: Mapping[str, Any] | None = None) -> CaloCNN:
-    return CaloCNN(spec, **model_options(model_cfg))
-
-
-def save_model(path: str | os.PathLike[str], model: CaloCNN, normaliser: ChannelNormaliser,
-               model_cfg: Mapping[str, Any], info: Mapping[str, Any] | None = None, *,
+def save_model(path: str | os.PathLike[str], model: CaloCNN, normalisation: ImageNormalisation,
+               model_cfg: CaloModel, info: Mapping[str, Any] | None = None, *,
                provenance: Mapping[str, Any] | None = None) -> None:
-    """Write the model file atomically (weights on CPU, config, image grid, normalisation);
-    ``provenance`` goes to the sidecar ``<path>.provenance.json`` after it."""
-    model.spec.check_same(normaliser.spec, "the normalisation", "the model")
+    """Write the model file atomically.
+
+    Args:
+        path: the model file.
+        model: the network (weights stored on the CPU).
+        normalisation: its input normalisation (same image grid).
+        model_cfg: the ``calo.model`` settings it was built with.
+        info: training summary stored with it.
+        provenance: written to the sidecar ``<path>.provenance.json`` after the file.
+
+    Raises:
+        ImageSizeError: the normalisation is for another grid.
+    """
+    model.spec.check_same(normalisation.spec, "the normalisation", "the model")
     payload = {
         "kind": MODEL_KIND,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-        "model_cfg": model_options(model_cfg),
+        "model_cfg": model_cfg.to_dict(),
         "image": model.spec.to_dict(),
-        "normalisation": normaliser.to_dict(),
+        "normalisation": normalisation.to_dict(),
         "info": dict(info or {}),
     }
     with atomic_path(path, provenance=provenance) as tmp:
         torch.save(payload, tmp)
 
 
+@dataclass
+class LoadedModel:
+    """A model file read back (:func:`load_model`).
+
+    Attributes:
+        model: the network, in eval mode on the requested device.
+        normalisation: the normalisation stored with it.
+        model_cfg: the ``calo.model`` settings it was built with.
+        info: the training summary stored with it (``n_train``, ``best_epoch``, ...).
+        path: the file.
+    """
+
+    model: CaloCNN
+    normalisation: ImageNormalisation
+    model_cfg: CaloModel
+    info: dict[str, Any]
+    path: str
+
+    @property
+    def normaliser(self) -> Normaliser:
+        """The per-channel normaliser of the inputs."""
+        return self.normalisation.normaliser
+
+
 def load_model(
     path: str | os.PathLike[str],
     device: str | torch.device = "cpu",
     *,
-    normaliser: ChannelNormaliser | str | os.PathLike[str] | None = None,
-) -> tuple[CaloCNN, ChannelNormaliser, dict[str, Any]]:
-    """Load a model file; returns ``(model in eval mode, its normaliser, info)``.
+    normalisation: str | os.PathLike[str] | None = None,
+) -> LoadedModel:
+    """Load a model file.
 
-    With ``normaliser`` (an object or a JSON file) it must be the one stored with the model,
-    else :class:`ModelMismatchError`.
+    Args:
+        path: the model file (:func:`save_model`).
+        device: where to put the network.
+        normalisation: a ``normalisation.json`` that must be the one stored with the model.
+
+    Returns:
+        The :class:`LoadedModel` (network in eval mode).
+
+    Raises:
+        CaloInputError: no such file.
+        ModelMismatchError: not a model file, or ``normalisation`` does not match it.
     """
     p = Path(path)
     if not p.is_file():
@@ -138,26 +197,25 @@ def load_model(
         got = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
         raise ModelMismatchError(f"{p}: not a calo CNN model file (kind {got!r})")
     spec = ImageSpec.from_dict(payload["image"])
-    stored = ChannelNormaliser.from_dict(payload["normalisation"], source=f"{p} (stored normalisation)")
-    if normaliser is not None:
-        given = normaliser if isinstance(normaliser, ChannelNormaliser) else ChannelNormaliser.load(normaliser)
-        check_normaliser_matches(stored, given, model_source=str(p))
-    model = build_model(spec, payload["model_cfg"])
+    stored = ImageNormalisation.from_dict(payload["normalisation"], source=f"{p} (stored normalisation)")
+    if normalisation is not None:
+        check_normalisation_matches(stored, ImageNormalisation.load(normalisation), model_source=str(p))
+    model_cfg = CaloModel.from_dict(payload["model_cfg"])
+    model = build_model(spec, model_cfg)
     model.load_state_dict(payload["state_dict"])
     model.to(device).eval()
-    return model, stored, dict(payload.get("info", {}), model_cfg=payload["model_cfg"])
+    return LoadedModel(model, stored, model_cfg, dict(payload.get("info", {})), str(path))
 
 
-def check_normaliser_matches(stored: ChannelNormaliser, given: ChannelNormaliser, *, model_source: str) -> None:
-    """Raise :class:`ModelMismatchError` unless ``given`` equals the model's normalisation."""
+def check_normalisation_matches(stored: ImageNormalisation, given: ImageNormalisation, *, model_source: str) -> None:
+    """Raise :class:`ModelMismatchError` unless ``given`` equals the model's normalisation
+    (same grid and transform, scales equal to a relative 1e-6)."""
     problems = []
     if given.spec != stored.spec:
         problems.append(f"image grid {given.spec.describe()} != model's {stored.spec.describe()}")
     if given.transform != stored.transform:
         problems.append(f"transform {given.transform!r} != model's {stored.transform!r}")
-    if given.scale.shape != stored.scale.shape or not torch.allclose(
-        torch.as_tensor(given.scale), torch.as_tensor(stored.scale), rtol=1e-6, atol=0
-    ):
+    if given.scale.shape != stored.scale.shape or not np.allclose(given.scale, stored.scale, rtol=1e-6, atol=0):
         problems.append(f"channel scales {list(map(float, given.scale))} != model's "
                         f"{list(map(float, stored.scale))}")
     if problems:

@@ -9,75 +9,87 @@
   images): signal and background each carry half of the total, and the mean weight is 1, so
   the loss has the scale of an unweighted one and Adam's learning rate keeps its meaning.
   Within the background the QCD slices keep their relative σ weights.
-* Loss: the weighted mean cross-entropy ``Σ w' CE / B`` per batch; Adam; early stopping on the
-  validation loss (same weights, no augmentation); the best epoch's weights are kept.
-* Checkpoint ``calo_cnn.ckpt.pt`` after every epoch (model, optimizer, early stopping, history,
-  best weights); a rerun with the same configuration and data resumes after the last finished
-  epoch. Epoch ``e`` depends only on (seed, e) and the state at its start, so an interrupted
-  and resumed run ends with the same weights as an uninterrupted one (same device/threads).
+* Loss: the weighted mean cross-entropy ``Σ w' CE / B`` per batch; the validation loss is
+  ``Σ w' CE / Σ w'`` over the validation split (no augmentation).
+* The loop is hepline's one training core, :func:`analysis.ml.training.fit`: Adam, early
+  stopping on the validation loss (the best epoch's weights are kept), a checkpoint
+  ``calo_cnn.ckpt.pt`` after every epoch from which a rerun with the same configuration and
+  data resumes. Epoch ``e`` depends only on (seed, e) and the state at its start, so an
+  interrupted and resumed run ends with the same weights as an uninterrupted one (same
+  device/threads).
 * Device: CUDA when present, else CPU (``HEPLINE_DEVICE`` or ``device=`` override).
 
-Outputs in ``outdir``: ``calo_cnn.pt`` (model + image grid + normalisation, see
-:mod:`selections.rpv.cnn.model`), ``normalisation.json``, ``history.json`` (losses, images/s).
+In memory: :func:`train` (train and validation image sets → :class:`CnnTrainResult`),
+:func:`predict`. Files (``hepline calo train``): :func:`train_model` writes, in its output
+folder, ``calo_cnn.pt`` (model + image grid + normalisation, see
+:mod:`selections.rpv.cnn.model`), ``normalisation.json`` and ``history.json`` (losses, images/s).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from analysis.core.atomic import write_json
-from selections.rpv.cnn.images import (
-    CaloInputError,
-    ChannelNormaliser,
-    ImageSet,
-    ZeroWeightError,
-    read_images,
-)
-from selections.rpv.cnn.loader import SparseImageLoader, loader_from_config
-from selections.rpv.cnn.model import CaloCNN, build_model, save_model
-from analysis.core.config import config_hash, schema, validate_section
+from analysis.core.config import Config, config_hash
+from analysis.core.config.rpv import CaloConfig, CaloModel
 from analysis.core.provenance import provenance_record
-
-# the shared training utilities (the only place selections.rpv.cnn imports them)
-from analysis.ml.training import Checkpoint, EarlyStopping, epoch_seed, pick_device, seed_everything
+from analysis.ml.normaliser import Normaliser
+from analysis.ml.training import FitResult, FitSettings, TrainingTask, fit, pick_device, synchronize, torch_threads
+from selections.rpv.cnn.images import CaloInputError, ImageNormalisation, ImageSet, load_image_files
+from selections.rpv.cnn.loader import Batch, SparseImageLoader, loader_from_config
+from selections.rpv.cnn.model import CaloCNN, build_model, save_model
+from selections.rpv.samples import ZeroWeightError
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "CHECKPOINT_FILE",
+    "MODEL_FILE",
+    "CnnTrainResult",
+    "InferenceRate",
+    "balanced_weights",
+    "batch_loss",
+    "check_training_set",
+    "predict",
+    "save_training",
+    "train",
+    "train_model",
+    "training_seed",
+    "validation_loss",
+]
+
 MODEL_NAME = "calo_cnn"
-
-__all__ = ["balanced_weights", "calo_config", "check_training_set", "load_image_files", "pick_device",
-           "predict", "train"]
-
-
-def calo_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The filled ``calo`` section from a full config, the section itself, or ``None``."""
-    own = set(schema()["properties"]["calo"]["properties"])
-    if cfg and set(cfg) <= own:
-        return validate_section("calo", dict(cfg), source="calo")
-    return validate_section("calo", None if cfg is None else cfg.get("calo"), source="calo")
+#: the model file in the output folder of :func:`train_model`
+MODEL_FILE = f"{MODEL_NAME}.pt"
+#: the checkpoint file in the output folder of :func:`train_model`
+CHECKPOINT_FILE = f"{MODEL_NAME}.ckpt.pt"
 
 
-def load_image_files(files: Sequence[str | os.PathLike[str]], max_events: int | None = None,
-                     split: tuple[Mapping[str, Any], str] | None = None) -> ImageSet:
-    """Read and concatenate image files (one per sample); ``split=(split_cfg, name)`` keeps one split."""
-    if not files:
-        raise CaloInputError("no image files given")
-    return ImageSet.concat([read_images(f, max_events=max_events, split=split) for f in files])
+def training_seed(cfg: Config, seed: int | None = None) -> int:
+    """The training seed: ``seed`` if given, else ``calo.training.seed``, else the top-level seed."""
+    if seed is None:
+        seed = cfg.calo.training.seed if cfg.calo.training.seed is not None else cfg.seed
+    return int(seed)
 
 
 def check_training_set(images: ImageSet, what: str) -> None:
-    """Both classes present with a positive total weight, finite weights."""
+    """Check that both classes are present with a positive total weight and that every weight
+    is finite.
+
+    Raises:
+        CaloInputError: an empty set, a missing class or a non-finite weight.
+        ZeroWeightError: a class with a total weight ≤ 0.
+    """
     if len(images) == 0:
         raise CaloInputError(f"the {what} is empty")
     if not np.all(np.isfinite(images.weight)):
@@ -95,7 +107,11 @@ def check_training_set(images: ImageSet, what: str) -> None:
 
 
 def balanced_weights(weight: np.ndarray, label: np.ndarray) -> np.ndarray:
-    """``w · (N/2) / W_class``: each class carries half of the total weight, mean weight 1."""
+    """``w · (N/2) / W_class`` (float32): each class carries half of the total weight, mean weight 1.
+
+    Raises:
+        ZeroWeightError: a class with a total weight ≤ 0.
+    """
     w = np.asarray(weight, dtype=np.float64)
     out = np.empty_like(w)
     n = w.size
@@ -108,283 +124,305 @@ def balanced_weights(weight: np.ndarray, label: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _loss(model: CaloCNN, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    return (F.cross_entropy(model(x), y, reduction="none") * w).sum()
+def batch_loss(model: torch.nn.Module, b: Batch) -> tuple[torch.Tensor, int]:
+    """The batch's weighted mean cross-entropy ``Σ w CE / B`` and its size ``B``."""
+    return (F.cross_entropy(model(b.x), b.y, reduction="none") * b.w).sum() / b.y.numel(), b.y.numel()
 
 
 @torch.inference_mode()
-def _validation_loss(model: CaloCNN, loader: SparseImageLoader) -> float:
+def validation_loss(model: torch.nn.Module, loader: SparseImageLoader) -> float:
+    """``Σ w CE / Σ w`` over the loader's images, in eval mode."""
     model.eval()
     total, norm = 0.0, 0.0
     for b in loader:
-        total += float(_loss(model, b.x, b.y, b.w))
+        total += float((F.cross_entropy(model(b.x), b.y, reduction="none") * b.w).sum())
         norm += float(b.w.sum())
     return total / norm
 
 
+@dataclass(frozen=True)
+class InferenceRate:
+    """How fast :func:`predict` scored (the loader included).
+
+    Attributes:
+        images: images scored.
+        seconds: wall time (s).
+    """
+
+    images: int
+    seconds: float
+
+    @property
+    def images_per_s(self) -> float:
+        """Images per second (NaN without a measurable time)."""
+        return self.images / self.seconds if self.seconds > 0 else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form (the keys of the written outputs, in their order)."""
+        return {"images": self.images, "seconds": self.seconds, "images_per_s": self.images_per_s}
+
+
 @torch.inference_mode()
-def predict(model: CaloCNN, images: ImageSet, normaliser: ChannelNormaliser, device: torch.device | str,
-            batch_size: int = 512, storage: str = "auto") -> tuple[np.ndarray, dict[str, float]]:
-    """Signal scores of every image (in order) and the inference rate (images/s, loader included).
+def predict(model: CaloCNN, images: ImageSet, normaliser: Normaliser, device: torch.device | str,
+            batch_size: int = 512, storage: str = "auto") -> tuple[np.ndarray, InferenceRate]:
+    """Signal scores of every image (in order) and the inference rate.
 
     The score is the softmax signal probability, computed in float64 as sigmoid(l1 − l0) so that
     it does not saturate at 1 (float32 would tie every event with l1 − l0 > 17 at exactly 1).
+
+    Args:
+        model: the CNN.
+        images: the images to score (the model's grid).
+        normaliser: the model's input normaliser.
+        device: where to score.
+        batch_size: images per batch.
+        storage: where the loader keeps the sparse set (:class:`SparseImageLoader`).
+
+    Raises:
+        ImageSizeError: images of another grid than the model's.
     """
     model.spec.check_same(images.spec, "the image file", "the model")
     dev = torch.device(device)
     model.to(dev).eval()
     loader = SparseImageLoader(images, normaliser, batch_size=batch_size, device=dev, storage=storage)
     out = torch.empty(len(images), dtype=torch.float64, device=dev)
-    _sync(dev)
+    synchronize(dev)
     t0 = time.perf_counter()
     for b in loader:
         logits = model(b.x).double()
         out[b.rows] = torch.sigmoid(logits[:, 1] - logits[:, 0])
-    _sync(dev)
-    dt = time.perf_counter() - t0
-    return out.cpu().numpy(), {"images": len(images), "seconds": dt,
-                               "images_per_s": len(images) / dt if dt > 0 else float("nan")}
+    synchronize(dev)
+    return out.cpu().numpy(), InferenceRate(len(images), time.perf_counter() - t0)
 
 
-def _sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
+@dataclass
+class CnnTrainResult:
+    """A trained CNN and how its training went.
+
+    Attributes:
+        fit: the result of the training core (model with the best weights, history, early
+            stopping, device, run hash).
+        normalisation: the input normalisation fitted on the training split.
+        model_cfg: the ``calo.model`` settings of the network.
+        seed: the training seed.
+        torch_threads: torch CPU threads during training.
+        n_train, n_validation: images in the training and validation splits.
+        train_per_sample: training images per sample.
+    """
+
+    fit: FitResult
+    normalisation: ImageNormalisation
+    model_cfg: CaloModel
+    seed: int
+    torch_threads: int
+    n_train: int
+    n_validation: int
+    train_per_sample: dict[str, int]
+
+    @property
+    def model(self) -> CaloCNN:
+        """The network with the best epoch's weights, in eval mode."""
+        model = self.fit.model
+        assert isinstance(model, CaloCNN)
+        return model
+
+    @property
+    def normaliser(self) -> Normaliser:
+        """The per-channel input normaliser."""
+        return self.normalisation.normaliser
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """Per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``seconds``, ``cpu_seconds``, ``images_per_s``."""
+        return self.fit.history
+
+    @property
+    def best_epoch(self) -> int:
+        """The epoch (from 0) of the lowest validation loss."""
+        return self.fit.best_epoch
+
+    @property
+    def best_val_loss(self) -> float:
+        """The lowest validation loss."""
+        return self.fit.best_val_loss
+
+    @property
+    def epochs_run(self) -> int:
+        """Epochs in the history (a resumed run's included)."""
+        return self.fit.epochs_run
+
+    @property
+    def train_images_per_s(self) -> float:
+        """The median training rate over the epochs (images per wall second)."""
+        return self.fit.rate_per_s
+
+    @property
+    def model_parameters(self) -> int:
+        """Trainable and fixed parameters of the network."""
+        return int(sum(p.numel() for p in self.fit.model.parameters()))
+
+    def info(self) -> dict[str, Any]:
+        """The summary stored in the model file: :meth:`to_dict` without the history and the
+        normalisation."""
+        return {
+            "device": self.fit.device,
+            "torch_threads": self.torch_threads,
+            "seed": self.seed,
+            "config_hash": self.fit.config_hash,
+            "n_train": self.n_train,
+            "n_validation": self.n_validation,
+            "train_per_sample": dict(self.train_per_sample),
+            "epochs_run": self.epochs_run,
+            "resumed_from_epoch": self.fit.resumed_from_epoch,
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_val_loss,
+            "stopped_early": self.fit.stopped_early,
+            "train_images_per_s": self.train_images_per_s,
+            "model_parameters": self.model_parameters,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``history.json`` content: :meth:`info`, the history and the normalisation."""
+        return {**self.info(), "history": self.history, "normalisation": self.normalisation.to_dict()}
+
+
+def _run_hash(calo: CaloConfig, seed: int, normalisation: ImageNormalisation, train_set: ImageSet,
+              val_set: ImageSet) -> str:
+    """Identifies the configuration and data of a training run (checkpoints of another hash are
+    not resumed)."""
+    return config_hash({
+        # max_epochs is left out so that a finished run can be extended by raising it
+        "model": calo.model,
+        "training": {k: v for k, v in calo.training.to_dict().items() if k not in ("threads", "max_epochs")},
+        "image": calo.image, "split": calo.split, "normalisation": normalisation.to_dict()["scale"],
+        "seed": seed, "data": [len(train_set), float(train_set.weight.sum()), len(val_set)],
+    })
 
 
 def train(
-    cfg: Mapping[str, Any] | None,
-    image_files: Sequence[str | os.PathLike[str]] | ImageSet,
-    outdir: str | os.PathLike[str],
+    cfg: Config,
+    train_set: ImageSet,
+    val_set: ImageSet,
+    *,
+    seed: int | None = None,
+    checkpoint: str | os.PathLike[str] | None = None,
+    device: str | torch.device | None = None,
+    resume: bool = True,
+    progress: bool | None = None,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+) -> CnnTrainResult:
+    """Train the CNN on a training and a validation split.
+
+    Args:
+        cfg: the configuration (``calo``; the top-level ``seed``).
+        train_set: the training images (e.g. ``images.split(cfg.calo.split, "train")``).
+        val_set: the validation images (early stopping).
+        seed: overrides the training seed (:func:`training_seed`).
+        checkpoint: the checkpoint file (resume); ``None``: none.
+        device: ``cpu``, ``cuda``, ... (default :func:`~analysis.ml.training.pick_device`).
+        resume: continue after a matching checkpoint's epoch.
+        progress: a progress bar (``None``: only on a terminal).
+        on_epoch_end: ``(epoch, record)`` after each epoch.
+
+    Returns:
+        The :class:`CnnTrainResult`.
+
+    Raises:
+        CaloInputError, ZeroWeightError: a split without both classes or with bad weights.
+    """
+    calo, training = cfg.calo, cfg.calo.training
+    seed = training_seed(cfg, seed)
+    dev = pick_device(device)
+    with torch_threads(training.threads):
+        check_training_set(train_set, "training split")
+        check_training_set(val_set, "validation split")
+        normalisation = ImageNormalisation.fit(
+            train_set.images, calo.normalisation.transform,
+            fitted_on={"split": "train", "samples": list(train_set.samples)},
+        )
+        w_train = balanced_weights(train_set.weight, train_set.label)
+        w_val = balanced_weights(val_set.weight, val_set.label)
+        train_loader = loader_from_config(train_set, normalisation.normaliser, training, dev, weights=w_train,
+                                          shuffle=True, augment=True, seed=seed)
+        val_loader = loader_from_config(val_set, normalisation.normaliser, training, dev, weights=w_val,
+                                        shuffle=False, augment=False, seed=seed,
+                                        batch_size=max(512, int(training.batch_size)))
+
+        def epoch_batches(epoch: int) -> Iterable[Batch]:
+            train_loader.set_epoch(epoch)
+            return train_loader
+
+        task = TrainingTask(n_train=len(train_set), n_batches=len(train_loader), epoch_batches=epoch_batches,
+                            batch_loss=batch_loss, validation_loss=lambda model: validation_loss(model, val_loader),
+                            unit="images")
+        result = fit(
+            name="calo CNN", build_model=lambda: build_model(train_set.spec, calo.model), task=task,
+            settings=FitSettings(seed=seed, learning_rate=training.learning_rate, max_epochs=training.max_epochs,
+                                 patience=training.patience, min_delta=training.min_delta),
+            device=dev, checkpoint=checkpoint,
+            config_hash=_run_hash(calo, seed, normalisation, train_set, val_set),
+            normaliser=normalisation.to_dict(), resume=resume, progress=progress, on_epoch_end=on_epoch_end,
+        )
+        threads = torch.get_num_threads()
+    return CnnTrainResult(
+        fit=result, normalisation=normalisation, model_cfg=calo.model, seed=seed, torch_threads=threads,
+        n_train=len(train_set), n_validation=len(val_set),
+        train_per_sample={s: int(np.sum(train_set.sample_id == i)) for i, s in enumerate(train_set.samples)},
+    )
+
+
+def save_training(result: CnnTrainResult, output_dir: str | os.PathLike[str], *,
+                  provenance: dict[str, Any] | None = None) -> Path:
+    """Write ``calo_cnn.pt``, ``normalisation.json`` and ``history.json`` into ``output_dir``.
+
+    Returns:
+        The model file.
+    """
+    out = Path(output_dir)
+    save_model(out / MODEL_FILE, result.model, result.normalisation, result.model_cfg, info=result.info(),
+               provenance=provenance)
+    write_json(out / "normalisation.json", result.normalisation.to_dict(), provenance=provenance)
+    write_json(out / "history.json", result.to_dict(), provenance=provenance)
+    return out / MODEL_FILE
+
+
+def train_model(
+    cfg: Config,
+    image_files: Sequence[str | os.PathLike[str]],
+    output_dir: str | os.PathLike[str],
     *,
     seed: int | None = None,
     device: str | torch.device | None = None,
     resume: bool = True,
     progress: bool | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
-) -> dict[str, Any]:
-    """Train the CNN; returns the summary also written to ``history.json``.
+) -> CnnTrainResult:
+    """``hepline calo train``: train the CNN on image files, write the model, normalisation and history.
 
-    ``cfg``: a full hepline config (``calo`` section and top-level ``seed``), or the ``calo``
-    section (then ``seed`` or ``calo.training.seed`` gives the seed).
+    The training and validation splits are read from the files (at most
+    ``calo.training.max_events_per_sample`` events each); the checkpoint
+    ``<output_dir>/calo_cnn.ckpt.pt`` lets an interrupted run resume.
+
+    Args:
+        cfg: the configuration.
+        image_files: one image file per sample (:func:`~selections.rpv.cnn.images.make_images`).
+        output_dir: where ``calo_cnn.pt``, ``normalisation.json``, ``history.json`` and the
+            checkpoint go.
+        seed, device, resume, progress, on_epoch_end: as for :func:`train`.
+
+    Returns:
+        The :class:`CnnTrainResult`.
     """
-    full = dict(cfg or {})
-    ccfg = calo_config(full)
-    tcfg = ccfg["training"]
-    if seed is None:
-        seed = tcfg["seed"] if tcfg["seed"] is not None else full.get("seed", 0)
-    seed = int(seed)
-    outdir = Path(outdir)
-    dev = pick_device(device)
-    if tcfg["threads"]:
-        torch.set_num_threads(int(tcfg["threads"]))
-
-    if isinstance(image_files, ImageSet):
-        train_set = image_files.split(ccfg["split"], "train")
-        val_set = image_files.split(ccfg["split"], "validation")
-    else:
-        cap = tcfg["max_events_per_sample"]
-        train_set = load_image_files(image_files, cap, split=(ccfg["split"], "train"))
-        val_set = load_image_files(image_files, cap, split=(ccfg["split"], "validation"))
-    check_training_set(train_set, "training split")
-    check_training_set(val_set, "validation split")
-    normaliser = ChannelNormaliser.fit(
-        train_set.images, ccfg["normalisation"]["transform"],
-        fitted_on={"split": "train", "samples": list(train_set.samples)},
-    )
-    w_train = balanced_weights(train_set.weight, train_set.label)
-    w_val = balanced_weights(val_set.weight, val_set.label)
-    train_loader = loader_from_config(train_set, normaliser, tcfg, dev, weights=w_train, shuffle=True,
-                                      augment=True, seed=seed)
-    val_loader = loader_from_config(val_set, normaliser, tcfg, dev, weights=w_val, shuffle=False,
-                                    augment=False, seed=seed, batch_size=max(512, int(tcfg["batch_size"])))
-
-    run_hash = config_hash({
-        # max_epochs is left out so that a finished run can be extended by raising it
-        "model": ccfg["model"], "training": {k: v for k, v in tcfg.items() if k not in ("threads", "max_epochs")},
-        "image": ccfg["image"], "split": ccfg["split"], "normalisation": normaliser.to_dict()["scale"],
-        "seed": seed, "data": [len(train_set), float(train_set.weight.sum()), len(val_set)],
-    })
-    seed_everything(seed)
-    model = build_model(train_set.spec, ccfg["model"]).to(dev)
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(tcfg["learning_rate"]))
-    stopper = EarlyStopping(int(tcfg["patience"]), float(tcfg["min_delta"]))
-    history: list[dict[str, float]] = []
-    best_state: dict[str, torch.Tensor] | None = None
-    start_epoch, resumed_from = 0, None
-    ckpt = Checkpoint(outdir / f"{MODEL_NAME}.ckpt.pt")
-    restored = ckpt.restore(model=model, optimizer=optimizer, stopper=stopper,
-                            config_hash=run_hash) if resume else None
-    if restored is not None:
-        start_epoch, resumed_from = restored.start_epoch, restored.resumed_from
-        history, best_state = restored.history, restored.best_state
-
-    max_epochs = int(tcfg["max_epochs"])
-    n_train = len(train_set)
-    for epoch in range(start_epoch, max_epochs):
-        if stopper.should_stop:
-            break
-        torch.manual_seed(epoch_seed(seed, epoch))
-        train_loader.set_epoch(epoch)
-        model.train()
-        _sync(dev)
-        t0 = time.perf_counter()
-        run_loss = 0.0
-        bar = tqdm(total=len(train_loader), desc=f"calo CNN epoch {epoch + 1}/{max_epochs}", unit="batch",
-                   leave=False, disable=(not progress) if progress is not None else None)
-        try:
-            for i, b in enumerate(train_loader):
-                loss = _loss(model, b.x, b.y, b.w) / b.y.numel()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                lv = float(loss.detach())
-                run_loss += lv * b.y.numel()
-                bar.update(1)
-                if i % 10 == 0:
-                    bar.set_postfix(loss=f"{lv:.4f}")
-        finally:
-            bar.close()
-        _sync(dev)
-        seconds = time.perf_counter() - t0
-        train_loss = run_loss / n_train
-        val_loss = _validation_loss(model, val_loader)
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            raise FloatingPointError(f"non-finite loss at epoch {epoch + 1} (train {train_loss}, val {val_loss})")
-        if stopper.step(val_loss, epoch):
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        record = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "seconds": seconds,
-                  "images_per_s": n_train / seconds if seconds > 0 else float("nan")}
-        history.append(record)
-        log.info("epoch %d/%d: train loss %.5f, val loss %.5f, %.1f images/s%s", epoch + 1, max_epochs,
-                 train_loss, val_loss, record["images_per_s"], " (best)" if stopper.best_epoch == epoch else "")
-        ckpt.save(model=model, optimizer=optimizer, epoch=epoch, best_metric=stopper.best,
-                  normaliser=normaliser.to_dict(), config_hash=run_hash,
-                  extra={"early_stopping": stopper.state_dict(), "history": history, "best_state": best_state})
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, record)
-        if stopper.should_stop:
-            log.info("early stopping after epoch %d (best epoch %d)", epoch + 1, stopper.best_epoch + 1)
-            break
-
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    rates = [h["images_per_s"] for h in history if math.isfinite(h["images_per_s"])]
-    summary = {
-        "device": str(dev),
-        "torch_threads": torch.get_num_threads(),
-        "seed": seed,
-        "config_hash": run_hash,
-        "n_train": n_train,
-        "n_validation": len(val_set),
-        "train_per_sample": {s: int(np.sum(train_set.sample_id == i)) for i, s in enumerate(train_set.samples)},
-        "epochs_run": len(history),
-        "resumed_from_epoch": resumed_from,
-        "best_epoch": stopper.best_epoch,
-        "best_val_loss": stopper.best,
-        "stopped_early": stopper.should_stop,
-        "train_images_per_s": float(np.median(rates)) if rates else float("nan"),
-        "history": history,
-        "model_parameters": int(sum(p.numel() for p in model.parameters())),
-        "normalisation": normaliser.to_dict(),
-    }
-    record = provenance_record(
-        stage="calo.train", config=full or {"calo": ccfg}, seeds={"training": seed},
-        inputs=() if isinstance(image_files, ImageSet) else image_files,
-        extra={"device": str(dev), "torch_threads": torch.get_num_threads()},
-    )
-    save_model(outdir / f"{MODEL_NAME}.pt", model, normaliser, ccfg["model"],
-               info={k: v for k, v in summary.items() if k not in ("history", "normalisation")},
-               provenance=record)
-    write_json(outdir / "normalisation.json", normaliser.to_dict(), provenance=record)
-    write_json(outdir / "history.json", summary, provenance=record)
-    summary["model"] = model
-    summary["model_path"] = outdir / f"{MODEL_NAME}.pt"
-    return summary
-
-
-def benchmark(
-    cfg: Mapping[str, Any] | None,
-    image_files: Sequence[str | os.PathLike[str]],
-    *,
-    device: str | torch.device | None = None,
-    filters: int | None = None,
-    batches: int = 5,
-    max_events: int | None = 2000,
-) -> dict[str, Any]:
-    """Throughput of the loader alone, of training steps and of inference (images/s).
-
-    Training: ``batches`` timed steps (forward, backward, Adam) of ``calo.training.batch_size``
-    augmented images from the loader, after one warm-up step. Inference: the same number of
-    images scored in eval mode with ``calo.evaluation.batch_size``. Loader: dense batches only.
-    """
-    full = dict(cfg or {})
-    ccfg = calo_config(full)
-    tcfg = ccfg["training"]
-    if tcfg["threads"]:
-        torch.set_num_threads(int(tcfg["threads"]))
-    dev = pick_device(device)
-    data = load_image_files(image_files, max_events)
-    normaliser = ChannelNormaliser.fit(data.images, ccfg["normalisation"]["transform"])
-    mcfg = dict(ccfg["model"], **({"filters": filters} if filters else {}))
-    seed_everything(int(full.get("seed", 0)))
-    model = build_model(data.spec, mcfg).to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=float(tcfg["learning_rate"]))
-    bs = int(tcfg["batch_size"])
-    loader = loader_from_config(data, normaliser, tcfg, dev, weights=None, shuffle=True, augment=True, seed=0)
-    need = (batches + 1) * bs
-    if len(data) < need:
-        raise CaloInputError(f"benchmark needs {need} images, the files give {len(data)}")
-
-    def timed(fn: Callable[[], int]) -> tuple[float, int]:
-        _sync(dev)
-        t0 = time.perf_counter()
-        n = fn()
-        _sync(dev)
-        return time.perf_counter() - t0, n
-
-    def loader_only() -> int:
-        n = 0
-        for i, b in enumerate(loader):
-            if i >= batches:
-                break
-            n += b.y.numel()
-        return n
-
-    it = iter(loader)
-    model.train()
-    b = next(it)  # warm-up
-    loss = _loss(model, b.x, b.y, b.w) / b.y.numel()
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-
-    def train_steps() -> int:
-        n = 0
-        for _ in range(batches):
-            b = next(it)
-            loss = _loss(model, b.x, b.y, b.w) / b.y.numel()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            n += b.y.numel()
-        return n
-
-    t_load, n_load = timed(loader_only)
-    t_train, n_train = timed(train_steps)
-    sub = data.take(np.arange(min(len(data), batches * bs)))
-    _, rate = predict(model, sub, normaliser, dev, batch_size=int(ccfg["evaluation"]["batch_size"]))
-    return {
-        "device": str(dev),
-        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "torch_threads": torch.get_num_threads(),
-        "model_cfg": mcfg,
-        "model_parameters": int(sum(p.numel() for p in model.parameters())),
-        "image": data.spec.to_dict(),
-        "batch_size": bs,
-        "loader_images_per_s": n_load / t_load,
-        "train_images_per_s": n_train / t_train,
-        "inference_images_per_s": rate["images_per_s"],
-        "inference_images": rate["images"],
-        "timed_train_images": n_train,
-    }
+    calo = cfg.calo
+    cap = calo.training.max_events_per_sample
+    train_set = load_image_files(image_files, cap, split=(calo.split, "train"))
+    val_set = load_image_files(image_files, cap, split=(calo.split, "validation"))
+    out = Path(output_dir)
+    result = train(cfg, train_set, val_set, seed=seed, checkpoint=out / CHECKPOINT_FILE, device=device,
+                   resume=resume, progress=progress, on_epoch_end=on_epoch_end)
+    record = provenance_record(stage="calo.train", config=cfg, seeds={"training": result.seed}, inputs=image_files,
+                               extra={"device": result.fit.device, "torch_threads": result.torch_threads})
+    save_training(result, out, provenance=record)
+    log.info("trained: best epoch %d, val loss %.5f, %.1f images/s on %s", result.best_epoch + 1,
+             result.best_val_loss, result.train_images_per_s, result.fit.device)
+    return result

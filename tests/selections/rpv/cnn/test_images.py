@@ -8,25 +8,28 @@ import numpy as np
 import pytest
 import torch
 
-from tests.fixtures import files as fixtures
+from analysis.core.config.rpv import CaloSplit
+from analysis.core.errors import ModelMismatchError
+from analysis.io.ingest import read_arrays
+from analysis.ml.normaliser import Normaliser
 from selections.rpv.cnn.images import (
-    ChannelNormaliser,
+    NORM_FORMAT,
     EmptyEventError,
+    ImageNormalisation,
     ImageSet,
     ImageSpec,
     SparseImages,
-    ZeroWeightError,
     build_images,
     build_sparse,
+    fit_channel_normaliser,
     images_from_arrays,
     pixel_indices,
     read_images,
-    sample_normalisation,
-    split_mask,
     write_images,
 )
 from selections.rpv.cnn.loader import SparseImageLoader
-from analysis.io.ingest import read_arrays
+from selections.rpv.samples import SampleInputError, ZeroWeightError, sample_normalisation, split_mask
+from tests.fixtures import files as fixtures
 
 SPEC = ImageSpec()  # 64 x 64, eta in [-3.2, 3.2)
 DPHI = 2 * np.pi / 64
@@ -114,7 +117,8 @@ def test_sparse_dense_round_trip_and_hdf5(tmp_path) -> None:
     iset = ImageSet(sp, np.arange(10, 10 + n, dtype=np.uint64), np.ones(n, np.int8), rng.random(n),
                     np.ones(n, np.float32), np.zeros(n, np.int16), ["s"], {"s": {"xsec_pb": 1.0}})
     stats = write_images(tmp_path / "s.h5", iset, pixel_chunk=1024)
-    assert stats["dense_over_sparse_memory"] > 1
+    assert stats.dense_over_sparse_memory > 1 and stats.events == n
+    assert stats.file_bytes == (tmp_path / "s.h5").stat().st_size
     got = read_images(tmp_path / "s.h5")
     assert got.spec == spec and got.samples == ["s"] and got.sample_info == {"s": {"xsec_pb": 1.0}}
     np.testing.assert_array_equal(got.images.to_dense(), dense)
@@ -123,7 +127,7 @@ def test_sparse_dense_round_trip_and_hdf5(tmp_path) -> None:
     assert len(read_images(tmp_path / "s.h5", max_events=5)) == 5
     np.testing.assert_array_equal(read_images(tmp_path / "s.h5", max_events=5).images.to_dense(), dense[:5])
     # one split, read in blocks
-    split = {"modulus": 4, "train": [0, 1], "validation": [2], "test": [3]}
+    split = CaloSplit(modulus=4, train=(0, 1), validation=(2,), test=(3,))
     val = read_images(tmp_path / "s.h5", split=(split, "validation"), block_events=7)
     want = iset.event % 4 == 2
     assert 0 < len(val) < n
@@ -136,12 +140,17 @@ def test_loader_builds_the_normalised_dense_batch_on_the_device(transform: str) 
     rng = np.random.default_rng(2)
     spec = ImageSpec(16, 24, -2.0, 2.0)
     sp = _random_sparse(37, spec, rng)
-    norm = ChannelNormaliser.fit(sp, transform)
+    norm = fit_channel_normaliser(sp, transform)
     dense = sp.to_dense()
     f = np.log1p(dense) if transform == "log1p" else dense
-    # scale = RMS over all pixels of the fitted images, per channel
-    np.testing.assert_allclose(norm.scale, np.sqrt((f**2).mean(axis=(0, 2, 3))), rtol=1e-5)
-    expect = f / norm.scale[None, :, None, None]
+    # std = RMS over all pixels of the fitted images, per channel; mean 0
+    assert norm.names == ["ecal", "hcal", "ntrack"] and norm.transform == transform
+    assert norm.std.dtype == np.float32 and (norm.mean == 0).all()
+    np.testing.assert_allclose(norm.std, np.sqrt((f**2).mean(axis=(0, 2, 3))), rtol=1e-5)
+    expect = f / norm.std[None, :, None, None]
+    # the loader's device path gives what the one normaliser gives on the dense images
+    np.testing.assert_allclose(norm.apply(np.moveaxis(dense, 1, -1)), np.moveaxis(expect, 1, -1), rtol=1e-5,
+                               atol=1e-6)
     loader = SparseImageLoader(sp, norm, batch_size=10, device="cpu")
     got = torch.cat([b.x for b in loader]).numpy()
     assert len(loader) == 4
@@ -152,7 +161,7 @@ def test_augmentation_is_roll_and_flips_of_the_dense_image() -> None:
     rng = np.random.default_rng(3)
     spec = ImageSpec(16, 16, -3.2, 3.2)
     sp = _random_sparse(4, spec, rng)
-    norm = ChannelNormaliser(spec, "linear", np.ones(3, np.float32))
+    norm = Normaliser(list(spec.channels), np.zeros(3), np.ones(3, np.float32))
     loader = SparseImageLoader(sp, norm, batch_size=4, device="cpu")
     dense = sp.to_dense()
     rows = torch.arange(4)
@@ -184,19 +193,22 @@ def test_images_from_a_hepline_file_conserve_energy_and_carry_sigma_weights(hepl
     np.testing.assert_array_equal(dense[:, 2].sum(axis=(1, 2)), ak.to_numpy(ak.sum(k_in, axis=1)))
     norm = sample_normalisation([hepline_file], "fixture_hh_yybb")
     gw = ak.to_numpy(arr.genWeight).astype(np.float64)
-    np.testing.assert_allclose(imgs.weight, gw * norm["xsec_pb"] / norm["sumw"], rtol=1e-6)
-    assert imgs.weight.sum() == pytest.approx(norm["xsec_pb"], rel=1e-4)  # sum of weights = sigma
+    np.testing.assert_allclose(imgs.weight, gw * norm.xsec_pb / norm.sumw, rtol=1e-6)
+    assert imgs.weight.sum() == pytest.approx(norm.xsec_pb, rel=1e-4)  # sum of weights = sigma
+    assert imgs.sample_info["fixture_hh_yybb"] == dict(norm.to_dict(), label=1, n_imaged=len(imgs))
     np.testing.assert_array_equal(imgs.event, ak.to_numpy(arr.event))
 
 
 def test_split_by_event_number_is_a_partition() -> None:
-    cfg = {"modulus": 10, "train": [0, 1, 2, 3, 4, 5], "validation": [6], "test": [7, 8, 9]}
+    cfg = CaloSplit(modulus=10, train=(0, 1, 2, 3, 4, 5), validation=(6,), test=(7, 8, 9))
     ev = np.arange(1, 1001, dtype=np.uint64) + np.uint64(3 * 10**9)
     masks = [split_mask(ev, cfg, s) for s in ("train", "validation", "test")]
     assert (np.sum(masks, axis=0) == 1).all()
     assert [m.sum() for m in masks] == [600, 100, 300]
-    with pytest.raises(ValueError, match="residue 6 is in both"):
-        split_mask(ev, dict(cfg, test=[6, 7]), "test")
+    with pytest.raises(SampleInputError, match="residue 6 is in both"):
+        split_mask(ev, cfg.replace(test=(6, 7)), "test")
+    with pytest.raises(SampleInputError, match="residue 12 of 'test' is not below modulus 10"):
+        split_mask(ev, cfg.replace(test=(7, 12)), "test")
 
 
 # --------------------------------------------------------------------------- bad input
@@ -226,3 +238,60 @@ def test_sample_with_zero_weight_sum_is_an_error(tmp_path, monkeypatch) -> None:
     path = fixtures.write_hepline_fixture(tmp_path / "zero.root", 5, np.random.default_rng(4), sample="zero")
     with pytest.raises(ZeroWeightError, match="sample 'zero' has a sum of generator weights of 0"):
         build_images([path], "zero", 0, SPEC)
+
+
+# --------------------------------------------------------------------------- normalisation file
+
+
+def test_image_normalisation_keeps_the_stored_form(tmp_path) -> None:
+    """normalisation.json: format, image grid, transform, scale (= the normaliser's std), channels,
+    fitted_on; read back it is the same normaliser, and a bad file is refused."""
+    import json
+
+    sp = _random_sparse(20, ImageSpec(8, 8, -1.0, 1.0), np.random.default_rng(5))
+    norm = ImageNormalisation.fit(sp, "log1p", fitted_on={"split": "train"})
+    d = norm.to_dict()
+    assert list(d) == ["format", "image", "transform", "scale", "channels", "fitted_on"]
+    assert d["format"] == NORM_FORMAT and d["fitted_on"] == {"split": "train", "n_images": 20}
+    assert d["scale"] == [float(s) for s in fit_channel_normaliser(sp, "log1p").std]
+    (tmp_path / "n.json").write_text(json.dumps(d))
+    back = ImageNormalisation.load(tmp_path / "n.json")
+    assert back.spec == sp.spec and back.transform == "log1p" and back.to_dict() == d
+    np.testing.assert_array_equal(back.normaliser.std, norm.normaliser.std)
+    assert back.fingerprint() == norm.fingerprint()
+    with pytest.raises(ModelMismatchError, match="unknown transform 'sqrt'"):
+        ImageNormalisation.from_dict(dict(d, transform="sqrt"))
+    with pytest.raises(ModelMismatchError, match="2 scales for 3 channels"):
+        ImageNormalisation.from_dict(dict(d, scale=[1.0, 2.0]))
+
+
+def test_loader_refuses_a_normaliser_of_other_channels_or_with_a_mean() -> None:
+    sp = _random_sparse(3, ImageSpec(8, 8), np.random.default_rng(6))
+    with pytest.raises(ModelMismatchError, match="channels"):
+        SparseImageLoader(sp, Normaliser(["a", "b", "c"], np.zeros(3), np.ones(3)), batch_size=2, device="cpu")
+    with pytest.raises(ModelMismatchError, match="zero mean"):
+        SparseImageLoader(sp, Normaliser(list(sp.spec.channels), np.ones(3), np.ones(3)), batch_size=2, device="cpu")
+
+
+def test_images_command_writes_images_and_metrics(hepline_file, tmp_path) -> None:
+    """``hepline calo images``: the image file holds :func:`build_images` of the sample, the metrics
+    JSON its size and times."""
+    import json
+
+    from analysis.cli import main
+    from analysis.core.provenance import read_provenance
+    from tests.fixtures.paths import DEFAULT_CONFIG
+
+    out = tmp_path / "s.h5"
+    assert main(["calo", "images", "--config", str(DEFAULT_CONFIG), "--sample", "fixture_hh_yybb", "--label", "0",
+                 "--output", str(out), "--metrics", str(tmp_path / "m.json"), str(hepline_file)]) == 0
+    got = read_images(out)
+    want = build_images([hepline_file], "fixture_hh_yybb", 0, SPEC)
+    np.testing.assert_array_equal(got.images.index, want.images.index)
+    np.testing.assert_array_equal(got.images.value, want.images.value)
+    np.testing.assert_array_equal(got.weight, want.weight)
+    assert got.sample_info == json.loads(json.dumps(want.sample_info))
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["events"] == len(want) and metrics["sample"] == "fixture_hh_yybb"
+    assert metrics["files"] == [str(hepline_file)] and metrics["file_bytes"] == out.stat().st_size
+    assert read_provenance(out)["stage"] == "calo.images"
