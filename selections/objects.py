@@ -1,22 +1,24 @@
 """Reusable object selections: photons, jets, leptons and ΔR overlap removal.
 
-Every function is pure: it takes objects (records with at least ``pt``, ``eta``, ``phi``:
-a jagged awkward record array, one list per event, or equally a mapping of flat numpy
-arrays, one entry per object, which is what the fast path of ``selections.hh_yybb.processor`` uses)
-and plain numbers or a config mapping, and returns a boolean mask of the same structure. Nothing here reads a file, knows a branch
-name or holds a default cut: the cut values come from the ``selection`` config section
-(``analysis/data/schema.d/selection.yaml``) and the field names from its per-format
-``objects`` mapping, so the same code selects hepline photons (``isTight``, ``isoCalo``,
-``isoTrack``) and CMS NanoAOD photons (``cutBased``, ``electronVeto``, ...).
+Every function is pure: it takes objects (records with at least ``pt`` [GeV], ``eta``,
+``phi``: a jagged awkward record array, one list per event, or equally a mapping of flat
+numpy arrays, one entry per object, which is what the fast path of
+``selections.hh_yybb.processor`` uses) and plain numbers or requirement specs, and returns a
+boolean mask of the same structure. Nothing here reads a file, knows a branch name or holds a
+default cut: the cut values come from the ``selection`` config section
+(``analysis/core/config/schema/schema.d/selection.yaml``) and the field names from its
+per-format ``objects`` mapping, so the same code selects hepline photons (``isTight``,
+``isoCalo``, ``isoTrack``) and CMS NanoAOD photons (``cutBased``, ``electronVeto``, ...).
 
-Requirement specs (``id``, ``isolation``, ``require``) are small mappings:
+Requirement specs (``id``, ``isolation``, ``require`` of an object mapping) are
+:class:`analysis.core.config.selection.Requirement` nodes:
 
-``{"field": "isTight"}``
+``Requirement(field="isTight", relative=False)``
     the field is true (a boolean branch) / non-zero;
-``{"field": "cutBased", "min": 3}``
+``Requirement(field="cutBased", min=3, relative=False)``
     field ≥ min (NanoAOD's cut-based ID levels);
-``{"field": "isoCalo", "max": 0.065, "relative": true}``
-    field / pT < max (``relative: false``: field < max, e.g. ``pfRelIso03_all``, which is
+``Requirement(field="isoCalo", max=0.065, relative=True)``
+    field / pT < max (``relative=False``: field < max, e.g. ``pfRelIso03_all``, which is
     already relative).
 
 ATLAS-like photons (physics-reference §4): ID + FixedCutLoose-like isolation
@@ -25,11 +27,13 @@ ATLAS-like photons (physics-reference §4): ID + FixedCutLoose-like isolation
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import awkward as ak
 import numpy as np
+
+from analysis.core.config.selection import Requirement
 
 __all__ = [
     "FLAVOUR_CLASSES",
@@ -43,6 +47,7 @@ __all__ = [
     "jet_selection",
     "kinematic_mask",
     "lepton_selection",
+    "object_requirements",
     "overlap_free",
     "overlap_free_of_points",
     "p4",
@@ -88,29 +93,34 @@ def invariant_mass(*vectors: tuple[Any, Any, Any, Any]) -> Any:
 # ---------------------------------------------------------------------------------------
 # generic requirements
 # ---------------------------------------------------------------------------------------
-def requirement_mask(objects: ak.Array, spec: Mapping[str, Any] | None) -> ak.Array | bool:
-    """The mask of one requirement spec (see the module docstring); ``None`` passes all."""
-    if not spec:
+def requirement_mask(objects: Any, spec: Requirement | None) -> Any:
+    """The mask of one requirement spec (see the module docstring); ``None`` passes all
+    (returns ``True``).
+
+    Raises:
+        KeyError: the objects have no field ``spec.field``.
+    """
+    if spec is None:
         return True
-    field = spec["field"]
+    field = spec.field
     names = ak.fields(objects) if isinstance(objects, ak.Array) else list(objects.keys())
     if field not in names:
         raise KeyError(f"object field {field!r} required by the selection is not in the input "
                        f"(fields: {', '.join(names)})")
     value = objects[field]
-    if spec.get("max") is not None:
-        if spec.get("relative", False):
-            return value < spec["max"] * objects["pt"]
-        return value < spec["max"]
-    if spec.get("min") is not None:
-        return value >= spec["min"]
-    if spec.get("equals") is not None:
-        return value == spec["equals"]
+    if spec.max is not None:
+        if spec.relative:
+            return value < spec.max * objects["pt"]
+        return value < spec.max
+    if spec.min is not None:
+        return value >= spec.min
+    if spec.equals is not None:
+        return value == spec.equals
     return value != 0
 
 
-def requirements_mask(objects: ak.Array, specs: Iterable[Mapping[str, Any] | None]) -> ak.Array | bool:
-    """Logical AND of several requirement specs."""
+def requirements_mask(objects: Any, specs: Iterable[Requirement | None]) -> Any:
+    """Logical AND of several requirement specs (``True`` when none applies)."""
     mask: Any = True
     for spec in specs:
         m = requirement_mask(objects, spec)
@@ -120,13 +130,20 @@ def requirements_mask(objects: ak.Array, specs: Iterable[Mapping[str, Any] | Non
     return mask
 
 
+def object_requirements(mapping: Any) -> tuple[Requirement | None, ...]:
+    """The requirement specs of one collection's object mapping
+    (``selection.objects.<format>.<collection>``): its ``id``, then its ``isolation`` and
+    ``require`` lists where the collection has them (jets have an ``id`` only)."""
+    return (mapping.id, *getattr(mapping, "isolation", ()), *getattr(mapping, "require", ()))
+
+
 def kinematic_mask(
-    objects: ak.Array,
+    objects: Any,
     pt_min: float | None = None,
     eta_max: float | None = None,
-    crack: tuple[float, float] | list[float] | None = None,
-) -> ak.Array:
-    """pT > ``pt_min``, |η| < ``eta_max`` and |η| outside [crack[0], crack[1]]."""
+    crack: Sequence[float] | None = None,
+) -> Any:
+    """pT > ``pt_min`` [GeV], |η| < ``eta_max`` and |η| outside [crack[0], crack[1]]."""
     mask = np.ones_like(objects["pt"], dtype=bool)
     if pt_min is not None:
         mask = mask & (objects["pt"] > pt_min)
@@ -143,30 +160,57 @@ def kinematic_mask(
 # ---------------------------------------------------------------------------------------
 # objects
 # ---------------------------------------------------------------------------------------
-def photon_selection(photons: ak.Array, cuts: Mapping[str, Any]) -> ak.Array:
+def photon_selection(
+    photons: Any,
+    requirements: Iterable[Requirement | None] = (),
+    *,
+    pt_min: float | None = None,
+    eta_max: float | None = None,
+    crack: Sequence[float] | None = None,
+) -> Any:
     """Photons passing acceptance, identification and isolation.
 
-    ``cuts``: ``pt_min``, ``eta_max``, ``crack`` ([lo, hi] in |η|, or null), ``id`` (a
-    requirement spec or null), ``isolation`` (a list of specs) and ``require`` (a list of
-    extra specs, e.g. NanoAOD's ``electronVeto``).
+    Args:
+        photons: the photons (jagged awkward records or a mapping of flat arrays).
+        requirements: the ID, isolation and extra requirement specs
+            (:func:`object_requirements` of the object mapping; ``None`` entries pass).
+        pt_min: pT threshold [GeV] (None: none).
+        eta_max: |η| limit (None: none).
+        crack: ``(lo, hi)`` in |η| excluded (None: none).
+
+    Returns:
+        The boolean mask, same structure as the photons.
     """
-    mask = kinematic_mask(photons, cuts.get("pt_min"), cuts.get("eta_max"), cuts.get("crack"))
-    extra = requirements_mask(
-        photons, [cuts.get("id"), *cuts.get("isolation", []), *cuts.get("require", [])]
-    )
+    mask = kinematic_mask(photons, pt_min, eta_max, crack)
+    extra = requirements_mask(photons, requirements)
     return mask if extra is True else mask & extra
 
 
-def jet_selection(jets: ak.Array, cuts: Mapping[str, Any]) -> ak.Array:
-    """Jets with pT > ``pt_min``, |η| < ``eta_max`` and the optional ``id`` requirement."""
-    mask = kinematic_mask(jets, cuts.get("pt_min"), cuts.get("eta_max"))
-    extra = requirements_mask(jets, [cuts.get("id"), *cuts.get("require", [])])
+def jet_selection(
+    jets: Any,
+    requirements: Iterable[Requirement | None] = (),
+    *,
+    pt_min: float | None = None,
+    eta_max: float | None = None,
+) -> Any:
+    """Jets with pT > ``pt_min`` [GeV], |η| < ``eta_max`` and the ``requirements`` (the jet
+    ID: :func:`object_requirements` of the jet mapping)."""
+    mask = kinematic_mask(jets, pt_min, eta_max)
+    extra = requirements_mask(jets, requirements)
     return mask if extra is True else mask & extra
 
 
-def lepton_selection(leptons: ak.Array, cuts: Mapping[str, Any]) -> ak.Array:
-    """Electrons or muons: ``pt_min``, ``eta_max``, optional ``crack``, ``id``, ``isolation``."""
-    return photon_selection(leptons, cuts)
+def lepton_selection(
+    leptons: Any,
+    requirements: Iterable[Requirement | None] = (),
+    *,
+    pt_min: float | None = None,
+    eta_max: float | None = None,
+    crack: Sequence[float] | None = None,
+) -> Any:
+    """Electrons or muons: as :func:`photon_selection` (pT [GeV], |η|, optional crack, ID and
+    isolation)."""
+    return photon_selection(leptons, requirements, pt_min=pt_min, eta_max=eta_max, crack=crack)
 
 
 # ---------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import numba
 import numpy as np
@@ -36,6 +36,7 @@ from selections import objects as O
 
 __all__ = [
     "EVENT_FIELDS",
+    "FlatObjects",
     "PassInput",
     "count_per_event",
     "event_arrays",
@@ -60,6 +61,15 @@ EVENT_FIELDS = _INT_FIELDS + _FLOAT_FIELDS
 the photon pair's cosh Δη − cos Δφ (m²_γγ = 2 pT1 pT2 · angle), NaN where m_γγ was not
 computed: the shifted passes reuse it for the same pair
 (:func:`selections.hh_yybb.shifted.shifted_entries`)."""
+
+
+class FlatObjects(Protocol):
+    """One collection of a chunk as flat arrays, one entry per object, with the events'
+    ``offsets`` (n + 1 boundaries from 0): ``selections.hh_yybb.processor.FlatCollection``."""
+
+    offsets: np.ndarray
+
+    def __getitem__(self, name: str, /) -> np.ndarray: ...
 
 
 class PassInput(dict):
@@ -436,9 +446,9 @@ def _truth_rows(j_off, jet_ok, pre, class_base, pt_edges, eps2, eps1, i1, i2, my
     return evt, kind, c0, c1, prob, obs
 
 
-def truth_rows(jets: Mapping[str, np.ndarray], jet_ok: np.ndarray, pre: np.ndarray,
+def truth_rows(jets: FlatObjects, jet_ok: np.ndarray, pre: np.ndarray,
                efficiencies: Mapping[str, tuple[np.ndarray, np.ndarray]], i1: np.ndarray, i2: np.ndarray,
-               myy: np.ndarray, photons: Mapping[str, np.ndarray], mstar_offset: float,
+               myy: np.ndarray, photons: FlatObjects, mstar_offset: float,
                class_base: np.ndarray | None = None, pt_edges: Any = ()) -> dict[str, Any]:
     """Truth-tag rows with their masses, compiled: what
     :func:`selections.hh_yybb.processor.truth_tag_rows` and :func:`pair_rows_numpy` give together

@@ -33,22 +33,25 @@ class PackedSelection(_CoffeaPackedSelection):
     """:class:`coffea.analysis_tools.PackedSelection` whose ``add`` of a plain 1-D numpy
     boolean array is an unmasked shift-and-or (same result, no masked ufunc)."""
 
+    _data: Any  # coffea's packed words: None before the first mask, then an array per event
+
     def add(self, name: str, selection: Any, fill_value: bool = False) -> None:
+        """Add the mask ``selection`` as ``name`` (see the class docstring)."""
+        data = self._data
         plain = (
             type(selection) is np.ndarray
             and selection.dtype == np.bool_
             and selection.ndim == 1
             and name not in self._names
             and len(self._names) < self.maxitems
-            and (self._data is None
-                 or (type(self._data) is np.ndarray and self._data.shape == selection.shape))
+            and (data is None or (type(data) is np.ndarray and data.shape == selection.shape))
         )
         if not plain:  # coffea's checks and messages, and its awkward/dask paths
             super().add(name, selection, fill_value)
             return
-        if self._data is None:
-            self._data = np.zeros(len(selection), dtype=self._dtype)
+        if data is None:
+            data = self._data = np.zeros(len(selection), dtype=self._dtype)
         bits = selection.astype(self._dtype)
         bits <<= self._dtype.type(len(self._names))
-        self._data |= bits
+        data |= bits  # in place: the same array as self._data
         self._names.append(name)

@@ -1,15 +1,16 @@
 """HH → γγbb̄ event selection: a coffea processor, its cutflow and σ-weighted histograms.
 
 ATLAS-style (physics-reference §4; arXiv:1807.04873 and 2112.11876), every cut from the
-``selection`` config section (``analysis/data/schema.d/selection.yaml``):
+``selection`` config section (:class:`~analysis.core.config.SelectionConfig`; schema
+``analysis/core/config/schema/schema.d/selection.yaml``):
 
-1. ``two_photons``: ≥ 2 photons passing acceptance (pT > 25, |η| < 2.37 outside
+1. ``two_photons``: ≥ 2 photons passing acceptance (pT > 25 GeV, |η| < 2.37 outside
    1.37–1.52), identification and isolation (hepline: ``isTight``, isoCalo/E_T < 0.065,
    isoTrack/E_T < 0.05); the two leading ones form the diphoton;
 2. ``photon_pt_over_myy``: E_T/m_γγ > 0.35 and > 0.25;
 3. ``myy_window``: 105 < m_γγ < 160 GeV;
 4. ``lepton_veto``: no isolated e/μ (leptons within ΔR < 0.4 of a photon removed first);
-5. ``two_jets``: ≥ 2 jets with pT > 25, |η| < 2.5, removed within ΔR < 0.4 of the photons
+5. ``two_jets``: ≥ 2 jets with pT > 25 GeV, |η| < 2.5, removed within ΔR < 0.4 of the photons
    (and within 0.2 of a selected lepton);
 6. ``max_central_jets``: fewer than 6 central jets;
 7. ``btag_1or2``: 2-tag (≥ 2 jets at the 70 % WP) or else 1-tag (a jet at the 60 % WP). The
@@ -17,62 +18,70 @@ ATLAS-style (physics-reference §4; arXiv:1807.04873 and 2112.11876), every cut 
    leading other jet (1-tag).
 
 Categories (2018 style, ×2021 m* split): ``{2tag,1tag}_{loose,tight}_{lowmstar,highmstar}``
-with loose: j1 > 40, j2 > 25, 80 < m_bb < 140; tight: j1 > 100, j2 > 30, 90 < m_bb < 140;
-m* = m_bbγγ − m_bb − m_γγ + 250 GeV split at 350 GeV (tight ⊂ loose: they are alternative
+with loose: j1 > 40, j2 > 25, 80 < m_bb < 140 GeV; tight: j1 > 100, j2 > 30, 90 < m_bb < 140
+GeV; m* = m_bbγγ − m_bb − m_γγ + 250 GeV split at 350 GeV (tight ⊂ loose: they are alternative
 selections, as in 2018, not exclusive categories). Resonant mode: ``res_{2tag,1tag}_{loose,
 tight}`` with |m_γγ − 125| < 4.7 GeV; its observable is m*. Two inclusive regions are also
 filled: ``diphoton`` (after step 3) and ``pretag`` (after step 6, two leading jets).
 
-b-tagging: the cut values come only from the taggers stage's working-point file (hepline
-ntuples decorated with ``Jet_btag_<tagger>``) or, for CMS NanoAOD, from the config
-(``Jet_btagDeepFlavB``, 2018 UL DeepJet medium 0.2783 / tight 0.7100). A file that lacks the
-tagger or WP, or names a branch the input does not have, raises :class:`WorkingPointError`.
+b-tagging: the cut values come only from the taggers stage's working-point file
+(:class:`WorkingPoints`; hepline ntuples decorated with ``Jet_btag_<tagger>``, or raw hepline
+ntuples with the trained taggers given to :func:`run_selection` as ``models``, which computes
+the discriminant in the processor) or, for CMS NanoAOD, from the config (``Jet_btagDeepFlavB``,
+2018 UL DeepJet medium 0.2783 / tight 0.7100). A file that lacks the tagger or WP, or names a
+branch the input does not have, raises :class:`WorkingPointError`.
 
 Systematic variations (``analysis.stats.histograms``): b-tag SFs per flavour (weights), photon
 energy scale and resolution and jet energy scale (the selection is rerun on shifted
-objects). Output: a histogram set (``analysis.stats.histograms`` convention) with, per sample,
-un-normalised ``Hist(region, variation, observable)`` of m_γγ, m_bb, m*, the cutflow (raw
-and weighted counts after each cut), σ and Σw. Command line::
+objects). Output: a histogram set (:class:`analysis.stats.histograms.HistSet`) with, per
+sample, un-normalised ``Hist(region, variation, observable)`` of m_γγ, m_bb, m* [GeV], the
+cutflow (raw and weighted counts after each cut), σ [pb] and Σw.
 
-    python -m selections.hh_yybb.processor --config workflows/config/default.yaml \\
+Data flow: :func:`run_selection` (files and a :class:`~analysis.core.config.Config` in, a
+:class:`SelectionResult` out, nothing written) and :func:`select`, the I/O function of
+``hepline select`` (writes the histogram set, the cutflow JSON/markdown and the metrics, each
+with the stage's provenance record)::
+
+    hepline select --config workflows/config/default.yaml \\
         --working-points results/taggers/working_points.json \\
         --output results/hh_yybb/selection/yy.pkl results/decorated/yy/yy_*.root
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import logging
 import math
 import os
-import statistics
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import awkward as ak
 import numpy as np
-import yaml
 from coffea import processor
 from coffea.analysis_tools import Weights
 
+from analysis.core.atomic import write_json, write_text
+from analysis.core.config import Config, RunnerConfig, SelectionConfig, config_hash
+from analysis.core.config.selection import CmsBTagConfig, ObjectsHepline, ObjectsNanoaod, SelectionHhYybb
+from analysis.core.errors import InputError, WorkingPointError
+from analysis.core.format import combined_xsec
+from analysis.core.provenance import provenance_record
+from analysis.io.ingest import Fileset, InputFileError, detect_format, form_filter, read_metadata
+from analysis.io.runner import RunMetrics, run_processor
 from analysis.stats import histfill as HF
 from analysis.stats import histograms as H
-from analysis.core.atomic import write_json, write_text
-from analysis.core.errors import WorkingPointError
-from analysis.core.config import ConfigError, config_hash, config_section, load_raw_config, validate
-from analysis.core.format import combined_xsec
-from analysis.io.ingest import Fileset, InputFileError, detect_format, form_filter, read_metadata
-from analysis.core.provenance import provenance_record
-from analysis.io.runner import freeze_startup_objects, run_module_main, run_processor, runner_config
+from selections import objects as O
 from selections.hh_yybb import kernel as K
 from selections.hh_yybb import shifted as KS
-from selections import objects as O
 from selections.hh_yybb.packed import PackedSelection, packed_dtype
+
+if TYPE_CHECKING:
+    from taggers.models import TaggerModels
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +89,30 @@ __all__ = [
     "CUTFLOW_STEPS",
     "OBSERVABLES",
     "REGIONS",
+    "SEQUENTIAL_STEPS",
+    "STAGE",
+    "SUPPORTED_FORMATS",
     "BTagSpec",
+    "FlatCollection",
     "HHyybbProcessor",
+    "SelectionResult",
+    "SelectionSummary",
+    "TaggerWorkingPoints",
+    "WorkingPoint",
     "WorkingPointError",
+    "WorkingPoints",
     "btag_spec",
+    "cutflow_report",
+    "distinct_count",
+    "expects_compiled_engine",
     "load_working_points",
-    "main",
     "needed_branches",
+    "object_map",
     "run_selection",
-    "selection_config",
+    "sample_fileset",
+    "select",
+    "selection_runner",
+    "truth_tag_rows",
 ]
 
 SEQUENTIAL_STEPS = (
@@ -101,52 +125,216 @@ SEQUENTIAL_STEPS = (
     "max_central_jets",
     "btag_1or2",
 )
+"""The sequential cuts of the cutflow, in order."""
 TAGS = ("2tag", "1tag")
 KINEMATIC = ("loose", "tight")
 MSTAR = ("lowmstar", "highmstar")
 NONRES_REGIONS = tuple(f"{t}_{k}_{m}" for t in TAGS for k in KINEMATIC for m in MSTAR)
 RES_REGIONS = tuple(f"res_{t}_{k}" for t in TAGS for k in KINEMATIC)
 REGIONS = ("diphoton", "pretag", *NONRES_REGIONS, *RES_REGIONS)
+"""The region axis of the histograms, in this order."""
 assert len(REGIONS) == KS.N_REGION_BITS  # the region bits of selections.hh_yybb.shifted, in this order
 CUTFLOW_STEPS = (*SEQUENTIAL_STEPS, *TAGS, *NONRES_REGIONS, *RES_REGIONS)
 """Rows of the cutflow: the sequential cuts, then the tag categories and every region."""
 OBSERVABLES = ("m_yy", "m_bb", "m_star")
+"""The histogrammed observables [GeV]."""
 SUPPORTED_FORMATS = ("hepline", "nanoaod")
+"""Input formats the selection reads (the keys of ``selection.objects``)."""
+#: what the ``select`` stage's outputs record as their stage, and the histogram set's summary
+STAGE = "hh_yybb.select"
+SUMMARY_STAGE = "selections.hh_yybb.processor"
+
+ObjectMap = ObjectsHepline | ObjectsNanoaod
+
+
+def object_map(selection: SelectionConfig, fmt: str) -> ObjectMap:
+    """The object mapping of input format ``fmt`` (``selection.objects.<fmt>``)."""
+    if fmt == "hepline":
+        return selection.objects.hepline
+    if fmt == "nanoaod":
+        return selection.objects.nanoaod
+    raise InputError(f"HH -> yybb selection reads {SUPPORTED_FORMATS} files, not {fmt!r}")
 
 
 # ---------------------------------------------------------------------------------------
-# configuration
+# working points
 # ---------------------------------------------------------------------------------------
-def selection_config(config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The validated ``selection`` section (defaults filled) of a whole config, or the section."""
-    return config_section(config, "selection")
+@dataclass(frozen=True)
+class WorkingPoint:
+    """One working point of one tagger: its cut and MC performance (taggers stage).
+
+    Attributes:
+        cut: the discriminant cut (``Jet_btag_<tagger> > cut`` is tagged).
+        b_efficiency: b-jet efficiency.
+        c_rejection, light_rejection: 1 / efficiency of c and light jets.
+    """
+
+    cut: float
+    b_efficiency: float
+    c_rejection: float
+    light_rejection: float
+
+    @property
+    def efficiencies(self) -> dict[str, float]:
+        """MC tagging efficiencies ``{"b", "c", "light"}`` (c, light: 1 / rejection)."""
+        return {"b": self.b_efficiency, "c": 1.0 / self.c_rejection, "light": 1.0 / self.light_rejection}
+
+
+@dataclass(frozen=True)
+class TaggerWorkingPoints:
+    """One tagger's entry of a working-point file (``taggers.<tagger>``).
+
+    Attributes:
+        tagger: the tagger's name (``dl1``, ``mv2``, ...).
+        variable: the branch its cuts apply to (``Jet_btag_<tagger>``), as the file names it.
+        points: the working-point entries by name (``"70"``), as in the file; read one with
+            :meth:`point` (checked then, so a file's unused entries are not).
+        efficiency_vs_pt: the per-pT-bin efficiencies (``pt_edges_gev``, ``working_points``,
+            optionally ``jets``), if the file has them.
+        source: the file (errors name it).
+    """
+
+    tagger: str
+    variable: str | None
+    points: Mapping[str, Any]
+    efficiency_vs_pt: Mapping[str, Any] | None
+    source: str
+
+    @property
+    def where(self) -> str:
+        """``<file>: taggers.<tagger>``, the prefix of this entry's error messages."""
+        return f"{self.source}: taggers.{self.tagger}"
+
+    def point(self, name: str) -> WorkingPoint:
+        """The working point ``name``, checked (numbers, finite, non-zero rejections).
+
+        Raises:
+            WorkingPointError: the entry is missing or a value is not a finite number
+                (naming the file and the key).
+        """
+        if name not in self.points:
+            raise WorkingPointError(f"{self.where}.working_points has no working point {name!r} "
+                                    f"(it has: {', '.join(sorted(self.points)) or 'none'})")
+        entry = self.points[name]
+        values: dict[str, float] = {}
+        for key in ("cut", "b_efficiency", "c_rejection", "light_rejection"):
+            raw = entry.get(key) if isinstance(entry, Mapping) else None
+            try:
+                values[key] = float(raw)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise WorkingPointError(f"{self.where}.working_points.{name}.{key}: expected a number, "
+                                        f"got {raw!r}") from None
+            if not math.isfinite(values[key]):
+                raise WorkingPointError(f"{self.where}.working_points.{name}.{key}: not finite ({raw!r})")
+        for key in ("c_rejection", "light_rejection"):
+            if values[key] == 0.0:
+                raise WorkingPointError(f"{self.where}.working_points.{name}.{key}: must not be 0")
+        return WorkingPoint(**values)
+
+
+@dataclass(frozen=True)
+class WorkingPoints:
+    """The taggers stage's working-point file (``working_points.json``), or its content.
+
+    Attributes:
+        taggers: per tagger, its entry (:class:`TaggerWorkingPoints`).
+        source: the file, or ``<in-memory working points>``.
+    """
+
+    taggers: Mapping[str, TaggerWorkingPoints]
+    source: str = "<in-memory working points>"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "<in-memory working points>") -> WorkingPoints:
+        """From the JSON content (``{"taggers": {tagger: {"variable", "working_points", ...}}}``,
+        e.g. :meth:`taggers.performance.TaggerPerformance.working_points_dict`).
+
+        Raises:
+            WorkingPointError: no ``taggers`` mapping, or a tagger entry that is not one.
+        """
+        taggers = data.get("taggers") if isinstance(data, Mapping) else None
+        if not isinstance(taggers, Mapping):
+            raise WorkingPointError(f"{source}: no 'taggers' mapping (not a working-point file of the taggers stage)")
+        out: dict[str, TaggerWorkingPoints] = {}
+        for name, entry in taggers.items():
+            if not isinstance(entry, Mapping):
+                raise WorkingPointError(f"{source}: taggers.{name}: expected a mapping, got {type(entry).__name__}")
+            points = entry.get("working_points") or {}
+            if not isinstance(points, Mapping):
+                raise WorkingPointError(f"{source}: taggers.{name}.working_points: expected a mapping")
+            out[name] = TaggerWorkingPoints(tagger=name, variable=entry.get("variable"), points=points,
+                                            efficiency_vs_pt=entry.get("efficiency_vs_pt"), source=source)
+        return cls(taggers=out, source=source)
+
+    def tagger(self, name: str) -> TaggerWorkingPoints:
+        """The entry of tagger ``name``.
+
+        Raises:
+            WorkingPointError: the file has no such tagger.
+        """
+        if name not in self.taggers:
+            raise WorkingPointError(
+                f"{self.source}: taggers has no tagger {name!r} (it has: "
+                f"{', '.join(sorted(self.taggers)) or 'none'}); selection.hh_yybb.btag.tagger must name one of them"
+            )
+        return self.taggers[name]
+
+
+def load_working_points(path: str | os.PathLike[str]) -> WorkingPoints:
+    """Read the taggers stage's working-point JSON (its layout checked; each working point
+    when it is used, :meth:`TaggerWorkingPoints.point`).
+
+    Raises:
+        WorkingPointError: the file is missing, not JSON or has no ``taggers`` mapping.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise WorkingPointError(f"{p}: working-point file not found")
+    try:
+        data = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise WorkingPointError(f"{p}: working-point file is not valid JSON ({exc})") from exc
+    return WorkingPoints.from_dict(data, source=os.fspath(p))
 
 
 @dataclass(frozen=True)
 class BTagSpec:
-    """Resolved b-tagging: discriminant field, working-point cuts and efficiencies."""
+    """Resolved b-tagging: discriminant field, working-point cuts and efficiencies.
 
-    field: str                     # field of the jet collection, e.g. "btag_dl1"
-    branch: str                    # branch in the file, e.g. "Jet_btag_dl1"
+    Attributes:
+        field: field of the jet collection, e.g. ``btag_dl1``.
+        branch: branch in the file, e.g. ``Jet_btag_dl1``.
+        two_tag_wp, one_tag_wp: the working points of the 2-tag and 1-tag categories.
+        cuts: the used working points, name → cut (D > cut passes).
+        efficiencies: per used WP, the MC efficiencies ``{"b", "c", "light"}``.
+        source: provenance (the working-point file, or ``config``).
+        tagger: the tagger (or the config's discriminant variable).
+        pt_edges: jet pT bin edges [GeV] of ``efficiency_maps``.
+        efficiency_maps: per WP and flavour, the efficiency per pT bin.
+    """
+
+    field: str
+    branch: str
     two_tag_wp: str
     one_tag_wp: str
-    cuts: dict[str, float]         # the used working points, name -> cut (D > cut passes)
-    efficiencies: dict[str, dict[str, float]]  # wp -> {"b", "c", "light"}
-    source: str                    # provenance (file path or "config")
+    cuts: dict[str, float]
+    efficiencies: dict[str, dict[str, float]]
+    source: str
     tagger: str = ""
-    pt_edges: tuple[float, ...] | None = None  # GeV; with efficiency_maps
-    efficiency_maps: dict[str, dict[str, tuple[float, ...]]] | None = None  # wp -> flavour -> per pT bin
+    pt_edges: tuple[float, ...] | None = None
+    efficiency_maps: dict[str, dict[str, tuple[float, ...]]] | None = None
 
     def efficiency_table(self, wps: Sequence[str]) -> np.ndarray:
         """Efficiencies ``[pT bin, WP, flavour class]`` (one pT bin without maps)."""
-        if self.efficiency_maps is None:
+        if self.efficiency_maps is None or self.pt_edges is None:
             return np.array([[[self.efficiencies[wp][f] for f in O.FLAVOUR_CLASSES] for wp in wps]])
         n_pt = len(self.pt_edges) - 1
-        return np.array([[[self.efficiency_maps[wp][f][k] for f in O.FLAVOUR_CLASSES] for wp in wps]
-                         for k in range(n_pt)])
+        maps = self.efficiency_maps
+        return np.array([[[maps[wp][f][k] for f in O.FLAVOUR_CLASSES] for wp in wps] for k in range(n_pt)])
 
     def pt_bin(self, pt: np.ndarray) -> np.ndarray:
-        """pT bin of each jet for :meth:`efficiency_table` (outside the edges: the nearest bin)."""
+        """pT bin of each jet (pT in GeV) for :meth:`efficiency_table` (outside the edges: the
+        nearest bin)."""
         if self.pt_edges is None:
             return np.zeros(len(pt), dtype=np.int64)
         k = np.searchsorted(np.asarray(self.pt_edges[1:-1]), np.asarray(pt), side="right")
@@ -157,113 +345,90 @@ class BTagSpec:
         """Used working points ordered loose → tight (increasing cut)."""
         return sorted(self.cuts, key=lambda wp: self.cuts[wp])
 
-
-def load_working_points(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read the taggers stage's working-point JSON (checks its top-level layout)."""
-    p = Path(path)
-    if not p.is_file():
-        raise WorkingPointError(f"working-point file not found: {p}")
-    try:
-        data = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise WorkingPointError(f"working-point file {p} is not valid JSON ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("taggers"), dict):
-        raise WorkingPointError(f"working-point file {p} has no 'taggers' mapping")
-    return data
+    def to_dict(self) -> dict[str, Any]:
+        """The summary of the histogram set's provenance (tagger, branch, source, WPs, cuts,
+        efficiencies)."""
+        return {"tagger": self.tagger, "branch": self.branch, "source": self.source,
+                "two_tag_wp": self.two_tag_wp, "one_tag_wp": self.one_tag_wp, "cuts": self.cuts,
+                "efficiencies": self.efficiencies}
 
 
 def btag_spec(
-    sel_cfg: Mapping[str, Any],
+    selection: SelectionConfig,
     fmt: str,
-    working_points: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    working_points: WorkingPoints | str | os.PathLike[str] | None = None,
 ) -> BTagSpec:
-    """Resolve the b-tagging of format ``fmt`` from config and (hepline) the WP file.
+    """Resolve the b-tagging of format ``fmt`` from the config and (hepline) the WP file.
 
     hepline: tagger and WP names from ``selection.hh_yybb.btag``; cuts, branch and
     efficiencies (b: ``b_efficiency``, c: 1/``c_rejection``, light: 1/``light_rejection``)
-    from the working-point file, which must name the branch ``Jet_btag_<tagger>``.
-    nanoaod: everything from ``selection.objects.nanoaod.jet.btag``.
+    from the working points (``working_points``, else
+    ``selection.hh_yybb.btag.working_points_file``), which must name the branch
+    ``Jet_btag_<tagger>``. nanoaod: everything from ``selection.objects.nanoaod.jet.btag``.
+
+    Args:
+        selection: the ``selection`` section.
+        fmt: ``hepline`` or ``nanoaod``.
+        working_points: the working points, or their file.
+
+    Returns:
+        The :class:`BTagSpec`.
+
+    Raises:
+        WorkingPointError: no working points, or they lack the tagger or a WP (naming the
+            file and the key).
     """
-    jet_map = sel_cfg["objects"][fmt]["jet"]
-    coll = jet_map["collection"]
-    bcfg = jet_map["btag"]
-    if bcfg["source"] == "config":
-        wps = dict(bcfg["working_points"])
-        two, one = bcfg["two_tag_wp"], bcfg["one_tag_wp"]
+    jet_map = object_map(selection, fmt).jet
+    coll = jet_map.collection
+    bcfg = jet_map.btag
+    if isinstance(bcfg, CmsBTagConfig):  # source: config
+        wps = dict(bcfg.working_points)
+        two, one = bcfg.two_tag_wp, bcfg.one_tag_wp
         for wp in (two, one):
             if wp not in wps:
                 raise WorkingPointError(
                     f"selection.objects.{fmt}.jet.btag: working point {wp!r} not in "
                     f"working_points ({', '.join(wps)})"
                 )
-            if wp not in bcfg["efficiencies"]:
+            if wp not in bcfg.efficiencies:
                 raise WorkingPointError(
-                    f"selection.objects.{fmt}.jet.btag: no efficiencies for working point {wp!r}"
+                    f"selection.objects.{fmt}.jet.btag.efficiencies: no efficiencies for working point {wp!r}"
                 )
-        used = {wp: float(wps[wp]) for wp in {two, one}}
-        effs = {wp: dict(bcfg["efficiencies"][wp]) for wp in used}
-        var = bcfg["variable"]
+        cfg_cuts = {wp: float(wps[wp]) for wp in {two, one}}
+        cfg_effs = {wp: bcfg.efficiencies[wp].to_dict() for wp in cfg_cuts}
+        var = bcfg.variable
         return BTagSpec(field=var, branch=f"{coll}_{var}", two_tag_wp=two, one_tag_wp=one,
-                        cuts=used, efficiencies=effs, source="config", tagger=var)
+                        cuts=cfg_cuts, efficiencies=cfg_effs, source="config", tagger=var)
 
     # working-point file (hepline)
-    hcfg = sel_cfg["hh_yybb"]["btag"]
-    tagger, two, one = hcfg["tagger"], hcfg["two_tag_wp"], hcfg["one_tag_wp"]
-    wp_source = working_points if working_points is not None else hcfg["working_points_file"]
+    hcfg = selection.hh_yybb.btag
+    tagger, two, one = hcfg.tagger, hcfg.two_tag_wp, hcfg.one_tag_wp
+    wp_source = working_points if working_points is not None else hcfg.working_points_file
     if wp_source is None:
         raise WorkingPointError(
             "b-tagging needs the taggers stage's working-point file: pass --working-points "
             "or set selection.hh_yybb.btag.working_points_file"
         )
-    if isinstance(wp_source, Mapping):
-        data, src = dict(wp_source), "<in-memory working points>"
-        if not isinstance(data.get("taggers"), dict):
-            raise WorkingPointError("working points have no 'taggers' mapping")
-    else:
-        data, src = load_working_points(wp_source), os.fspath(wp_source)
-    taggers = data["taggers"]
-    if tagger not in taggers:
+    data = wp_source if isinstance(wp_source, WorkingPoints) else load_working_points(wp_source)
+    src = data.source
+    entry = data.tagger(tagger)
+    var = f"{coll}_btag_{tagger}"
+    if entry.variable != var:
         raise WorkingPointError(
-            f"working-point file {src} has no tagger {tagger!r} (it has: "
-            f"{', '.join(sorted(taggers)) or 'none'}); selection.hh_yybb.btag.tagger must name one of them"
+            f"{entry.where}.variable is {entry.variable!r}, expected {var!r} "
+            "(a working-point file for another tagger or ntuple?)"
         )
-    entry = taggers[tagger]
-    expected = f"{coll}_btag_{tagger}"
-    var = entry.get("variable")
-    if var != expected:
-        raise WorkingPointError(
-            f"working-point file {src}: tagger {tagger!r} is defined on variable {var!r}, "
-            f"expected {expected!r} (a working-point file for another tagger or ntuple?)"
-        )
-    wps = entry.get("working_points") or {}
     used: dict[str, float] = {}
     effs: dict[str, dict[str, float]] = {}
     for wp in (two, one):
-        if wp not in wps:
-            raise WorkingPointError(
-                f"working-point file {src}: tagger {tagger!r} has no working point {wp!r} "
-                f"(it has: {', '.join(sorted(wps)) or 'none'})"
-            )
-        w = wps[wp]
-        try:
-            cut = float(w["cut"])
-            eff_b = float(w["b_efficiency"])
-            eff_c = 1.0 / float(w["c_rejection"])
-            eff_l = 1.0 / float(w["light_rejection"])
-        except (KeyError, TypeError, ValueError, ZeroDivisionError) as exc:
-            raise WorkingPointError(
-                f"working-point file {src}: {tagger} WP {wp} needs numeric cut, b_efficiency, "
-                f"c_rejection and light_rejection ({exc!r})"
-            ) from exc
-        if not all(math.isfinite(x) for x in (cut, eff_b, eff_c, eff_l)):
-            raise WorkingPointError(f"working-point file {src}: {tagger} WP {wp} has non-finite values")
-        used[wp] = cut
-        effs[wp] = {"b": eff_b, "c": eff_c, "light": eff_l}
+        point = entry.point(wp)
+        used[wp] = point.cut
+        effs[wp] = point.efficiencies
     field_name = var[len(coll) + 1:]
     edges, maps = None, None
-    if hcfg["efficiency_maps"] and entry.get("efficiency_vs_pt") is not None:
-        edges, maps = _efficiency_maps(entry["efficiency_vs_pt"], used, effs, f"working-point file {src}: {tagger}",
-                                       min_tagged=float(hcfg["efficiency_map_min_tagged"]))
+    if hcfg.efficiency_maps and entry.efficiency_vs_pt is not None:
+        edges, maps = _efficiency_maps(entry.efficiency_vs_pt, used, effs, f"{entry.where}.efficiency_vs_pt",
+                                       min_tagged=float(hcfg.efficiency_map_min_tagged))
     return BTagSpec(field=field_name, branch=var, two_tag_wp=two, one_tag_wp=one, cuts=used,
                     efficiencies=effs, source=src, tagger=tagger, pt_edges=edges, efficiency_maps=maps)
 
@@ -274,62 +439,64 @@ def _efficiency_maps(block: Any, wps: Mapping[str, float], inclusive: Mapping[st
     """Validated per-pT-bin efficiencies of the used WPs. Empty bins (None), and bins whose
     efficiency × test jets (the map's ``jets`` counts, when it has them) is below
     ``min_tagged``, take the inclusive efficiency. Raises :class:`WorkingPointError` naming
-    what is wrong."""
+    what is wrong (``where``: ``<file>: taggers.<tagger>.efficiency_vs_pt``)."""
     try:
         edges = tuple(float(x) for x in block["pt_edges_gev"])
         per_wp = block["working_points"]
     except (KeyError, TypeError, ValueError) as exc:
-        raise WorkingPointError(f"{where}: efficiency_vs_pt needs pt_edges_gev and working_points ({exc!r})") from exc
+        raise WorkingPointError(f"{where}: needs pt_edges_gev and working_points ({exc!r})") from exc
     if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)):
-        raise WorkingPointError(f"{where}: efficiency_vs_pt.pt_edges_gev must increase, got {list(edges)}")
+        raise WorkingPointError(f"{where}.pt_edges_gev: must increase, got {list(edges)}")
     maps: dict[str, dict[str, tuple[float, ...]]] = {}
     for wp in wps:
         if wp not in per_wp:
-            raise WorkingPointError(f"{where}: efficiency_vs_pt has no working point {wp!r}")
+            raise WorkingPointError(f"{where}.working_points: no working point {wp!r}")
         maps[wp] = {}
         for fl in O.FLAVOUR_CLASSES:
             values = per_wp[wp].get(fl)
             if values is None or len(values) != len(edges) - 1:
-                raise WorkingPointError(f"{where}: efficiency_vs_pt WP {wp} flavour {fl!r} needs "
+                raise WorkingPointError(f"{where}.working_points.{wp}.{fl}: needs "
                                         f"{len(edges) - 1} values (one per pT bin)")
             jets = ((block.get("jets") or {}).get(wp) or {}).get(fl)
             if jets is not None and len(jets) != len(values):
-                raise WorkingPointError(f"{where}: efficiency_vs_pt.jets WP {wp} flavour {fl!r} needs "
-                                        f"{len(values)} counts")
+                raise WorkingPointError(f"{where}.jets.{wp}.{fl}: needs {len(values)} counts")
             out = []
             for k, v in enumerate(values):
                 thin = v is not None and jets is not None and float(v) * float(jets[k]) < min_tagged
                 x = inclusive[wp][fl] if v is None or thin else float(v)
                 if not (math.isfinite(x) and 0.0 <= x <= 1.0):
-                    raise WorkingPointError(f"{where}: efficiency_vs_pt WP {wp} flavour {fl!r} has {v!r}")
+                    raise WorkingPointError(f"{where}.working_points.{wp}.{fl}: bin {k} has {v!r}")
                 out.append(x)
             maps[wp][fl] = tuple(out)
     return edges, maps
 
 
-def needed_branches(sel_cfg: Mapping[str, Any], fmt: str, btag: BTagSpec) -> list[str]:
-    """Exactly the ``Events`` branches the selection reads (counters included)."""
-    omap = sel_cfg["objects"][fmt]
+def needed_branches(selection: SelectionConfig, fmt: str, btag: BTagSpec, *,
+                    tagged_in_memory: bool = False) -> list[str]:
+    """Exactly the ``Events`` branches the selection reads (counters included).
+
+    ``tagged_in_memory``: the b-tagging discriminant is computed in the processor (the
+    ``models`` of :func:`run_selection`), so ``btag.branch`` is not read from the file.
+    """
+    omap = object_map(selection, fmt)
     out: list[str] = []
-    for key in (omap["weight"], omap["event_number"]):
+    for key in (omap.weight, omap.event_number):
         if key:
             out.append(key)
 
-    def coll(kind: str, fields: list[str]) -> None:
-        m = omap[kind]
-        c = m["collection"]
-        specs = [m.get("id"), *m.get("isolation", []), *m.get("require", [])]
-        fs = list(dict.fromkeys(fields + [s["field"] for s in specs if s]))
+    def coll(m: Any, fields: list[str]) -> None:
+        c = m.collection
+        fs = list(dict.fromkeys(fields + [s.field for s in O.object_requirements(m) if s]))
         out.append(f"n{c}")
         out.extend(f"{c}_{f}" for f in fs)
 
-    coll("photon", ["pt", "eta", "phi"])
-    jet_fields = ["pt", "eta", "phi", "mass", btag.field]
-    if omap["jet"].get("flavour"):
-        jet_fields.append(omap["jet"]["flavour"])
-    coll("jet", jet_fields)
-    coll("electron", ["pt", "eta", "phi"])
-    coll("muon", ["pt", "eta", "phi"])
+    coll(omap.photon, ["pt", "eta", "phi"])
+    jet_fields = ["pt", "eta", "phi", "mass"] + ([] if tagged_in_memory else [btag.field])
+    if omap.jet.flavour:
+        jet_fields.append(omap.jet.flavour)
+    coll(omap.jet, jet_fields)
+    coll(omap.electron, ["pt", "eta", "phi"])
+    coll(omap.muon, ["pt", "eta", "phi"])
     return list(dict.fromkeys(out))
 
 
@@ -479,14 +646,21 @@ class _ColumnSource:
     and every other field must end at the same object count). In ``nanoevents`` mode, or
     for a column the factory did not preload, each column is read through the events'
     layout (lazily, on first access); a layout other than a list of records per collection
-    falls back to high-level access. Each collection's offsets and counts are taken once."""
+    falls back to high-level access. Each collection's offsets and counts are taken once.
+    A column computed in memory (the tagger discriminant of :func:`run_selection`'s
+    ``models``) is served from :meth:`provide`."""
 
     def __init__(self, events: Any):
         self.events = events
         self.layout = events.layout
         self.preloaded = preloaded_arrays(events) or {}
+        self.provided: dict[tuple[str | None, str], np.ndarray] = {}
         self._offsets: dict[str, np.ndarray] = {}  # per collection, as read
         self._counts: dict[str, np.ndarray] = {}
+
+    def provide(self, coll: str | None, name: str, values: np.ndarray) -> None:
+        """Serve ``values`` (flat, one per object of the chunk) as the column ``Coll_name``."""
+        self.provided[(coll, name)] = values
 
     def _collection_offsets(self, coll: str, o: np.ndarray, name: str) -> None:
         """Keep a collection's offsets (the first field's); check another field's total."""
@@ -519,6 +693,14 @@ class _ColumnSource:
 
     def column(self, coll: str | None, name: str) -> np.ndarray:
         """The flat values of ``Coll_field`` (or of the event-level branch ``name``)."""
+        if self.provided and (coll, name) in self.provided:
+            values = self.provided[(coll, name)]
+            if coll is not None and coll in self._offsets:
+                o = self._offsets[coll]
+                if len(values) != int(o[-1] - o[0]):
+                    raise RuntimeError(f"{coll}_{name}: {len(values)} values computed in memory for "
+                                       f"{int(o[-1] - o[0])} objects")
+            return values
         if self.preloaded:
             got = self._from_preload(coll, name)
             if got is not None:
@@ -651,25 +833,47 @@ class HHyybbProcessor(processor.ProcessorABC):
     (:func:`selections.hh_yybb.shifted.shifted_entries`, :func:`analysis.stats.histfill.fill_entries`);
     the numpy engine runs them pass by pass, the reference the tests compare with. Costs:
     docs/hh_yybb.md, "Selection throughput".
+
+    With ``models`` (trained taggers, :class:`taggers.models.TaggerModels`), the jets'
+    ``Jet_btag_<tagger>`` discriminant is computed from each chunk's jets and tracks
+    (:func:`taggers.decorate.decorate_events`, as the decoration stage does) instead of
+    being read: undecorated hepline ntuples in, no decorated copy needed. The chunks are
+    then read through lazy NanoEvents (``read_mode`` ``nanoevents``: the taggers read
+    their own inputs).
+
+    Args:
+        selection: the ``selection`` section.
+        fmt: the input format (``hepline`` or ``nanoaod``).
+        btag: the resolved b-tagging (:func:`btag_spec`).
+        read_mode: ``preload`` or ``nanoevents`` (default ``selection.hh_yybb.read_mode``).
+        models: trained taggers that tag the jets in the processor (hepline only).
     """
 
-    def __init__(self, sel_cfg: Mapping[str, Any], fmt: str, btag: BTagSpec, read_mode: str | None = None):
-        if fmt not in SUPPORTED_FORMATS:
-            raise ValueError(f"HH -> yybb selection supports {SUPPORTED_FORMATS}, not {fmt!r}")
-        self.cfg = dict(sel_cfg["hh_yybb"])
-        self.omap = dict(sel_cfg["objects"][fmt])
+    def __init__(self, selection: SelectionConfig, fmt: str, btag: BTagSpec, read_mode: str | None = None,
+                 *, models: TaggerModels | None = None):
+        self.omap: ObjectMap = object_map(selection, fmt)
+        self.cfg: SelectionHhYybb = selection.hh_yybb
         self.fmt = fmt
         self.btag = btag
-        syst = self.cfg["systematics"]
-        self.systematics = list(H.SYSTEMATICS) if syst["enabled"] else []
+        self.models = models
+        if models is not None:
+            if fmt != "hepline" or not btag.tagger:
+                raise WorkingPointError(f"in-memory tagging (models) needs hepline input tagged with a working-point "
+                                        f"file, not {fmt} input b-tagged from {btag.source}")
+            if btag.tagger not in models.taggers:
+                raise WorkingPointError(f"the taggers given hold {', '.join(models.taggers)}, not "
+                                        f"selection.hh_yybb.btag.tagger {btag.tagger!r}")
+        self._detectors: dict[str, Any] = {}  # per input file, its detector parameters (models only)
+        syst = self.cfg.systematics
+        self.systematics = list(H.SYSTEMATICS) if syst.enabled else []
         self.variations = H.variation_names(self.systematics)
         self._region_index = {r: i for i, r in enumerate(REGIONS)}
         self._region_of_bit = np.arange(len(REGIONS))  # bit i of the compiled shifted passes: REGIONS[i]
         self._variation_index = {v: i for i, v in enumerate(self.variations)}
-        self.binning = self.cfg["histograms"]["binning"]
-        self.read_mode = read_mode or self.cfg["read_mode"]
-        self._use_engine(compiled=self.cfg["engine"] == "numba")
-        self.branches = needed_branches(sel_cfg, fmt, btag)
+        self.binning = {name: b.to_dict() for name, b in self.cfg.histograms.binning.items()}
+        self.read_mode = "nanoevents" if models is not None else (read_mode or self.cfg.read_mode)
+        self._use_engine(compiled=self.cfg.engine == "numba")
+        self.branches = needed_branches(selection, fmt, btag, tagged_in_memory=models is not None)
         wps = btag.ordered_wps
         self._cuts = [btag.cuts[wp] for wp in wps]
         self._bin_two = wps.index(btag.two_tag_wp) + 1   # jets in bin >= this pass the 2-tag WP
@@ -678,9 +882,9 @@ class HHyybbProcessor(processor.ProcessorABC):
         # below is indexed by a jet's efficiency class = flavour class × n_pt + pT bin
         eff = btag.efficiency_table(wps)
         self._n_pt = eff.shape[0]
-        sfs = self.cfg["btag"]["scale_factors"]
-        nom = np.array([sfs[f]["nominal"] for f in O.FLAVOUR_CLASSES])
-        unc = np.array([sfs[f]["uncertainty"] for f in O.FLAVOUR_CLASSES])
+        sfs = self.cfg.btag.scale_factors
+        nom = np.array([getattr(sfs, f).nominal for f in O.FLAVOUR_CLASSES])
+        unc = np.array([getattr(sfs, f).uncertainty for f in O.FLAVOUR_CLASSES])
         i_two, i_one = wps.index(btag.two_tag_wp), wps.index(btag.one_tag_wp)
 
         # the efficiencies as [WP, efficiency class]: btag_weight_table works column by column
@@ -703,8 +907,8 @@ class HHyybbProcessor(processor.ProcessorABC):
                 s[i] = nom[i] + sign * unc[i]
                 self._sf_tables[f"btag_{fl}{tag}"] = sf_table(s)
                 self._tt_eff[f"btag_{fl}{tag}"] = tt_eff(s)
-        self.truth_tag_samples = set(self.cfg["btag"]["truth_tag_samples"])
-        if self.truth_tag_samples and not self.omap["jet"].get("flavour"):
+        self.truth_tag_samples = set(self.cfg.btag.truth_tag_samples)
+        if self.truth_tag_samples and not self.omap.jet.flavour:
             raise WorkingPointError(
                 f"selection.hh_yybb.btag.truth_tag_samples {sorted(self.truth_tag_samples)} needs the "
                 f"jet truth flavour, but selection.objects.{fmt}.jet has no 'flavour' field"
@@ -720,11 +924,10 @@ class HHyybbProcessor(processor.ProcessorABC):
                     events: np.ndarray | None = None) -> FlatCollection:
         """The ``fields`` (and the fields the object requirements use) of one collection,
         pT-ordered within events; only the events ``events`` (a mask or increasing indices) if given."""
-        m = self.omap[kind]
-        specs = [m.get("id"), *m.get("isolation", []), *m.get("require", [])]
-        names = list(dict.fromkeys([*fields, *(s["field"] for s in specs if s)]))
-        data = {n: get.column(m["collection"], n) for n in names}
-        coll = FlatCollection(None, data, get.offsets(m["collection"]))
+        m = getattr(self.omap, kind)
+        names = list(dict.fromkeys([*fields, *(s.field for s in O.object_requirements(m) if s)]))
+        data = {n: get.column(m.collection, n) for n in names}
+        coll = FlatCollection(None, data, get.offsets(m.collection))
         return (coll if events is None else coll.subset(events, self._compiled)).sorted_by("pt")
 
     def _read(self, events: Any) -> dict[str, Any]:
@@ -733,15 +936,17 @@ class HHyybbProcessor(processor.ProcessorABC):
         for the cutflow's first row (``n_all``, ``weight_all``)."""
         n = len(events)
         get = self._source(events)
-        wname = self.omap["weight"]
+        if self.models is not None:
+            get.provide(self.omap.jet.collection, self.btag.field, self._discriminant(events))
+        wname = self.omap.weight
         w = get.column(None, wname).astype(np.float64) if wname else np.ones(n)
-        ename = self.omap["event_number"]
+        ename = self.omap.event_number
         evt = get.column(None, ename).astype(np.uint64) if ename else np.arange(n, dtype=np.uint64)
         photons = self._collection(get, "photon", ["pt", "eta", "phi"])
         photons = photons.with_field("_fixed", self._fixed_photon_mask(photons))
         cand = np.flatnonzero(self._shift_candidates(photons))  # increasing event indices
         jet_fields = ["pt", "eta", "phi", "mass", self.btag.field]
-        flav = self.omap["jet"].get("flavour")
+        flav = self.omap.jet.flavour
         if flav:
             jet_fields.append(flav)
         jets = self._collection(get, "jet", jet_fields, cand)
@@ -766,6 +971,19 @@ class HHyybbProcessor(processor.ProcessorABC):
             "jets": jets,
         }
 
+    def _discriminant(self, events: Any) -> np.ndarray:
+        """The ``Jet_btag_<tagger>`` values of every jet of the chunk (flat, float32), computed
+        by the ``models`` from the chunk's jets and tracks (:func:`taggers.decorate.decorate_events`,
+        with the detector parameters of the chunk's file, as the decoration stage does)."""
+        from taggers.decorate import decorate_events
+
+        assert self.models is not None
+        source = str((getattr(events, "metadata", None) or {}).get("filename", "<chunk>"))
+        if source not in self._detectors:
+            self._detectors[source] = read_metadata(source).get("detector") if source != "<chunk>" else None
+        out = decorate_events(events, self.models, detector=self._detectors[source], source=source)
+        return np.asarray(ak.to_numpy(ak.flatten(out[self.btag.branch], axis=None)))
+
     # -- one pass of the selection ---------------------------------------------------------
     def _analyse(self, obj: dict[str, Any], photon_scale: Any = None, jet_scale: float = 1.0,
                  packed: bool = False, truth_tables: Sequence[str] | None = None,
@@ -782,21 +1000,20 @@ class HHyybbProcessor(processor.ProcessorABC):
         :func:`selections.hh_yybb.kernel.event_arrays` (``engine: numba``) or its numpy
         reference."""
         c = self.cfg
-        pc = c["photons"]
+        pc = c.photons
         photons: FlatCollection = obj["photons"]
         if photon_scale is not None:
             photons = photons.with_field("pt", photons["pt"] * photon_scale)
         pmask = self._photon_mask(obj, photons, shifted=photon_scale is not None)
 
-        lc = c["leptons"]
+        lc = c.leptons
         if "lepton_masks" not in obj:  # no variation changes a lepton: once per chunk
             obj["lepton_masks"] = {
-                kind: np.asarray(O.lepton_selection(obj[f"{kind}s"], {**self.omap[kind], **lc[kind]}),
-                                 dtype=bool).reshape(-1)
+                kind: np.asarray(self._lepton_mask(obj[f"{kind}s"], kind), dtype=bool).reshape(-1)
                 if len(obj[f"{kind}s"]["pt"]) else np.zeros(0, dtype=bool)
                 for kind in ("electron", "muon")
             }
-        jc = c["jets"]
+        jc = c.jets
         jets, j_sel = self._scaled_jets(obj, jet_scale)
         ele, mu = obj["electrons"], obj["muons"]
         # (no jet-lepton overlap removal: events with a selected lepton are vetoed before any
@@ -806,30 +1023,30 @@ class HHyybbProcessor(processor.ProcessorABC):
             ph_mask=pmask, top2=photon_scale is not None and bool(np.ndim(photon_scale)),
             e_off=ele.offsets, e_eta=ele["eta"], e_phi=ele["phi"], e_mask=obj["lepton_masks"]["electron"],
             mu_off=mu.offsets, mu_eta=mu["eta"], mu_phi=mu["phi"], mu_mask=obj["lepton_masks"]["muon"],
-            lep_dr=lc["photon_overlap_dr"],
+            lep_dr=lc.photon_overlap_dr,
             j_off=jets.offsets, j_pt=jets["pt"], j_eta=jets["eta"], j_phi=jets["phi"], j_mass=jets["mass"],
             j_mask=j_sel, j_bin=jets["tag_bin"],
-            jet_dr=jc["photon_overlap_dr"], bin_two=self._bin_two, bin_one=self._bin_one,
-            mstar_offset=c["categories"]["mstar_offset"], lead_frac=pc["leading_pt_over_myy"],
-            sub_frac=pc["subleading_pt_over_myy"], myy_window=pc["myy_window"],
+            jet_dr=jc.photon_overlap_dr, bin_two=self._bin_two, bin_one=self._bin_one,
+            mstar_offset=c.categories.mstar_offset, lead_frac=pc.leading_pt_over_myy,
+            sub_frac=pc.subleading_pt_over_myy, myy_window=pc.myy_window,
             # b-tag SF weights of events failing the diphoton cuts: only without truth tagging
             event_mask=event_mask, full=packed and truth_tables is None,
             all_myy=packed,  # only the nominal pass's cutflow uses m_γγ of events failing the diphoton cuts
         ))
         myy, i2, n_lep, n_j, tag, jmask = ev["myy"], ev["i2"], ev["n_lep"], ev["n_j"], ev["tag"], ev["jet_mask"]
         with np.errstate(invalid="ignore"):
-            frac = (ev["g1pt"] > pc["leading_pt_over_myy"] * myy) & (ev["g2pt"] > pc["subleading_pt_over_myy"] * myy)
-            window = (myy > pc["myy_window"][0]) & (myy < pc["myy_window"][1])
+            frac = (ev["g1pt"] > pc.leading_pt_over_myy * myy) & (ev["g2pt"] > pc.subleading_pt_over_myy * myy)
+            window = (myy > pc.myy_window[0]) & (myy < pc.myy_window[1])
 
         def kin_masks(mbb: np.ndarray, mstar: np.ndarray, j1: np.ndarray, j2: np.ndarray) -> dict[str, np.ndarray]:
             with np.errstate(invalid="ignore"):
                 out = {}
                 for k in KINEMATIC:
-                    kc = c["categories"][k]
-                    out[k] = ((j1 > kc["leading_jet_pt_min"]) & (j2 > kc["subleading_jet_pt_min"])
-                              & (mbb > kc["mbb_window"][0]) & (mbb < kc["mbb_window"][1]))
-                out["lowmstar"] = mstar < c["categories"]["mstar_split"]
-                out["highmstar"] = mstar >= c["categories"]["mstar_split"]
+                    kc = getattr(c.categories, k)
+                    out[k] = ((j1 > kc.leading_jet_pt_min) & (j2 > kc.subleading_jet_pt_min)
+                              & (mbb > kc.mbb_window[0]) & (mbb < kc.mbb_window[1]))
+                out["lowmstar"] = mstar < c.categories.mstar_split
+                out["highmstar"] = mstar >= c.categories.mstar_split
             return out
 
         mbb, mstar = ev["mbb"], ev["mstar"]
@@ -837,12 +1054,12 @@ class HHyybbProcessor(processor.ProcessorABC):
         kin = {k: km[k] for k in KINEMATIC}
         low, high = km["lowmstar"], km["highmstar"]
         with np.errstate(invalid="ignore"):
-            res = np.abs(myy - c["resonant"]["higgs_mass"]) < c["resonant"]["myy_half_window"]
+            res = np.abs(myy - c.resonant.higgs_mass) < c.resonant.myy_half_window
 
         rows = None
         if truth_tables is not None:
-            pre = ((i2 >= 0) & frac & window & (n_lep == 0) & (n_j >= jc["min_jets"])
-                   & (n_j <= jc["max_central_jets"]))
+            pre = ((i2 >= 0) & frac & window & (n_lep == 0) & (n_j >= jc.min_jets)
+                   & (n_j <= jc.max_central_jets))
             tt = self._truth_rows(jets, jmask, pre, {t: self._tt_eff[t] for t in truth_tables}, ev, photons)
             r_mbb, r_mstar = tt["m_bb"], tt["m_star"]
             rk = kin_masks(r_mbb, r_mstar, tt["j1"], tt["j2"])
@@ -863,8 +1080,8 @@ class HHyybbProcessor(processor.ProcessorABC):
             "photon_pt_over_myy": frac,
             "myy_window": window,
             "lepton_veto": n_lep == 0,
-            "two_jets": n_j >= jc["min_jets"],
-            "max_central_jets": n_j <= jc["max_central_jets"],
+            "two_jets": n_j >= jc.min_jets,
+            "max_central_jets": n_j <= jc.max_central_jets,
             "btag_1or2": tag > 0,
         }
         base = list(steps)
@@ -918,9 +1135,9 @@ class HHyybbProcessor(processor.ProcessorABC):
             jets: FlatCollection = obj["jets"]
             if scale != 1.0:
                 jets = jets.with_field("pt", jets["pt"] * scale).with_field("mass", jets["mass"] * scale)
-            jc = self.cfg["jets"]
-            jcuts = {**self.omap["jet"], "pt_min": jc["pt_min"], "eta_max": jc["eta_max"]}
-            cache[scale] = (jets, np.asarray(O.jet_selection(jets, jcuts), dtype=bool))
+            jc = self.cfg.jets
+            mask = O.jet_selection(jets, O.object_requirements(self.omap.jet), pt_min=jc.pt_min, eta_max=jc.eta_max)
+            cache[scale] = (jets, np.asarray(mask, dtype=bool))
         return cache[scale]
 
     def _truth_rows(self, jets: FlatCollection, jet_ok: np.ndarray, pre: np.ndarray,
@@ -929,7 +1146,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         """Truth-tag rows of the events ``pre`` with m_bb, m*, j1, j2 [GeV]: compiled
         (:func:`selections.hh_yybb.kernel.truth_rows`) or :func:`truth_tag_rows` and the
         numpy pair masses."""
-        off = self.cfg["categories"]["mstar_offset"]
+        off = self.cfg.categories.mstar_offset
         if self._compiled:
             edges = () if self.btag.pt_edges is None else self.btag.pt_edges[1:-1]
             return K.truth_rows(jets, jet_ok, pre, efficiencies, ev["i1"], ev["i2"], ev["myy"], photons, off,
@@ -970,7 +1187,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         # the entries: every inclusive region lies inside "diphoton", every other event region
         # inside the b-tagged "pretag" events (none for truth-tagged samples: their rows carry
         # the tags)
-        sources = [
+        sources: list[tuple[dict[str, np.ndarray], Mapping[str, np.ndarray], Any, np.ndarray | None]] = [
             ({r: m for r, m in res["regions"].items() if r in inclusive}, res["obs_leading"], None,
              np.flatnonzero(res["regions"]["diphoton"])),
             ({r: m for r, m in res["regions"].items() if r not in inclusive}, res["obs"], None,
@@ -1014,7 +1231,7 @@ class HHyybbProcessor(processor.ProcessorABC):
             key = (id(w), id(p))
             if key not in seen:
                 seen[key] = len(rows)
-                rows.append(w[entries] if p is None else w[evt[entries]] * p[entries])
+                rows.append(w[entries] if p is None else w[evt[entries]] * p[entries])  # type: ignore[index]
             of.append(seen[key])
         return np.stack(rows), np.array(of, dtype=np.int64)
 
@@ -1028,9 +1245,9 @@ class HHyybbProcessor(processor.ProcessorABC):
     def _choose_engine(self, metadata: Mapping[str, Any]) -> None:
         """``engine: auto``: the compiled pass for large datasets (its JIT start, ≈ 1 s of
         CPU per process, pays back after ≈ 10⁶ events) or once it is loaded anyway."""
-        if self.cfg["engine"] != "auto":
+        if self.cfg.engine != "auto":
             return
-        big = int(metadata.get("n_events") or 0) >= self.cfg["numba_min_events"]
+        big = int(metadata.get("n_events") or 0) >= self.cfg.numba_min_events
         self._use_engine(compiled=big or K.kernel_loaded())
 
     def process(self, events: Any) -> dict[str, Any]:
@@ -1108,12 +1325,12 @@ class HHyybbProcessor(processor.ProcessorABC):
 
         if self.systematics:
             gen_w = obj["weight"]
-            scfg = self.cfg["systematics"]
-            dpes, djes = scfg["photon_energy_scale"], scfg["jet_energy_scale"]
+            scfg = self.cfg.systematics
+            dpes, djes = scfg.photon_energy_scale, scfg.jet_energy_scale
             if self._compiled:  # the five passes and their fills in one compiled call
                 self._fill_shifted_compiled(fillers, obj, nominal, truth, dpes, djes)
             else:
-                shifted = [
+                shifted: list[tuple[str, dict[str, Any]]] = [
                     ("photon_scaleUp", {"photon_scale": 1.0 + dpes}),
                     ("photon_scaleDown", {"photon_scale": 1.0 - dpes}),
                     ("photon_resolutionUp", {"photon_scale": self._per_factor(obj)}),
@@ -1140,19 +1357,18 @@ class HHyybbProcessor(processor.ProcessorABC):
         their fills in one compiled call (:func:`selections.hh_yybb.shifted.shifted_entries`):
         the same entries as :meth:`_analyse` and :meth:`_fill` pass by pass."""
         photons: FlatCollection = obj["photons"]
-        pm_ = self.omap["photon"]
         ok = photons["_fixed"]
         iso = []
-        for spec in pm_.get("isolation", []):
-            if not spec.get("relative"):
+        for spec in self.omap.photon.isolation:
+            if not spec.relative:
                 continue
-            if spec.get("max") is not None:
-                iso.append((photons[spec["field"]], float(spec["max"])))
+            if spec.max is not None:
+                iso.append((photons[spec.field], float(spec.max)))
             else:  # a relative flag without a maximum does not depend on pT
                 ok = ok & np.asarray(O.requirement_mask(photons, spec), dtype=bool)
         jets: FlatCollection = obj["jets"]
-        jet_fixed = np.asarray(O.jet_selection(jets, {**self.omap["jet"], "pt_min": None,
-                                                      "eta_max": self.cfg["jets"]["eta_max"]}), dtype=bool)
+        jet_fixed = np.asarray(O.jet_selection(jets, O.object_requirements(self.omap.jet), pt_min=None,
+                                               eta_max=self.cfg.jets.eta_max), dtype=bool)
         vi = self._variation_index
         passes = [(KS.PASS_PHOTON_SCALE, 1.0 + dpes, vi["photon_scaleUp"]),
                   (KS.PASS_PHOTON_SCALE, 1.0 - dpes, vi["photon_scaleDown"]),
@@ -1161,31 +1377,37 @@ class HHyybbProcessor(processor.ProcessorABC):
                   (KS.PASS_JET_SCALE, 1.0 - djes, vi["jet_scaleDown"])]
         lm = obj["lepton_masks"]
         out = KS.shifted_entries(
-            passes, photons=photons, photon_ok=ok, iso=iso, photon_pt_min=self.cfg["photons"]["pt_min"],
+            passes, photons=photons, photon_ok=ok, iso=iso, photon_pt_min=self.cfg.photons.pt_min,
             factors=self._per_factor(obj, mask=ok),  # only the photons a pass can select
             nominal={"i1": nominal["i1"], "i2": nominal["i2"], "myy": nominal["obs"]["m_yy"],
                      "diphoton": nominal["regions"]["diphoton"], "angle": nominal["angle"]},
             electrons=obj["electrons"], electron_mask=lm["electron"], muons=obj["muons"], muon_mask=lm["muon"],
-            lepton_dr=self.cfg["leptons"]["photon_overlap_dr"], jets=jets, jet_fixed=jet_fixed,
-            jet_pt_min=self.cfg["jets"]["pt_min"],
+            lepton_dr=self.cfg.leptons.photon_overlap_dr, jets=jets, jet_fixed=jet_fixed,
+            jet_pt_min=self.cfg.jets.pt_min,
             pt_edges=() if self.btag.pt_edges is None else self.btag.pt_edges[1:-1],
-            jet_dr=self.cfg["jets"]["photon_overlap_dr"], bin_two=self._bin_two, bin_one=self._bin_one,
+            jet_dr=self.cfg.jets.photon_overlap_dr, bin_two=self._bin_two, bin_one=self._bin_one,
             cfg=self.cfg, truth=truth, eps=self._tt_eff["nominal"] if truth else None,
             sf_table=None if truth else self._sf_tables["nominal"], gen_weight=obj["weight"])
         xbins = HF.RegionFiller.bins_together(list(fillers.values()), list(out["obs"]))
         HF.fill_entries(list(fillers.values()), out["bits"], self._region_of_bit, xbins, out["variation"],
                         out["weight"], compiled=True)
 
+    def _lepton_mask(self, leptons: FlatCollection, kind: str) -> Any:
+        """:func:`selections.objects.lepton_selection` of the chunk's electrons or muons
+        (``kind``): the object mapping's requirements and ``selection.hh_yybb.leptons``' cuts."""
+        cuts = getattr(self.cfg.leptons, kind)
+        return O.lepton_selection(leptons, O.object_requirements(getattr(self.omap, kind)), pt_min=cuts.pt_min,
+                                  eta_max=cuts.eta_max, crack=getattr(cuts, "crack", None))
+
     def _fixed_photon_mask(self, ph: FlatCollection) -> np.ndarray:
         """Photons passing every requirement no energy shift can change: ID, non-relative
         isolation and other requirements, and the η acceptance (the rest of
         :func:`selections.objects.photon_selection`, the pT threshold and the relative
         isolation, is applied per pass by :meth:`_photon_mask`)."""
-        pc = self.cfg["photons"]
-        pm_ = self.omap["photon"]
-        fixed = [pm_.get("id"), *pm_.get("require", []),
-                 *(x for x in pm_.get("isolation", []) if not x.get("relative"))]
-        pmask = O.kinematic_mask(ph, None, pc["eta_max"], pc["crack"])
+        pc = self.cfg.photons
+        pm_ = self.omap.photon
+        fixed = [pm_.id, *pm_.require, *(x for x in pm_.isolation if not x.relative)]
+        pmask = O.kinematic_mask(ph, None, pc.eta_max, pc.crack)
         req = O.requirements_mask(ph, fixed)
         return np.asarray(pmask if req is True else pmask & req, dtype=bool)
 
@@ -1196,12 +1418,12 @@ class HHyybbProcessor(processor.ProcessorABC):
         computed once per chunk."""
         if not shifted and "photon_mask" in obj:
             return obj["photon_mask"]
-        pc = self.cfg["photons"]
+        pc = self.cfg.photons
         mask = photons["_fixed"].copy()
-        if pc["pt_min"] is not None:
-            mask &= photons["pt"] > pc["pt_min"]
-        for spec in self.omap["photon"].get("isolation", []):
-            if spec.get("relative"):
+        if pc.pt_min is not None:
+            mask &= photons["pt"] > pc.pt_min
+        for spec in self.omap.photon.isolation:
+            if spec.relative:
                 mask &= np.asarray(O.requirement_mask(photons, spec), dtype=bool)
         if not shifted:
             obj["photon_mask"] = mask
@@ -1219,12 +1441,12 @@ class HHyybbProcessor(processor.ProcessorABC):
         """Per-photon energy factor 1 + z·σ_extra/E of the resolution-up variation, with z a
         deterministic N(0,1) of (seed, event number, photon index); compiled with ``mask``:
         only for the photons in it (the others 1)."""
-        cfg = self.cfg["systematics"]["photon_energy_resolution"]
+        cfg = self.cfg.systematics.photon_energy_resolution
         ph: FlatCollection = obj["photons"]
         kw = {"mask": mask} if mask is not None else {}
-        return self._resolution_factors(ph.offsets, ph["pt"], ph["eta"], obj["event"], seed=cfg["seed"],
-                                        stochastic=cfg["stochastic"], constant=cfg["constant"],
-                                        relative_uncertainty=cfg["relative_uncertainty"], **kw)
+        return self._resolution_factors(ph.offsets, ph["pt"], ph["eta"], obj["event"], seed=cfg.seed,
+                                        stochastic=cfg.stochastic, constant=cfg.constant,
+                                        relative_uncertainty=cfg.relative_uncertainty, **kw)
 
     def postprocess(self, accumulator: Any) -> Any:
         if self.systematics:
@@ -1238,10 +1460,64 @@ class HHyybbProcessor(processor.ProcessorABC):
 # ---------------------------------------------------------------------------------------
 # driver
 # ---------------------------------------------------------------------------------------
-@dataclass
+#: the run metrics a histogram set's summary keeps (:attr:`SelectionSummary.runner`)
+RUNNER_SUMMARY = ("events", "wall_time_s", "process_time_s", "events_per_s_per_core", "cores", "executor")
+
+
+@dataclass(frozen=True)
+class SelectionSummary:
+    """What made a histogram set: stored as its ``provenance`` (:meth:`to_dict`).
+
+    Attributes:
+        format: the input format.
+        btag: the b-tagging used.
+        selection_config_hash: :func:`~analysis.core.config.config_hash` of the ``selection`` section.
+        branches: the ``Events`` branches read.
+        runner: the run's metrics (the summary keeps :data:`RUNNER_SUMMARY` of them).
+        read_s, select_fill_s: CPU-clock seconds in the processor reading the columns and
+            selecting and filling, summed over chunks.
+        taggers_in_memory: the taggers run in the processor (``models``), else empty.
+    """
+
+    format: str
+    btag: BTagSpec
+    selection_config_hash: str
+    branches: list[str]
+    runner: RunMetrics
+    read_s: float
+    select_fill_s: float
+    taggers_in_memory: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form (``HistSet.provenance`` of the selection's output)."""
+        out: dict[str, Any] = {
+            "stage": SUMMARY_STAGE,
+            "format": self.format,
+            "btag": self.btag.to_dict(),
+            "selection_config_hash": self.selection_config_hash,
+            "branches": self.branches,
+            "runner": {k: getattr(self.runner, k) for k in RUNNER_SUMMARY},
+            "processor_timing_s": {"read_s": self.read_s, "select_fill_s": self.select_fill_s},
+        }
+        if self.taggers_in_memory:
+            out["taggers_in_memory"] = list(self.taggers_in_memory)
+        return out
+
+
+@dataclass(frozen=True)
 class SelectionResult:
-    histset: dict[str, Any]
-    metrics: dict[str, Any] = field(default_factory=dict)
+    """What :func:`run_selection` returns.
+
+    Attributes:
+        histset: the un-normalised histogram set, one sample per dataset (its ``provenance``
+            is ``summary.to_dict()``).
+        metrics: the runner's metrics of the run.
+        summary: what made it (:class:`SelectionSummary`).
+    """
+
+    histset: H.HistSet
+    metrics: RunMetrics
+    summary: SelectionSummary
 
 
 def _fileset_from_sample_metadata(files: Sequence[Any], extra: Mapping[str, Mapping[str, Any]],
@@ -1259,10 +1535,10 @@ def _fileset_from_sample_metadata(files: Sequence[Any], extra: Mapping[str, Mapp
             owner[Path(f).name] = name
     groups: dict[str, dict[str, str]] = {}
     for p in files:
-        name = owner.get(Path(os.fspath(p)).name)
-        if name is None:
+        owner_name = owner.get(Path(os.fspath(p)).name)
+        if owner_name is None:
             return None
-        groups.setdefault(name, {})[os.fspath(p)] = "Events"
+        groups.setdefault(owner_name, {})[os.fspath(p)] = "Events"
     out = Fileset()
     for name, fs in groups.items():
         m = extra[name]
@@ -1302,7 +1578,7 @@ def sample_fileset(
             for p in sample_metadata:
                 m = json.loads(Path(p).read_text())
                 if "sample" not in m:
-                    raise ValueError(f"{p}: sample metadata without a 'sample' key")
+                    raise InputFileError(os.fspath(p), "sample metadata without a 'sample' key")
                 extra[m["sample"]] = m
     fast = _fileset_from_sample_metadata(files, extra, format)
     if fast is not None:
@@ -1343,36 +1619,53 @@ def sample_fileset(
     return out
 
 
-def stage_runner_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The runner settings this selection runs with: the config's ``runner`` section, with
+def selection_runner(cfg: Config) -> RunnerConfig:
+    """The runner settings this selection runs with: ``cfg.runner``, with
     ``selection.hh_yybb.chunksize`` (when not null) as the chunk size."""
-    runner_cfg = runner_config(config.get("runner") if isinstance(config, Mapping) else None)
-    chunksize = selection_config(config)["hh_yybb"]["chunksize"]
-    if chunksize is not None:
-        runner_cfg["chunksize"] = int(chunksize)
-    return runner_cfg
+    chunksize = cfg.selection.hh_yybb.chunksize
+    return cfg.runner if chunksize is None else cfg.runner.replace(chunksize=int(chunksize))
 
 
 def run_selection(
     files: Any,
-    config: Mapping[str, Any],
-    working_points: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    cfg: Config,
+    working_points: WorkingPoints | str | os.PathLike[str] | None = None,
     *,
+    models: TaggerModels | None = None,
     format: str = "auto",
     dataset: str | None = None,
     sample_metadata: Any = None,
     metrics_path: str | os.PathLike[str] | None = None,
 ) -> SelectionResult:
-    """Run the HH → γγbb̄ selection over ``files`` (paths, or a ready :class:`Fileset` whose
-    dataset metadata carries ``xsec_pb`` and ``sumw``).
+    """Run the HH → γγbb̄ selection over ``files``; nothing is written (but ``metrics_path``).
 
-    ``config``: the whole hepline config (``selection`` and ``runner`` sections used).
-    ``working_points``: the taggers stage's WP file (path or its content) for hepline input.
-    ``sample_metadata`` / ``dataset``: see :func:`sample_fileset`.
-    Returns the un-normalised histogram set (one sample per dataset) and the runner metrics.
+    Args:
+        files: paths, or a ready :class:`~analysis.io.ingest.Fileset` (or coffea-style
+            mapping) whose dataset metadata carries ``xsec_pb`` [pb] and ``sumw``.
+        cfg: the configuration (its ``selection`` and ``runner`` sections are used;
+            :func:`selection_runner`).
+        working_points: the taggers stage's working points (:class:`WorkingPoints`, or the
+            file) for hepline input (default ``selection.hh_yybb.btag.working_points_file``).
+        models: trained taggers (:class:`taggers.models.TaggerModels`, e.g. from
+            :func:`taggers.models.load_models`): the processor computes the jets'
+            ``Jet_btag_<tagger>`` from their tracks instead of reading it, so undecorated
+            hepline ntuples can be selected (the histograms equal those of the decorated
+            ntuples).
+        format: ``auto``, ``hepline`` or ``nanoaod``.
+        dataset, sample_metadata: see :func:`sample_fileset`.
+        metrics_path: the runner also writes its metrics (with its own provenance) here.
+
+    Returns:
+        The :class:`SelectionResult`: the un-normalised histogram set (one sample per
+        dataset), the runner metrics and the summary.
+
+    Raises:
+        WorkingPointError: the working points do not fit (file, tagger, WP, branch).
+        InputFileError: an unreadable or inconsistent input file.
+        InputError: no input files, or a format the selection does not read.
     """
-    sel_cfg = selection_config(config)
-    runner_cfg = stage_runner_config(config)
+    selection = cfg.selection
+    runner_cfg = selection_runner(cfg)
     if isinstance(files, Fileset):
         fileset = files
     elif isinstance(files, Mapping):
@@ -1380,16 +1673,16 @@ def run_selection(
     else:
         files = [files] if isinstance(files, (str, os.PathLike)) else list(files)
         if not files:
-            raise ValueError("no input files")
+            raise InputError("HH -> yybb selection: no input files")
         fileset = sample_fileset(files, format=format, dataset=dataset, sample_metadata=sample_metadata)
     fmt = format
     if fmt == "auto":  # the datasets' format when they all name the same one, else the first file's
         named = {(e.get("metadata") or {}).get("format") for e in fileset.values()}
-        fmt = named.pop() if len(named) == 1 and None not in named else detect_format(fileset.files()[0])
+        fmt = str(named.pop()) if len(named) == 1 and None not in named else detect_format(fileset.files()[0])
     if fmt not in SUPPORTED_FORMATS:
-        raise ValueError(f"HH -> yybb selection reads {SUPPORTED_FORMATS} files, got {fmt!r}")
-    btag = btag_spec(sel_cfg, fmt, working_points)
-    proc = HHyybbProcessor(sel_cfg, fmt, btag)
+        raise InputError(f"HH -> yybb selection reads {SUPPORTED_FORMATS} files, got {fmt!r}")
+    btag = btag_spec(selection, fmt, working_points)
+    proc = HHyybbProcessor(selection, fmt, btag, models=models)
     branches = proc.branches
     try:
         result = run_processor(proc, fileset, runner_cfg, format=fmt,
@@ -1404,9 +1697,9 @@ def run_selection(
                 "the working-point file for other ntuples?"
             ) from err
         raise
-    hcfg = sel_cfg["hh_yybb"]
-    hs = H.empty_histset(
-        hcfg["histograms"]["lumi_fb"],
+    hcfg = selection.hh_yybb
+    hs = H.HistSet(
+        lumi_fb=float(hcfg.histograms.lumi_fb),
         observables=list(OBSERVABLES),
         regions=list(REGIONS),
         variations=list(proc.variations),
@@ -1419,245 +1712,111 @@ def run_selection(
             out = {"events": 0, "hists": H.make_hists(OBSERVABLES, REGIONS, proc.variations, proc.binning),
                    "cutflow": {"raw": np.zeros(len(CUTFLOW_STEPS), np.int64),
                                "sumw": np.zeros(len(CUTFLOW_STEPS)), "sumw2": np.zeros(len(CUTFLOW_STEPS))}}
-        hs["samples"][name] = {
-            "hists": out["hists"],
-            "xsec_pb": md.get("xsec_pb"),
-            "sumw": md.get("sumw"),
-            "n_events": int(out["events"]),
-            "files": list(entry["files"]),
-            "format": fmt,
-            "process": md.get("process"),
-            "cutflow": {
-                "steps": list(CUTFLOW_STEPS),
-                "raw": [int(x) for x in out["cutflow"]["raw"]],
-                "sumw": [float(x) for x in out["cutflow"]["sumw"]],
-                "sumw2": [float(x) for x in out["cutflow"]["sumw2"]],
-            },
-        }
-    hs["provenance"] = {
-        "stage": "selections.hh_yybb.processor",
-        "format": fmt,
-        "btag": {"tagger": btag.tagger, "branch": btag.branch, "source": btag.source,
-                 "two_tag_wp": btag.two_tag_wp, "one_tag_wp": btag.one_tag_wp, "cuts": btag.cuts,
-                 "efficiencies": btag.efficiencies},
-        "selection_config_hash": config_hash(sel_cfg),
-        "branches": branches,
-        "runner": {k: result.metrics.get(k) for k in ("events", "wall_time_s", "process_time_s",
-                                                      "events_per_s_per_core", "cores", "executor")},
-        "processor_timing_s": {k: float(sum(o.get("timing", {}).get(k, 0.0) for o in result.output.values()))
-                               for k in ("read_s", "select_fill_s")},
-    }
-    return SelectionResult(histset=hs, metrics=result.metrics)
+        hs.samples[name] = H.SampleHists(
+            hists=out["hists"],
+            xsec_pb=md.get("xsec_pb"),
+            sumw=md.get("sumw"),
+            n_events=int(out["events"]),
+            files=list(entry["files"]),
+            format=fmt,
+            process=md.get("process"),
+            cutflow=H.Cutflow(
+                steps=list(CUTFLOW_STEPS),
+                raw=[int(x) for x in out["cutflow"]["raw"]],
+                sumw=[float(x) for x in out["cutflow"]["sumw"]],
+                sumw2=[float(x) for x in out["cutflow"]["sumw2"]],
+            ),
+        )
+    timing = {k: float(sum(o.get("timing", {}).get(k, 0.0) for o in result.output.values()))
+              for k in ("read_s", "select_fill_s")}
+    summary = SelectionSummary(
+        format=fmt, btag=btag, selection_config_hash=config_hash(selection), branches=branches,
+        runner=result.metrics, read_s=timing["read_s"], select_fill_s=timing["select_fill_s"],
+        taggers_in_memory=tuple(models.taggers) if models is not None else (),
+    )
+    hs.provenance = summary.to_dict()
+    return SelectionResult(histset=hs, metrics=result.metrics, summary=summary)
 
 
-def cutflow_report(histset: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
-    """(JSON table, markdown) of the cutflow, σ×L-weighted where the samples carry σ and Σw."""
+def cutflow_report(histset: H.HistSet) -> tuple[H.CutflowTable, str]:
+    """(table, markdown) of the cutflow, σ×L-weighted where the samples carry σ [pb] and Σw
+    (else the sums of weights, with a warning)."""
     try:
-        normed = H.normalise_histset(histset)
+        normed = histset.normalise()
     except ValueError as exc:
         log.warning("cutflow not normalised (%s); weighted = sum of weights", exc)
         normed = histset
-    table = H.cutflow_table(normed)
-    return table, H.cutflow_markdown(table)
+    table = normed.cutflow_table()
+    return table, table.markdown()
 
 
-def _plain_read(files: Sequence[str], branches: Sequence[str]) -> tuple[int, float, float]:
-    """(events, wall s, CPU s) of ``uproot`` ``arrays(branches)`` over ``files``."""
-    import uproot
-
-    n = 0
-    t0, c0 = time.perf_counter(), time.process_time()
-    for p in files:
-        with uproot.open(p) as f:
-            arr = f["Events"].arrays(list(branches))
-            n += len(arr)
-    return n, time.perf_counter() - t0, time.process_time() - c0
-
-
-def benchmark(files: Sequence[str], config: Mapping[str, Any], working_points: Any, repeat: int = 3,
-              sample_metadata: Any = None) -> dict[str, Any]:
-    """Selection rate per core against a plain ``uproot.arrays`` of exactly its branches.
-
-    Alternates the two ``repeat`` times in this process (after one warm-up of each) and
-    reports medians of both the wall-clock rate and the rate per CPU second (process CPU
-    time, uproot's decompression threads included: robust against other jobs sharing the
-    cores). The selection is timed around :func:`run_selection` as a whole (fileset
-    building, validation, coffea preprocessing and the processor); the runner must be
-    ``iterative`` (one core) for a per-core number. The first run in the process (which
-    also opens every file to validate it and loads the compiled kernel) is reported
-    separately as ``first_run_*``; later runs find the unchanged files' validation
-    remembered (:func:`analysis.io.ingest.validate_files`). ``ratio_cpu_best`` compares the
-    fastest run of each (the least disturbed by other load on a shared machine);
-    ``ratio_cpu_paired`` is the median over the runs of the read's CPU time over that of the
-    selection run just before it (the two of a pair see the same machine state, so slow
-    drifts of a noisy machine cancel).
-    """
-    sel_runs, read_runs = [], []
-    c0 = time.process_time()
-    res = run_selection(files, config, working_points, sample_metadata=sample_metadata)
-    first_cpu = time.process_time() - c0
-    branches = res.histset["provenance"]["branches"]
-    _plain_read(files, branches)
-    for _ in range(repeat):
-        t0, c0 = time.perf_counter(), time.process_time()
-        r = run_selection(files, config, working_points, sample_metadata=sample_metadata)
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        m = r.metrics
-        sel_runs.append({"events": m["events"], "wall_s": wall, "cpu_s": cpu, "cores": m["cores"],
-                         "runner_wall_s": m["wall_time_s"], "process_s": m["process_time_s"],
-                         **r.histset["provenance"]["processor_timing_s"]})
-        n, dt, cpu_r = _plain_read(files, branches)
-        read_runs.append({"events": n, "wall_s": dt, "cpu_s": cpu_r})
-    sel_rate = statistics.median(r["events"] / r["wall_s"] / r["cores"] for r in sel_runs)
-    read_rate = statistics.median(r["events"] / r["wall_s"] for r in read_runs)
-    sel_cpu = statistics.median(r["events"] / r["cpu_s"] for r in sel_runs)
-    read_cpu = statistics.median(r["events"] / r["cpu_s"] for r in read_runs)
-    return {
-        "files": list(files),
-        "events": sel_runs[0]["events"],
-        "branches": branches,
-        "columns_read_by_coffea": res.metrics.get("columns_read"),
-        "read_mode": selection_config(config)["hh_yybb"]["read_mode"],
-        "selection_events_per_s_per_core": sel_rate,
-        "plain_read_events_per_s": read_rate,
-        "ratio": sel_rate / read_rate,
-        "selection_events_per_cpu_s": sel_cpu,
-        "plain_read_events_per_cpu_s": read_cpu,
-        "ratio_cpu": sel_cpu / read_cpu,
-        "ratio_cpu_best": min(r["cpu_s"] for r in read_runs) / min(r["cpu_s"] for r in sel_runs),
-        "ratio_cpu_paired": statistics.median(
-            (r["cpu_s"] / r["events"]) / (s["cpu_s"] / s["events"]) for s, r in zip(sel_runs, read_runs, strict=True)),
-        "first_run_events_per_cpu_s": res.metrics["events"] / first_cpu,
-        "first_run_ratio_cpu": res.metrics["events"] / first_cpu / read_cpu,
-        "systematics": selection_config(config)["hh_yybb"]["systematics"]["enabled"],
-        "engine": selection_config(config)["hh_yybb"]["engine"],
-        "processor_events_per_s": statistics.median(r["events"] / r["process_s"] for r in sel_runs),
-        "processor_read_events_per_s": statistics.median(r["events"] / r["read_s"] for r in sel_runs),
-        "processor_select_fill_events_per_s": statistics.median(r["events"] / r["select_fill_s"] for r in sel_runs),
-        "selection_runs": sel_runs,
-        "read_runs": read_runs,
-        "repeat": repeat,
-        "load_average": os.getloadavg(),
-    }
-
-
-def _expects_numba(hh_cfg: Mapping[str, Any], sample_metadata: Sequence[str] | None) -> bool:
+def expects_compiled_engine(hh: SelectionHhYybb, sample_metadata: Sequence[str | os.PathLike[str]] | None) -> bool:
     """True if the compiled engine will run: ``engine: numba``, or ``auto`` with sample
-    metadata of at least ``numba_min_events`` events (unreadable metadata counts as none)."""
-    if hh_cfg["engine"] != "auto":
-        return hh_cfg["engine"] == "numba"
+    metadata files (the generation stage's merged ``<sample>.json``) of at least
+    ``numba_min_events`` events (unreadable metadata counts as none). A command line warms
+    the kernel up before freezing its start-up objects when it does
+    (:func:`analysis.io.runner.freeze_startup_objects`)."""
+    if hh.engine != "auto":
+        return hh.engine == "numba"
     n = 0
     for path in sample_metadata or []:
         try:
             n += int(json.loads(Path(path).read_text()).get("n_events") or 0)
         except (OSError, ValueError, TypeError, AttributeError):
             continue
-    return n >= hh_cfg["numba_min_events"]
+    return n >= hh.numba_min_events
 
 
-def apply_overrides(cfg: dict[str, Any], items: Sequence[str], *, source: str = "config",
-                    extra: Mapping[tuple[str, ...], Any] | None = None) -> dict[str, Any]:
-    """``cfg`` with the ``--set KEY=VALUE`` ``items`` (dotted key, YAML value) and ``extra``
-    ``{key path: value}`` applied, validated again; unchanged without any. Raises
-    ``ValueError`` for an item that is not KEY=VALUE and ``ConfigError`` for a bad value."""
-    overrides: dict[tuple[str, ...], Any] = dict(extra or {})
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
-        overrides[tuple(key.split("."))] = yaml.safe_load(value)
-    if not overrides:
-        return cfg
-    for key, value in overrides.items():
-        node = cfg
-        for part in key[:-1]:
-            node = node.setdefault(part, {})
-        node[key[-1]] = value
-    return validate(cfg, source=f"{source} (with "
-                    + ", ".join(f"{'.'.join(k)}={v}" for k, v in overrides.items()) + ")")
+def select(
+    cfg: Config,
+    files: Sequence[str],
+    *,
+    output: str | os.PathLike[str],
+    working_points: str | os.PathLike[str] | None = None,
+    cutflow_json: str | os.PathLike[str] | None = None,
+    cutflow_md: str | os.PathLike[str] | None = None,
+    metrics: str | os.PathLike[str] | None = None,
+    format: str = "auto",
+    dataset: str | None = None,
+    sample_metadata: Sequence[str] | None = None,
+) -> SelectionResult:
+    """The ``hepline select`` stage: :func:`run_selection` on ``files`` and its outputs written.
 
+    Writes (atomically, each with the stage's provenance record ``hh_yybb.select``: the
+    config's hash, the smearing seed, the identities of the inputs) the histogram set
+    (``output``, :meth:`analysis.stats.histograms.HistSet.write`), and when asked the runner
+    metrics JSON, the cutflow table as JSON and as markdown (:func:`cutflow_report`).
 
-def main(argv: list[str] | None = None) -> int:
-    # the one seed of the selection: the photon-resolution smearing (what --seed overrides)
-    seed_key = ("selection", "hh_yybb", "systematics", "photon_energy_resolution", "seed")
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--working-points", default=None, help="the taggers stage's working_points.json")
-    parser.add_argument("--output", help="histogram-set pickle (un-normalised; analysis.stats.histograms merges)")
-    parser.add_argument("--cutflow-json")
-    parser.add_argument("--cutflow-md")
-    parser.add_argument("--metrics", help="runner metrics JSON")
-    parser.add_argument("--format", default="auto", choices=["auto", *SUPPORTED_FORMATS])
-    parser.add_argument("--sample-metadata", nargs="*", default=None,
-                        help="merged <sample>.json files of the generation stage (sigma per sample)")
-    parser.add_argument("--dataset", default=None, help="dataset name for NanoAOD input (default: folder name)")
-    parser.add_argument("--benchmark", type=int, metavar="REPEAT", default=0,
-                        help="measure throughput against uproot.arrays (REPEAT runs); writes --metrics")
-    parser.add_argument("--seed", type=int, default=None,
-                        help="override the photon-resolution smearing seed "
-                             f"({'.'.join(seed_key)})")
-    parser.add_argument("--workers", type=int, default=None, help="override runner.workers")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key (dotted path, YAML value; validated), e.g. "
-                             "--set selection.hh_yybb.engine=numba")
-    parser.add_argument("--no-gc-freeze", action="store_true",
-                        help="leave the start-up objects to the garbage collector (for comparison; "
-                             "by default they are frozen: analysis.io.runner.freeze_startup_objects)")
-    parser.add_argument("files", nargs="+")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    cfg = load_raw_config(args.config)
-    overrides: dict[tuple[str, ...], Any] = {}
-    if args.seed is not None:
-        overrides[seed_key] = args.seed
-    if args.workers is not None:
-        overrides[("runner", "workers")] = args.workers
-    try:
-        cfg = apply_overrides(cfg, args.set, source=args.config, extra=overrides)
-    except ConfigError:
-        raise
-    except ValueError as exc:  # an item that is not KEY=VALUE
-        parser.error(str(exc))
-    smearing_seed = selection_config(cfg)["hh_yybb"]["systematics"]["photon_energy_resolution"]["seed"]
-    if not args.no_gc_freeze:
-        if _expects_numba(selection_config(cfg)["hh_yybb"], args.sample_metadata):
-            K.warm_up()  # numba's start-up objects are frozen with the rest
-        log.debug("garbage collector: %d start-up objects frozen", freeze_startup_objects())
-    remote = [f for f in args.files if "://" in f]  # URLs have no local identity: named only
+    Args:
+        cfg: the configuration.
+        files: the sample's ntuples (paths or URLs; URLs are recorded by name only).
+        output: the histogram-set pickle (un-normalised; ``hepline histograms`` merges).
+        working_points: the taggers stage's ``working_points.json``.
+        cutflow_json, cutflow_md: the cutflow table files.
+        metrics: the runner metrics file.
+        format, dataset, sample_metadata: as for :func:`run_selection` (``sample_metadata``:
+            the generation stage's merged ``<sample>.json`` files).
+
+    Returns:
+        The :class:`SelectionResult`.
+    """
+    remote = [f for f in files if "://" in f]  # URLs have no local identity: named only
     rec = provenance_record(
-        stage="hh_yybb.select", config=cfg, seeds={"smearing": smearing_seed},
-        inputs=[*(f for f in args.files if "://" not in f),
-                *([args.working_points] if args.working_points else []), *(args.sample_metadata or [])],
-        extra={"format": args.format, "dataset": args.dataset, **({"remote_inputs": remote} if remote else {})},
+        stage=STAGE, config=cfg, seeds={"smearing": cfg.selection.hh_yybb.systematics.photon_energy_resolution.seed},
+        inputs=[*(f for f in files if "://" not in f), *([working_points] if working_points else []),
+                *(sample_metadata or [])],
+        extra={"format": format, "dataset": dataset, **({"remote_inputs": remote} if remote else {})},
     )
-    if args.benchmark:
-        out = benchmark(args.files, cfg, args.working_points, args.benchmark, sample_metadata=args.sample_metadata)
-        log.info("selection %.0f ev/s/core, plain uproot read %.0f ev/s, ratio %.2f (per CPU second: "
-                 "%.0f vs %.0f, ratio %.2f)", out["selection_events_per_s_per_core"],
-                 out["plain_read_events_per_s"], out["ratio"], out["selection_events_per_cpu_s"],
-                 out["plain_read_events_per_cpu_s"], out["ratio_cpu"])
-        if args.metrics:
-            write_json(args.metrics, out, provenance=rec)
-        print(json.dumps({k: v for k, v in out.items() if k not in ("branches", "files")}, indent=1))
-        return 0
-    if not args.output:
-        parser.error("--output is required")
-    # the metrics are written here, not by the runner, so that they carry this stage's record
-    res = run_selection(args.files, cfg, args.working_points, format=args.format, dataset=args.dataset,
-                        sample_metadata=args.sample_metadata)
-    if args.metrics:
-        write_json(args.metrics, res.metrics, provenance=rec)
-    H.write_pickle(args.output, res.histset, provenance=rec)
+    res = run_selection(files, cfg, working_points, format=format, dataset=dataset, sample_metadata=sample_metadata)
+    if metrics:
+        write_json(metrics, res.metrics.to_dict(), provenance=rec)
+    res.histset.write(output, provenance=rec)
     table, md = cutflow_report(res.histset)
-    if args.cutflow_json:
-        write_json(args.cutflow_json, table, provenance=rec)
-    if args.cutflow_md:
-        write_text(args.cutflow_md, md, provenance=rec)
+    if cutflow_json:
+        write_json(cutflow_json, table.to_dict(), provenance=rec)
+    if cutflow_md:
+        write_text(cutflow_md, md, provenance=rec)
     m = res.metrics
-    log.info("selected %d events in %.1f s (%.0f events/s/core)\n%s", m["events"], m["wall_time_s"],
-             m["events_per_s_per_core"] or 0.0, md)
-    return 0
-
-
-if __name__ == "__main__":  # the importable module's main (its processor pickles by reference)
-    run_module_main("selections.hh_yybb.processor")
+    log.info("selected %d events in %.1f s (%.0f events/s/core)\n%s", m.events, m.wall_time_s,
+             m.events_per_s_per_core or 0.0, md)
+    return res

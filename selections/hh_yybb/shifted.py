@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numba
 import numpy as np
 
+from analysis.core.config.selection import SelectionHhYybb
 from selections.hh_yybb.kernel import (
+    FlatObjects,
     _dr_free,
     _first_two,
     _free_leptons,
@@ -376,14 +377,14 @@ def _shifted(kinds, values, var_ids, factors,
     return bits_out[:n_out], obs_out[:, :n_out], var_out[:n_out], w_out[:n_out]
 
 
-def shifted_entries(passes: Sequence[tuple[int, float, int]], *, photons: Mapping[str, np.ndarray],
+def shifted_entries(passes: Sequence[tuple[int, float, int]], *, photons: FlatObjects,
                     photon_ok: np.ndarray, iso: Sequence[tuple[np.ndarray, float]], photon_pt_min: float | None,
                     factors: np.ndarray | None, nominal: Mapping[str, np.ndarray],
-                    electrons: Mapping[str, np.ndarray], electron_mask: np.ndarray,
-                    muons: Mapping[str, np.ndarray], muon_mask: np.ndarray, lepton_dr: float | None,
-                    jets: Mapping[str, np.ndarray], jet_fixed: np.ndarray, jet_pt_min: float,
+                    electrons: FlatObjects, electron_mask: np.ndarray,
+                    muons: FlatObjects, muon_mask: np.ndarray, lepton_dr: float | None,
+                    jets: FlatObjects, jet_fixed: np.ndarray, jet_pt_min: float,
                     pt_edges: Sequence[float], jet_dr: float | None, bin_two: int, bin_one: int,
-                    cfg: Mapping[str, Any], truth: bool, eps: tuple[np.ndarray, np.ndarray] | None,
+                    cfg: SelectionHhYybb, truth: bool, eps: tuple[np.ndarray, np.ndarray] | None,
                     sf_table: np.ndarray | None, gen_weight: np.ndarray) -> dict[str, np.ndarray]:
     """Histogram entries of the shifted passes of one chunk (module docstring).
 
@@ -404,7 +405,7 @@ def shifted_entries(passes: Sequence[tuple[int, float, int]], *, photons: Mappin
     Returns ``bits`` (regions, :data:`N_REGION_BITS`), ``obs`` (m_γγ, m_bb, m* [GeV]; the
     two leading jets' for the inclusive bits), ``variation`` and ``weight`` per entry.
     """
-    pc, jc, cc = cfg["photons"], cfg["jets"], cfg["categories"]
+    pc, jc, cc = cfg.photons, cfg.jets, cfg.categories
     pt = photons["pt"]
     dt = pt.dtype.type
     n_pass = len(passes)
@@ -420,9 +421,10 @@ def shifted_entries(passes: Sequence[tuple[int, float, int]], *, photons: Mappin
     iso_vals = tuple(np.asarray(v, dtype=iso_type) for v, _ in iso) or (np.zeros(0, dtype=iso_type),)
     iso_max = np.array([float(m) for _, m in iso], dtype=np.float64)
     iso_native = np.array([[dt(m)] * n_pass for _, m in iso], dtype=pt.dtype).reshape(len(iso), n_pass)
-    cat = np.array([*(float(x) for k in ("loose", "tight") for x in (
-        cc[k]["leading_jet_pt_min"], cc[k]["subleading_jet_pt_min"], *cc[k]["mbb_window"])), float(cc["mstar_split"])])
+    cat = np.array([*(float(x) for k in (cc.loose, cc.tight) for x in (
+        k.leading_jet_pt_min, k.subleading_jet_pt_min, *k.mbb_window)), float(cc.mstar_split)])
     if truth:
+        assert eps is not None, "truth tagging needs the efficiencies"
         e2, e1 = (np.asarray(x, dtype=np.float64).ravel() for x in eps)
         table = np.ones((1, 1))
     else:
@@ -449,9 +451,9 @@ def shifted_entries(passes: Sequence[tuple[int, float, int]], *, photons: Mappin
         np.asarray(jets["mass"], dtype=np.float64), np.ascontiguousarray(jet_fixed, dtype=np.bool_),
         float(jet_pt_min), np.asarray(jets["tag_bin"]), np.asarray(jets["class_base"], dtype=np.int64),
         np.asarray(pt_edges, dtype=np.float64).reshape(-1), float(jet_dr or 0.0), int(bin_two), int(bin_one),
-        int(jc["min_jets"]), int(jc["max_central_jets"]), float(pc["leading_pt_over_myy"]),
-        float(pc["subleading_pt_over_myy"]), float(pc["myy_window"][0]), float(pc["myy_window"][1]),
-        float(cfg["resonant"]["higgs_mass"]), float(cfg["resonant"]["myy_half_window"]), float(cc["mstar_offset"]),
+        int(jc.min_jets), int(jc.max_central_jets), float(pc.leading_pt_over_myy),
+        float(pc.subleading_pt_over_myy), float(pc.myy_window[0]), float(pc.myy_window[1]),
+        float(cfg.resonant.higgs_mass), float(cfg.resonant.myy_half_window), float(cc.mstar_offset),
         cat, bool(truth), e2, e1, table, np.asarray(gen_weight, dtype=np.float64))
     return {"bits": bits, "obs": obs, "variation": var, "weight": w}
 

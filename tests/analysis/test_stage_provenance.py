@@ -1,7 +1,8 @@
 """Provenance of the HH → γγbb̄ chain: selection, histograms, limits and plots run through
-their ``main`` on small inputs; every output carries a record naming the stage, the config
-hash, the seeds and the inputs' identities, and two runs with the same config and seed give
-identical histogram contents although their records differ."""
+the ``hepline`` command line (``hepline select|histograms|limits workspaces|limits limits|plots``)
+on small inputs; every output carries a record naming the stage, the config hash, the seeds
+and the inputs' identities, and two runs with the same config and seed give identical
+histogram contents although their records differ."""
 
 from __future__ import annotations
 
@@ -15,14 +16,10 @@ import pytest
 import uproot
 import yaml
 
-from analysis.stats import histograms as H
-from analysis.stats import limits as L
-from analysis.plot import paper as P
-from analysis.cli import STAGES
 from analysis.cli import main as hepline
-from analysis.core.config import config_hash, load_raw_config, validate
+from analysis.core.config import config_hash, load_config
 from analysis.core.provenance import PROVENANCE_KEY, file_identity, read_provenance, sidecar_path
-from selections.hh_yybb import processor as S
+from analysis.stats import histograms as H
 from tests.analysis.stats.test_limits import SYSTS as LIMIT_SYSTS
 from tests.analysis.stats.test_limits import histset as limits_histset
 from tests.selections.hh_yybb.test_processor import WP_FILE_CONTENT, write_hepline_events
@@ -32,19 +29,20 @@ SEL_OUTPUTS = ("sel.pkl", "cutflow.json", "cutflow.md", "metrics.json")
 HIST_OUTPUTS = ("hists.pkl", "hists.root", "cutflow.json", "cutflow.md")
 
 
-def _run(monkeypatch: pytest.MonkeyPatch, entry: Any, argv: list[str], prog: str) -> None:
-    """Call a stage ``main`` with ``sys.argv`` set as a real invocation would (the record's
-    ``command``), so two runs' records differ even within the same second."""
+def _run(monkeypatch: pytest.MonkeyPatch, argv: list[str], prog: str) -> None:
+    """Run ``hepline <argv>`` (:func:`analysis.cli.main`) with ``sys.argv`` set as a real
+    invocation would (the record's ``command``; ``prog`` tells runs apart), so two runs'
+    records differ even within the same second."""
     monkeypatch.setattr(sys, "argv", [prog, *argv])
-    assert entry(argv) == 0
+    assert hepline(argv) == 0
 
 
-def _hist_arrays(histset: dict[str, Any]) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+def _hist_arrays(histset: H.HistSet) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
     return {(name, obs): (h.values(flow=True), h.variances(flow=True))
-            for name, entry in histset["samples"].items() for obs, h in entry["hists"].items()}
+            for name, entry in histset.samples.items() for obs, h in entry.hists.items()}
 
 
-def _assert_same_hists(a: dict[str, Any], b: dict[str, Any]) -> None:
+def _assert_same_hists(a: H.HistSet, b: H.HistSet) -> None:
     ha, hb = _hist_arrays(a), _hist_arrays(b)
     assert ha.keys() == hb.keys() and ha
     for key, (va, wa) in ha.items():
@@ -76,20 +74,20 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     try:
         for run in ("a", "b"):
             d = base / f"sel_{run}"
-            argv = ["--config", str(cfg_path), "--working-points", str(wp), "--output", str(d / "sel.pkl"),
+            argv = ["select", "--config", str(cfg_path), "--working-points", str(wp), "--output", str(d / "sel.pkl"),
                     "--cutflow-json", str(d / "cutflow.json"), "--cutflow-md", str(d / "cutflow.md"),
                     "--metrics", str(d / "metrics.json"), str(events)]
-            _run(mp, S.main, argv, f"selections.hh_yybb.processor[{run}]")
+            _run(mp, argv, f"hepline[{run}]")
             out[f"sel_{run}"] = d
         d = base / "sel_c"
         argv = ["select", "--config", str(cfg_path), "--working-points", str(wp), "--output", str(d / "sel.pkl"),
                 "--metrics", str(d / "metrics.json"), "--seed", "5", "--workers", "1", str(events)]
-        _run(mp, hepline, argv, "hepline")
+        _run(mp, argv, "hepline")
         out["sel_c"] = d
         for run in ("a", "b"):
             h = base / f"hists_{run}"
-            _run(mp, H.main, ["--config", str(cfg_path), "--output-dir", str(h), str(out["sel_a"] / "sel.pkl")],
-                 f"analysis.stats.histograms[{run}]")
+            _run(mp, ["histograms", "--config", str(cfg_path), "--output-dir", str(h), str(out["sel_a"] / "sel.pkl")],
+                 f"hepline[{run}]")
             out[f"hists_{run}"] = h
     finally:
         mp.undo()
@@ -100,7 +98,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 # selection
 # ---------------------------------------------------------------------------------------
 def test_selection_outputs_carry_the_select_record(chain: dict[str, Any]) -> None:
-    cfg = load_raw_config(chain["config"])
+    cfg = load_config(chain["config"])
     for name in SEL_OUTPUTS:
         path = chain["sel_a"] / name
         assert sidecar_path(path).is_file(), name
@@ -119,7 +117,7 @@ def test_selection_outputs_carry_the_select_record(chain: dict[str, Any]) -> Non
 
 
 def test_selection_runs_with_the_same_seed_agree(chain: dict[str, Any]) -> None:
-    a, b = (H.read_pickle(chain[f"sel_{r}"] / "sel.pkl") for r in ("a", "b"))
+    a, b = (H.HistSet.read(chain[f"sel_{r}"] / "sel.pkl") for r in ("a", "b"))
     _assert_same_hists(a, b)
     ra, rb = (read_provenance(chain[f"sel_{r}"] / "sel.pkl") for r in ("a", "b"))
     assert ra != rb and ra["command"] != rb["command"]
@@ -129,35 +127,29 @@ def test_selection_runs_with_the_same_seed_agree(chain: dict[str, Any]) -> None:
 def test_select_seed_and_workers_flags_reach_the_config(chain: dict[str, Any]) -> None:
     rec = read_provenance(chain["sel_c"] / "sel.pkl")
     assert rec["stage"] == "hh_yybb.select" and rec["seeds"] == {"smearing": 5}
-    cfg = load_raw_config(chain["config"])
+    cfg = load_config(chain["config"]).to_dict()
     cfg["selection"]["hh_yybb"]["systematics"]["photon_energy_resolution"]["seed"] = 5
     cfg["runner"]["workers"] = 1
-    assert rec["config_hash"] == config_hash(validate(cfg))
+    assert rec["config_hash"] == config_hash(cfg)
     assert rec["config_hash"] != read_provenance(chain["sel_a"] / "sel.pkl")["config_hash"]
     assert read_provenance(chain["sel_c"] / "metrics.json") == rec
     assert json.loads((chain["sel_c"] / "metrics.json").read_text())["workers"] == 1
     # the seed reaches the smearing: it moves the photon-resolution variation, not nominal
-    a, c = (H.read_pickle(chain[f"sel_{r}"] / "sel.pkl")["samples"]["hhtest"]["hists"]["m_yy"]
+    a, c = (H.HistSet.read(chain[f"sel_{r}"] / "sel.pkl").samples["hhtest"].hists["m_yy"]
             for r in ("a", "c"))
     assert np.array_equal(a[{"variation": "nominal"}].values(), c[{"variation": "nominal"}].values())
     up = {"variation": "photon_resolutionUp"}
     assert not np.array_equal(a[up].values(), c[up].values())
 
 
-def test_select_flags_are_the_modules_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert STAGES["select"].overrides == {}
-    seen: list[list[str]] = []
-    monkeypatch.setattr(S, "main", lambda argv: seen.append(list(argv)) or 0)
-    assert hepline(["select", "--config", "c.yaml", "--seed", "7", "--workers=2", "x.root"]) == 0
-    assert seen == [["--config", "c.yaml", "--seed", "7", "--workers=2", "x.root"]]
-
-
-def test_select_override_is_validated(chain: dict[str, Any], tmp_path: Path) -> None:
-    from analysis.core.config import ConfigError
-
-    with pytest.raises(ConfigError, match="runner.workers"):
-        S.main(["--config", str(chain["config"]), "--working-points", str(chain["wp"]), "--workers", "0",
-                "--output", str(tmp_path / "x.pkl"), str(chain["events"])])
+def test_select_override_is_validated(chain: dict[str, Any], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["select", "--config", str(chain["config"]), "--working-points", str(chain["wp"]),
+            "--output", str(tmp_path / "x.pkl"), str(chain["events"])]
+    assert hepline([*argv[:-1], "--set", "runner.workers=0", argv[-1]]) == 2
+    assert "runner.workers" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the flag's own check
+        hepline([*argv[:-1], "--workers", "0", argv[-1]])
     assert not (tmp_path / "x.pkl").exists()
 
 
@@ -165,7 +157,7 @@ def test_select_override_is_validated(chain: dict[str, Any], tmp_path: Path) -> 
 # histograms
 # ---------------------------------------------------------------------------------------
 def test_histogram_outputs_carry_the_histograms_record(chain: dict[str, Any]) -> None:
-    cfg = load_raw_config(chain["config"])
+    cfg = load_config(chain["config"])
     sel = chain["sel_a"] / "sel.pkl"
     for name in HIST_OUTPUTS:
         rec = read_provenance(chain["hists_a"] / name)
@@ -179,24 +171,24 @@ def test_histogram_outputs_carry_the_histograms_record(chain: dict[str, Any]) ->
 
 
 def test_histogram_root_file_keeps_its_th1_names(chain: dict[str, Any]) -> None:
-    hs = H.read_pickle(chain["hists_a"] / "hists.pkl")
+    hs = H.HistSet.read(chain["hists_a"] / "hists.pkl")
     with uproot.open(chain["hists_a"] / "hists.root") as f:
         top = {k.split(";")[0] for k in f.keys(recursive=False)}
-        assert top == {*hs["observables"], PROVENANCE_KEY}
+        assert top == {*hs.observables, PROVENANCE_KEY}
         assert f[PROVENANCE_KEY].classname == "TObjString"
         names = {k.split(";")[0] for k in f.keys(recursive=True)} - top
-        expected = {f"{obs}/{H.root_name(r, s, v)}" for s, e in hs["samples"].items() for obs in hs["observables"]
-                    for r in e["hists"][obs].axes["region"] for v in e["hists"][obs].axes["variation"]}
+        expected = {f"{obs}/{H.root_name(r, s, v)}" for s, e in hs.samples.items() for obs in hs.observables
+                    for r in e.hists[obs].axes["region"] for v in e.hists[obs].axes["variation"]}
         assert names == expected
         for name in names:  # every key but the provenance string is a TH1
             assert f[name].classname.startswith("TH1"), name
-        h = hs["samples"]["hhtest"]["hists"]["m_yy"][{"region": "diphoton", "variation": "nominal"}]
+        h = hs.hist("hhtest", "m_yy", "diphoton")
         assert f["m_yy/diphoton_hhtest"].values() == pytest.approx(h.values())
         assert h.values().sum() > 0
 
 
 def test_histogram_runs_agree_although_their_records_differ(chain: dict[str, Any]) -> None:
-    a, b = (H.read_pickle(chain[f"hists_{r}"] / "hists.pkl") for r in ("a", "b"))
+    a, b = (H.HistSet.read(chain[f"hists_{r}"] / "hists.pkl") for r in ("a", "b"))
     _assert_same_hists(a, b)
     assert json.loads((chain["hists_a"] / "cutflow.json").read_text()) == json.loads(
         (chain["hists_b"] / "cutflow.json").read_text())
@@ -211,9 +203,9 @@ def test_histogram_runs_agree_although_their_records_differ(chain: dict[str, Any
 
 
 def test_writers_without_provenance_write_no_record(tmp_path: Path, chain: dict[str, Any]) -> None:
-    hs = H.read_pickle(chain["hists_a"] / "hists.pkl")
-    H.write_pickle(tmp_path / "h.pkl", hs)
-    H.write_root(tmp_path / "h.root", hs)
+    hs = H.HistSet.read(chain["hists_a"] / "hists.pkl")
+    hs.write(tmp_path / "h.pkl")
+    hs.write_root(tmp_path / "h.root")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.pkl", "h.root"]
     with uproot.open(tmp_path / "h.root") as f:
         assert PROVENANCE_KEY not in f.keys(recursive=False, cycle=False)
@@ -233,7 +225,7 @@ def limit_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     def sig(k: float) -> list[tuple[str, str, list[float], list[float]]]:
         return [("sr", v, [125.0], [k]) for v in ("nominal", "jet_scaleUp", "jet_scaleDown")]
 
-    hists = H.write_pickle(base / "hists.pkl", limits_histset({"x300": sig(5.0), "x600": sig(20.0), "bkg": bkg}))
+    hists = limits_histset({"x300": sig(5.0), "x600": sig(20.0), "bkg": bkg}).write(base / "hists.pkl")
     cfg_path = base / "config.yaml"
     cfg_path.write_text(yaml.safe_dump({"seed": 1, "generation": {"samples": {
         "x300": {"process": "x_hh_yybb", "mass_gev": 300, "xsec_pb": 1.0, "shards": 1, "events_per_shard": 1},
@@ -243,17 +235,17 @@ def limit_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                                 "window_fraction": None, "mass_categories": [{"regions": ["sr"]}]}}}))
     ws, lim = base / "ws", base / "out"
     try:
-        _run(mp, L.main, ["workspaces", "--config", str(cfg_path), "--hists", str(hists), "--output-dir", str(ws),
-                          "--pseudo-data-seed", "3"], "analysis.stats.limits")
-        _run(mp, L.main, ["limits", "--config", str(cfg_path), "--index", str(ws / "index.json"),
-                          "--output-dir", str(lim)], "analysis.stats.limits")
+        _run(mp, ["limits", "workspaces", "--config", str(cfg_path), "--hists", str(hists), "--output-dir", str(ws),
+                  "--pseudo-data-seed", "3"], "hepline")
+        _run(mp, ["limits", "limits", "--config", str(cfg_path), "--index", str(ws / "index.json"),
+                  "--output-dir", str(lim)], "hepline")
     finally:
         mp.undo()
     return {"hists": hists, "config": cfg_path, "ws": ws, "out": lim}
 
 
 def test_workspaces_record_the_pseudo_data_seed_and_the_histograms(limit_outputs: dict[str, Path]) -> None:
-    cfg = load_raw_config(limit_outputs["config"])
+    cfg = load_config(limit_outputs["config"])
     for name in ("x300.json", "x600.json", "index.json"):
         rec = read_provenance(limit_outputs["ws"] / name)
         assert rec["stage"] == "limits.workspaces"
@@ -263,10 +255,10 @@ def test_workspaces_record_the_pseudo_data_seed_and_the_histograms(limit_outputs
 
 
 def test_limit_outputs_record_the_index_and_its_workspaces(limit_outputs: dict[str, Path]) -> None:
-    cfg = load_raw_config(limit_outputs["config"])
+    cfg = load_config(limit_outputs["config"])
     ws = limit_outputs["ws"]
     expected = [file_identity(ws / n) for n in ("index.json", "x300.json", "x600.json")]
-    for name in ("limits.json", "limits.md", "brazil.png"):
+    for name in ("limits.json", "limits.md"):  # (the Brazil plot is the plots step's: below)
         rec = read_provenance(limit_outputs["out"] / name)
         assert rec["stage"] == "limits"
         assert rec["config_hash"] == config_hash(cfg)
@@ -284,11 +276,11 @@ def test_every_plot_and_the_summary_carry_the_plots_record(chain: dict[str, Any]
     hists = chain["hists_a"] / "hists.pkl"
     limits = limit_outputs["out"] / "limits.json"
     out = tmp_path / "plots"
-    _run(monkeypatch, P.main, ["--config", str(chain["config"]), "--hists", str(hists), "--limits", str(limits),
-                               "--output-dir", str(out)], "analysis.plot.paper")
+    _run(monkeypatch, ["plots", "--config", str(chain["config"]), "--hists", str(hists), "--limits", str(limits),
+                       "--output-dir", str(out)], "hepline")
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert {"m_yy_categories.png", "m_star.png", "cutflow.png", "brazil.png"} <= set(pngs)
-    cfg = load_raw_config(chain["config"])
+    cfg = load_config(chain["config"])
     for name in [*pngs, "summary.json"]:
         rec = read_provenance(out / name)
         assert rec["stage"] == "plots"

@@ -27,11 +27,15 @@ from typing import Any
 
 from coffea import processor
 
+from analysis.core.config import Config, load_config
 from analysis.io import runner
-from analysis.core.config import load_raw_config
-from selections.hh_yybb import processor as S
+from selections.cli import apply_overrides
 from selections.hh_yybb import kernel as K
+from selections.hh_yybb import processor as S
 from selections.hh_yybb import shifted as KS
+from tests.benchmarks.hh_yybb_throughput import plain_read
+from tests.benchmarks.script import run_module_main
+
 log = logging.getLogger(__name__)
 
 PROCESSOR_STEPS = ("_read", "_analyse", "_fill", "_btag_weights", "_shift_candidates", "_fill_shifted_compiled")
@@ -85,7 +89,7 @@ class _GCTimer:
             self.total += time.process_time() - self._start
 
 
-def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_metadata: Any = None,
+def breakdown(files: Sequence[str], config: Config, working_points: Any, sample_metadata: Any = None,
               repeat: int = 5, process_repeat: int = 0, shifted_repeat: int = 0) -> dict[str, Any]:
     """Median CPU seconds per component over ``repeat`` runs, the total and the plain read,
     and ``framework_only``: the same runner, preload and column extraction with
@@ -140,10 +144,10 @@ def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_met
     process_only: list[float] = []
     try:
         res = S.run_selection(files, config, working_points, sample_metadata=sample_metadata)  # warm-up
-        branches = res.histset["provenance"]["branches"]
+        branches = res.summary.branches
         fileset = S.sample_fileset(list(files), sample_metadata=sample_metadata)
         floor = ColumnsOnly([b for b in branches if not b.startswith("n")])
-        runner.run_processor(floor, fileset, S.stage_runner_config(config), preload=branches)  # warm-up
+        runner.run_processor(floor, fileset, S.selection_runner(config), preload=branches)  # warm-up
         runs = []
         for _ in range(repeat):
             acc.clear()
@@ -157,9 +161,9 @@ def breakdown(files: Sequence[str], config: Any, working_points: Any, sample_met
                 gc.callbacks.remove(gc_timer)
             parts = {**acc, "garbage_collection": gc_timer.total}
             c0 = time.process_time()
-            runner.run_processor(floor, fileset, S.stage_runner_config(config), preload=branches)
+            runner.run_processor(floor, fileset, S.selection_runner(config), preload=branches)
             framework = time.process_time() - c0
-            n, _, read_cpu = S._plain_read(files, branches)
+            n, _, read_cpu = plain_read(files, branches)
             runs.append({"total": total, "plain_read": read_cpu, "framework_only": framework, **parts})
         if process_repeat:
             proc, events = captured["processor"], captured["events"]
@@ -214,18 +218,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shifted-repeat", type=int, default=0,
                         help="also time the compiled shifted passes alone this many times (engine numba)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key, as for python -m selections.hh_yybb.processor")
+                        help="override a config key, as for hepline select")
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    try:
-        cfg = S.apply_overrides(load_raw_config(args.config), args.set, source=args.config)
-    except S.ConfigError:
-        raise
-    except ValueError as exc:  # an item that is not KEY=VALUE
-        parser.error(str(exc))
-    if S._expects_numba(S.selection_config(cfg)["hh_yybb"], args.sample_metadata):  # as the selection's
-        K.warm_up()                                                                # command line does
+    cfg = apply_overrides(load_config(args.config), args.set, source=args.config)
+    if S.expects_compiled_engine(cfg.selection.hh_yybb, args.sample_metadata):  # as hepline select does
+        K.warm_up()
     runner.freeze_startup_objects()
     out = breakdown(args.files, cfg, args.working_points,
                     sample_metadata=args.sample_metadata, repeat=args.repeat, process_repeat=args.process_repeat,
@@ -235,4 +234,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # the importable module's main (its processor pickles by reference)
-    runner.run_module_main("tests.benchmarks.hh_yybb_breakdown")
+    run_module_main("tests.benchmarks.hh_yybb_breakdown")

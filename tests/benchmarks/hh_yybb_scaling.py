@@ -14,7 +14,6 @@ Wall times include starting the process pool or dask cluster, as a user would se
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import os
 import statistics
@@ -23,8 +22,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from analysis.core.atomic import write_json
-from analysis.core.config import load_raw_config
+from analysis.core.config import Config, load_config
 from selections.hh_yybb import processor as S
+
 log = logging.getLogger(__name__)
 
 
@@ -39,15 +39,15 @@ def parse_runs(specs: Sequence[str]) -> list[tuple[str, int]]:
     return out
 
 
-def scaling(files: Sequence[str], config: Any, working_points: Any, runs: Sequence[tuple[str, int]],
+def scaling(files: Sequence[str], config: Config, working_points: Any, runs: Sequence[tuple[str, int]],
             chunksize: int = 40000, repeat: int = 3, sample_metadata: Any = None) -> list[dict[str, Any]]:
-    """One row per (executor, workers): median wall time over ``repeat`` runs and rates."""
+    """One row per (executor, workers): median wall time over ``repeat`` runs and rates
+    (``chunksize``: ``selection.hh_yybb.chunksize`` of every run)."""
     rows = []
+    hh = config.selection.hh_yybb.replace(chunksize=chunksize)
     for executor, workers in runs:
-        cfg = copy.deepcopy(dict(config))
-        cfg["runner"] = {**(cfg.get("runner") or {}), "executor": executor, "workers": workers}
-        cfg["selection"] = copy.deepcopy(dict(cfg.get("selection") or {}))
-        cfg["selection"]["hh_yybb"] = {**(cfg["selection"].get("hh_yybb") or {}), "chunksize": chunksize}
+        cfg = config.replace(runner=config.runner.replace(executor=executor, workers=workers),
+                             selection=config.selection.replace(hh_yybb=hh))
         S.run_selection(files, cfg, working_points, sample_metadata=sample_metadata)  # warm-up
         walls, metrics = [], None
         for _ in range(repeat):
@@ -56,9 +56,10 @@ def scaling(files: Sequence[str], config: Any, working_points: Any, runs: Sequen
             walls.append(time.perf_counter() - t0)
             metrics = res.metrics
         wall = statistics.median(walls)
-        events, nbytes = metrics["events"], metrics["bytes_read"]
-        row = {"executor": executor, "workers": workers, "cores": metrics["cores"], "events": events,
-               "chunks": metrics["chunks"], "wall_s": wall, "wall_s_runs": walls,
+        assert metrics is not None
+        events, nbytes = metrics.events, metrics.bytes_read
+        row = {"executor": executor, "workers": workers, "cores": metrics.cores, "events": events,
+               "chunks": metrics.chunks, "wall_s": wall, "wall_s_runs": walls,
                "events_per_s": events / wall, "bytes_read": nbytes,
                "bytes_per_event": nbytes / events if nbytes else None, "load_average": os.getloadavg()}
         log.info("%s:%d  %.2f s  %.0f events/s", executor, workers, wall, events / wall)
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("files", nargs="+")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
-    rows = scaling(args.files, load_raw_config(args.config), args.working_points, parse_runs(args.runs),
+    rows = scaling(args.files, load_config(args.config), args.working_points, parse_runs(args.runs),
                    chunksize=args.chunksize, repeat=args.repeat, sample_metadata=args.sample_metadata)
     if args.output:
         write_json(args.output, rows)

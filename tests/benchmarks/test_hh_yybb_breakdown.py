@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from selections.hh_yybb import processor as S
-from tests.benchmarks import hh_yybb_breakdown as B
 from selections.hh_yybb import kernel as K
+from selections.hh_yybb import processor as S
 from selections.hh_yybb import shifted as KS
-from tests.selections.hh_yybb.test_processor import WP_FILE_CONTENT, write_hepline_events
+from tests.benchmarks import hh_yybb_breakdown as B
+from tests.selections.hh_yybb.test_processor import WP_FILE_CONTENT, make_config, write_hepline_events
 
 
 def test_breakdown_components_and_restores_the_patches(tmp_path):
@@ -19,8 +19,7 @@ def test_breakdown_components_and_restores_the_patches(tmp_path):
     process = S.HHyybbProcessor.__dict__["process"]
     kernels = (K.event_arrays, K.event_arrays_numpy)
     shifted_entries = KS.shifted_entries
-    cfg = {"seed": 1, "generation": {"samples": {}}, "runner": {"executor": "iterative"}}
-    numpy_cfg = {**cfg, "selection": {"hh_yybb": {"engine": "numpy"}}}  # (auto: numba once it is loaded)
+    numpy_cfg = make_config(selection={"hh_yybb": {"engine": "numpy"}})  # (auto: numba once it is loaded)
     out = B.breakdown([str(path)], numpy_cfg, str(wp), repeat=2, process_repeat=3)
     cpu = out["cpu_s"]
     only = out["process_only_cpu_s"]
@@ -40,7 +39,7 @@ def test_breakdown_components_and_restores_the_patches(tmp_path):
     assert {name: S.HHyybbProcessor.__dict__[name] for name in B.PROCESSOR_STEPS} == originals
     assert (K.event_arrays, K.event_arrays_numpy) == kernels
     assert "fill_shifted_compiled" not in cpu  # the numpy engine runs the shifted passes one by one
-    fast = B.breakdown([str(path)], {**cfg, "selection": {"hh_yybb": {"engine": "numba"}}}, str(wp), repeat=1,
+    fast = B.breakdown([str(path)], make_config(selection={"hh_yybb": {"engine": "numba"}}), str(wp), repeat=1,
                        shifted_repeat=2)
     assert 0 < fast["cpu_s"]["fill_shifted_compiled"] < fast["cpu_s"]["total"]
     shifted = fast["shifted_only_cpu_s"]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from tests.benchmarks import hh_yybb_scaling as M
-from tests.selections.hh_yybb.test_processor import WP_FILE_CONTENT, write_hepline_events
+from tests.selections.hh_yybb.test_processor import WP_FILE_CONTENT, make_config, write_hepline_events
 
 
 def test_parse_runs():
@@ -21,7 +21,7 @@ def test_scaling_rows_agree_on_the_events(tmp_path):
     path = write_hepline_events(tmp_path / "hhtest_0.root")
     wp = tmp_path / "wp.json"
     wp.write_text(json.dumps(WP_FILE_CONTENT))
-    cfg = {"seed": 1, "generation": {"samples": {}}}
+    cfg = make_config()
     rows = M.scaling([str(path)], cfg, str(wp), [("iterative", 1), ("futures", 2)], chunksize=5, repeat=1)
     assert [(r["executor"], r["workers"]) for r in rows] == [("iterative", 1), ("futures", 2)]
     assert {r["events"] for r in rows} == {19} and {r["chunks"] for r in rows} == {4}

@@ -6,11 +6,17 @@ import awkward as ak
 import numpy as np
 import pytest
 
+from analysis.core.config import SelectionConfig
+from analysis.core.config.selection import Requirement
 from selections import objects as O
 
-ISO = [{"field": "isoCalo", "max": 0.065, "relative": True}, {"field": "isoTrack", "max": 0.05, "relative": True}]
-PHOTON_CUTS = {"pt_min": 25.0, "eta_max": 2.37, "crack": [1.37, 1.52], "id": {"field": "isTight"},
-               "isolation": ISO, "require": []}
+ISO = (Requirement(field="isoCalo", max=0.065, relative=True), Requirement(field="isoTrack", max=0.05, relative=True))
+PHOTON_REQUIREMENTS = (Requirement(field="isTight", relative=False), *ISO)
+PHOTON_CUTS = {"pt_min": 25.0, "eta_max": 2.37, "crack": (1.37, 1.52)}
+
+
+def req(field: str, **kw) -> Requirement:
+    return Requirement(field=field, relative=kw.pop("relative", False), **kw)
 
 
 def photons() -> ak.Array:
@@ -33,40 +39,49 @@ def photons() -> ak.Array:
 
 
 def test_photon_selection_known_answers():
-    mask = O.photon_selection(photons(), PHOTON_CUTS)
+    mask = O.photon_selection(photons(), PHOTON_REQUIREMENTS, **PHOTON_CUTS)
     assert ak.to_list(mask) == [[True, False, False, False], [False, False, True, False], []]
 
 
 def test_photon_selection_on_flat_numpy_matches_awkward():
     ph = photons()
     flat = {f: ak.to_numpy(ak.flatten(ph[f])) for f in ak.fields(ph)}
-    m_flat = np.asarray(O.photon_selection(flat, PHOTON_CUTS))
-    assert m_flat.tolist() == ak.to_list(ak.flatten(O.photon_selection(ph, PHOTON_CUTS)))
+    m_flat = np.asarray(O.photon_selection(flat, PHOTON_REQUIREMENTS, **PHOTON_CUTS))
+    assert m_flat.tolist() == ak.to_list(ak.flatten(O.photon_selection(ph, PHOTON_REQUIREMENTS, **PHOTON_CUTS)))
+
+
+def test_object_requirements_of_the_default_mappings():
+    objects = SelectionConfig.default().objects
+    assert O.object_requirements(objects.hepline.photon) == PHOTON_REQUIREMENTS
+    assert O.object_requirements(objects.hepline.jet) == (None,)  # no jet ID in hepline
+    assert O.object_requirements(objects.nanoaod.jet) == (req("jetId", min=2),)
 
 
 def test_requirement_specs():
     objs = ak.Array([[{"pt": 10.0, "cutBased": 3, "iso": 0.2, "flag": True},
                       {"pt": 10.0, "cutBased": 1, "iso": 0.05, "flag": False}]])
-    assert ak.to_list(O.requirement_mask(objs, {"field": "cutBased", "min": 3})) == [[True, False]]
-    assert ak.to_list(O.requirement_mask(objs, {"field": "iso", "max": 0.1})) == [[False, True]]
-    assert ak.to_list(O.requirement_mask(objs, {"field": "iso", "max": 0.01, "relative": True})) == [[False, True]]
-    assert ak.to_list(O.requirement_mask(objs, {"field": "flag"})) == [[True, False]]
+    assert ak.to_list(O.requirement_mask(objs, req("cutBased", min=3))) == [[True, False]]
+    assert ak.to_list(O.requirement_mask(objs, req("cutBased", equals=1))) == [[False, True]]
+    assert ak.to_list(O.requirement_mask(objs, req("iso", max=0.1))) == [[False, True]]
+    assert ak.to_list(O.requirement_mask(objs, req("iso", max=0.01, relative=True))) == [[False, True]]
+    assert ak.to_list(O.requirement_mask(objs, req("flag"))) == [[True, False]]
     assert O.requirement_mask(objs, None) is True
+    assert O.requirements_mask(objs, [None, None]) is True
     with pytest.raises(KeyError, match="isTight"):
-        O.requirement_mask(objs, {"field": "isTight"})
+        O.requirement_mask(objs, req("isTight"))
 
 
 def test_jet_and_lepton_selection():
     jets = ak.Array([[{"pt": 30.0, "eta": 2.4, "jetId": 6}, {"pt": 30.0, "eta": 2.6, "jetId": 6},
                       {"pt": 24.0, "eta": 0.0, "jetId": 6}, {"pt": 50.0, "eta": 0.0, "jetId": 0}]])
-    assert ak.to_list(O.jet_selection(jets, {"pt_min": 25, "eta_max": 2.5})) == [[True, False, False, True]]
-    assert ak.to_list(O.jet_selection(jets, {"pt_min": 25, "eta_max": 2.5, "id": {"field": "jetId", "min": 2}})) == [
+    assert ak.to_list(O.jet_selection(jets, pt_min=25, eta_max=2.5)) == [[True, False, False, True]]
+    assert ak.to_list(O.jet_selection(jets, [req("jetId", min=2)], pt_min=25, eta_max=2.5)) == [
         [True, False, False, False]]
     leps = ak.Array([[{"pt": 12.0, "eta": 1.4, "isoTrack": 0.0}, {"pt": 12.0, "eta": 0.0, "isoTrack": 3.0},
                       {"pt": 12.0, "eta": 0.0, "isoTrack": 1.0}]])
-    cuts = {"pt_min": 10, "eta_max": 2.47, "crack": [1.37, 1.52],
-            "isolation": [{"field": "isoTrack", "max": 0.15, "relative": True}]}
-    assert ak.to_list(O.lepton_selection(leps, cuts)) == [[False, False, True]]
+    iso = [req("isoTrack", max=0.15, relative=True)]
+    assert ak.to_list(O.lepton_selection(leps, iso, pt_min=10, eta_max=2.47, crack=(1.37, 1.52))) == [
+        [False, False, True]]
 
 
 def test_delta_r_wraps_phi():

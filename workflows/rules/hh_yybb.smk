@@ -4,7 +4,7 @@
 # Uses decorated_files/job_resources (common.smk) and SAMPLES/OUT/PY/CONFIGFILE (Snakefile).
 
 
-HH_SAMPLES = [s for s in config["selection"]["hh_yybb"]["samples"] if s in SAMPLES]
+HH_SAMPLES = [s for s in CFG.selection.hh_yybb.samples if s in SAMPLES]
 HH_WP_FILE = OUT / "taggers" / "working_points.json"
 
 
@@ -38,7 +38,7 @@ rule hh_yybb_select:
     resources:
         **job_resources(mem_mb=3000, runtime=30),
     shell:
-        "{params.py} -m selections.hh_yybb.processor --config {params.configfile} "
+        "{params.py} -m analysis.cli select --config {params.configfile} "
         "--working-points {input.working_points} --sample-metadata {input.metadata} "
         "--output {output.hists} --cutflow-json {output.cutflow} --cutflow-md {output.cutflow_md} "
         "--metrics {output.metrics} {input.files} > {log} 2>&1"
@@ -67,7 +67,7 @@ rule hh_yybb_histograms:
     resources:
         **job_resources(mem_mb=2000, runtime=30),
     shell:
-        "{params.py} -m analysis.stats.histograms --config {params.configfile} --output-dir {params.outdir} "
+        "{params.py} -m analysis.cli histograms --config {params.configfile} --output-dir {params.outdir} "
         "{input} > {log} 2>&1"
 
 
@@ -89,7 +89,7 @@ rule hh_yybb_workspaces:
     resources:
         **job_resources(mem_mb=2000, runtime=30),
     shell:
-        "{params.py} -m analysis.stats.limits workspaces --config {params.configfile} --hists {input} "
+        "{params.py} -m analysis.cli limits workspaces --config {params.configfile} --hists {input} "
         "--output-dir {params.outdir} > {log} 2>&1"
 
 
@@ -114,7 +114,7 @@ rule hh_yybb_limits:
     resources:
         **job_resources(mem_mb=2000, runtime=60),
     shell:
-        "{params.py} -m analysis.stats.limits limits --config {params.configfile} --index {input} "
+        "{params.py} -m analysis.cli limits limits --config {params.configfile} --index {input} "
         "--output-dir {params.outdir} > {log} 2>&1"
 
 
@@ -143,7 +143,7 @@ rule hh_yybb_plots:
     conda:
         "../envs/hepline.yaml"
     shell:
-        "{params.py} -m analysis.plot.paper --config {params.configfile} --hists {input.hists} "
+        "{params.py} -m analysis.cli plots --config {params.configfile} --hists {input.hists} "
         "--limits {input.limits} --output-dir {params.outdir} > {log} 2>&1"
 
 

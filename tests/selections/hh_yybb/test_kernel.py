@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from selections.hh_yybb import kernel as K
+
+
 def _collection(rng: np.random.Generator, n: int, mean: float, max_n: int) -> tuple[np.ndarray, dict]:
     counts = np.minimum(rng.poisson(mean, n), max_n)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -234,17 +236,23 @@ def test_objects_of_equals_the_numpy_index():
 
 
 def test_warm_up_starts_numba_and_expects_numba_follows_the_engine(tmp_path):
-    from selections.hh_yybb.processor import _expects_numba
+    from analysis.core.config import SelectionConfig
+    from selections.hh_yybb.processor import expects_compiled_engine
 
     K.warm_up()  # idempotent, no error
     assert K.objects_of(np.array([0, 2]), np.array([True])).tolist() == [0, 1]
     small, big = tmp_path / "small.json", tmp_path / "big.json"
     small.write_text('{"n_events": 10}')
     big.write_text('{"n_events": 2000000}')
-    cfg = {"engine": "auto", "numba_min_events": 1000000}
-    assert not _expects_numba(cfg, [str(small)]) and _expects_numba(cfg, [str(small), str(big)])
-    assert not _expects_numba(cfg, [str(tmp_path / "missing.json")]) and not _expects_numba(cfg, None)
-    assert _expects_numba({**cfg, "engine": "numba"}, None) and not _expects_numba({**cfg, "engine": "numpy"}, [str(big)])
+
+    def hh(engine: str):
+        return SelectionConfig.validated({"hh_yybb": {"engine": engine, "numba_min_events": 1000000}}).hh_yybb
+
+    auto = hh("auto")
+    assert not expects_compiled_engine(auto, [str(small)]) and expects_compiled_engine(auto, [str(small), str(big)])
+    assert not expects_compiled_engine(auto, [str(tmp_path / "missing.json")])
+    assert not expects_compiled_engine(auto, None)
+    assert expects_compiled_engine(hh("numba"), None) and not expects_compiled_engine(hh("numpy"), [str(big)])
 
 
 def test_resolution_factors_mask_leaves_the_others_at_one():

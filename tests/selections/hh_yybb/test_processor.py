@@ -3,9 +3,9 @@ histogram filling and systematics, the working-point interface, NanoAOD mapping,
 
 from __future__ import annotations
 
+import copy
 import json
 import math
-import statistics
 from pathlib import Path
 
 import awkward as ak
@@ -14,16 +14,19 @@ import pytest
 import uproot
 import yaml
 
+from analysis.cli import main as hepline
+from analysis.core.config import Config, SelectionConfig, config_from_dict, config_hash, load_config
+from analysis.core.provenance import read_provenance
 from analysis.stats import histograms as H
-from analysis.core.config import ConfigError
+from selections.hh_yybb import kernel as K
+from selections.hh_yybb import processor as S
 from tests.fixtures.files import (
     _hepline_events,
     _write_tree,
     write_hepline_fixture,
     write_nanoaod_fixture,
 )
-from selections.hh_yybb import processor as S
-from selections.hh_yybb import kernel as K
+
 HALF_PI = math.pi / 2
 
 # WP file for the tests: D > 0.8 is the 60 % WP, D > 0.6 the 70 % WP (made-up numbers with known answers)
@@ -44,6 +47,17 @@ WP_FILE_CONTENT = {
     },
     "provenance": {"test": True},
 }
+WPS = S.WorkingPoints.from_dict(WP_FILE_CONTENT)
+BASE_CONFIG = {"seed": 1, "runner": {"executor": "iterative"},
+               "generation": {"samples": {"x300": {"process": "x_hh_yybb", "mass_gev": 300, "xsec_pb": 1.0,
+                                                   "shards": 1, "events_per_shard": 1}}}}
+
+
+def make_config(*, selection: dict | None = None, runner: dict | None = None) -> Config:
+    """A validated config for the tests: iterative runner, the ``selection`` (and ``runner``)
+    settings given, defaults elsewhere."""
+    return config_from_dict({**BASE_CONFIG, "runner": {**BASE_CONFIG["runner"], **(runner or {})},
+                             "selection": selection or {}})
 
 
 def gam(pt, eta, phi, tight=True, iso_calo=0.0, iso_track=0.0):
@@ -206,8 +220,8 @@ def hepline_events(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def config():
-    return {"seed": 1, "generation": {"samples": {}}, "runner": {"executor": "iterative"}}
+def config() -> Config:
+    return make_config()
 
 
 @pytest.fixture(scope="module")
@@ -216,8 +230,8 @@ def selected(hepline_events, wp_file, config):
 
 
 def _rows(histset, sample="hhtest"):
-    cf = histset["samples"][sample]["cutflow"]
-    return dict(zip(cf["steps"], zip(cf["raw"], cf["sumw"], strict=True), strict=True))
+    cf = histset.samples[sample].cutflow
+    return dict(zip(cf.steps, zip(cf.raw, cf.sumw, strict=True), strict=True))
 
 
 def test_cutflow_known_answers(selected):
@@ -233,15 +247,15 @@ def test_cutflow_known_answers(selected):
 def test_cutflow_report_is_normalised_markdown_and_json(selected):
     table, md = S.cutflow_report(selected.histset)
     k = 0.5 * 1000 * 139.0 / float(WEIGHTS.astype(np.float32).sum())
-    w = table["samples"]["hhtest"]["weighted"]
+    w = table.samples["hhtest"].weighted
     assert w[0] == pytest.approx(0.5 * 1000 * 139.0, rel=1e-6)           # all events: sigma x L
-    assert w[table["steps"].index("1tag")] == pytest.approx(k * (WEIGHTS[13] + WEIGHTS[15]), rel=1e-6)
+    assert w[table.steps.index("1tag")] == pytest.approx(k * (WEIGHTS[13] + WEIGHTS[15]), rel=1e-6)
     assert "| btag_1or2 | 7 |" in md and "Weighted (events in 139 fb⁻¹)" in md
-    json.dumps(table)
+    json.dumps(table.to_dict())
 
 
 def test_histograms_hold_the_selected_events(selected):
-    h = selected.histset["samples"]["hhtest"]["hists"]
+    h = selected.histset.samples["hhtest"].hists
     myy = h["m_yy"][{"region": "2tag_loose_lowmstar", "variation": "nominal"}]
     w32 = WEIGHTS.astype(np.float32).astype(float)
     assert myy.values().sum() == pytest.approx(w32[[11, 14, 16, 18]].sum())
@@ -264,7 +278,7 @@ def test_histograms_hold_the_selected_events(selected):
 
 
 def test_systematic_variations(selected):
-    h = selected.histset["samples"]["hhtest"]["hists"]["m_yy"]
+    h = selected.histset.samples["hhtest"].hists["m_yy"]
     nom = h[{"region": "diphoton", "variation": "nominal"}]
     up = h[{"region": "diphoton", "variation": "photon_scaleUp"}]
     # diphoton region: events 6..18, m_yy = 125 except event 16 (140); photon scale +0.5 %
@@ -291,7 +305,7 @@ def test_systematic_variations(selected):
 
 
 def test_nanoevents_and_preload_reading_agree(hepline_events, wp_file, config):
-    cfg = {**config, "selection": {"hh_yybb": {"read_mode": "nanoevents"}}}
+    cfg = make_config(selection={"hh_yybb": {"read_mode": "nanoevents"}})
     lazy = S.run_selection([hepline_events], cfg, wp_file)
     a = _rows(lazy.histset)
     b = _rows(S.run_selection([hepline_events], config, wp_file).histset)
@@ -300,26 +314,27 @@ def test_nanoevents_and_preload_reading_agree(hepline_events, wp_file, config):
 
 def test_stage_chunksize_is_used_and_does_not_change_results(hepline_events, wp_file, config):
     whole = S.run_selection([hepline_events], config, wp_file)
-    cfg = {**config, "runner": {"chunksize": 1000}, "selection": {"hh_yybb": {"chunksize": 3}}}
+    cfg = make_config(runner={"chunksize": 1000}, selection={"hh_yybb": {"chunksize": 3}})
     small = S.run_selection([hepline_events], cfg, wp_file)
-    assert small.metrics["config"]["chunksize"] == 3  # the stage's setting wins over runner's
-    assert small.metrics["chunks"] > 1
+    assert small.metrics.config["chunksize"] == 3 == small.metrics.chunksize  # the stage's setting wins
+    assert small.metrics.chunks > 1
     assert _rows(small.histset) == _rows(whole.histset)
-    assert small.histset["samples"]["hhtest"]["cutflow"] == whole.histset["samples"]["hhtest"]["cutflow"]
-    cfg_runner = {**config, "runner": {"chunksize": 3}, "selection": {"hh_yybb": {"chunksize": None}}}
-    assert S.run_selection([hepline_events], cfg_runner, wp_file).metrics["config"]["chunksize"] == 3
+    assert small.histset.samples["hhtest"].cutflow == whole.histset.samples["hhtest"].cutflow
+    cfg_runner = make_config(runner={"chunksize": 3}, selection={"hh_yybb": {"chunksize": None}})
+    assert S.run_selection([hepline_events], cfg_runner, wp_file).metrics.config["chunksize"] == 3
+    assert S.selection_runner(cfg_runner) is cfg_runner.runner
 
 
 def test_numba_and_numpy_engines_agree(hepline_events, wp_file, config):
-    ref = S.run_selection([hepline_events], {**config, "selection": {"hh_yybb": {"engine": "numpy"}}},
-                          wp_file).histset["samples"]["hhtest"]
-    fast = S.run_selection([hepline_events], {**config, "selection": {"hh_yybb": {"engine": "numba"}}},
-                           wp_file).histset["samples"]["hhtest"]
-    assert fast["cutflow"] == ref["cutflow"]
-    for obs, h in fast["hists"].items():
+    ref = S.run_selection([hepline_events], make_config(selection={"hh_yybb": {"engine": "numpy"}}),
+                          wp_file).histset.samples["hhtest"]
+    fast = S.run_selection([hepline_events], make_config(selection={"hh_yybb": {"engine": "numba"}}),
+                           wp_file).histset.samples["hhtest"]
+    assert fast.cutflow == ref.cutflow
+    for obs, h in fast.hists.items():
         # per region and variation (the constructed events put masses exactly on bin edges,
         # where libm and numpy's vectorised trigonometry may round to different bins)
-        a, b = h.view(flow=True), ref["hists"][obs].view(flow=True)
+        a, b = h.view(flow=True), ref.hists[obs].view(flow=True)
         for f in ("value", "variance"):
             assert np.allclose(a[f].sum(axis=-1), b[f].sum(axis=-1)), (obs, f)
         assert a["value"].sum() > 0
@@ -367,13 +382,13 @@ def test_compiled_shifted_passes_equal_the_pass_by_pass_reference(tmp_path, wp_f
             "truth_tag_samples": ["hhrand"] if truth else []}
     out = {}
     for engine in ("numpy", "numba"):
-        cfg = {**config, "selection": {"hh_yybb": {"engine": engine, "btag": btag}}}
-        out[engine] = S.run_selection([path], cfg, wp_file).histset["samples"]["hhrand"]
-    assert out["numba"]["cutflow"]["raw"] == out["numpy"]["cutflow"]["raw"]
-    assert np.allclose(out["numba"]["cutflow"]["sumw"], out["numpy"]["cutflow"]["sumw"], rtol=1e-12, atol=0)
+        cfg = make_config(selection={"hh_yybb": {"engine": engine, "btag": btag}})
+        out[engine] = S.run_selection([path], cfg, wp_file).histset.samples["hhrand"]
+    assert out["numba"].cutflow.raw == out["numpy"].cutflow.raw
+    assert np.allclose(out["numba"].cutflow.sumw, out["numpy"].cutflow.sumw, rtol=1e-12, atol=0)
     shifted = ["photon_scaleUp", "photon_scaleDown", "photon_resolutionUp", "jet_scaleUp", "jet_scaleDown"]
-    for obs, h in out["numba"]["hists"].items():
-        ref = out["numpy"]["hists"][obs]
+    for obs, h in out["numba"].hists.items():
+        ref = out["numpy"].hists[obs]
         for v in shifted:
             a, b = h[:, v, :].view(flow=True), ref[:, v, :].view(flow=True)
             assert b["value"].sum() != 0, (obs, v)
@@ -381,7 +396,7 @@ def test_compiled_shifted_passes_equal_the_pass_by_pass_reference(tmp_path, wp_f
             assert np.allclose(a["value"], b["value"], rtol=1e-12, atol=1e-12), (obs, v)
             assert np.allclose(a["variance"], b["variance"], rtol=1e-12, atol=1e-12), (obs, v)
     # the shifts move events across the thresholds: the variations differ from the nominal
-    h = out["numba"]["hists"]["m_yy"]
+    h = out["numba"].hists["m_yy"]
     for v in shifted[:3]:
         assert not np.array_equal(h[:, v, :].values(flow=True), h[:, "nominal", :].values(flow=True)), v
 
@@ -401,7 +416,7 @@ def test_shifted_passes_take_the_nominal_pairs_angle(tmp_path, wp_file, config, 
         return real(passes, **kw)
 
     monkeypatch.setattr(KS, "shifted_entries", spy)
-    S.run_selection([path], {**config, "selection": {"hh_yybb": {"engine": "numba"}}}, wp_file)
+    S.run_selection([path], make_config(selection={"hh_yybb": {"engine": "numba"}}), wp_file)
     passes, kw = calls[0]
     nominal = kw["nominal"]
     angle = np.asarray(nominal["angle"])
@@ -420,7 +435,7 @@ def test_shifted_passes_take_the_nominal_pairs_angle(tmp_path, wp_file, config, 
 
 def test_engine_auto_uses_numba_only_where_it_pays(wp_file, monkeypatch):
     from selections.hh_yybb import kernel as K
-    sel = S.selection_config({"hh_yybb": {"numba_min_events": 1000}})
+    sel = SelectionConfig.validated({"hh_yybb": {"numba_min_events": 1000}})
     proc = S.HHyybbProcessor(sel, "hepline", S.btag_spec(sel, "hepline", wp_file))
     monkeypatch.setattr(K, "kernel_loaded", lambda: False)
     proc._choose_engine({"n_events": 999})
@@ -430,7 +445,7 @@ def test_engine_auto_uses_numba_only_where_it_pays(wp_file, monkeypatch):
     monkeypatch.setattr(K, "kernel_loaded", lambda: True)  # loaded anyway: use it
     proc._choose_engine({})
     assert proc._event_arrays is K.event_arrays
-    fixed = S.HHyybbProcessor(S.selection_config({"hh_yybb": {"engine": "numpy"}}), "hepline",
+    fixed = S.HHyybbProcessor(SelectionConfig.validated({"hh_yybb": {"engine": "numpy"}}), "hepline",
                               S.btag_spec(sel, "hepline", wp_file))
     fixed._choose_engine({"n_events": 10**9})
     assert fixed._event_arrays is K.event_arrays_numpy
@@ -440,8 +455,8 @@ def test_nanoaod_mapping_on_constructed_events(tmp_path, config):
     path = write_nanoaod_events(tmp_path / "nano" / "nano.root")
     res = S.run_selection([path], config, None, dataset="nanotest",
                           sample_metadata={"nanotest": {"xsec_pb": 1.0}})
-    assert res.histset["provenance"]["format"] == "nanoaod"
-    assert res.histset["provenance"]["btag"]["branch"] == "Jet_btagDeepFlavB"
+    assert res.histset.provenance["format"] == "nanoaod"
+    assert res.histset.provenance["btag"]["branch"] == "Jet_btagDeepFlavB"
     rows = _rows(res.histset, "nanotest")
     for step, events in EXPECTED.items():
         assert rows[step][0] == len(list(events)), step
@@ -471,13 +486,13 @@ def test_nanoaod_fixture_compiled_shifted_passes_equal_the_reference(tmp_path, c
     path = write_nanoaod_fixture(tmp_path / "fixture" / "nano.root", 2500, np.random.default_rng(11))
     out = {}
     for engine in ("numpy", "numba"):
-        cfg = {**config, "selection": {"hh_yybb": {"engine": engine}}}
+        cfg = make_config(selection={"hh_yybb": {"engine": engine}})
         out[engine] = S.run_selection([path], cfg, None, sample_metadata={"fixture": {"xsec_pb": 1.0}}
-                                      ).histset["samples"]["fixture"]
-    assert out["numba"]["cutflow"]["raw"] == out["numpy"]["cutflow"]["raw"]
+                                      ).histset.samples["fixture"]
+    assert out["numba"].cutflow.raw == out["numpy"].cutflow.raw
     filled = 0.0
-    for obs, h in out["numba"]["hists"].items():
-        a, b = h.view(flow=True), out["numpy"]["hists"][obs].view(flow=True)
+    for obs, h in out["numba"].hists.items():
+        a, b = h.view(flow=True), out["numpy"].hists[obs].view(flow=True)
         for f in ("value", "variance"):
             assert np.allclose(a[f], b[f], rtol=1e-12, atol=1e-12), (obs, f)
         filled += float(np.abs(h[:, "jet_scaleUp", :].values(flow=True)).sum())
@@ -487,7 +502,7 @@ def test_nanoaod_fixture_compiled_shifted_passes_equal_the_reference(tmp_path, c
 # working points and bad input
 # ---------------------------------------------------------------------------------------
 def test_working_point_file_is_the_source_of_cuts(wp_file):
-    spec = S.btag_spec(S.selection_config({}), "hepline", wp_file)
+    spec = S.btag_spec(SelectionConfig.default(), "hepline", wp_file)
     assert spec.cuts == {"70": 0.6, "60": 0.8}
     assert spec.branch == "Jet_btag_dl1" and spec.field == "btag_dl1"
     assert spec.efficiencies["60"] == pytest.approx({"b": 0.6, "c": 0.1, "light": 0.01})
@@ -497,11 +512,20 @@ def test_working_point_file_is_the_source_of_cuts(wp_file):
 @pytest.mark.parametrize(
     ("section", "content", "match"),
     [
-        ({"tagger": "rnnip"}, WP_FILE_CONTENT, "no tagger 'rnnip'"),
-        ({"tagger": "mv2", "one_tag_wp": "60"}, WP_FILE_CONTENT, "has no working point '60'"),
+        ({"tagger": "rnnip"}, WP_FILE_CONTENT, r"wp\.json: taggers has no tagger 'rnnip' \(it has: dl1, mv2\)"),
+        ({"tagger": "mv2", "one_tag_wp": "60"}, WP_FILE_CONTENT,
+         r"wp\.json: taggers\.mv2\.working_points has no working point '60'"),
         ({}, {"taggers": {"dl1": {**WP_FILE_CONTENT["taggers"]["dl1"], "variable": "Jet_btag_mv2"}}},
-         "expected 'Jet_btag_dl1'"),
-        ({}, {"no_taggers": 1}, "no 'taggers'"),
+         r"wp\.json: taggers\.dl1\.variable is 'Jet_btag_mv2', expected 'Jet_btag_dl1'"),
+        ({}, {"no_taggers": 1}, r"wp\.json: no 'taggers'"),
+        ({}, {"taggers": {"dl1": {**WP_FILE_CONTENT["taggers"]["dl1"], "working_points": {
+            "70": {"cut": 0.6, "b_efficiency": 0.7, "light_rejection": None, "c_rejection": 4.0},
+            "60": WP_FILE_CONTENT["taggers"]["dl1"]["working_points"]["60"]}}}},
+         r"wp\.json: taggers\.dl1\.working_points\.70\.light_rejection: expected a number, got None"),
+        ({}, {"taggers": {"dl1": {**WP_FILE_CONTENT["taggers"]["dl1"], "working_points": {
+            "70": {"cut": 0.6, "b_efficiency": 0.7, "light_rejection": 0, "c_rejection": 4.0},
+            "60": WP_FILE_CONTENT["taggers"]["dl1"]["working_points"]["60"]}}}},
+         r"taggers\.dl1\.working_points\.70\.light_rejection: must not be 0"),
         ({}, None, "needs the taggers stage's working-point file"),
     ],
 )
@@ -510,9 +534,29 @@ def test_mismatched_working_points_raise(tmp_path, section, content, match):
     if content is not None:
         path = tmp_path / "wp.json"
         path.write_text(json.dumps(content))
-    cfg = S.selection_config({"hh_yybb": {"btag": section}})
-    with pytest.raises(S.WorkingPointError, match=match):
+    cfg = SelectionConfig.validated({"hh_yybb": {"btag": section}})
+    with pytest.raises(S.WorkingPointError, match=match) as err:
         S.btag_spec(cfg, "hepline", path)
+    assert "\n" not in str(err.value)  # one line
+
+
+def test_working_points_are_typed_and_checked_when_used(tmp_path):
+    wps = WPS
+    assert wps.source == "<in-memory working points>" and sorted(wps.taggers) == ["dl1", "mv2"]
+    dl1 = wps.tagger("dl1")
+    assert dl1.variable == "Jet_btag_dl1" and dl1.efficiency_vs_pt is None
+    point = dl1.point("70")
+    assert point == S.WorkingPoint(cut=0.6, b_efficiency=0.7, c_rejection=4.0, light_rejection=30.0)
+    assert point.efficiencies == {"b": 0.7, "c": 0.25, "light": pytest.approx(1 / 30)}
+    path = tmp_path / "wp.json"
+    path.write_text(json.dumps(WP_FILE_CONTENT))
+    read = S.load_working_points(path)
+    assert read.source == str(path) and read.tagger("mv2").point("70").cut == 0.5
+    with pytest.raises(S.WorkingPointError, match=r"missing\.json: working-point file not found"):
+        S.load_working_points(tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(S.WorkingPointError, match=r"bad\.json: working-point file is not valid JSON"):
+        S.load_working_points(tmp_path / "bad.json")
 
 
 def test_input_without_the_tagger_branch(tmp_path, wp_file, config):
@@ -522,25 +566,9 @@ def test_input_without_the_tagger_branch(tmp_path, wp_file, config):
         S.run_selection([path], config, wp_file)
 
 
-def test_benchmark_reports_the_ratios_of_its_own_runs(hepline_events, wp_file, config):
-    """The throughput benchmark: alternating runs, the plain read of the selection's own
-    branches, and each ratio computed from the recorded runs."""
-    out = S.benchmark([str(hepline_events)], config, wp_file, repeat=3)
-    sel, read = out["selection_runs"], out["read_runs"]
-    assert len(sel) == len(read) == 3
-    n = S.run_selection([hepline_events], config, wp_file).metrics["events"]
-    assert out["events"] == n and all(r["events"] == n for r in sel + read)
-    assert "Photon_pt" in out["branches"] and "Jet_btag_dl1" in out["branches"]
-    med = statistics.median
-    assert out["ratio_cpu"] == pytest.approx(med(n / r["cpu_s"] for r in sel) / med(n / r["cpu_s"] for r in read))
-    assert out["ratio_cpu_best"] == pytest.approx(min(r["cpu_s"] for r in read) / min(r["cpu_s"] for r in sel))
-    assert out["ratio_cpu_paired"] == pytest.approx(med(r["cpu_s"] / s["cpu_s"] for s, r in zip(sel, read)))
-    assert out["systematics"] is True and out["repeat"] == 3
-
-
 def test_object_mapping_naming_a_missing_branch(tmp_path, wp_file, config):
     path = write_hepline_events(tmp_path / "ev.root")
-    cfg = {**config, "selection": {"objects": {"hepline": {"photon": {"id": {"field": "isLoose"}}}}}}
+    cfg = make_config(selection={"objects": {"hepline": {"photon": {"id": {"field": "isLoose"}}}}})
     with pytest.raises(Exception, match="Photon_isLoose"):
         S.run_selection([path], cfg, wp_file)
 
@@ -549,16 +577,11 @@ def test_object_mapping_naming_a_missing_branch(tmp_path, wp_file, config):
 @pytest.mark.parametrize("photons", [{"pt_min": 1000.0}, {"crack": [0.0, 5.0]}])  # the second: no candidate at all
 def test_no_event_passes_gives_empty_histograms_and_a_cutflow(tmp_path, wp_file, config, engine, photons):
     path = write_hepline_events(tmp_path / "ev.root", sample="empty")
-    cfg = {**config, "selection": {"hh_yybb": {"photons": photons, "engine": engine}}}
+    cfg = make_config(selection={"hh_yybb": {"photons": photons, "engine": engine}})
     res = S.run_selection([path], cfg, wp_file)
     rows = _rows(res.histset, "empty")
     assert rows["all"][0] == 19 and rows["two_photons"][0] == 0
-    assert all(h.values().sum() == 0 for h in res.histset["samples"]["empty"]["hists"].values())
-
-
-def test_bad_config_value_is_a_config_error():
-    with pytest.raises(ConfigError, match="read_mode"):
-        S.selection_config({"hh_yybb": {"read_mode": "fast"}})
+    assert all(h.values().sum() == 0 for h in res.histset.samples["empty"].hists.values())
 
 
 def test_per_smearing_is_deterministic():
@@ -628,7 +651,7 @@ def test_truth_tag_rows_match_exact_enumeration():
 
 def test_truth_tagging_in_the_selection(hepline_events, wp_file, config):
     cut = S.run_selection([hepline_events], config, wp_file)
-    cfg = {**config, "selection": {"hh_yybb": {"btag": {"truth_tag_samples": ["hhtest"]}}}}
+    cfg = make_config(selection={"hh_yybb": {"btag": {"truth_tag_samples": ["hhtest"]}}})
     truth = S.run_selection([hepline_events], cfg, wp_file)
     rc, rt = _rows(cut.histset), _rows(truth.histset)
     pre = S.SEQUENTIAL_STEPS[:-1]
@@ -639,7 +662,7 @@ def test_truth_tagging_in_the_selection(hepline_events, wp_file, config):
     assert 0 < rt["btag_1or2"][1] < rc["max_central_jets"][1]
     assert rt["btag_1or2"][1] == pytest.approx(rt["2tag"][1] + rt["1tag"][1])
     # histograms hold exactly the cutflow's weighted yields
-    h = truth.histset["samples"]["hhtest"]["hists"]["m_yy"]
+    h = truth.histset.samples["hhtest"].hists["m_yy"]
     for region in ("2tag_loose_lowmstar", "res_1tag_loose"):
         total = h[{"region": region, "variation": "nominal"}].sum(flow=True).value
         assert total == pytest.approx(rt[region][1], rel=1e-9, abs=1e-12)
@@ -651,54 +674,72 @@ def test_truth_tagging_in_the_selection(hepline_events, wp_file, config):
 
 
 def test_truth_tagging_needs_truth_flavour(config):
-    sel = S.selection_config({"selection": {"hh_yybb": {"btag": {"truth_tag_samples": ["x"]}}}})
-    sel["objects"]["hepline"]["jet"]["flavour"] = None
-    spec = S.btag_spec(S.selection_config({}), "hepline", WP_FILE_CONTENT)
+    sel = SelectionConfig.validated({"objects": {"hepline": {"jet": {"flavour": None}}},
+                                     "hh_yybb": {"btag": {"truth_tag_samples": ["x"]}}})
+    spec = S.btag_spec(SelectionConfig.default(), "hepline", WPS)
     with pytest.raises(S.WorkingPointError, match="truth flavour"):
         S.HHyybbProcessor(sel, "hepline", spec)
 
 
-def test_cli_set_overrides_config_keys(hepline_events, wp_file, tmp_path):
-    from analysis.core.config import ConfigError, config_hash, load_raw_config
-    from analysis.core.provenance import read_provenance
-
+def test_cli_select_writes_the_outputs_with_overrides(hepline_events, wp_file, tmp_path, capsys):
+    """``hepline select``: --set overrides validated on the typed config (the record hashes the
+    overridden config), the outputs as select() writes them, one-line errors naming the key."""
     cfg_path = tmp_path / "config.yaml"
     cfg_path.write_text(yaml.safe_dump({
         "seed": 1, "runner": {"executor": "iterative"},
         "generation": {"samples": {"x300": {"process": "x_hh_yybb", "mass_gev": 300, "xsec_pb": 1.0,
                                             "shards": 1, "events_per_shard": 1}}}}))
-    common = ["--config", str(cfg_path), "--working-points", str(wp_file)]
+    common = ["select", "--config", str(cfg_path), "--working-points", str(wp_file)]
     out = tmp_path / "sel.pkl"
-    assert S.main([*common, "--output", str(out), "--set", "selection.hh_yybb.engine=numpy",
-                   "--set", "selection.hh_yybb.numba_min_events=5", str(hepline_events)]) == 0
-    expected = load_raw_config(cfg_path)
-    expected["selection"]["hh_yybb"].update(engine="numpy", numba_min_events=5)
-    assert read_provenance(out)["config_hash"] == config_hash(expected)
-    with pytest.raises(ConfigError, match="engine"):
-        S.main([*common, "--set", "selection.hh_yybb.engine=fast", str(hepline_events)])
-    with pytest.raises(SystemExit):
-        S.main([*common, "--set", "no-equals-sign", str(hepline_events)])
+    assert hepline([*common, "--output", str(out), "--cutflow-json", str(tmp_path / "cf.json"),
+                    "--cutflow-md", str(tmp_path / "cf.md"), "--metrics", str(tmp_path / "m.json"),
+                    "--set", "selection.hh_yybb.engine=numpy", "--set", "selection.hh_yybb.numba_min_events=5",
+                    str(hepline_events)]) == 0
+    base = load_config(cfg_path)
+    expected = base.replace(selection=base.selection.replace(
+        hh_yybb=base.selection.hh_yybb.replace(engine="numpy", numba_min_events=5)))
+    rec = read_provenance(out)
+    assert rec["config_hash"] == config_hash(expected) != config_hash(base)
+    assert rec["stage"] == "hh_yybb.select" and rec["seeds"] == {"smearing": 20211123}
+    hs = H.HistSet.read(out)
+    table, md = S.cutflow_report(hs)
+    assert json.loads((tmp_path / "cf.json").read_text()) == table.to_dict()
+    assert (tmp_path / "cf.md").read_text() == md
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["events"] == len(EVENTS) and metrics["stage"] == "run_processor"
+    assert hs.provenance["selection_config_hash"] == config_hash(expected.selection)
+    capsys.readouterr()
+    for bad, match in (("selection.hh_yybb.engine=fast", "selection.hh_yybb.engine"),
+                       ("selection.hh_yybb.read_mode=fast", "selection.hh_yybb.read_mode"),
+                       ("no-equals-sign", "--set 'no-equals-sign': expected KEY=VALUE"),
+                       ("seed.x=1", "--set seed.x: seed is not a mapping")):
+        assert hepline([*common, "--output", str(tmp_path / "x.pkl"), "--set", bad, str(hepline_events)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("hepline: error: ") and match in err and err.count("\n") == 1, err
+    assert not (tmp_path / "x.pkl").exists()
 
 
 # ---------------------------------------------------------------------------------------
 # pT-dependent efficiency maps
 # ---------------------------------------------------------------------------------------
-def _with_maps(maps_for, edges=(20.0, 50.0, 100.0, 500.0)):
-    """WP_FILE_CONTENT plus an efficiency_vs_pt block: maps_for(wp, flavour) -> per-bin list."""
-    import copy
-
+def _with_maps(maps_for, edges=(20.0, 50.0, 100.0, 500.0), jets=None) -> S.WorkingPoints:
+    """WP_FILE_CONTENT plus an efficiency_vs_pt block: maps_for(wp, flavour) -> per-bin list
+    (``jets``: the per-bin test-jet counts of every WP and flavour)."""
     content = copy.deepcopy(WP_FILE_CONTENT)
     dl1 = content["taggers"]["dl1"]
     dl1["efficiency_vs_pt"] = {
         "pt_edges_gev": list(edges),
         "working_points": {wp: {fl: maps_for(wp, fl) for fl in ("b", "c", "light")} for wp in dl1["working_points"]},
     }
-    return content
+    if jets is not None:
+        dl1["efficiency_vs_pt"]["jets"] = {wp: {fl: list(jets) for fl in ("b", "c", "light")}
+                                           for wp in dl1["working_points"]}
+    return S.WorkingPoints.from_dict(content)
 
 
 def test_efficiency_maps_are_read_and_looked_up():
     content = _with_maps(lambda wp, fl: [0.1, None, 0.3])
-    spec = S.btag_spec(S.selection_config({}), "hepline", content)
+    spec = S.btag_spec(SelectionConfig.default(), "hepline", content)
     assert spec.pt_edges == (20.0, 50.0, 100.0, 500.0)
     # the empty middle bin takes the inclusive efficiency (light at 70 %: 1/30)
     assert spec.efficiency_maps["70"]["light"] == (0.1, pytest.approx(1 / 30), 0.3)
@@ -707,47 +748,46 @@ def test_efficiency_maps_are_read_and_looked_up():
     table = spec.efficiency_table(spec.ordered_wps)
     assert table.shape == (3, 2, 3)  # pT bins, used WPs (70, 60), flavour classes
     # bins with fewer than efficiency_map_min_tagged (10) tagged test jets: the inclusive value
-    counted = _with_maps(lambda wp, fl: [0.1, 0.2, 0.0])
-    counted["taggers"]["dl1"]["efficiency_vs_pt"]["jets"] = {
-        wp: {fl: [1000, 40, 5000] for fl in ("b", "c", "light")} for wp in ("60", "70", "77", "85")}
-    thin = S.btag_spec(S.selection_config({}), "hepline", counted)
+    counted = _with_maps(lambda wp, fl: [0.1, 0.2, 0.0], jets=[1000, 40, 5000])
+    thin = S.btag_spec(SelectionConfig.default(), "hepline", counted)
     assert thin.efficiency_maps["70"]["light"] == (0.1, pytest.approx(1 / 30), pytest.approx(1 / 30))  # 8 and 0 tagged
-    loose = S.btag_spec(S.selection_config({"hh_yybb": {"btag": {"efficiency_map_min_tagged": 0}}}), "hepline", counted)
+    loose = S.btag_spec(SelectionConfig.validated({"hh_yybb": {"btag": {"efficiency_map_min_tagged": 0}}}), "hepline",
+                        counted)
     assert loose.efficiency_maps["70"]["light"] == (0.1, 0.2, 0.0)
-    off = S.btag_spec(S.selection_config({"hh_yybb": {"btag": {"efficiency_maps": False}}}), "hepline", content)
+    off = S.btag_spec(SelectionConfig.validated({"hh_yybb": {"btag": {"efficiency_maps": False}}}), "hepline", content)
     assert off.efficiency_maps is None and off.efficiency_table(off.ordered_wps).shape == (1, 2, 3)
 
 
 @pytest.mark.parametrize("maps_for, match", [
-    (lambda wp, fl: [0.1, 0.2], "needs 3 values"),
-    (lambda wp, fl: [0.1, 1.5, 0.2], "has 1.5"),
+    (lambda wp, fl: [0.1, 0.2], r"taggers\.dl1\.efficiency_vs_pt\.working_points\.70\.light: needs 3 values"),
+    (lambda wp, fl: [0.1, 1.5, 0.2], r"efficiency_vs_pt\.working_points\.70\.light: bin 1 has 1\.5"),
 ])
 def test_bad_efficiency_maps_name_what_is_wrong(maps_for, match):
     with pytest.raises(S.WorkingPointError, match=match):
-        S.btag_spec(S.selection_config({}), "hepline", _with_maps(maps_for))
-    with pytest.raises(S.WorkingPointError, match="must increase"):
-        S.btag_spec(S.selection_config({}), "hepline", _with_maps(lambda wp, fl: [0.1, 0.2, 0.3],
-                                                                    edges=(20.0, 10.0, 30.0, 40.0)))
+        S.btag_spec(SelectionConfig.default(), "hepline", _with_maps(maps_for))
+    with pytest.raises(S.WorkingPointError, match=r"efficiency_vs_pt\.pt_edges_gev: must increase"):
+        S.btag_spec(SelectionConfig.default(), "hepline", _with_maps(lambda wp, fl: [0.1, 0.2, 0.3],
+                                                                       edges=(20.0, 10.0, 30.0, 40.0)))
 
 
 def test_efficiency_maps_drive_truth_tagging(hepline_events, config):
     """Flat maps equal to the inclusive efficiencies change nothing (truth tagging and the
     SF weights of cut-based tagging); lower efficiencies above 50 GeV lower the truth-tagged
     2-tag yield."""
-    truth_cfg = {**config, "selection": {"hh_yybb": {"btag": {"truth_tag_samples": ["hhtest"]}}}}
+    truth_cfg = make_config(selection={"hh_yybb": {"btag": {"truth_tag_samples": ["hhtest"]}}})
     inclusive = WP_FILE_CONTENT["taggers"]["dl1"]["working_points"]
 
     def eff(wp, fl):
         w = inclusive[wp]
         return w["b_efficiency"] if fl == "b" else 1.0 / w[f"{fl}_rejection"]
 
-    base = _rows(S.run_selection([hepline_events], truth_cfg, WP_FILE_CONTENT).histset)
+    base = _rows(S.run_selection([hepline_events], truth_cfg, WPS).histset)
     flat = _rows(S.run_selection([hepline_events], truth_cfg, _with_maps(lambda wp, fl: [eff(wp, fl)] * 3)).histset)
     for step in S.CUTFLOW_STEPS:
         assert flat[step][1] == pytest.approx(base[step][1], rel=1e-12), step
-    h_base = S.run_selection([hepline_events], config, WP_FILE_CONTENT).histset["samples"]["hhtest"]["hists"]
+    h_base = S.run_selection([hepline_events], config, WPS).histset.samples["hhtest"].hists
     h_flat = S.run_selection([hepline_events], config, _with_maps(lambda wp, fl: [eff(wp, fl)] * 3)
-                             ).histset["samples"]["hhtest"]["hists"]
+                             ).histset.samples["hhtest"].hists
     assert np.allclose(h_flat["m_yy"].values(flow=True), h_base["m_yy"].values(flow=True), rtol=1e-12)
     # a map with lower efficiencies for jets above 50 GeV lowers the 2-tag yield
     low = _rows(S.run_selection([hepline_events], truth_cfg,
@@ -762,15 +802,15 @@ def test_selection_of_a_hadd_merged_file_equals_that_of_its_shards(tmp_path, wp_
     shards = [write_hepline_events(tmp_path / f"hhtest_{i}.root") for i in range(2)]
     merged = tmp_path / "hhtest_merged.root"
     hadd(shards, merged, basket_events=4)
-    a = S.run_selection(shards, config, wp_file).histset["samples"]["hhtest"]
-    b = S.run_selection([merged], config, wp_file).histset["samples"]["hhtest"]
-    assert a["cutflow"]["raw"] == b["cutflow"]["raw"]
-    assert np.allclose(a["cutflow"]["sumw"], b["cutflow"]["sumw"], rtol=1e-12)
-    assert a["cutflow"]["raw"][0] == 2 * len(EVENTS)
+    a = S.run_selection(shards, config, wp_file).histset.samples["hhtest"]
+    b = S.run_selection([merged], config, wp_file).histset.samples["hhtest"]
+    assert a.cutflow.raw == b.cutflow.raw
+    assert np.allclose(a.cutflow.sumw, b.cutflow.sumw, rtol=1e-12)
+    assert a.cutflow.raw[0] == 2 * len(EVENTS)
     for key in ("sumw", "xsec_pb"):
-        assert a[key] == pytest.approx(b[key], rel=1e-12), key
-    for obs, h in a["hists"].items():
-        va, vb = h.view(flow=True), b["hists"][obs].view(flow=True)
+        assert getattr(a, key) == pytest.approx(getattr(b, key), rel=1e-12), key
+    for obs, h in a.hists.items():
+        va, vb = h.view(flow=True), b.hists[obs].view(flow=True)
         assert np.allclose(va["value"], vb["value"], rtol=1e-12, atol=0) and va["value"].sum() > 0, obs
         assert np.allclose(va["variance"], vb["variance"], rtol=1e-12, atol=0), obs
 
