@@ -36,7 +36,7 @@ import os
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,13 +47,15 @@ from analysis.core.provenance import file_sha256
 from taggers import TAGGERS
 from taggers.algorithms.ipxd import IPTemplates
 from taggers.algorithms.ipxd import evaluate as ipxd_evaluate
-from taggers.algorithms.mv2 import MV2Model, load_mv2, mv2_discriminant, predict_mv2
 from taggers.discriminant import tagger_discriminant, tagger_fc
 from taggers.export import DatasetProvenance
 from taggers.features import TaggingDataset
-from taggers.nn.dl1 import DL1, load_dl1, predict_dl1
-from taggers.nn.rnnip import RNNIP, load_rnnip, predict_rnnip, rnnip_columns
 from taggers.training import TaggerInputError
+
+if TYPE_CHECKING:  # the model modules import xgboost and torch: loaded when a model is
+    from taggers.algorithms.mv2 import MV2Model
+    from taggers.nn.dl1 import DL1
+    from taggers.nn.rnnip import RNNIP
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +268,8 @@ class TaggerModels:
             if self.model_dir is None:
                 raise MissingModelError("the ONNX backend needs the model directory")
             return load_onnx(self.model_dir / ONNX_FILES["rnnip"], threads=self.threads).predict(ds)
+        from taggers.nn.rnnip import predict_rnnip
+
         return predict_rnnip(self._need(self.rnnip, "rnnip"), ds, threads=self.threads)
 
     def add_inputs(
@@ -282,6 +286,8 @@ class TaggerModels:
                                       sv1=bool({"mv2", "dl1"} & set(chosen)))
         out = ds.with_jet_fields(cols)
         if {"rnnip", "dl1"} & set(chosen):
+            from taggers.nn.rnnip import rnnip_columns
+
             out = out.with_jet_fields(rnnip_columns(self.rnnip_probabilities(out)))
         return out
 
@@ -314,6 +320,9 @@ class TaggerModels:
             raise TaggerInputError("no jets to tag (empty dataset)")
         full = self.add_inputs(ds, high_level=high_level, taggers=chosen)
         p_rnn = np.stack([full.jets[c] for c in RNNIP_COLUMNS], axis=1) if "rnnip" in chosen else None
+        from taggers.algorithms.mv2 import mv2_discriminant, predict_mv2
+        from taggers.nn.dl1 import predict_dl1
+
         p_dl1 = predict_dl1(self._need(self.dl1, "dl1"), full, threads=self.threads) if "dl1" in chosen else None
         score = predict_mv2(self._need(self.mv2, "mv2"), full) if "mv2" in chosen else None
         disc: dict[str, np.ndarray] = {}
@@ -411,6 +420,10 @@ def load_models(
                 f"mismatched model and feature configuration: {wanted[t]} has {tpl.n_grades} "
                 f"grades, taggers.tracks.n_grades is {cfg.tracks.n_grades}"
             )
+    from taggers.algorithms.mv2 import load_mv2
+    from taggers.nn.dl1 import load_dl1
+    from taggers.nn.rnnip import load_rnnip
+
     rnnip = load_rnnip(wanted["rnnip"], n_max=int(cfg.tracks.n_max), device=device) if "rnnip" in needed else None
     mv2 = load_mv2(wanted["mv2"]) if "mv2" in needed else None
     dl1 = load_dl1(wanted["dl1"], device=device) if "dl1" in needed else None
