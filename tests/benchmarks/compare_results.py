@@ -35,7 +35,7 @@ VOLATILE = re.compile(
     r"^(provenance|created_utc|started_utc|hepline_version|versions|host|cwd|command|git|platform"
     r"|.*_s|.*seconds.*|.*per_s|.*per_cpu_s|.*_per_s_.*|.*time.*|inference|bytes.*|.*_bytes|sha256|.*_sha256"
     r"|packages|uuid|mtime.*|size|files?_size.*|path|file|model_path|.*_file|.*_dir|n_threads|threads"
-    r"|torch_threads|device|device_name)$"
+    r"|torch_threads|device|device_name|detector_plus_write(_cpu)?_fraction)$"
 )
 SKIP_SUFFIXES = (".png", ".log", ".tsv", ".md", ".ckpt.pt")
 
@@ -218,9 +218,9 @@ def compare_file(a: Path, b: Path) -> list[str]:
     return [] if a.read_bytes() == b.read_bytes() else ["bytes differ"]
 
 
-def compare(before: Path, after: Path) -> dict[str, list[str]]:
+def compare(before: Path, after: Path, *, counted: list[str] | None = None) -> dict[str, list[str]]:
     """``{relative path: [differences]}`` over the outputs both folders hold (plus the files
-    only one holds)."""
+    only one holds); ``counted`` collects the paths compared."""
     def outputs(root: Path) -> set[str]:
         return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
                 and not p.name.endswith(SKIP_SUFFIXES) and ".provenance." not in p.name
@@ -232,6 +232,8 @@ def compare(before: Path, after: Path) -> dict[str, list[str]]:
         if rel not in ra or rel not in rb:
             report[rel] = [f"only in {'after' if rel not in ra else 'before'}"]
             continue
+        if counted is not None:
+            counted.append(rel)
         try:
             diffs = compare_file(before / rel, after / rel)
         except (OSError, ValueError, KeyError, pickle.UnpicklingError) as exc:
@@ -246,14 +248,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     args = parser.parse_args(argv)
-    report = compare(args.before, args.after)
+    counted: list[str] = []
+    report = compare(args.before, args.after, counted=counted)
     for rel, diffs in report.items():
         print(f"{rel}:")  # noqa: T201
         for d in diffs[:20]:
             print(f"    {d}")  # noqa: T201
         if len(diffs) > 20:
             print(f"    ... and {len(diffs) - 20} more")  # noqa: T201
-    print(f"{len(report)} file(s) differ" if report else "identical physics outputs")  # noqa: T201
+    print(f"{len(counted)} outputs compared: "  # noqa: T201
+          + (f"{len(report)} differ" if report else "identical physics outputs"))
     return 1 if report else 0
 
 
