@@ -6,7 +6,8 @@ annotated, in modules that mypy checks cleanly (docs/benchmarks.md, "Layout")::
 
 A *public function* is a function or method named in a public module's ``__all__`` (methods
 of the classes there, without a leading underscore). It is *typed* when every parameter but
-``self``/``cls`` and the return value carry an annotation, and *mypy-clean* when, in
+``self``/``cls`` and the return value carry an annotation (``__init__`` needs no return
+annotation, as for mypy), and *mypy-clean* when, in
 addition, mypy (the ``[tool.mypy]`` settings of ``pyproject.toml``) reports no error in its
 module. Packages without ``__all__`` count nothing.
 """
@@ -33,8 +34,8 @@ def _typed(func: Any) -> bool:
     except (TypeError, ValueError):
         return True  # builtins and C functions: typed by their stubs
     params = [p for n, p in sig.parameters.items() if n not in ("self", "cls")]
-    return sig.return_annotation is not inspect.Signature.empty and all(
-        p.annotation is not inspect.Parameter.empty for p in params)
+    returns = sig.return_annotation is not inspect.Signature.empty or func.__name__ == "__init__"
+    return returns and all(p.annotation is not inspect.Parameter.empty for p in params)
 
 
 def public_functions() -> dict[str, list[tuple[str, bool]]]:
@@ -54,7 +55,7 @@ def public_functions() -> dict[str, list[tuple[str, bool]]]:
                     fn = meth.__func__ if isinstance(meth, (classmethod, staticmethod)) else meth
                     if isinstance(fn, property):
                         fn = fn.fget
-                    if inspect.isfunction(fn):
+                    if inspect.isfunction(fn) and fn.__module__ == name:
                         rows.append((f"{attr}.{meth_name}", _typed(fn)))
         out[name] = rows
     return out

@@ -26,3 +26,10 @@ def test_physics_differences_are_found_and_timings_ignored(tmp_path) -> None:
     report = compare(tmp_path / "a", tmp_path / "c")
     assert report["stage/summary.json"] == [".ratio: 1.5 != 1.6"]
     assert report["stage/tree.root"] == ["Events/Jet_pt differs"]
+
+
+def test_paths_compare_from_the_output_folder_on() -> None:
+    from tests.benchmarks.compare_results import _json_diff
+
+    assert list(_json_diff({"files": ["results/samples/a.root"]}, {"files": ["/tmp/out/samples/a.root"]}, "")) == []
+    assert list(_json_diff({"files": ["results/samples/a.root"]}, {"files": ["/tmp/out/samples/b.root"]}, ""))
