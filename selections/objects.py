@@ -320,15 +320,13 @@ def btag_event_weight(flavour: ak.Array, bins: ak.Array, table: np.ndarray) -> n
 
 def btag_event_weight_flat(flavour: np.ndarray, bins: np.ndarray, offsets: np.ndarray,
                            table: np.ndarray) -> np.ndarray:
-    """:func:`btag_event_weight` on flat per-jet arrays with event ``offsets`` (n + 1)."""
+    """:func:`btag_event_weight` on flat per-jet arrays with event ``offsets`` (n + 1): the
+    product of each event's jet weights, in jet order (1 for an event without jets), so that
+    an event's weight depends on its own jets only."""
     w = table[np.asarray(flavour, dtype=np.intp), np.asarray(bins, dtype=np.intp)]
-    n = len(offsets) - 1
-    if not w.size:
-        return np.ones(n)
-    if np.all(w > 0):
-        csum = np.concatenate([[0.0], np.cumsum(np.log(w))])
-        return np.exp(csum[offsets[1:]] - csum[offsets[:-1]])
-    out = np.ones(n)  # zero weights (an SF pushing a probability to 0): exact product
-    evt = np.repeat(np.arange(n), np.diff(offsets))
-    np.multiply.at(out, evt, w)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    out = np.ones(len(offsets) - 1)
+    filled = np.flatnonzero(offsets[1:] > offsets[:-1])
+    if filled.size:
+        out[filled] = np.multiply.reduceat(w, offsets[filled])
     return out

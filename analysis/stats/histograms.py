@@ -98,6 +98,7 @@ __all__ = [
     "flat_index",
     "make_hists",
     "mirror_down",
+    "mirror_one_sided",
     "norm_factor",
     "root_name",
     "scale_hist",
@@ -363,6 +364,19 @@ def mirror_down(h: Hist, systematic: str) -> Hist:
     val[i_dn] = np.clip(2.0 * val[i_nom] - val[i_up], 0.0, None)
     var[i_dn] = var[i_nom]
     return out
+
+
+def mirror_one_sided(output: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A processor's output (``{dataset: {"hists": {observable: Hist}, ...}}``) with the Down
+    variation of every one-sided systematic (:data:`MIRRORED_SYSTEMATICS`) mirrored about the
+    nominal (:func:`mirror_down`), in place; histograms without the variation are left alone."""
+    for entry in output.values():
+        hists = entry["hists"]
+        for obs in hists:
+            for s in MIRRORED_SYSTEMATICS:
+                if f"{s}Up" in list(hists[obs].axes["variation"]):
+                    hists[obs] = mirror_down(hists[obs], s)
+    return output
 
 
 def root_name(region: str, sample: str, variation: str = "nominal") -> str:

@@ -1,6 +1,6 @@
 """The per-event logic of one HH → γγbb̄ selection pass, compiled (numba) and in numpy.
 
-:class:`selections.hh_yybb.processor.HHyybbProcessor` runs one pass per variation (nominal, photon
+:class:`selections.hh_yybb.compiled.CompiledProcessor` runs one pass per variation (nominal, photon
 energy scale up/down, resolution up, jet energy scale up/down). The per-object masks
 (acceptance, identification, isolation, jet ID: :mod:`selections.objects`) are numpy; what
 this module computes from them is the part that walks the objects of each event:
@@ -15,7 +15,7 @@ this module computes from them is the part that walks the objects of each event:
   (NaN elsewhere: every region that uses them requires those cuts);
 - for truth-tagged samples, :func:`truth_rows`: every way an event's selected jets can
   make it 2-tag or 1-tag, with its probability per efficiency table and its masses (the
-  numpy reference: ``selections.hh_yybb.processor.truth_tag_rows`` and :func:`pair_rows_numpy`).
+  numpy reference: ``selections.hh_yybb.btag.truth_tag_rows`` and :func:`pair_rows_numpy`).
 
 :func:`event_arrays` is one numba loop over the events (≈ 0.07–0.15 µs per event and pass);
 :func:`event_arrays_numpy` is the same computation in vectorised numpy, the reference the
@@ -451,7 +451,7 @@ def truth_rows(jets: FlatObjects, jet_ok: np.ndarray, pre: np.ndarray,
                myy: np.ndarray, photons: FlatObjects, mstar_offset: float,
                class_base: np.ndarray | None = None, pt_edges: Any = ()) -> dict[str, Any]:
     """Truth-tag rows with their masses, compiled: what
-    :func:`selections.hh_yybb.processor.truth_tag_rows` and :func:`pair_rows_numpy` give together
+    :func:`selections.hh_yybb.btag.truth_tag_rows` and :func:`pair_rows_numpy` give together
     (the reference), one row per way the selected jets (``jet_ok``) of an event in ``pre``
     can make it 2-tag or 1-tag. ``jets``: flat ``pt, eta, phi, mass`` and ``eff_class``
     (efficiency class per jet), events by ``jets.offsets``; or, instead of ``eff_class``,

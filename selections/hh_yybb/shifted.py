@@ -2,7 +2,7 @@
 
 The systematic variations that change objects (photon energy scale up/down, photon
 resolution up, jet energy scale up/down) each rerun the selection. Run one by one
-(:meth:`selections.hh_yybb.processor.HHyybbProcessor._analyse`), every pass builds numpy masks,
+(:meth:`selections.hh_yybb.compiled.CompiledProcessor._analyse`), every pass builds numpy masks,
 per-event arrays of every candidate event, truth-tag rows and region masks, and fills the
 histograms, most of it for events that fail the diphoton cuts. :func:`shifted_entries`
 does all of them in one loop over the events, with the passes inside: an event's

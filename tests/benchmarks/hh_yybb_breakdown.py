@@ -30,6 +30,7 @@ from coffea import processor
 from analysis.core.config import Config, load_config
 from analysis.io import runner
 from selections.cli import apply_overrides
+from selections.hh_yybb import compiled as CP
 from selections.hh_yybb import kernel as K
 from selections.hh_yybb import processor as S
 from selections.hh_yybb import shifted as KS
@@ -58,13 +59,13 @@ def _timed(fn: Callable[..., Any], key: str, acc: dict[str, float]) -> Callable[
 
 class ColumnsOnly(processor.ProcessorABC):
     """The framework floor: a processor that only takes the preloaded columns out of the
-    events' layout (what :class:`~selections.hh_yybb.processor.HHyybbProcessor` reads) and counts."""
+    events' layout (what :class:`~selections.hh_yybb.compiled.CompiledProcessor` reads) and counts."""
 
     def __init__(self, branches: Sequence[str]):
         self.branches = list(branches)
 
     def process(self, events: Any) -> dict[str, int]:
-        get = S.HHyybbProcessor._source(events)
+        get = CP.CompiledProcessor._source(events)
         values = 0
         for b in self.branches:
             coll, _, field = b.partition("_")
@@ -109,7 +110,7 @@ def breakdown(files: Sequence[str], config: Config, working_points: Any, sample_
     acc: dict[str, float] = {}
     saved: list[tuple[Any, str, Any]] = []
     captured: dict[str, Any] = {}
-    process = S.HHyybbProcessor.__dict__["process"]
+    process = CP.CompiledProcessor.__dict__["process"]
 
     def capture(self: Any, events: Any) -> Any:
         captured["processor"], captured["events"] = self, events
@@ -123,13 +124,13 @@ def breakdown(files: Sequence[str], config: Config, working_points: Any, sample_
     for fn in ("event_arrays", "event_arrays_numpy"):  # inside "analyse"
         patch(K, fn, "analyse_per_event_pass")
     for step in PROCESSOR_STEPS:
-        patch(S.HHyybbProcessor, step, step.lstrip("_"))
+        patch(CP.CompiledProcessor, step, step.lstrip("_"))
     factory = NanoEventsFactory.__dict__["from_root"]
     saved.append((NanoEventsFactory, "from_root", factory))
     NanoEventsFactory.from_root = classmethod(_timed(factory.__func__, "nanoevents_factory", acc))
     if process_repeat:
-        saved.append((S.HHyybbProcessor, "process", process))
-        S.HHyybbProcessor.process = capture
+        saved.append((CP.CompiledProcessor, "process", process))
+        CP.CompiledProcessor.process = capture
     shifted_entries = KS.shifted_entries
     if shifted_repeat:
         def capture_shifted(passes: Any, **kw: Any) -> Any:

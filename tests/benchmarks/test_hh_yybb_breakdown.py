@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 
+from selections.hh_yybb import compiled as CP
 from selections.hh_yybb import kernel as K
-from selections.hh_yybb import processor as S
 from selections.hh_yybb import shifted as KS
 from tests.benchmarks import hh_yybb_breakdown as B
-from tests.selections.hh_yybb.test_processor import WP_FILE_CONTENT, make_config, write_hepline_events
+from tests.selections.hh_yybb.test_processor import (
+    WP_FILE_CONTENT,
+    make_config,
+    write_hepline_events,
+)
 
 
 def test_breakdown_components_and_restores_the_patches(tmp_path):
     path = write_hepline_events(tmp_path / "hhtest_0.root")
     wp = tmp_path / "wp.json"
     wp.write_text(json.dumps(WP_FILE_CONTENT))
-    originals = {name: S.HHyybbProcessor.__dict__[name] for name in B.PROCESSOR_STEPS}
-    process = S.HHyybbProcessor.__dict__["process"]
+    originals = {name: CP.CompiledProcessor.__dict__[name] for name in B.PROCESSOR_STEPS}
+    process = CP.CompiledProcessor.__dict__["process"]
     kernels = (K.event_arrays, K.event_arrays_numpy)
     shifted_entries = KS.shifted_entries
     numpy_cfg = make_config(selection={"hh_yybb": {"engine": "numpy"}})  # (auto: numba once it is loaded)
@@ -25,7 +29,7 @@ def test_breakdown_components_and_restores_the_patches(tmp_path):
     only = out["process_only_cpu_s"]
     assert only["repeat"] == 3 and 0 < only["min"] <= only["median"] < cpu["total"]
     assert 0 <= cpu["garbage_collection"] <= cpu["total"]
-    assert S.HHyybbProcessor.__dict__["process"] is process
+    assert CP.CompiledProcessor.__dict__["process"] is process
     assert out["events"] == 19
     for key in ("validate", "nanoevents_factory", "read", "analyse", "analyse_per_event_pass", "fill",
                 "plain_read", "framework_only", "total"):
@@ -36,7 +40,7 @@ def test_breakdown_components_and_restores_the_patches(tmp_path):
                 if k not in ("total", "plain_read", "framework_only", "other", "analyse_per_event_pass",
                              "garbage_collection"))
     assert parts <= cpu["total"] and abs(cpu["other"] - (cpu["total"] - parts)) < 1e-12
-    assert {name: S.HHyybbProcessor.__dict__[name] for name in B.PROCESSOR_STEPS} == originals
+    assert {name: CP.CompiledProcessor.__dict__[name] for name in B.PROCESSOR_STEPS} == originals
     assert (K.event_arrays, K.event_arrays_numpy) == kernels
     assert "fill_shifted_compiled" not in cpu  # the numpy engine runs the shifted passes one by one
     fast = B.breakdown([str(path)], make_config(selection={"hh_yybb": {"engine": "numba"}}), str(wp), repeat=1,

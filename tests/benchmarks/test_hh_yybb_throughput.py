@@ -10,7 +10,11 @@ import pytest
 from analysis.core.provenance import read_provenance
 from selections.hh_yybb import processor as S
 from tests.benchmarks import hh_yybb_throughput as T
-from tests.selections.hh_yybb.test_processor import WP_FILE_CONTENT, make_config, write_hepline_events
+from tests.selections.hh_yybb.test_processor import (
+    WP_FILE_CONTENT,
+    make_config,
+    write_hepline_events,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +41,7 @@ def test_benchmark_reports_the_ratios_of_its_own_runs(inputs):
     assert out["ratio_cpu"] == pytest.approx(med(n / r["cpu_s"] for r in sel) / med(n / r["cpu_s"] for r in read))
     assert out["ratio_cpu_best"] == pytest.approx(min(r["cpu_s"] for r in read) / min(r["cpu_s"] for r in sel))
     assert out["ratio_cpu_paired"] == pytest.approx(med(r["cpu_s"] / s["cpu_s"] for s, r in zip(sel, read)))
-    assert out["systematics"] is True and out["repeat"] == 3 and out["engine"] == "auto"
+    assert out["systematics"] is True and out["repeat"] == 3 and out["engine"] == "reference"
     assert all(r["read_s"] > 0 and r["select_fill_s"] > 0 for r in sel)
 
 

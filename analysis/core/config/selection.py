@@ -406,12 +406,15 @@ class SelectionHhYybb(ConfigNode):
     #: chunk in one bulk uproot arrays() call, over a form restricted to them (fast); nanoevents:
     #: column by column through coffea's lazy NanoEvents, full form (same results, slower)
     read_mode: Literal['preload', 'nanoevents']
-    #: per-event logic of each selection pass (diphoton, overlap removal, b-jet candidates,
-    #: masses): one compiled numba loop (≈ 4x faster per event, but numba's JIT start costs ≈ 1 s
-    #: of CPU once per process), or its vectorised numpy reference (same results). auto: numba when
-    #: the dataset holds at least numba_min_events events (its metadata n_events) or the kernel is
-    #: already loaded in this process, else numpy
-    engine: Literal['auto', 'numba', 'numpy']
+    #: how the selection runs (same histograms and cutflows; docs/hh_yybb.md, "Engines").
+    #: reference: the readable coffea processor (selections/hh_yybb/reference.py), the definition
+    #: of the selection. numba / numpy: the compiled engine (selections/hh_yybb/compiled.py;
+    #: numba: one compiled loop per pass, ≈ 1 s of JIT start once per process; numpy: its
+    #: vectorised twin), several times faster, and refused once the reference changes until it is
+    #: verified again. auto: the compiled engine when usable (numba when the dataset holds at
+    #: least numba_min_events events or the kernel is already loaded, else numpy), else the
+    #: reference with a warning
+    engine: Literal['reference', 'auto', 'numba', 'numpy']
     #: dataset size from which engine auto uses numba (docs/benchmarks.md, break-even)
     numba_min_events: int
     #: entries per coffea chunk for this selection (null: runner.chunksize). Every chunk reads the

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from analysis.core.config import load_config
+from selections.hh_yybb import btag as B
 from selections.hh_yybb import processor as S
+from selections.hh_yybb.cuts import CUTFLOW_STEPS
 from taggers.decorate import decorate_file
 from taggers.models import load_models
 from tests.selections.hh_yybb.test_processor import make_config
@@ -25,11 +27,11 @@ def tagged(ttbar_file: Path, xhh_file: Path, tmp_path_factory: pytest.TempPathFa
     models = load_models(pipe["models"], cfg.taggers, taggers=["dl1"])
     decorated = tmp_path_factory.mktemp("decorated") / xhh_file.name
     decorate_file(xhh_file, decorated, models, cfg)
-    return {"models": models, "wps": S.load_working_points(pipe["out"] / "working_points.json"),
+    return {"models": models, "wps": B.load_working_points(pipe["out"] / "working_points.json"),
             "raw": xhh_file, "decorated": decorated}
 
 
-@pytest.mark.parametrize("engine", ["numba", "numpy"])
+@pytest.mark.parametrize("engine", ["reference", "numba", "numpy"])
 def test_in_memory_tagging_equals_the_decorated_ntuple(tagged: dict, engine: str) -> None:
     cfg = make_config(selection={"hh_yybb": {"engine": engine}})
     ref = S.run_selection([tagged["decorated"]], cfg, tagged["wps"])
@@ -40,7 +42,7 @@ def test_in_memory_tagging_equals_the_decorated_ntuple(tagged: dict, engine: str
     (name,) = ref.histset.samples
     a, b = ref.histset.samples[name], got.histset.samples[name]
     assert a.cutflow == b.cutflow
-    assert a.cutflow.raw[S.CUTFLOW_STEPS.index("max_central_jets")] > 0  # events reach the b-tagging
+    assert a.cutflow.raw[CUTFLOW_STEPS.index("max_central_jets")] > 0  # events reach the b-tagging
     for obs, h in a.hists.items():
         for what in ("values", "variances"):
             assert np.array_equal(getattr(h, what)(flow=True), getattr(b.hists[obs], what)(flow=True)), (obs, what)
@@ -49,7 +51,7 @@ def test_in_memory_tagging_equals_the_decorated_ntuple(tagged: dict, engine: str
 
 def test_in_memory_tagging_needs_the_selected_tagger(tagged: dict) -> None:
     cfg = make_config(selection={"hh_yybb": {"btag": {"tagger": "mv2"}}})
-    with pytest.raises(S.WorkingPointError, match="taggers given hold dl1, not selection.hh_yybb.btag.tagger 'mv2'"):
+    with pytest.raises(B.WorkingPointError, match="taggers given hold dl1, not selection.hh_yybb.btag.tagger 'mv2'"):
         S.run_selection([tagged["raw"]], cfg, tagged["wps"], models=tagged["models"])
-    with pytest.raises(S.WorkingPointError, match="no branch 'Jet_btag_dl1'"):  # undecorated, no models
+    with pytest.raises(B.WorkingPointError, match="no branch 'Jet_btag_dl1'"):  # undecorated, no models
         S.run_selection([tagged["raw"]], make_config(), tagged["wps"])

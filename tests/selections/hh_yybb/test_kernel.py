@@ -149,8 +149,9 @@ def test_pair_rows_numpy_missing_objects():
 
 def test_truth_rows_equal_the_numpy_reference():
     """The compiled truth-tag rows (probabilities and masses) against
-    ``selections.hh_yybb.processor.truth_tag_rows`` + :func:`pair_rows_numpy`, row by row."""
-    from selections.hh_yybb.processor import FlatCollection, truth_tag_rows
+    ``selections.hh_yybb.btag.truth_tag_rows`` + :func:`pair_rows_numpy`, row by row, bit for bit."""
+    from selections.hh_yybb.btag import truth_tag_rows
+    from selections.hh_yybb.compiled import FlatCollection
 
     p = _inputs(13, myy_window=(0.0, 1e9))
     ev = K.event_arrays(p)
@@ -163,19 +164,17 @@ def test_truth_rows_equal_the_numpy_reference():
     e2 = rng.uniform(0.0, 0.8, 6)
     effs = {"nominal": (e2, e2 * 0.7), "up": (np.minimum(e2 * 1.2, 1.0), e2 * 0.8)}
     got = K.truth_rows(jets, ev["jet_mask"], pre, effs, ev["i1"], ev["i2"], ev["myy"], photons, 250.0)
-    ref = truth_tag_rows(jets, ev["jet_mask"], pre, effs)
+    ref = truth_tag_rows(jets.evt, jets.n_events, jets["eff_class"], ev["jet_mask"], pre, effs)
     e = ref["evt"]
     masses = K.pair_rows_numpy(ref["c0"], ref["c1"], ev["i1"][e], ev["i2"][e], ev["myy"][e], jets, photons, 250.0)
     assert len(got["evt"]) == len(e) > 1000 and {1, 2} == set(got["kind"].tolist())
-    key_got = np.lexsort((got["c1"], got["c0"], got["kind"], got["evt"]))
-    key_ref = np.lexsort((ref["c1"], ref["c0"], ref["kind"], ref["evt"]))
-    for k in ("evt", "kind", "c0", "c1"):
-        assert np.array_equal(got[k][key_got], ref[k][key_ref]), k
+    for k in ("evt", "kind", "c0", "c1"):  # the same rows in the same order
+        assert np.array_equal(got[k], ref[k]), k
     for name in effs:
-        assert np.allclose(got["p"][name][key_got], ref["p"][name][key_ref], rtol=1e-12, atol=0.0), name
-    _assert_same(dict(zip(("m_bb", "m_star", "j1", "j2"), (got[k][key_got] for k in ("m_bb", "m_star", "j1", "j2")),
+        assert np.array_equal(got["p"][name], ref["p"][name]), name
+    _assert_same(dict(zip(("m_bb", "m_star", "j1", "j2"), (got[k] for k in ("m_bb", "m_star", "j1", "j2")),
                           strict=True)),
-                 dict(zip(("m_bb", "m_star", "j1", "j2"), (x[key_ref] for x in masses), strict=True)))
+                 dict(zip(("m_bb", "m_star", "j1", "j2"), masses, strict=True)))
     # events outside ``pre`` give no rows; the row order is by event
     assert pre[got["evt"]].all() and np.all(np.diff(got["evt"]) >= 0)
     # the classes from a per-jet base and the pT-bin edges (3 flavours × 2 pT bins: 0..5)
@@ -212,7 +211,7 @@ def test_resolution_factors_equal_the_numpy_reference():
 
 
 def test_objects_of_equals_the_numpy_index():
-    from selections.hh_yybb.processor import FlatCollection
+    from selections.hh_yybb.compiled import FlatCollection
 
     rng = np.random.default_rng(31)
     counts = rng.poisson(1.5, 500)
@@ -253,6 +252,7 @@ def test_warm_up_starts_numba_and_expects_numba_follows_the_engine(tmp_path):
     assert not expects_compiled_engine(auto, [str(tmp_path / "missing.json")])
     assert not expects_compiled_engine(auto, None)
     assert expects_compiled_engine(hh("numba"), None) and not expects_compiled_engine(hh("numpy"), [str(big)])
+    assert not expects_compiled_engine(hh("reference"), [str(big)])
 
 
 def test_resolution_factors_mask_leaves_the_others_at_one():

@@ -17,15 +17,16 @@ import yaml
 from analysis.cli import main as hepline
 from analysis.core.config import Config, SelectionConfig, config_from_dict, config_hash, load_config
 from analysis.core.provenance import read_provenance
+from analysis.io.ingest import InputFileError
 from analysis.stats import histograms as H
+from selections.hh_yybb import btag as B
+from selections.hh_yybb import compiled as CP
+from selections.hh_yybb import cuts as C
 from selections.hh_yybb import kernel as K
 from selections.hh_yybb import processor as S
-from tests.fixtures.files import (
-    _hepline_events,
-    _write_tree,
-    write_hepline_fixture,
-    write_nanoaod_fixture,
-)
+from tests.fixtures import hh_yybb as F
+from tests.fixtures.files import write_hepline_fixture, write_nanoaod_fixture
+from tests.fixtures.hh_yybb import gam, jet, lep
 
 HALF_PI = math.pi / 2
 
@@ -47,7 +48,7 @@ WP_FILE_CONTENT = {
     },
     "provenance": {"test": True},
 }
-WPS = S.WorkingPoints.from_dict(WP_FILE_CONTENT)
+WPS = B.WorkingPoints.from_dict(WP_FILE_CONTENT)
 BASE_CONFIG = {"seed": 1, "runner": {"executor": "iterative"},
                "generation": {"samples": {"x300": {"process": "x_hh_yybb", "mass_gev": 300, "xsec_pb": 1.0,
                                                    "shards": 1, "events_per_shard": 1}}}}
@@ -58,18 +59,6 @@ def make_config(*, selection: dict | None = None, runner: dict | None = None) ->
     settings given, defaults elsewhere."""
     return config_from_dict({**BASE_CONFIG, "runner": {**BASE_CONFIG["runner"], **(runner or {})},
                              "selection": selection or {}})
-
-
-def gam(pt, eta, phi, tight=True, iso_calo=0.0, iso_track=0.0):
-    return {"pt": pt, "eta": eta, "phi": phi, "isoCalo": iso_calo, "isoTrack": iso_track, "isTight": tight}
-
-
-def jet(pt, eta, phi, d, flav=5, mass=0.0):
-    return {"pt": pt, "eta": eta, "phi": phi, "mass": mass, "btag_dl1": d, "flav": flav}
-
-
-def lep(pt, eta, phi, iso=0.0):
-    return {"pt": pt, "eta": eta, "phi": phi, "isoTrack": iso}
 
 
 GOOD = [gam(62.5, 0.0, 0.0), gam(62.5, 0.0, math.pi)]          # m_yy = 125
@@ -111,100 +100,16 @@ EXPECTED = {
 }
 
 
-def _collections(events=None):
-    events = EVENTS if events is None else events
-
-    def rec(key, fields, dtypes):
-        lists = [[{f: o[f] for f in fields} for o in ev.get(key, [])] for ev in events]
-        counts = np.array([len(x) for x in lists])
-        flat = {f: np.array([o[f] for x in lists for o in x], dtype=dtypes[f]) for f in fields}
-        return counts, flat
-
-    return {
-        "Photon": rec("ph", ["pt", "eta", "phi", "isoCalo", "isoTrack", "isTight"],
-                      {"pt": "f4", "eta": "f4", "phi": "f4", "isoCalo": "f4", "isoTrack": "f4", "isTight": "?"}),
-        "Jet": rec("j", ["pt", "eta", "phi", "mass", "btag_dl1", "flav"],
-                   {"pt": "f4", "eta": "f4", "phi": "f4", "mass": "f4", "btag_dl1": "f4", "flav": "i1"}),
-        "Electron": rec("e", ["pt", "eta", "phi", "isoTrack"], {"pt": "f4", "eta": "f4", "phi": "f4", "isoTrack": "f4"}),
-        "Muon": rec("mu", ["pt", "eta", "phi", "isoTrack"], {"pt": "f4", "eta": "f4", "phi": "f4", "isoTrack": "f4"}),
-    }
-
-
-def _unflatten(counts, fields):
-    return ak.zip({k: ak.unflatten(v, counts) for k, v in fields.items()}, depth_limit=2)
-
-
-def write_hepline_events(path: Path, *, sample="hhtest", xsec_pb=0.5, drop_btag=False, events=None,
-                         weights=None) -> Path:
-    """The constructed events (or ``events`` with ``weights``) in a complete hepline ntuple
-    (decorated with Jet_btag_dl1)."""
-    events = EVENTS if events is None else events
-    weights = WEIGHTS if weights is None else np.asarray(weights)
-    n = len(events)
-    cols, _ = _hepline_events(n, np.random.default_rng(7), 0, 1, False)
-    col = _collections(events)
-    for name in ("Photon", "Electron", "Muon"):
-        counts, flat = col[name]
-        base = dict(flat)
-        if name != "Photon":
-            base["charge"] = np.ones(len(flat["pt"]), dtype=np.int8)
-        base["genPartFlav"] = np.ones(len(flat["pt"]), dtype=np.uint8)
-        cols[name] = _unflatten(counts, base)
-    counts, flat = col["Jet"]
-    jets = {k: flat[k] for k in ("pt", "eta", "phi", "mass")}
-    jets["hadronConeExclTruthLabelID"] = flat["flav"]
-    jets["genJetIdx"] = np.full(len(flat["pt"]), -1, dtype=np.int16)
-    jets["nTrack"] = np.zeros(len(flat["pt"]), dtype=np.int16)
-    if not drop_btag:
-        jets["btag_dl1"] = flat["btag_dl1"]
-    cols["Jet"] = _unflatten(counts, jets)
-    cols["Track"] = ak.with_field(cols["Track"], ak.values_astype(cols["Track"].jetIdx * 0 - 1, np.int16), "jetIdx")
-    cols["TruthHadron"] = ak.with_field(
-        cols["TruthHadron"], ak.values_astype(cols["TruthHadron"].jetIdx * 0 - 1, np.int16), "jetIdx")
-    cols["genWeight"] = weights.astype(np.float32)
-    meta = {"sample": sample, "process": "constructed", "xsec_pb": xsec_pb, "xsec_source": "external",
-            "sumw": float(weights.sum()), "n_events": n, "shard": 0}
-    runs = {"run": np.array([1], np.uint32), "genEventCount": np.array([n], np.int64),
-            "genEventSumw": np.array([weights.astype(np.float32).astype(float).sum()]),
-            "genEventSumw2": np.array([np.square(weights.astype(np.float32).astype(float)).sum()])}
-    with uproot.recreate(path) as f:
-        _write_tree(f, "Events", cols, title="hepline events")
-        _write_tree(f, "Runs", runs)
-        f["hepline_metadata"] = json.dumps(meta)
-    return path
+def write_hepline_events(path: Path, *, sample: str = "hhtest", xsec_pb: float = 0.5, drop_btag: bool = False,
+                         events: list | None = None, weights: np.ndarray | None = None) -> Path:
+    """The constructed :data:`EVENTS` (or ``events`` with ``weights``) in a complete hepline ntuple."""
+    return F.write_hepline_events(path, EVENTS if events is None else events, WEIGHTS if weights is None else weights,
+                                  sample=sample, xsec_pb=xsec_pb, drop_btag=drop_btag)
 
 
 def write_nanoaod_events(path: Path) -> Path:
-    """The same events in CMS NanoAOD layout (cutBased photons, DeepFlavB, jetId, ...)."""
-    n = len(EVENTS)
-    col = _collections()
-    pc, pf = col["Photon"]
-    iso_ok = (pf["isoCalo"] < 0.065 * pf["pt"]) & (pf["isoTrack"] < 0.05 * pf["pt"])
-    photon = {"pt": pf["pt"], "eta": pf["eta"], "phi": pf["phi"],
-              "cutBased": np.where(pf["isTight"] & iso_ok, 3, 1).astype(np.uint8),
-              "electronVeto": np.ones(len(pf["pt"]), dtype=bool), "charge": np.zeros(len(pf["pt"]), np.int32)}
-    jc, jf = col["Jet"]
-    # hepline D -> DeepFlavB such that 60 % WP (D > 0.8) <-> tight (0.71), 70 % (D > 0.6) <-> medium (0.2783)
-    deep = np.select([jf["btag_dl1"] > 0.8, jf["btag_dl1"] > 0.6], [0.9, 0.5], 0.05).astype(np.float32)
-    jets = {"pt": jf["pt"], "eta": jf["eta"], "phi": jf["phi"], "mass": jf["mass"], "btagDeepFlavB": deep,
-            "jetId": np.full(len(jf["pt"]), 6, np.uint8), "hadronFlavour": jf["flav"].astype(np.uint8)}
-    ec, ef = col["Electron"]
-    ele = {"pt": ef["pt"], "eta": ef["eta"], "phi": ef["phi"], "cutBased": np.full(len(ef["pt"]), 4, np.uint8),
-           "charge": np.full(len(ef["pt"]), -1, np.int32), "mass": np.full(len(ef["pt"]), 0.000511, np.float32)}
-    mc, mf = col["Muon"]
-    mu = {"pt": mf["pt"], "eta": mf["eta"], "phi": mf["phi"], "mediumId": np.ones(len(mf["pt"]), bool),
-          "pfRelIso04_all": (mf["isoTrack"] / mf["pt"]).astype(np.float32), "charge": np.ones(len(mf["pt"]), np.int32),
-          "mass": np.full(len(mf["pt"]), 0.1057, np.float32)}
-    cols = {"run": np.full(n, 1, np.uint32), "luminosityBlock": np.ones(n, np.uint32),
-            "event": np.arange(1, n + 1, dtype=np.uint64), "genWeight": WEIGHTS.astype(np.float32),
-            "Photon": _unflatten(pc, photon), "Jet": _unflatten(jc, jets), "Electron": _unflatten(ec, ele),
-            "Muon": _unflatten(mc, mu)}
-    with uproot.recreate(path) as f:
-        _write_tree(f, "Events", cols, title="Events")
-        _write_tree(f, "Runs", {"run": np.array([1], np.uint32), "genEventCount": np.array([n], np.int64),
-                                "genEventSumw": np.array([float(WEIGHTS.astype(np.float32).sum())]),
-                                "genEventSumw2": np.array([1.0])})
-    return path
+    """The constructed :data:`EVENTS` in CMS NanoAOD layout."""
+    return F.write_nanoaod_events(path, EVENTS, WEIGHTS)
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +141,7 @@ def _rows(histset, sample="hhtest"):
 
 def test_cutflow_known_answers(selected):
     rows = _rows(selected.histset)
-    assert list(rows) == list(S.CUTFLOW_STEPS)
+    assert list(rows) == list(C.CUTFLOW_STEPS)
     w32 = WEIGHTS.astype(np.float32).astype(float)
     for step, events in EXPECTED.items():
         raw, sumw = rows[step]
@@ -340,40 +245,13 @@ def test_numba_and_numpy_engines_agree(hepline_events, wp_file, config):
         assert a["value"].sum() > 0
 
 
-def _random_events(rng: np.random.Generator, n: int) -> list[dict]:
-    """Diphoton-like events with photons near every threshold the shifted passes move
-    (pT 25 GeV, relative isolation, E_T/m_γγ, the m_γγ window) and 0–7 jets near 25 GeV."""
-    events = []
-    for _ in range(n):
-        phi0 = float(rng.uniform(-math.pi, math.pi))
-        ph = []
-        for k in range(int(rng.choice([1, 2, 2, 2, 3, 4]))):
-            pt = float(rng.uniform(22.0, 90.0))
-            phi = phi0 + (math.pi + float(rng.normal(0, 0.3)) if k % 2 else float(rng.normal(0, 0.5)))
-            ph.append(gam(pt, float(rng.uniform(-2.5, 2.5)), math.remainder(phi, 2 * math.pi),
-                          tight=bool(rng.random() < 0.95), iso_calo=pt * float(rng.uniform(0.0, 0.07)),
-                          iso_track=pt * float(rng.uniform(0.0, 0.052))))
-        jets = [jet(float(rng.uniform(20.0, 160.0)), float(rng.uniform(-2.8, 2.8)),
-                    float(rng.uniform(-math.pi, math.pi)), float(rng.uniform()), int(rng.choice([0, 0, 4, 5, 5, 15])),
-                    mass=float(rng.uniform(0.0, 15.0))) for _ in range(int(rng.integers(0, 8)))]
-        ev = {"ph": sorted(ph, key=lambda o: -o["pt"]), "j": sorted(jets, key=lambda o: -o["pt"])}
-        if rng.random() < 0.1:
-            ev["e"] = [lep(float(rng.uniform(8.0, 40.0)), float(rng.uniform(-2.4, 2.4)),
-                           float(rng.uniform(-math.pi, math.pi)))]
-        if rng.random() < 0.1:
-            ev["mu"] = [lep(float(rng.uniform(8.0, 40.0)), float(rng.uniform(-2.4, 2.4)),
-                            float(rng.uniform(-math.pi, math.pi)))]
-        events.append(ev)
-    return events
-
-
 @pytest.mark.parametrize("truth", [False, True])
 def test_compiled_shifted_passes_equal_the_pass_by_pass_reference(tmp_path, wp_file, config, truth):
     """The five shifted passes in one compiled call (selections.hh_yybb.shifted) against the
     numpy engine's pass-by-pass selection and fill, on 3000 random events with photons and
     jets near every threshold a shift moves; SFs away from 1 and efficiency maps off."""
     rng = np.random.default_rng(11)
-    events = _random_events(rng, 3000)
+    events = F.random_diphoton_events(rng, 3000)
     weights = rng.uniform(-0.2, 1.0, len(events))
     path = write_hepline_events(tmp_path / "hhrand_0.root", sample="hhrand", events=events, weights=weights)
     btag = {"scale_factors": {"b": {"nominal": 0.95, "uncertainty": 0.03},
@@ -406,7 +284,7 @@ def test_shifted_passes_take_the_nominal_pairs_angle(tmp_path, wp_file, config, 
     entries are those computed without it, and a tampered angle changes them (so it is used)."""
     from selections.hh_yybb import shifted as KS
     rng = np.random.default_rng(12)
-    path = write_hepline_events(tmp_path / "hhrand_0.root", sample="hhrand", events=_random_events(rng, 1500),
+    path = write_hepline_events(tmp_path / "hhrand_0.root", sample="hhrand", events=F.random_diphoton_events(rng, 1500),
                                 weights=np.ones(1500))
     calls = []
     real = KS.shifted_entries
@@ -435,8 +313,8 @@ def test_shifted_passes_take_the_nominal_pairs_angle(tmp_path, wp_file, config, 
 
 def test_engine_auto_uses_numba_only_where_it_pays(wp_file, monkeypatch):
     from selections.hh_yybb import kernel as K
-    sel = SelectionConfig.validated({"hh_yybb": {"numba_min_events": 1000}})
-    proc = S.HHyybbProcessor(sel, "hepline", S.btag_spec(sel, "hepline", wp_file))
+    sel = SelectionConfig.validated({"hh_yybb": {"engine": "auto", "numba_min_events": 1000}})
+    proc = CP.CompiledProcessor(sel, "hepline", B.btag_spec(sel, "hepline", wp_file))
     monkeypatch.setattr(K, "kernel_loaded", lambda: False)
     proc._choose_engine({"n_events": 999})
     assert proc._event_arrays is K.event_arrays_numpy
@@ -445,8 +323,8 @@ def test_engine_auto_uses_numba_only_where_it_pays(wp_file, monkeypatch):
     monkeypatch.setattr(K, "kernel_loaded", lambda: True)  # loaded anyway: use it
     proc._choose_engine({})
     assert proc._event_arrays is K.event_arrays
-    fixed = S.HHyybbProcessor(SelectionConfig.validated({"hh_yybb": {"engine": "numpy"}}), "hepline",
-                              S.btag_spec(sel, "hepline", wp_file))
+    fixed = CP.CompiledProcessor(SelectionConfig.validated({"hh_yybb": {"engine": "numpy"}}), "hepline",
+                              B.btag_spec(sel, "hepline", wp_file))
     fixed._choose_engine({"n_events": 10**9})
     assert fixed._event_arrays is K.event_arrays_numpy
 
@@ -476,7 +354,7 @@ def test_nanoaod_fixture_has_the_fields_and_runs(tmp_path, config):
     assert n_two > 0
     assert rows["two_photons"][0] == n_two
     assert rows["all"][0] == 2500
-    raws = [rows[s][0] for s in S.SEQUENTIAL_STEPS]
+    raws = [rows[s][0] for s in C.SEQUENTIAL_STEPS]
     assert raws == sorted(raws, reverse=True)
 
 
@@ -502,7 +380,7 @@ def test_nanoaod_fixture_compiled_shifted_passes_equal_the_reference(tmp_path, c
 # working points and bad input
 # ---------------------------------------------------------------------------------------
 def test_working_point_file_is_the_source_of_cuts(wp_file):
-    spec = S.btag_spec(SelectionConfig.default(), "hepline", wp_file)
+    spec = B.btag_spec(SelectionConfig.default(), "hepline", wp_file)
     assert spec.cuts == {"70": 0.6, "60": 0.8}
     assert spec.branch == "Jet_btag_dl1" and spec.field == "btag_dl1"
     assert spec.efficiencies["60"] == pytest.approx({"b": 0.6, "c": 0.1, "light": 0.01})
@@ -535,8 +413,8 @@ def test_mismatched_working_points_raise(tmp_path, section, content, match):
         path = tmp_path / "wp.json"
         path.write_text(json.dumps(content))
     cfg = SelectionConfig.validated({"hh_yybb": {"btag": section}})
-    with pytest.raises(S.WorkingPointError, match=match) as err:
-        S.btag_spec(cfg, "hepline", path)
+    with pytest.raises(B.WorkingPointError, match=match) as err:
+        B.btag_spec(cfg, "hepline", path)
     assert "\n" not in str(err.value)  # one line
 
 
@@ -546,23 +424,23 @@ def test_working_points_are_typed_and_checked_when_used(tmp_path):
     dl1 = wps.tagger("dl1")
     assert dl1.variable == "Jet_btag_dl1" and dl1.efficiency_vs_pt is None
     point = dl1.point("70")
-    assert point == S.WorkingPoint(cut=0.6, b_efficiency=0.7, c_rejection=4.0, light_rejection=30.0)
+    assert point == B.WorkingPoint(cut=0.6, b_efficiency=0.7, c_rejection=4.0, light_rejection=30.0)
     assert point.efficiencies == {"b": 0.7, "c": 0.25, "light": pytest.approx(1 / 30)}
     path = tmp_path / "wp.json"
     path.write_text(json.dumps(WP_FILE_CONTENT))
-    read = S.load_working_points(path)
+    read = B.load_working_points(path)
     assert read.source == str(path) and read.tagger("mv2").point("70").cut == 0.5
-    with pytest.raises(S.WorkingPointError, match=r"missing\.json: working-point file not found"):
-        S.load_working_points(tmp_path / "missing.json")
+    with pytest.raises(B.WorkingPointError, match=r"missing\.json: working-point file not found"):
+        B.load_working_points(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text("{")
-    with pytest.raises(S.WorkingPointError, match=r"bad\.json: working-point file is not valid JSON"):
-        S.load_working_points(tmp_path / "bad.json")
+    with pytest.raises(B.WorkingPointError, match=r"bad\.json: working-point file is not valid JSON"):
+        B.load_working_points(tmp_path / "bad.json")
 
 
 def test_input_without_the_tagger_branch(tmp_path, wp_file, config):
     # an undecorated hepline ntuple: no Jet_btag_dl1
     path = write_hepline_fixture(tmp_path / "plain.root", 20, np.random.default_rng(3), sample="plain")
-    with pytest.raises(S.WorkingPointError, match="no branch 'Jet_btag_dl1'"):
+    with pytest.raises(B.WorkingPointError, match="no branch 'Jet_btag_dl1'"):
         S.run_selection([path], config, wp_file)
 
 
@@ -623,12 +501,13 @@ def test_truth_tag_rows_match_exact_enumeration():
     rng = np.random.default_rng(5)
     counts = np.array([2, 3, 0, 5, 4, 1, 3])
     n = counts.sum()
-    jets = S.FlatCollection(counts, {"pt": np.ones(n), "flavour_class": rng.integers(0, 3, n).astype(np.int8)})
+    jets = CP.FlatCollection(counts, {"pt": np.ones(n), "flavour_class": rng.integers(0, 3, n).astype(np.int8)})
     jet_mask = rng.random(n) > 0.15
     event_mask = np.array([True, True, True, True, True, True, False])
     e2 = np.array([0.04, 0.3, 0.72])
     e1 = np.array([0.01, 0.1, 0.61])
-    rows = S.truth_tag_rows(jets, jet_mask, event_mask, {"nominal": (e2, e1), "up": (e2 * 1.1, e1 * 1.1)})
+    rows = B.truth_tag_rows(jets.evt, jets.n_events, jets["flavour_class"], jet_mask, event_mask,
+                            {"nominal": (e2, e1), "up": (e2 * 1.1, e1 * 1.1)})
     got: dict = {}
     for ev, k, a, b, p in zip(rows["evt"], rows["kind"], rows["c0"], rows["c1"], rows["p"]["nominal"], strict=True):
         got[(int(ev), int(k), int(a), int(b))] = p
@@ -654,7 +533,7 @@ def test_truth_tagging_in_the_selection(hepline_events, wp_file, config):
     cfg = make_config(selection={"hh_yybb": {"btag": {"truth_tag_samples": ["hhtest"]}}})
     truth = S.run_selection([hepline_events], cfg, wp_file)
     rc, rt = _rows(cut.histset), _rows(truth.histset)
-    pre = S.SEQUENTIAL_STEPS[:-1]
+    pre = C.SEQUENTIAL_STEPS[:-1]
     for step in pre:  # nothing before b-tagging changes
         assert rt[step] == rc[step], step
     # every event after the jet cuts contributes, with total probability < 1
@@ -676,9 +555,8 @@ def test_truth_tagging_in_the_selection(hepline_events, wp_file, config):
 def test_truth_tagging_needs_truth_flavour(config):
     sel = SelectionConfig.validated({"objects": {"hepline": {"jet": {"flavour": None}}},
                                      "hh_yybb": {"btag": {"truth_tag_samples": ["x"]}}})
-    spec = S.btag_spec(SelectionConfig.default(), "hepline", WPS)
-    with pytest.raises(S.WorkingPointError, match="truth flavour"):
-        S.HHyybbProcessor(sel, "hepline", spec)
+    with pytest.raises(B.WorkingPointError, match="truth flavour"):
+        B.btag_spec(sel, "hepline", WPS)
 
 
 def test_cli_select_writes_the_outputs_with_overrides(hepline_events, wp_file, tmp_path, capsys):
@@ -722,7 +600,7 @@ def test_cli_select_writes_the_outputs_with_overrides(hepline_events, wp_file, t
 # ---------------------------------------------------------------------------------------
 # pT-dependent efficiency maps
 # ---------------------------------------------------------------------------------------
-def _with_maps(maps_for, edges=(20.0, 50.0, 100.0, 500.0), jets=None) -> S.WorkingPoints:
+def _with_maps(maps_for, edges=(20.0, 50.0, 100.0, 500.0), jets=None) -> B.WorkingPoints:
     """WP_FILE_CONTENT plus an efficiency_vs_pt block: maps_for(wp, flavour) -> per-bin list
     (``jets``: the per-bin test-jet counts of every WP and flavour)."""
     content = copy.deepcopy(WP_FILE_CONTENT)
@@ -734,12 +612,12 @@ def _with_maps(maps_for, edges=(20.0, 50.0, 100.0, 500.0), jets=None) -> S.Worki
     if jets is not None:
         dl1["efficiency_vs_pt"]["jets"] = {wp: {fl: list(jets) for fl in ("b", "c", "light")}
                                            for wp in dl1["working_points"]}
-    return S.WorkingPoints.from_dict(content)
+    return B.WorkingPoints.from_dict(content)
 
 
 def test_efficiency_maps_are_read_and_looked_up():
     content = _with_maps(lambda wp, fl: [0.1, None, 0.3])
-    spec = S.btag_spec(SelectionConfig.default(), "hepline", content)
+    spec = B.btag_spec(SelectionConfig.default(), "hepline", content)
     assert spec.pt_edges == (20.0, 50.0, 100.0, 500.0)
     # the empty middle bin takes the inclusive efficiency (light at 70 %: 1/30)
     assert spec.efficiency_maps["70"]["light"] == (0.1, pytest.approx(1 / 30), 0.3)
@@ -749,12 +627,12 @@ def test_efficiency_maps_are_read_and_looked_up():
     assert table.shape == (3, 2, 3)  # pT bins, used WPs (70, 60), flavour classes
     # bins with fewer than efficiency_map_min_tagged (10) tagged test jets: the inclusive value
     counted = _with_maps(lambda wp, fl: [0.1, 0.2, 0.0], jets=[1000, 40, 5000])
-    thin = S.btag_spec(SelectionConfig.default(), "hepline", counted)
+    thin = B.btag_spec(SelectionConfig.default(), "hepline", counted)
     assert thin.efficiency_maps["70"]["light"] == (0.1, pytest.approx(1 / 30), pytest.approx(1 / 30))  # 8 and 0 tagged
-    loose = S.btag_spec(SelectionConfig.validated({"hh_yybb": {"btag": {"efficiency_map_min_tagged": 0}}}), "hepline",
+    loose = B.btag_spec(SelectionConfig.validated({"hh_yybb": {"btag": {"efficiency_map_min_tagged": 0}}}), "hepline",
                         counted)
     assert loose.efficiency_maps["70"]["light"] == (0.1, 0.2, 0.0)
-    off = S.btag_spec(SelectionConfig.validated({"hh_yybb": {"btag": {"efficiency_maps": False}}}), "hepline", content)
+    off = B.btag_spec(SelectionConfig.validated({"hh_yybb": {"btag": {"efficiency_maps": False}}}), "hepline", content)
     assert off.efficiency_maps is None and off.efficiency_table(off.ordered_wps).shape == (1, 2, 3)
 
 
@@ -763,10 +641,10 @@ def test_efficiency_maps_are_read_and_looked_up():
     (lambda wp, fl: [0.1, 1.5, 0.2], r"efficiency_vs_pt\.working_points\.70\.light: bin 1 has 1\.5"),
 ])
 def test_bad_efficiency_maps_name_what_is_wrong(maps_for, match):
-    with pytest.raises(S.WorkingPointError, match=match):
-        S.btag_spec(SelectionConfig.default(), "hepline", _with_maps(maps_for))
-    with pytest.raises(S.WorkingPointError, match=r"efficiency_vs_pt\.pt_edges_gev: must increase"):
-        S.btag_spec(SelectionConfig.default(), "hepline", _with_maps(lambda wp, fl: [0.1, 0.2, 0.3],
+    with pytest.raises(B.WorkingPointError, match=match):
+        B.btag_spec(SelectionConfig.default(), "hepline", _with_maps(maps_for))
+    with pytest.raises(B.WorkingPointError, match=r"efficiency_vs_pt\.pt_edges_gev: must increase"):
+        B.btag_spec(SelectionConfig.default(), "hepline", _with_maps(lambda wp, fl: [0.1, 0.2, 0.3],
                                                                        edges=(20.0, 10.0, 30.0, 40.0)))
 
 
@@ -783,7 +661,7 @@ def test_efficiency_maps_drive_truth_tagging(hepline_events, config):
 
     base = _rows(S.run_selection([hepline_events], truth_cfg, WPS).histset)
     flat = _rows(S.run_selection([hepline_events], truth_cfg, _with_maps(lambda wp, fl: [eff(wp, fl)] * 3)).histset)
-    for step in S.CUTFLOW_STEPS:
+    for step in C.CUTFLOW_STEPS:
         assert flat[step][1] == pytest.approx(base[step][1], rel=1e-12), step
     h_base = S.run_selection([hepline_events], config, WPS).histset.samples["hhtest"].hists
     h_flat = S.run_selection([hepline_events], config, _with_maps(lambda wp, fl: [eff(wp, fl)] * 3)
@@ -819,9 +697,9 @@ def test_distinct_count_in_order_equals_unique():
     rng = np.random.default_rng(4)
     for n in (0, 1, 2, 50, 1000):
         v = np.sort(rng.integers(0, max(n // 3, 1), n))
-        assert S.distinct_count(v, in_order=True) == S.distinct_count(v) == np.unique(v).size
+        assert B.distinct_count(v, in_order=True) == B.distinct_count(v) == np.unique(v).size
         shuffled = rng.permutation(v)
-        assert S.distinct_count(shuffled) == np.unique(v).size
+        assert B.distinct_count(shuffled) == np.unique(v).size
 
 
 @pytest.mark.parametrize("fmt", ["hepline", "nanoaod"])
@@ -829,19 +707,19 @@ def test_preloaded_columns_equal_the_layout_columns(fmt, hepline_events, wp_file
     path = hepline_events if fmt == "hepline" else write_nanoaod_fixture(
         tmp_path / "nano" / "nano.root", 600, np.random.default_rng(3))
     seen = []
-    make = S.HHyybbProcessor._source
+    make = CP.CompiledProcessor._source
 
     def recording(events):
         src = make(events)
         seen.append(src)
         return src
 
-    monkeypatch.setattr(S.HHyybbProcessor, "_source", staticmethod(recording))
-    S.run_selection([str(path)], config, wp_file)
+    monkeypatch.setattr(CP.CompiledProcessor, "_source", staticmethod(recording))
+    S.run_selection([str(path)], make_config(selection={"hh_yybb": {"engine": "numpy"}}), wp_file)
     assert seen
     for src in seen:
         assert src.preloaded  # the bulk-read arrays were found: the fast path is taken
-        layout_only = S._ColumnSource(src.events)
+        layout_only = CP._ColumnSource(src.events)
         layout_only.preloaded = {}
         names = [b for b in src.preloaded if not b.startswith("n")]
         assert len(names) > 10
@@ -859,7 +737,7 @@ def test_preloaded_branches_of_one_collection_must_hold_the_same_objects():
 
     events = SimpleNamespace(metadata={"filename": "broken.root", "entrystart": 0, "entrystop": 2}, layout=None,
                              attrs={})
-    src = S._ColumnSource(events)
+    src = CP._ColumnSource(events)
     assert src.preloaded == {}  # no factory behind these events
     src.preloaded = {"Photon_pt": ak.Array([[50.0, 40.0], [30.0]]), "Photon_eta": ak.Array([[0.1], [0.2]]),
                      "Photon_phi": ak.Array([[0.1, 0.2], [0.3]]), "genWeight": ak.Array([1.0, 2.0])}
@@ -867,5 +745,5 @@ def test_preloaded_branches_of_one_collection_must_hold_the_same_objects():
     assert src.counts("Photon").tolist() == [2, 1] and src.offsets("Photon").tolist() == [0, 2, 3]
     assert src.column("Photon", "phi").tolist() == [0.1, 0.2, 0.3]
     assert src.column(None, "genWeight").tolist() == [1.0, 2.0]
-    with pytest.raises(S.InputFileError, match=r"broken\.root.*Photon_eta holds 2 objects.*other Photon branches hold 3"):
+    with pytest.raises(InputFileError, match=r"broken\.root.*Photon_eta holds 2 objects.*other Photon branches hold 3"):
         src.column("Photon", "eta")

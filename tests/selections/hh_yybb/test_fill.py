@@ -1,4 +1,4 @@
-"""analysis.stats.histfill: region/variation fills against Hist.fill with labels."""
+"""selections.hh_yybb.fill: region/variation fills against Hist.fill with labels."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import hist
 import numpy as np
 import pytest
 
-from analysis.stats import histfill as HF
 from analysis.stats import histograms as H
+from selections.hh_yybb import fill as HF
+
 REGIONS = ["a", "b", "c", "d"]
 VARIATIONS = ["nominal", "sUp", "sDown"]
 
