@@ -17,7 +17,7 @@ the same results by other means, for the workflow's throughput:
 Its logic is written again in those kernels, so it is only used when it was verified
 against the reference as it is now: :data:`VERIFIED_REFERENCE` is the fingerprint of the
 reference's definition (the source of ``cuts.py``, ``inputs.py``, ``btag.py``,
-``reference.py`` and ``selections/objects.py``, :func:`reference_fingerprint`) against which ``tests/selections/hh_yybb/test_engines.py``
+``smearing.py``, ``reference.py`` and ``selections/objects.py``, :func:`reference_fingerprint`) against which ``tests/selections/hh_yybb/test_engines.py``
 found both engines equal on random near-threshold events and on samples of every kind. A
 change to those files makes :func:`compiled_engine_usable` false: ``engine: auto`` then
 runs the reference (with a warning) and ``engine: numba``/``numpy`` stop with an error, until
@@ -65,6 +65,7 @@ from selections.hh_yybb.cuts import (
 )
 from selections.hh_yybb.inputs import ObjectMap, needed_branches, object_map
 from selections.hh_yybb.packed import PackedSelection, packed_dtype
+from selections.hh_yybb.smearing import resolution_factors_numpy
 
 if TYPE_CHECKING:
     from taggers.models import TaggerModels
@@ -87,15 +88,16 @@ assert len(REGION_NAMES) == KS.N_REGION_BITS  # the region bits of selections.hh
 #: the input formats the compiled engine reads
 COMPILED_FORMATS = ("hepline", "nanoaod")
 #: :func:`reference_fingerprint` of the reference the compiled engine was last verified against
-VERIFIED_REFERENCE = "f7fcc2016ebbb265"
+VERIFIED_REFERENCE = "9cea8f71e839f779"
 #: the reference's definition, relative to ``selections/``: the cuts, what is read, the
 #: b-tagging, the processor, and the object functions they use
-_REFERENCE_FILES = ("hh_yybb/cuts.py", "hh_yybb/inputs.py", "hh_yybb/btag.py", "hh_yybb/reference.py", "objects.py")
+_REFERENCE_FILES = ("hh_yybb/cuts.py", "hh_yybb/inputs.py", "hh_yybb/btag.py", "hh_yybb/smearing.py",
+                    "hh_yybb/reference.py", "objects.py")
 
 
 def reference_fingerprint() -> str:
     """SHA-256 (16 hex digits) of the reference's definition: the source of
-    ``selections/hh_yybb/{cuts,inputs,btag,reference}.py`` and ``selections/objects.py``,
+    ``selections/hh_yybb/{cuts,inputs,btag,smearing,reference}.py`` and ``selections/objects.py``,
     line endings normalised."""
     h = hashlib.sha256()
     here = Path(__file__).parent.parent
@@ -714,7 +716,7 @@ class CompiledProcessor(processor.ProcessorABC):
         numpy references."""
         self._compiled = compiled
         self._event_arrays = K.event_arrays if compiled else K.event_arrays_numpy
-        self._resolution_factors = K.resolution_factors if compiled else K.resolution_factors_numpy
+        self._resolution_factors = K.resolution_factors if compiled else resolution_factors_numpy
 
     def _choose_engine(self, metadata: Mapping[str, Any]) -> None:
         """``engine: auto``: the compiled pass for large datasets (its JIT start, ≈ 1 s of

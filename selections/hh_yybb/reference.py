@@ -52,7 +52,7 @@ from selections.hh_yybb.inputs import (
     object_map,
     read_inputs,
 )
-from selections.hh_yybb.kernel import resolution_factors_numpy
+from selections.hh_yybb.smearing import resolution_factors_numpy
 
 if TYPE_CHECKING:
     from taggers.models import TaggerModels
