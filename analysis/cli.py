@@ -241,7 +241,7 @@ def _plots(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from analysis.validation import validate_sample
 
-    validate_sample(args.files, args.sample, args.output_dir, stage_config(args))
+    validate_sample(args.files, args.sample, args.output_dir, stage_config(args), format=args.format)
     return 0
 
 
@@ -293,8 +293,11 @@ def _register_analysis(sub: argparse._SubParsersAction) -> None:
     add_config_option(p)
     p.add_argument("--sample", required=True, help="the sample's name (labels the outputs)")
     p.add_argument("--output-dir", required=True, help="<sample>.root, .json and .png go here")
+    p.add_argument("--format", default="auto", choices=["auto", "hepline", "nanoaod", "physlite", "delphes"],
+                   help="input format (default: detected from the first file)")
     add_workers_option(p)
-    p.add_argument("files", nargs="+", help="the sample's ntuples")
+    p.add_argument("files", nargs="+", help="the sample's files (hepline, NanoAOD, PHYSLITE or Delphes; "
+                                            "TTree or RNTuple)")
 
     p = add_command(sub, "histograms", _histograms, "merge and normalise the selection's histogram sets")
     add_config_option(p)

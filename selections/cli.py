@@ -135,7 +135,7 @@ def _select(args: argparse.Namespace) -> int:
     cfg = select_setup(args)
     select(cfg, args.files, output=args.output, working_points=args.working_points, cutflow_json=args.cutflow_json,
            cutflow_md=args.cutflow_md, metrics=args.metrics, format=args.format, dataset=args.dataset,
-           sample_metadata=args.sample_metadata)
+           sample_metadata=args.sample_metadata, lumi_mask=args.lumi_mask)
     return 0
 
 
@@ -148,10 +148,13 @@ def _register_select(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cutflow-json", help="the cutflow table (JSON)")
     p.add_argument("--cutflow-md", help="the cutflow table (markdown)")
     p.add_argument("--metrics", help="runner metrics JSON")
-    p.add_argument("--format", default="auto", choices=["auto", "hepline", "nanoaod"])
+    p.add_argument("--format", default="auto", choices=["auto", "hepline", "nanoaod", "physlite"])
     p.add_argument("--sample-metadata", nargs="*", default=None,
                    help="merged <sample>.json files of the generation stage (sigma per sample)")
     p.add_argument("--dataset", default=None, help="dataset name for NanoAOD input (default: folder name)")
+    p.add_argument("--lumi-mask", default=None, metavar="JSON",
+                   help="collision data: the certified-luminosity JSON (golden JSON) to keep "
+                        "(default selection.hh_yybb.lumi_mask)")
     add_seed_option(p, help="override the photon-resolution smearing seed (" + ".".join(SMEARING_SEED) + ")")
     add_workers_option(p, help="override runner.workers")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -160,7 +163,9 @@ def _register_select(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-gc-freeze", action="store_true",
                    help="leave the start-up objects to the garbage collector (for comparison; by default "
                         "they are frozen: analysis.io.runner.freeze_startup_objects)")
-    p.add_argument("files", nargs="+", help="the sample's ntuples (decorated hepline, or NanoAOD)")
+    p.add_argument("files", nargs="+",
+                   help="the sample's files (decorated hepline ntuples, CMS NanoAOD of any era or ATLAS "
+                        "PHYSLITE; TTree or RNTuple; simulation or collision data)")
 
 
 # --------------------------------------------------------------------------- calo

@@ -17,6 +17,8 @@ Requirement specs (``id``, ``isolation``, ``require`` of an object mapping) are
     the field is true (a boolean branch) / non-zero;
 ``Requirement(field="cutBased", min=3, relative=False)``
     field ≥ min (NanoAOD's cut-based ID levels);
+``Requirement(field="cutBasedBitmap", bits=4, relative=False)``
+    every bit of ``bits`` set in the integer field (NanoAOD v5's ID bitmaps);
 ``Requirement(field="isoCalo", max=0.065, relative=True)``
     field / pT < max (``relative=False``: field < max, e.g. ``pfRelIso03_all``, which is
     already relative).
@@ -54,6 +56,7 @@ __all__ = [
     "photon_selection",
     "requirement_mask",
     "requirements_mask",
+    "run3_jet_id",
     "tag_bin",
 ]
 
@@ -116,6 +119,8 @@ def requirement_mask(objects: Any, spec: Requirement | None) -> Any:
         return value >= spec.min
     if spec.equals is not None:
         return value == spec.equals
+    if spec.bits is not None:
+        return (value & spec.bits) == spec.bits
     return value != 0
 
 
@@ -184,6 +189,44 @@ def photon_selection(
     mask = kinematic_mask(photons, pt_min, eta_max, crack)
     extra = requirements_mask(photons, requirements)
     return mask if extra is True else mask & extra
+
+
+def run3_jet_id(jets: Any) -> Any:
+    """The CMS jet-ID bitmask of AK4 PUPPI jets computed from the jet-ID inputs, as
+    NanoAOD's ``Jet_jetId`` was (bit 1: tight, bit 2: tight lepton veto; values 0, 2, 6),
+    for the NanoAOD versions that store only the inputs (v15).
+
+    The JME recommendation for Run 3 (13.6 TeV), per |η|:
+
+    - |η| ≤ 2.6: neutral hadron fraction < 0.99, neutral EM fraction < 0.90, more than one
+      constituent, charged hadron fraction > 0.01, charged multiplicity > 0;
+    - 2.6 < |η| ≤ 2.7: neutral hadron fraction < 0.90, neutral EM fraction < 0.99;
+    - 2.7 < |η| ≤ 3.0: neutral hadron fraction < 0.99;
+    - |η| > 3.0: neutral EM fraction < 0.40, neutral multiplicity ≥ 2;
+
+    the lepton veto adds, for |η| ≤ 2.7, muon fraction < 0.8 and charged EM fraction < 0.8.
+
+    Args:
+        jets: records (awkward or a mapping of numpy arrays) with ``eta``, ``neHEF``,
+            ``neEmEF``, ``chHEF``, ``chEmEF``, ``muEF``, ``chMultiplicity`` and
+            ``neMultiplicity``.
+
+    Returns:
+        The bitmask (int8), same structure as the jets.
+    """
+    aeta = abs(jets["eta"])
+    ne_h, ne_em, ch_h = jets["neHEF"], jets["neEmEF"], jets["chHEF"]
+    ch_mult, ne_mult = jets["chMultiplicity"], jets["neMultiplicity"]
+    central = aeta <= 2.6
+    tight = (
+        (central & (ne_h < 0.99) & (ne_em < 0.90) & (ch_mult + ne_mult > 1) & (ch_h > 0.01) & (ch_mult > 0))
+        | ((aeta > 2.6) & (aeta <= 2.7) & (ne_h < 0.90) & (ne_em < 0.99))
+        | ((aeta > 2.7) & (aeta <= 3.0) & (ne_h < 0.99))
+        | ((aeta > 3.0) & (ne_em < 0.40) & (ne_mult >= 2))
+    )
+    veto = tight & ((aeta > 2.7) | ((jets["muEF"] < 0.8) & (jets["chEmEF"] < 0.8)))
+    bits = tight * 2 + veto * 4
+    return ak.values_astype(bits, np.int8) if isinstance(bits, ak.Array) else np.asarray(bits, dtype=np.int8)
 
 
 def jet_selection(

@@ -1,6 +1,7 @@
 """Ingestion: one API from files (or a coffea-style fileset) to NanoEvents or plain awkward.
 
-Three input formats are understood:
+Four input formats are understood, each stored as a classic TTree or as an RNTuple
+(:mod:`analysis.io.formats` holds the facts: detection rules, NanoAOD eras, units):
 
 ``hepline``
     The project's own ntuples (``docs/ntuple-format.md``): NanoAOD-style flat branches in an
@@ -9,13 +10,20 @@ Three input formats are understood:
     ``Jet.tracks``, ``Jet.truthHadrons``, ``Jet.genJet``, ``Track.jet``, ``TruthHadron.jet``
     and ``GenPart.parent`` / ``GenPart.children``.
 ``nanoaod``
-    Real CMS NanoAOD (``Events`` tree), read with coffea's ``NanoAODSchema`` (through
+    Real CMS NanoAOD (``Events`` tree), any era (:data:`~analysis.io.formats.NANOAOD_ERAS`),
+    simulation or collision data, read with coffea's ``NanoAODSchema`` (through
     :class:`CMSNanoAODSchema`, which only silences the warnings about cross-references to
     collections a skim dropped).
+``physlite``
+    ATLAS DAOD_PHYSLITE (``CollectionTree``), read with coffea's ``PHYSLITESchema``
+    (energies in MeV: :func:`~analysis.io.formats.to_gev`).
 ``delphes``
     Delphes output (``Delphes`` tree), read with coffea's ``DelphesSchema``.
 
-The format is detected from the file (:func:`detect_format`) or given explicitly.
+The format is detected from the file (:func:`detect_format`) or given explicitly;
+:func:`inspect_file` gives the rest of a file's facts (:class:`FileInfo`: storage, entries,
+data or simulation, NanoAOD era, branch names) and :func:`sum_of_weights` the generator
+Σw, Σw² of a sample's files.
 
 Bad input never reaches coffea as a bare uproot traceback: :func:`validate_file` checks
 existence, size, the ROOT header (truncation), readability, the tree, the required branches
@@ -26,9 +34,11 @@ problem. :func:`validate_files` applies the skip-bad-files policy (see ``docs/in
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +46,9 @@ from typing import Any
 
 import awkward as ak
 import uproot
-from coffea.nanoevents import DelphesSchema, NanoEventsFactory
+from coffea.nanoevents import DelphesSchema, NanoEventsFactory, PHYSLITESchema
 
+from analysis.core.errors import InputFileError
 from analysis.core.format import (
     HEPLINE_COLLECTIONS,
     HEPLINE_EVENT_BRANCHES,
@@ -46,7 +57,21 @@ from analysis.core.format import (
     HEPLINE_VERTICES,
     hepline_branches,
 )
-from analysis.core.errors import InputFileError
+from analysis.io.formats import (
+    MEV,
+    PHYSLITE_BTAGGING,
+    RNTUPLE_CLASSES,
+    TREE_CLASSES,
+    FileInfo,
+    detect_nanoaod_version,
+    field_names,
+    format_from_keys,
+    is_data,
+    require_physlite_btagging,
+    storage_of,
+    to_gev,
+)
+from analysis.io.lumi import load_lumi_mask
 from analysis.io.schemas import CMSNanoAODSchema, HeplineSchema
 
 log = logging.getLogger(__name__)
@@ -58,6 +83,7 @@ __all__ = [
     "HEPLINE_EVENT_BRANCHES",
     "HEPLINE_RUNS_BRANCHES",
     "HEPLINE_VERTICES",
+    "MEV",
     "CMSNanoAODSchema",
     "FileInfo",
     "Fileset",
@@ -68,11 +94,16 @@ __all__ = [
     "detect_format",
     "form_filter",
     "hepline_branches",
+    "inspect_file",
     "iter_files",
+    "load_lumi_mask",
     "open_events",
+    "quiet_unreadable_branches",
     "read_arrays",
     "read_metadata",
     "required_branches",
+    "sum_of_weights",
+    "to_gev",
     "validate_file",
     "validate_files",
     "validate_fileset",
@@ -107,11 +138,13 @@ FORMATS: dict[str, FormatSpec] = {
                           (*_EVENT_IDS, "Electron_charge", "Muon_charge")),
     "nanoaod": FormatSpec("nanoaod", "Events", CMSNanoAODSchema, _EVENT_IDS,
                           (*_EVENT_IDS, *(f"{c}_{f}" for c in ("Electron", "Muon") for f in ("charge", "mass")))),
+    "physlite": FormatSpec("physlite", "CollectionTree", PHYSLITESchema, ()),
     "delphes": FormatSpec("delphes", "Delphes", DelphesSchema, ("Event_size",)),
 }
 """Known formats: default tree, coffea schema and the branches a file must have."""
 
-_TREE_CLASSES = ("TTree", "TNtuple", "TNtupleD")
+_TREE_CLASSES = TREE_CLASSES
+_EVENTS_CLASSES = (*TREE_CLASSES, *RNTUPLE_CLASSES)
 
 
 _CANDIDATE_FIELDS = ("pt", "eta", "phi", "mass", "charge")
@@ -122,7 +155,8 @@ def form_filter(branches: Iterable[str], fmt: str, *, strict: bool = False) -> l
 
     ``branches`` plus what the format's schema needs to build the collections they belong
     to: event IDs, and the 4-vector fields and charge of every collection used (vector
-    and candidate behaviours check for them). Used as uproot's ``filter_name`` when the
+    and candidate behaviours check for them; for NanoAOD also the collection's counter
+    ``n<Coll>``, from which coffea synthesises ``Jet_charge`` and ``Photon_mass``). Used as uproot's ``filter_name`` when the
     factory opens a tree, so that the form (and coffea's per-branch interpretation work)
     covers these names only, not the whole tree (hepline ntuples hold ≈ 90 branches, the
     HH selection reads 26); names a file lacks are ignored there (the schema synthesises
@@ -138,6 +172,8 @@ def form_filter(branches: Iterable[str], fmt: str, *, strict: bool = False) -> l
     extras = [e for e in spec.form_extras if "_" not in e or e.split("_", 1)[0] in used]
     if not strict:
         extras += [f"{c}_{f}" for c in used for f in _CANDIDATE_FIELDS]
+        if fmt == "nanoaod":  # the counters: coffea synthesises Jet_charge, Photon_mass, ... from them
+            extras += [f"n{c}" for c in used]
     return list(dict.fromkeys([*branches, *extras]))
 
 
@@ -216,55 +252,62 @@ def _top_keys(f: Any) -> dict[str, str]:
         ) from exc
 
 
+def _top_names(f: Any, name: str, keys: Mapping[str, str]) -> set[str]:
+    """Top-level branch names of tree ``name`` (RNTuple: every field name), empty if unreadable."""
+    storage = storage_of(keys.get(name, ""))
+    if storage is None:
+        return set()
+    try:
+        obj = f[name]
+        return set(field_names(obj, storage)) if storage == "RNTuple" else set(obj.keys(recursive=False))
+    except Exception:  # noqa: BLE001 - an unreadable tree is reported by _check_tree
+        return set()
+
+
 def _detect(f: Any, path: str) -> str:
     keys = _top_keys(f)
-    if HEPLINE_METADATA_KEY in keys:
-        return "hepline"
-    if "Delphes" in keys:
-        return "delphes"
-    if "Events" in keys:
-        if keys["Events"] in _TREE_CLASSES:
-            try:
-                names = set(f["Events"].keys(recursive=False))
-            except Exception:
-                names = set()
-            if {"Track_jetIdx", "Tower_eEM"} <= names:
-                return "hepline"
-        return "nanoaod"
+    decided = {HEPLINE_METADATA_KEY, "Delphes"} & keys.keys()
+    events = _top_names(f, "Events", keys) if "Events" in keys and not decided else set()
+    collection = (_top_names(f, "CollectionTree", keys)
+                  if "CollectionTree" in keys and not decided and "Events" not in keys else set())
+    fmt = format_from_keys(keys, hepline_key=HEPLINE_METADATA_KEY, events_branches=events,
+                           collection_branches=collection)
+    if fmt is not None:
+        return fmt
+    if "CollectionTree" in keys:
+        raise InputFileError(
+            path, "'CollectionTree' holds no Analysis* containers: an ATLAS xAOD that is not "
+                  "DAOD_PHYSLITE (only PHYSLITE is read)"
+        )
     found = ", ".join(f"{k} ({v})" for k, v in keys.items()) or "nothing"
     raise InputFileError(
-        path, f"no 'Events' or 'Delphes' tree, cannot tell the format (file holds: {found})"
+        path, "no 'Events', 'CollectionTree' or 'Delphes' tree, cannot tell the format "
+              f"(file holds: {found})"
     )
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
-    """``"hepline"``, ``"nanoaod"`` or ``"delphes"``, from the trees and keys in the file.
+    """``"hepline"``, ``"nanoaod"``, ``"physlite"`` or ``"delphes"``, from the file's keys.
 
     A ``Delphes`` tree means Delphes; an ``Events`` tree with a ``hepline_metadata`` key (or
     the hepline-only branches ``Track_jetIdx`` and ``Tower_eEM``) means hepline; any other
-    ``Events`` tree is taken as CMS NanoAOD. Raises :class:`InputFileError` otherwise.
+    ``Events`` tree is taken as CMS NanoAOD; a ``CollectionTree`` with ``Analysis*``
+    containers is ATLAS PHYSLITE. TTree or RNTuple alike. Raises :class:`InputFileError`
+    otherwise.
     """
     with _open_root(path) as f:
         return _detect(f, os.fspath(path))
 
 
-@dataclass(frozen=True)
-class FileInfo:
-    """What :func:`validate_file` learned about a good file."""
-
-    path: str
-    format: str
-    treename: str
-    num_entries: int
-    uuid: bytes = b""
-    """The ROOT file's UUID (``TFile::fUUID``, 16 bytes): its identity in provenance and in
-    coffea's metadata cache."""
+_NAME_SETS: dict[frozenset[str], frozenset[str]] = {}
 
 
-def _branch_names(tree: Any) -> set[str]:
-    return set(tree.keys(recursive=True, full_paths=True)) | set(
-        tree.keys(recursive=True, full_paths=False)
-    )
+def _shared(names: frozenset[str]) -> frozenset[str]:
+    """One frozenset object per distinct set of branch names: the files of a dataset share
+    their branch list, and remembered validations (:func:`_validate_or_skip`) hold it."""
+    if len(_NAME_SETS) >= 64:
+        _NAME_SETS.clear()
+    return _NAME_SETS.setdefault(names, names)
 
 
 def _read_all(tree: Any, path: str, treename: str, names: Iterable[str]) -> None:
@@ -280,24 +323,20 @@ def _read_all(tree: Any, path: str, treename: str, names: Iterable[str]) -> None
             ) from exc
 
 
-def _check_tree(f: Any, path: str, treename: str, required: Iterable[str], deep: bool = False) -> Any:
+def _check_tree(f: Any, path: str, treename: str, required: Iterable[str],
+                deep: bool = False) -> tuple[Any, int, frozenset[str], str]:
+    """``(tree, entries, branch names, storage)`` of a good events tree (TTree or RNTuple)."""
     keys = _top_keys(f)
     if treename not in keys:
         found = ", ".join(f"{k} ({v})" for k, v in keys.items()) or "nothing"
         raise InputFileError(path, f"no tree '{treename}' in file (file holds: {found})")
     classname = keys[treename]
-    if classname not in _TREE_CLASSES:
-        hint = (
-            " (an RNTuple: write classic TTrees with uproot's mktree/extend)"
-            if "RNTuple" in classname
-            else ""
-        )
-        raise InputFileError(
-            path, f"'{treename}' is a {classname}, not a TTree{hint}"
-        )
+    storage = storage_of(classname)
+    if storage is None:
+        raise InputFileError(path, f"'{treename}' is a {classname}, not a TTree or an RNTuple")
     try:
         tree = f[treename]
-        names = _branch_names(tree)
+        names = _shared(field_names(tree, storage))
         num_entries = int(tree.num_entries)
     except Exception as exc:
         raise InputFileError(
@@ -313,7 +352,7 @@ def _check_tree(f: Any, path: str, treename: str, required: Iterable[str], deep:
         raise InputFileError(path, f"tree '{treename}' has zero events")
     if deep:
         _read_all(tree, path, treename, tree.keys(recursive=True))
-    return tree, num_entries
+    return tree, num_entries, names, storage
 
 
 def validate_file(
@@ -324,17 +363,21 @@ def validate_file(
     treename: str | None = None,
     deep: bool = False,
     uproot_options: Mapping | None = None,
+    require_btagging: bool = False,
 ) -> FileInfo:
     """Check one input file; return its :class:`FileInfo` or raise :class:`InputFileError`.
 
     Checks, in order: the file exists and is not empty; it starts with the ROOT magic and is
     not shorter than its header says (truncated); uproot can open it; the format can be
     detected (``format="auto"``); the tree (``treename`` or the format's default) exists and
-    is a TTree; every required branch is present (default: the format's
+    is a TTree or an RNTuple; every required branch is present (default: the format's
     :func:`required_branches`; pass ``()`` to require none); the tree has at least one
     entry. With ``deep=True`` every basket of every branch is also read (catches corrupt
-    data inside an intact file structure; costs a full read). The message names the file
-    and the missing tree/branch.
+    data inside an intact file structure; costs a full read). With ``require_btagging``, a
+    PHYSLITE file must hold the jets' b-tagging link and container
+    (:func:`analysis.io.formats.require_physlite_btagging`; other formats: list their
+    discriminant in ``required_branches``). The message names the file and the missing
+    tree/branch/container.
     """
     path = os.fspath(path)
     with _open_root(path, uproot_options) as f:
@@ -342,9 +385,33 @@ def validate_file(
         spec = _spec(fmt)
         tree_name = treename or spec.treename
         req = spec.required_branches if required_branches is None else tuple(required_branches)
-        _, n = _check_tree(f, path, tree_name, req, deep)
+        _, n, names, storage = _check_tree(f, path, tree_name, req, deep)
         uuid = bytes(getattr(f.file, "fUUID", b"") or b"")
-    return FileInfo(path=path, format=fmt, treename=tree_name, num_entries=n, uuid=uuid)
+    info = FileInfo(
+        path=path, format=fmt, treename=tree_name, num_entries=n, uuid=uuid, storage=storage,
+        is_data=is_data(fmt, names),
+        nanoaod_version=detect_nanoaod_version(names) if fmt == "nanoaod" else None,
+        branches=names,
+    )
+    if require_btagging and fmt == "physlite":
+        require_physlite_btagging(info, PHYSLITE_BTAGGING)
+    return info
+
+
+def inspect_file(
+    path: str | os.PathLike[str],
+    *,
+    format: str = "auto",
+    treename: str | None = None,
+    uproot_options: Mapping | None = None,
+) -> FileInfo:
+    """The facts of one file (:class:`FileInfo`): ``format``, ``tree``, ``storage``,
+    ``n_entries``, ``is_data``, ``nanoaod_version`` and ``branches``.
+
+    :func:`validate_file` with no required branch: the file must still be a readable ROOT
+    file with a non-empty events tree, else :class:`InputFileError`.
+    """
+    return validate_file(path, (), format=format, treename=treename, uproot_options=uproot_options)
 
 
 def validate_files(
@@ -442,6 +509,77 @@ _RUNS_SUMS = {
 }
 
 
+_CUTBOOKKEEPERS = "CutBookkeepersAux."
+
+
+def _cutbookkeeper_sums(f: Any, keys: Mapping[str, str]) -> dict[str, Any] | None:
+    """Σw, Σw² and the count of the ATLAS ``AllExecutedEvents`` CutBookkeeper (the
+    ``MetaData`` tree of an xAOD/DAOD file), or None without one.
+
+    The bookkeeper named ``AllExecutedEvents`` of input stream ``StreamAOD`` (when the file
+    records streams) with the highest cycle: the events that entered the production, before
+    any derivation skimming. Entries of every matching bookkeeper are summed (a merged file
+    holds one per input file).
+    """
+    if storage_of(keys.get("MetaData", "")) != "TTree":
+        return None
+    tree = f["MetaData"]
+    names = tree.keys(recursive=True)
+
+    def branch(field: str) -> str | None:
+        return next((n for n in names if n.endswith(_CUTBOOKKEEPERS + field)), None)
+
+    wanted = ("name", "cycle", "inputStream", "sumOfEventWeights", "sumOfEventWeightsSquared",
+              "nAcceptedEvents")
+    found = {k: branch(k) for k in wanted}
+    if found["name"] is None or found["sumOfEventWeights"] is None:
+        return None
+
+    def values(field: str) -> list[Any]:
+        b = found[field]
+        if b is None:
+            return []
+        out: list[Any] = []
+        for entry in tree[b].array(library="ak").tolist():  # a vector per entry, or one value
+            out.extend(entry if isinstance(entry, list) else [entry])
+        return out
+
+    cols = {k: values(k) for k in wanted}
+    rows = [i for i, name in enumerate(cols["name"]) if name == "AllExecutedEvents"
+            and (not cols["inputStream"] or cols["inputStream"][i] == "StreamAOD")]
+    if not rows:
+        return None
+    if cols["cycle"]:
+        top = max(cols["cycle"][i] for i in rows)
+        rows = [i for i in rows if cols["cycle"][i] == top]
+    out: dict[str, Any] = {"source": "CutBookkeepers", "entries": len(rows),
+                           "genEventSumw": float(sum(cols["sumOfEventWeights"][i] for i in rows))}
+    if cols["sumOfEventWeightsSquared"]:
+        out["genEventSumw2"] = float(sum(cols["sumOfEventWeightsSquared"][i] for i in rows))
+    if cols["nAcceptedEvents"]:
+        out["genEventCount"] = int(sum(cols["nAcceptedEvents"][i] for i in rows))
+    return out
+
+
+def _runs_sums(f: Any, keys: Mapping[str, str]) -> dict[str, Any] | None:
+    """The summed ``Runs`` tree (TTree or RNTuple: ``entries``, ``genEventCount``,
+    ``genEventSumw``, ``genEventSumw2``; NanoAOD's pre-v7 ``_`` names too), else the
+    CutBookkeepers of an ATLAS file, else None."""
+    if keys.get("Runs") in _EVENTS_CLASSES:
+        runs_tree = f["Runs"]
+        present = set(runs_tree.keys())
+        runs: dict[str, Any] = {"entries": int(runs_tree.num_entries)}
+        for out, candidates in _RUNS_SUMS.items():
+            name = next((c for c in candidates if c in present), None)
+            if name is None:
+                continue
+            values = runs_tree[name].array(library="np")
+            total = values.sum()
+            runs[out] = int(total) if out == "genEventCount" else float(total)
+        return runs
+    return _cutbookkeeper_sums(f, keys)
+
+
 def _read_metadata(f: Any, path: str) -> dict[str, Any]:
     keys = _top_keys(f)
     meta: dict[str, Any] = {}
@@ -455,22 +593,13 @@ def _read_metadata(f: Any, path: str) -> dict[str, Any]:
             ) from exc
         if not isinstance(meta, dict):
             raise InputFileError(path, f"'{HEPLINE_METADATA_KEY}' is not a JSON object")
-    if keys.get("Runs") in _TREE_CLASSES:
-        runs_tree = f["Runs"]
-        present = set(runs_tree.keys())
-        runs: dict[str, Any] = {"entries": int(runs_tree.num_entries)}
-        for out, candidates in _RUNS_SUMS.items():
-            name = next((c for c in candidates if c in present), None)
-            if name is None:
-                continue
-            values = runs_tree[name].array(library="np")
-            total = values.sum()
-            runs[out] = int(total) if out == "genEventCount" else float(total)
+    runs = _runs_sums(f, keys)
+    if runs is not None:
         meta["runs"] = runs
     fmt = _detect(f, path)
     meta.setdefault("format", fmt)
     tree_name = _spec(fmt).treename
-    if keys.get(tree_name) in _TREE_CLASSES:
+    if keys.get(tree_name) in _EVENTS_CLASSES:
         meta.setdefault("n_entries", int(f[tree_name].num_entries))
     return meta
 
@@ -481,13 +610,57 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
     For hepline files: the ``hepline_metadata`` JSON object (``sample``, ``process``,
     ``xsec_pb``, ``sumw``, ...). Added for every format, without overwriting JSON keys:
     ``runs`` (the summed ``Runs`` tree: ``entries``, ``genEventCount``, ``genEventSumw``,
-    ``genEventSumw2``; absent when the file has no ``Runs`` tree), ``format`` and
-    ``n_entries`` (entries of the events tree). Raises :class:`InputFileError` for an
-    unreadable file or metadata that is not a JSON object.
+    ``genEventSumw2``; for ATLAS files the ``AllExecutedEvents`` CutBookkeeper of the
+    ``MetaData`` tree, with ``source: CutBookkeepers``; absent when the file has neither),
+    ``format`` and ``n_entries`` (entries of the events tree). Raises
+    :class:`InputFileError` for an unreadable file or metadata that is not a JSON object.
     """
     path = os.fspath(path)
     with _open_root(path) as f:
         return _read_metadata(f, path)
+
+
+def sum_of_weights(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> tuple[float, float] | None:
+    """Σw and Σw² of the generator weights of a sample's files, from their ``Runs`` trees.
+
+    NanoAOD ``genEventSumw``/``genEventSumw2`` (and the pre-v7 ``genEventSumw_``,
+    ``genEventSumw2_``), hepline's ``Runs`` tree, or the ``AllExecutedEvents``
+    CutBookkeeper of ATLAS files. These count every generated event, before any skim, so
+    they are the normalisation of a skimmed sample.
+
+    Returns:
+        ``(Σw, Σw²)`` summed over the files, or None when no file holds them (collision
+        data; simulation without a ``Runs`` tree: then give Σw with the sample metadata).
+
+    Raises:
+        InputFileError: a file cannot be read; one file has the sums and another has not
+            (the total would be wrong); a file has Σw but no Σw².
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    sumw = sumw2 = 0.0
+    with_sums: list[str] = []
+    without: list[str] = []
+    for p in paths:
+        path = os.fspath(p)
+        with _open_root(path) as f:
+            runs = _runs_sums(f, _top_keys(f)) or {}
+        if "genEventSumw" not in runs:
+            without.append(path)
+            continue
+        if "genEventSumw2" not in runs:
+            raise InputFileError(path, "the sum of weights has genEventSumw but no genEventSumw2")
+        sumw += float(runs["genEventSumw"])
+        sumw2 += float(runs["genEventSumw2"])
+        with_sums.append(path)
+    if not with_sums:
+        return None
+    if without:
+        raise InputFileError(
+            without[0], f"no sum of generator weights (Runs genEventSumw or CutBookkeepers), "
+                        f"while {with_sums[0]} of the same sample has one"
+        )
+    return sumw, sumw2
 
 
 # ---------------------------------------------------------------------------------------
@@ -514,6 +687,8 @@ class Fileset(dict):
         """``{path: entries}`` of the files validated into this fileset (may be empty)."""
         self.uuids: dict[str, bytes] = {}
         """``{path: ROOT file UUID}`` of the files validated into this fileset (may be empty)."""
+        self.infos: dict[str, FileInfo] = {}
+        """``{path: FileInfo}`` of the files validated into this fileset (may be empty)."""
 
     def files(self) -> list[str]:
         """All file paths, dataset by dataset."""
@@ -540,7 +715,8 @@ class Fileset(dict):
         ``process``, ``xsec_pb``, ``xsec_source`` (which must agree between the files of a
         sample, except a Pythia ``xsec_pb``: each shard's estimate is combined as the
         generated-event-weighted mean, as the generation merge does), ``sumw`` and ``n_events`` (summed over the files' ``Runs`` trees; the JSON
-        values if a file has none) and ``n_files``. NanoAOD and Delphes files go to
+        values if a file has none; a dataset where some files have Σw and others not raises
+        :class:`InputFileError`) and ``n_files``. NanoAOD and Delphes files go to
         ``dataset`` or, if not given, to a dataset named after their directory.
 
         Every file is validated first (:func:`validate_file`); ``skip_bad`` is the policy of
@@ -552,6 +728,7 @@ class Fileset(dict):
         out = cls()
         origin: dict[str, dict[str, str]] = {}  # dataset -> key -> file that set it
         xsec_sums: dict[str, list[float]] = {}  # dataset -> [Σ n_gen·σ, Σ n_gen] (Pythia σ)
+        sumw_files: dict[str, tuple[list[str], list[str]]] = {}  # dataset -> (files with Σw, without)
         for p in paths:
             path = os.fspath(p)
             try:
@@ -588,6 +765,7 @@ class Fileset(dict):
             runs = meta.get("runs", {})
             md["n_events"] += int(runs.get("genEventCount", meta.get("n_events", info.num_entries)))
             sumw = runs.get("genEventSumw", meta.get("sumw"))
+            sumw_files.setdefault(name, ([], []))[sumw is None].append(path)
             if sumw is not None:
                 md["sumw"] = md.get("sumw", 0.0) + float(sumw)
             for key in _DATASET_META_KEYS:
@@ -610,6 +788,12 @@ class Fileset(dict):
                     )
                 md[key] = meta[key]
                 origin.setdefault(name, {})[key] = path
+        for name, (with_sumw, without) in sumw_files.items():
+            if with_sumw and without:  # the dataset's Σw would silently miss these files
+                raise InputFileError(
+                    without[0], f"no sum of generator weights (Runs genEventSumw, CutBookkeepers or "
+                                f"metadata sumw), while {with_sumw[0]} of dataset {name!r} has one"
+                )
         return out
 
     @classmethod
@@ -677,6 +861,14 @@ build_fileset = Fileset.from_files
 """Alias of :meth:`Fileset.from_files`."""
 
 
+def _dataset_facts(info: FileInfo) -> dict[str, Any]:
+    """The facts every file of a dataset shares (:func:`validate_fileset`)."""
+    facts: dict[str, Any] = {"format": info.format, "is_data": info.is_data}
+    if info.format == "nanoaod":
+        facts["nanoaod_version"] = info.nanoaod_version
+    return facts
+
+
 def validate_fileset(
     fileset: Any,
     required_branches: Iterable[str] | None = None,
@@ -684,13 +876,19 @@ def validate_fileset(
     *,
     format: str = "auto",
     deep: bool = False,
+    require_btagging: bool = False,
 ) -> tuple[Fileset, str]:
     """Validate every file of a fileset under the skip-bad policy.
 
     Returns ``(fileset, format)``: a :class:`Fileset` of the good files (datasets left with
-    none are dropped) whose ``skipped`` lists the bad ones, and the common format. Raises
-    :class:`InputFileError` on the first bad file when ``skip_bad`` is false, or when the
-    good files mix formats; ``ValueError`` when no good file is left.
+    none are dropped) whose ``skipped`` lists the bad ones, whose ``infos`` hold each good
+    file's :class:`FileInfo`, and the common format. Each dataset's metadata gains, where
+    not set already, the files' ``format``, ``is_data`` and (NanoAOD) ``nanoaod_version``,
+    so that a processor reads them from ``events.metadata``. ``require_btagging``: as in
+    :func:`validate_file`. Raises :class:`InputFileError` on the first bad file when
+    ``skip_bad`` is false, when the good files mix formats, or when a dataset mixes
+    collision data and simulation or NanoAOD eras; ``ValueError`` when no good file is
+    left.
     """
     fs = Fileset.coerce(fileset, format=format) if not isinstance(fileset, Fileset) else fileset
     req = None if required_branches is None else tuple(required_branches)
@@ -698,8 +896,10 @@ def validate_fileset(
     formats: dict[str, str] = {}
     for name, entry in fs.items():
         kept: dict[str, str] = {}
+        facts: dict[str, tuple[Any, str]] = {}  # fact -> (value, file that set it)
         for path, tree in entry["files"].items():
-            info = _validate_or_skip(path, req, skip_bad, out.skipped, format=format, treename=tree, deep=deep)
+            info = _validate_or_skip(path, req, skip_bad, out.skipped, format=format, treename=tree, deep=deep,
+                                     **({"require_btagging": True} if require_btagging else {}))
             if info is None:
                 continue
             if formats and info.format not in formats:
@@ -710,11 +910,22 @@ def validate_fileset(
                     "one run reads one format",
                 )
             formats.setdefault(info.format, path)
+            for key, value in _dataset_facts(info).items():
+                first = facts.setdefault(key, (value, path))
+                if first[0] != value:
+                    raise InputFileError(
+                        path, f"{key}={value!r} differs from {key}={first[0]!r} of {first[1]} "
+                              f"(same dataset {name!r})"
+                    )
             kept[path] = info.treename
             out.num_entries[path] = info.num_entries
             out.uuids[path] = info.uuid
+            out.infos[path] = info
         if kept:
-            out[name] = {"files": kept, "metadata": dict(entry.get("metadata") or {})}
+            metadata = dict(entry.get("metadata") or {})
+            for key, (value, _) in facts.items():
+                metadata.setdefault(key, value)
+            out[name] = {"files": kept, "metadata": metadata}
     if not out:
         raise ValueError(
             "no readable input file left after validation; skipped: "
@@ -726,6 +937,20 @@ def validate_fileset(
 # ---------------------------------------------------------------------------------------
 # Reading
 # ---------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def quiet_unreadable_branches() -> Iterator[None]:
+    """Silence coffea's warning for each branch uproot cannot interpret, which it leaves
+    out of the form: 250 warnings for the vendored PHYSLITE example
+    (``tests/data/PHYSLITE_example.root``: trigger-matching links, vertex containers, the
+    ``*Aux.`` base branches), every time a form is built. The collections an analysis
+    reads are not among them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Skipping .* (not interpretable by Uproot|"
+                                                  r"cannot be represented as an Awkward array)",
+                                category=UserWarning)
+        yield
+
+
 _COMPACT_META = ("sample", "process", "xsec_pb", "xsec_source", "sumw", "n_events", "shard")
 
 
@@ -746,18 +971,23 @@ def open_events(
 
     ``path_or_fileset`` is one path, a list of paths, a ``{path: treename}`` mapping or a
     coffea-style fileset (see :meth:`Fileset.coerce`). ``format`` is ``"auto"``,
-    ``"hepline"``, ``"nanoaod"`` or ``"delphes"``.
+    ``"hepline"``, ``"nanoaod"``, ``"physlite"`` or ``"delphes"``; TTree or RNTuple alike
+    (the schema: :class:`HeplineSchema`, :class:`CMSNanoAODSchema`, coffea's
+    ``PHYSLITESchema`` (MeV: :func:`to_gev`) or ``DelphesSchema``).
 
     ``mode`` is coffea's NanoEvents backend (coffea >= 2025): ``"virtual"`` (default: columns
     are read lazily on first access; what coffea's ``processor.Runner`` uses), ``"eager"``
     (everything read now) or ``"dask"`` (a ``dask_awkward`` array, one partition per file;
     call ``.compute()``). ``"eager"``/``"virtual"`` read one file, optionally the entry range
-    ``[entry_start, entry_stop)``; several files need ``mode="dask"`` (or the runner).
+    ``[entry_start, entry_stop)``; several files need ``mode="dask"`` (or the runner). An
+    RNTuple entry range in eager mode is read whole and sliced (coffea 2026.9 cannot build
+    ``GenPart.distinctParent`` of an RNTuple range; ``docs/ingestion.md``).
 
     With ``validate=True`` every file is checked first (:func:`validate_file`) so bad input
     raises :class:`InputFileError`. ``events.metadata`` holds ``format``, ``filename``,
-    ``treename``, for hepline files the compact sample metadata (``sample``, ``xsec_pb``,
-    ``sumw``, ...) and then the fileset/``metadata`` entries.
+    ``treename``, (validated files) ``storage``, ``is_data`` and for NanoAOD
+    ``nanoaod_version``, for hepline files the compact sample metadata (``sample``,
+    ``xsec_pb``, ``sumw``, ...) and then the fileset/``metadata`` entries.
     """
     if mode not in ("eager", "virtual", "dask"):
         raise ValueError(f"mode must be 'eager', 'virtual' or 'dask', not {mode!r}")
@@ -778,9 +1008,11 @@ def open_events(
 
     fmt = format
     req = None if required_branches is None else tuple(required_branches)
+    infos: dict[str, FileInfo] = {}
     for path, tree in files.items():
         if validate:
             info = validate_file(path, req, format=fmt, treename=tree)
+            infos[path] = info
             fmt = info.format if fmt == "auto" else fmt
         elif fmt == "auto":
             fmt = detect_format(path)
@@ -803,27 +1035,45 @@ def open_events(
         )
     path, tree = next(iter(files.items()))
     meta: dict[str, Any] = {"format": fmt, "filename": path, "treename": tree}
+    if path in infos:
+        meta.update(storage=infos[path].storage, is_data=infos[path].is_data)
+        if fmt == "nanoaod":
+            meta["nanoaod_version"] = infos[path].nanoaod_version
     if fmt == "hepline":
         with _open_root(path, opts) as f:
             file_meta = _read_metadata(f, path)
         meta.update({k: file_meta[k] for k in _COMPACT_META if k in file_meta})
     meta.update(dataset_meta)
     meta.update(metadata or {})
+    # coffea 2026.9 builds GenPart.distinctParent/distinctChildren of an RNTuple entry range
+    # from the whole file's pdgId ("slice index out of bounds"); eager mode builds them, so an
+    # RNTuple range is read whole in eager mode and sliced (cross-references stay valid)
+    whole = mode == "eager" and (entry_start or entry_stop is not None) and _storage(path, tree, infos, opts) == "RNTuple"
     try:
-        factory = NanoEventsFactory.from_root(
-            {path: tree},
-            mode=mode,
-            schemaclass=spec.schema,
-            entry_start=entry_start,
-            entry_stop=entry_stop,
-            metadata=meta,
-            uproot_options=opts,
-        )
-        return factory.events()
+        with quiet_unreadable_branches():
+            factory = NanoEventsFactory.from_root(
+                {path: tree},
+                mode=mode,
+                schemaclass=spec.schema,
+                entry_start=None if whole else entry_start,
+                entry_stop=None if whole else entry_stop,
+                metadata=meta,
+                uproot_options=opts,
+            )
+            events = factory.events()
+            return events[entry_start:entry_stop] if whole else events
     except InputFileError:
         raise
     except OSError as exc:
         raise InputFileError(path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
+
+
+def _storage(path: str, tree: str, infos: Mapping[str, FileInfo], opts: Mapping[str, Any]) -> str | None:
+    """``"TTree"``/``"RNTuple"`` of ``tree`` in ``path`` (from its :class:`FileInfo` if validated)."""
+    if path in infos:
+        return infos[path].storage
+    with _open_root(path, opts) as f:
+        return storage_of(_top_keys(f).get(tree, ""))
 
 
 def read_arrays(
@@ -854,7 +1104,7 @@ def read_arrays(
         tree_name = treename or _spec(fmt).treename
         exact = [b for b in (wanted or []) if not any(c in b for c in "*?[")]
         if validate:
-            tree, _ = _check_tree(f, path, tree_name, exact)
+            tree, *_ = _check_tree(f, path, tree_name, exact)
         else:
             tree = f[tree_name]
         kwargs: dict[str, Any] = {"entry_start": entry_start, "entry_stop": entry_stop}

@@ -9,7 +9,7 @@ It adds what the project needs around it:
   raise :class:`~analysis.io.ingest.InputFileError`, or are skipped and reported when
   ``skip_bad_files`` is on);
 - the schema follows the input format (:class:`~analysis.io.ingest.HeplineSchema`, NanoAOD,
-  Delphes);
+  PHYSLITE, Delphes), TTree or RNTuple alike;
 - the metrics every stage records (physics-reference §7): wall time, events, bytes read and
   the rate per core, written atomically as JSON on request.
 
@@ -59,7 +59,14 @@ from analysis.core.config import RunnerConfig
 from analysis.core.config.node import to_plain
 from analysis.core.config.runner import JobqueueConfig
 from analysis.core.errors import ConfigError
-from analysis.io.ingest import FORMATS, Fileset, form_filter, validate_fileset
+from analysis.io.formats import MEV
+from analysis.io.ingest import (
+    FORMATS,
+    Fileset,
+    form_filter,
+    quiet_unreadable_branches,
+    validate_fileset,
+)
 from analysis.io.schemas import restricted_schema
 
 log = logging.getLogger(__name__)
@@ -394,7 +401,8 @@ def run_processor(
     ``preload``: the branches ``process`` reads. coffea's factory then reads them for each
     chunk in one bulk ``arrays`` call, and builds the NanoEvents form over those branches
     only (:func:`analysis.io.ingest.form_filter`): one tree open per chunk, no per-column
-    round trips, and no form work for the other branches of the file.
+    round trips, and no form work for the other branches of the file (TTrees; an RNTuple's
+    form is not restricted).
 
     Metrics: ``events``, ``bytes_read``, ``wall_time_s``, ``process_time_s`` (time inside
     ``process`` summed over chunks), ``cores``, ``events_per_s``, ``events_per_s_per_core``
@@ -428,11 +436,13 @@ def run_processor(
     if preload is not None:
         fileset_in = {name: {**entry, "preload": list(preload)} for name, entry in fileset_in.items()}
         names = form_filter(preload, fmt)
-        if names is not None:
+        # an RNTuple's form is built from its fields (``_collection<N>`` for a NanoAOD
+        # collection), which the branch names of a restricted form do not name
+        if names is not None and not any(i.storage == "RNTuple" for i in good.infos.values()):
             iteritems = {"filter_name": name_filter(names)}
             schema = restricted_schema(schema)
 
-    with _quiet_progress(not cfg.status), _executor(cfg) as (executor, cores):
+    with _quiet_progress(not cfg.status), quiet_unreadable_branches(), _executor(cfg) as (executor, cores):
         coffea_runner = processor.Runner(
             executor=executor,
             chunksize=cfg.chunksize,
@@ -506,14 +516,17 @@ def _event_weight(events: Any) -> ak.Array:
         return events.genWeight
     if "Event" in fields and "Weight" in events.Event.fields:  # Delphes
         return events.Event.Weight
+    if "EventInfo" in fields and "mcEventWeights" in events.EventInfo.fields:  # PHYSLITE: nominal first
+        return ak.fill_none(ak.firsts(events.EventInfo.mcEventWeights), 1.0)
     return ak.Array(np.ones(len(events), dtype=np.float32))
 
 
 class SummaryProcessor(processor.ProcessorABC):
-    """Per-dataset counts that work on hepline, NanoAOD and Delphes events alike.
+    """Per-dataset counts that work on hepline, NanoAOD, PHYSLITE and Delphes events alike.
 
     Output ``{dataset: {"events", "sumw", "jets", "sum_jet_pt", "njet_hist",
-    "tracks_in_jets"}}`` for jets above ``jet_pt_min``; ``njet_hist`` is a numpy histogram
+    "tracks_in_jets"}}`` for jets above ``jet_pt_min`` (GeV; PHYSLITE's MeV converted);
+    ``njet_hist`` is a numpy histogram
     of the jet multiplicity (last bin: ``max_jets`` or more); ``tracks_in_jets`` (hepline
     only, else 0) counts ``Jet.tracks`` and so exercises the cross-reference in workers.
     """
@@ -524,18 +537,23 @@ class SummaryProcessor(processor.ProcessorABC):
 
     def process(self, events: Any) -> dict[str, Any]:
         dataset = events.metadata.get("dataset", "default")
-        jets = events.Jet[events.Jet.pt > self.jet_pt_min]
+        if "Jets" in events.fields:  # PHYSLITE, MeV
+            jets = events.Jets[events.Jets.pt * MEV > self.jet_pt_min]
+            jet_pt = jets.pt * MEV
+        else:
+            jets = events.Jet[events.Jet.pt > self.jet_pt_min]
+            jet_pt = jets.pt
         n_jets = ak.to_numpy(ak.num(jets, axis=1))
         hist = np.bincount(np.minimum(n_jets, self.max_jets), minlength=self.max_jets + 1)
         tracks = 0
-        if "trackIdxG" in ak.fields(events.Jet):
+        if "trackIdxG" in ak.fields(jets):
             tracks = int(ak.sum(ak.num(jets.tracks, axis=2)))
         return {
             dataset: {
                 "events": len(events),
                 "sumw": float(ak.sum(ak.values_astype(_event_weight(events), np.float64))),
                 "jets": int(n_jets.sum()),
-                "sum_jet_pt": float(ak.sum(ak.values_astype(jets.pt, np.float64))),
+                "sum_jet_pt": float(ak.sum(ak.values_astype(jet_pt, np.float64))),
                 "njet_hist": hist.astype(np.int64),
                 "tracks_in_jets": tracks,
             }

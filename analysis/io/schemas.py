@@ -352,8 +352,16 @@ def restricted_schema(schema: type) -> type:
 
 class CMSNanoAODSchema(NanoAODSchema):
     """coffea's ``NanoAODSchema`` without warnings for cross-references into collections
-    that are absent from the file (skims and small test files drop e.g. ``FatJet``)."""
+    that are absent from the file (skims and small test files drop e.g. ``FatJet``), nor
+    for the constant fields it synthesises (``Photon_mass`` and ``Photon_charge`` 0, ...)
+    over branches an older era stores: those are left out of the form first, so coffea
+    fills them as it does for newer eras, without a warning per chunk."""
 
     warn_missing_crossrefs = False
+
+    def _build_collections(self, field_names: Any, input_contents: Any) -> Any:
+        kept = [(n, c) for n, c in zip(field_names, input_contents, strict=True)
+                if n not in self.full_like_items]
+        return super()._build_collections([n for n, _ in kept], [c for _, c in kept])
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -29,13 +30,15 @@ import awkward as ak
 import numpy as np
 
 from analysis.core.config import SelectionConfig
-from analysis.core.config.selection import CmsBTagConfig, FlavourScaleFactor
+from analysis.core.config.selection import AtlasBTagConfig, CmsBTagConfig, FlavourScaleFactor
 from analysis.core.errors import WorkingPointError
 from selections import objects as O
-from selections.hh_yybb.inputs import object_map
+from selections.hh_yybb.inputs import InputKind, object_map
 
 if TYPE_CHECKING:
     from taggers.models import TaggerModels
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BTagSpec",
@@ -245,22 +248,44 @@ class BTagSpec:
                 "efficiencies": self.efficiencies}
 
 
+def _atlas_btag_spec(bcfg: AtlasBTagConfig, kind: InputKind) -> BTagSpec:
+    """The :class:`BTagSpec` of PHYSLITE b-tagging from config (``field``: the tagger, whose
+    discriminant :func:`selections.hh_yybb.inputs.read_inputs` computes)."""
+    key = "selection.objects.physlite.jet.btag"
+    two, one = bcfg.two_tag_wp, bcfg.one_tag_wp
+    for wp in (two, one):
+        if wp not in bcfg.working_points:
+            raise WorkingPointError(f"{key}: working point {wp!r} not in working_points "
+                                    f"({', '.join(bcfg.working_points)})")
+        if wp not in bcfg.efficiencies:
+            raise WorkingPointError(f"{key}.efficiencies: no efficiencies for working point {wp!r}")
+    cuts = {wp: float(bcfg.working_points[wp]) for wp in {two, one}}
+    log.info("%s: b-tagging %s (f_c = %g), %s > %g (2-tag), %s > %g (1-tag), from %s", kind.describe(),
+             bcfg.tagger, bcfg.fraction_c, two, cuts[two], one, cuts[one], key)
+    return BTagSpec(field=bcfg.tagger, branch=f"{bcfg.container}.{bcfg.tagger}", two_tag_wp=two, one_tag_wp=one,
+                    cuts=cuts, efficiencies={wp: bcfg.efficiencies[wp].to_dict() for wp in cuts},
+                    source="config", tagger=bcfg.tagger)
+
+
 def btag_spec(
     selection: SelectionConfig,
-    fmt: str,
+    kind: str | InputKind,
     working_points: WorkingPoints | str | os.PathLike[str] | None = None,
 ) -> BTagSpec:
-    """Resolve the b-tagging of format ``fmt`` from the config and (hepline) the WP file.
+    """Resolve the b-tagging of the input ``kind`` from the config and (hepline) the WP file.
 
     hepline: tagger and WP names from ``selection.hh_yybb.btag``; cuts, branch and
     efficiencies (b: ``b_efficiency``, c: 1/``c_rejection``, light: 1/``light_rejection``)
     from the working points (``working_points``, else
     ``selection.hh_yybb.btag.working_points_file``), which must name the branch
-    ``Jet_btag_<tagger>``. nanoaod: everything from ``selection.objects.nanoaod.jet.btag``.
+    ``Jet_btag_<tagger>``. nanoaod: from ``selection.objects.nanoaod.jet.btag``, the
+    discriminant and working points of the era (``selection.objects.nanoaod.eras.<era>.btag``)
+    where it leaves them null; physlite: from ``selection.objects.physlite.jet.btag`` (the
+    tagger, f_c and the cuts on its discriminant). The cuts used are logged.
 
     Args:
         selection: the ``selection`` section.
-        fmt: ``hepline`` or ``nanoaod``.
+        kind: the input format (``hepline``, ``nanoaod``, ``physlite``) or :class:`InputKind`.
         working_points: the working points, or their file.
 
     Returns:
@@ -270,14 +295,30 @@ def btag_spec(
         WorkingPointError: no working points, or they lack the tagger or a WP (naming the
             file and the key); truth tagging asked for without the jets' truth flavour.
     """
-    jet_map = object_map(selection, fmt).jet
+    kind = InputKind.of(kind)
+    fmt = kind.format
+    omap = object_map(selection, kind)
+    jet_map = omap.jet
     truth_tagged = selection.hh_yybb.btag.truth_tag_samples
-    if truth_tagged and not jet_map.flavour:
+    if truth_tagged and not jet_map.flavour and not kind.is_data:  # data: no truth-tagged sample (run_selection)
         raise WorkingPointError(f"selection.hh_yybb.btag.truth_tag_samples {sorted(truth_tagged)} needs the jet "
                                 f"truth flavour, but selection.objects.{fmt}.jet has no 'flavour' field")
     coll = jet_map.collection
     bcfg = jet_map.btag
+    if isinstance(bcfg, AtlasBTagConfig):  # PHYSLITE, source: config
+        return _atlas_btag_spec(bcfg, kind)
     if isinstance(bcfg, CmsBTagConfig):  # source: config
+        era_key = f"selection.objects.{fmt}.eras.{getattr(omap, 'version', '?')}.btag"
+        common = selection.objects.nanoaod.jet.btag
+        era_variable = getattr(selection.objects.nanoaod.eras, str(getattr(omap, "version", ""))).btag.variable
+        if common.variable is not None and common.working_points is None and common.variable != era_variable:
+            raise WorkingPointError(f"selection.objects.{fmt}.jet.btag.variable is {common.variable!r} but its "
+                                    f"working points are the era's, for {era_variable!r} ({era_key}); set "
+                                    f"selection.objects.{fmt}.jet.btag.working_points too")
+        if bcfg.working_points is None:
+            raise WorkingPointError(f"{kind.describe()}: no b-tagging working points known for "
+                                    f"Jet_{bcfg.variable}; set {era_key}.working_points (BTV's for your year) "
+                                    f"or selection.objects.{fmt}.jet.btag.working_points")
         wps = dict(bcfg.working_points)
         two, one = bcfg.two_tag_wp, bcfg.one_tag_wp
         for wp in (two, one):
@@ -293,6 +334,10 @@ def btag_spec(
         cfg_cuts = {wp: float(wps[wp]) for wp in {two, one}}
         cfg_effs = {wp: bcfg.efficiencies[wp].to_dict() for wp in cfg_cuts}
         var = bcfg.variable
+        assert var is not None  # object_map fills in the era's
+        log.info("%s: b-tagging Jet_%s, %s > %g (2-tag), %s > %g (1-tag), from %s", kind.describe(), var, two,
+                 cfg_cuts[two], one, cfg_cuts[one],
+                 f"selection.objects.{fmt}.jet.btag" if common.working_points is not None else era_key)
         return BTagSpec(field=var, branch=f"{coll}_{var}", two_tag_wp=two, one_tag_wp=one,
                         cuts=cfg_cuts, efficiencies=cfg_effs, source="config", tagger=var)
 

@@ -63,7 +63,7 @@ from selections.hh_yybb.cuts import (
     SEQUENTIAL_STEPS,
     TAGS,
 )
-from selections.hh_yybb.inputs import ObjectMap, needed_branches, object_map
+from selections.hh_yybb.inputs import InputKind, ObjectMap, needed_branches, object_map
 from selections.hh_yybb.packed import PackedSelection, packed_dtype
 from selections.hh_yybb.smearing import resolution_factors_numpy
 
@@ -78,6 +78,7 @@ __all__ = [
     "CompiledProcessor",
     "FlatCollection",
     "compiled_engine_usable",
+    "compiled_engine_verified",
     "preloaded_arrays",
     "reference_fingerprint",
 ]
@@ -88,7 +89,7 @@ assert len(REGION_NAMES) == KS.N_REGION_BITS  # the region bits of selections.hh
 #: the input formats the compiled engine reads
 COMPILED_FORMATS = ("hepline", "nanoaod")
 #: :func:`reference_fingerprint` of the reference the compiled engine was last verified against
-VERIFIED_REFERENCE = "9cea8f71e839f779"
+VERIFIED_REFERENCE = "67e3d892a7f37923"
 #: the reference's definition, relative to ``selections/``: the cuts, what is read, the
 #: b-tagging, the processor, and the object functions they use
 _REFERENCE_FILES = ("hh_yybb/cuts.py", "hh_yybb/inputs.py", "hh_yybb/btag.py", "hh_yybb/smearing.py",
@@ -107,13 +108,24 @@ def reference_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
-def compiled_engine_usable(fmt: str) -> tuple[bool, str]:
-    """(usable, why not): the compiled engine reads format ``fmt`` and was verified against
-    the reference as it is now (:data:`VERIFIED_REFERENCE`)."""
-    if fmt not in COMPILED_FORMATS:
-        return False, f"the compiled engine reads {', '.join(COMPILED_FORMATS)} files, not {fmt}"
-    current = reference_fingerprint()
-    if current != VERIFIED_REFERENCE:
+def compiled_engine_verified() -> bool:
+    """The compiled engine was verified against the reference as it is now."""
+    return reference_fingerprint() == VERIFIED_REFERENCE
+
+
+def compiled_engine_usable(kind: str | InputKind) -> tuple[bool, str]:
+    """(usable, why not): the compiled engine reads the input ``kind`` (simulation in
+    :data:`COMPILED_FORMATS`, NanoAOD eras that store the jet ID) and was verified against the
+    reference as it is now (:data:`VERIFIED_REFERENCE`)."""
+    kind = InputKind.of(kind)
+    if kind.format not in COMPILED_FORMATS:
+        return False, f"the compiled engine reads {', '.join(COMPILED_FORMATS)} files, not {kind.format}"
+    if kind.is_data:
+        return False, "the compiled engine selects simulation, not collision data"
+    if kind.computes_jet_id:
+        return False, f"the compiled engine reads a stored jet ID, which {kind.describe()} does not have"
+    if not compiled_engine_verified():
+        current = reference_fingerprint()
         return False, (f"the reference selection changed (fingerprint {current}, the compiled engine was verified "
                        f"against {VERIFIED_REFERENCE}); run tests/selections/hh_yybb/test_engines.py, update "
                        "the kernels if it fails, then pin selections.hh_yybb.compiled.VERIFIED_REFERENCE")
@@ -374,15 +386,18 @@ class CompiledProcessor(processor.ProcessorABC):
 
     Args:
         selection: the ``selection`` section.
-        fmt: the input format (``hepline`` or ``nanoaod``).
+        kind: the input (format, NanoAOD era; :func:`compiled_engine_usable`).
         btag: the resolved b-tagging (:func:`btag_spec`).
         read_mode: ``preload`` or ``nanoevents`` (default ``selection.hh_yybb.read_mode``).
         models: trained taggers that tag the jets in the processor (hepline only).
     """
 
-    def __init__(self, selection: SelectionConfig, fmt: str, btag: BTagSpec, read_mode: str | None = None,
+    def __init__(self, selection: SelectionConfig, kind: str | InputKind, btag: BTagSpec,
+                 read_mode: str | None = None,
                  *, models: TaggerModels | None = None):
-        self.omap: ObjectMap = object_map(selection, fmt)
+        self.kind = InputKind.of(kind)
+        fmt = self.kind.format
+        self.omap: ObjectMap = object_map(selection, self.kind)
         self.cfg: SelectionHhYybb = selection.hh_yybb
         self.fmt = fmt
         self.btag = btag
@@ -397,7 +412,7 @@ class CompiledProcessor(processor.ProcessorABC):
         self.binning = {name: b.to_dict() for name, b in self.cfg.histograms.binning.items()}
         self.read_mode = "nanoevents" if models is not None else (read_mode or self.cfg.read_mode)
         self._use_engine(compiled=self.cfg.engine == "numba")
-        self.branches = needed_branches(selection, fmt, btag.field, tagged_in_memory=models is not None)
+        self.branches = needed_branches(selection, self.kind, btag.field, tagged_in_memory=models is not None)
         self.tables = BTagTables.build(btag, self.cfg.btag.scale_factors)
         t = self.tables
         self._cuts, self._bin_two, self._bin_one, self._n_pt = list(t.cuts), t.bin_two, t.bin_one, t.n_pt

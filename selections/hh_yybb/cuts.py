@@ -50,6 +50,7 @@ __all__ = [
     "MSTAR",
     "NONRES_REGIONS",
     "OBSERVABLES",
+    "PRETAG_STEPS",
     "REGIONS",
     "RES_REGIONS",
     "SEQUENTIAL_STEPS",
@@ -84,11 +85,13 @@ KINEMATIC = ("loose", "tight")
 MSTAR = ("lowmstar", "highmstar")
 
 _CUTS = SEQUENTIAL_STEPS[1:]
+PRETAG_STEPS = _CUTS[: _CUTS.index("btag_1or2")]
+"""The sequential cuts before the b-tagging (truth-tagged samples: the rows' preselection)."""
 #: region → the named masks (cuts and categories) an event must pass, in the order of the
 #: histograms' region axis
 REGIONS: dict[str, tuple[str, ...]] = {
-    "diphoton": _CUTS[:3],
-    "pretag": _CUTS[:6],
+    "diphoton": _CUTS[: _CUTS.index("myy_window") + 1],
+    "pretag": PRETAG_STEPS,
     **{f"{t}_{k}_{m}": (*_CUTS, t, k, m) for t in TAGS for k in KINEMATIC for m in MSTAR},
     **{f"res_{t}_{k}": (*_CUTS, t, k, "higgs_window") for t in TAGS for k in KINEMATIC},
 }

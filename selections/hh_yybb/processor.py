@@ -45,7 +45,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,13 +58,15 @@ from analysis.core.config.selection import SelectionHhYybb
 from analysis.core.errors import ConfigError, InputError, WorkingPointError
 from analysis.core.format import combined_xsec
 from analysis.core.provenance import provenance_record
-from analysis.io.ingest import Fileset, InputFileError, detect_format, form_filter, read_metadata
+from analysis.io.formats import DEFAULT_TREES
+from analysis.io.ingest import Fileset, InputFileError, detect_format, form_filter, inspect_file, read_metadata
+from analysis.io.lumi import load_lumi_mask
 from analysis.io.runner import RunMetrics, run_processor
 from analysis.stats import histograms as H
 from selections.hh_yybb.btag import BTagSpec, WorkingPoints, btag_spec
-from selections.hh_yybb.compiled import CompiledProcessor, compiled_engine_usable
+from selections.hh_yybb.compiled import CompiledProcessor, compiled_engine_usable, compiled_engine_verified
 from selections.hh_yybb.cuts import CUTFLOW_STEPS, OBSERVABLES, REGIONS
-from selections.hh_yybb.inputs import SUPPORTED_FORMATS
+from selections.hh_yybb.inputs import SUPPORTED_FORMATS, InputKind, input_kind
 from selections.hh_yybb.reference import HHyybbProcessor
 
 if TYPE_CHECKING:
@@ -110,6 +112,11 @@ class SelectionSummary:
         read_s, select_fill_s: CPU-clock seconds in the processor reading the columns and
             selecting and filling, summed over chunks.
         taggers_in_memory: the taggers run in the processor (``models``), else empty.
+        nanoaod_era: the NanoAOD era of the input (NanoAOD only).
+        is_data: the input is collision data.
+        engine: the processor that ran (``HHyybbProcessor``: the reference, or ``CompiledProcessor``).
+        lumi_mask: the certified-luminosity JSON applied (collision data), and
+        lumi_masked: the events it removed.
     """
 
     format: str
@@ -120,6 +127,11 @@ class SelectionSummary:
     read_s: float
     select_fill_s: float
     taggers_in_memory: tuple[str, ...] = ()
+    nanoaod_era: str | None = None
+    is_data: bool = False
+    engine: str = ""
+    lumi_mask: str | None = None
+    lumi_masked: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON-ready form (``HistSet.provenance`` of the selection's output)."""
@@ -134,6 +146,13 @@ class SelectionSummary:
         }
         if self.taggers_in_memory:
             out["taggers_in_memory"] = list(self.taggers_in_memory)
+        if self.engine:
+            out["engine"] = self.engine
+        if self.nanoaod_era is not None:
+            out["nanoaod_era"] = self.nanoaod_era
+        if self.is_data:
+            out["is_data"] = True
+            out["lumi_mask"] = {"file": self.lumi_mask, "events_removed": self.lumi_masked}
         return out
 
 
@@ -158,7 +177,7 @@ def _fileset_from_sample_metadata(files: Sequence[Any], extra: Mapping[str, Mapp
     """The fileset straight from merged generation metadata, without opening any file, when
     the files given are exactly the shards it lists (same file names: decorated ntuples keep
     the shard names) and it carries σ and Σw; None otherwise."""
-    if not extra or format == "nanoaod":
+    if not extra or format in ("nanoaod", "physlite"):
         return None
     owner: dict[str, str] = {}
     for name, m in extra.items():
@@ -195,7 +214,8 @@ def sample_fileset(
 
     hepline files go to the ``sample`` of their metadata (NanoAOD files to ``dataset``, or
     their folder's name). Σw is the sum of the ``Runs`` trees of the files given (so a subset
-    of shards is normalised correctly). σ (``xsec_pb``) comes from ``sample_metadata`` (the
+    of shards is normalised correctly), or else the ``sumw`` of ``sample_metadata`` (files
+    without a ``Runs`` tree, e.g. skims). σ (``xsec_pb``) comes from ``sample_metadata`` (the
     generation stage's merged ``<sample>.json`` files, or ``{sample: {"xsec_pb": ...}}``)
     when it has the sample, else it is combined from the files like
     ``analysis.generation merge`` does (generated-event-weighted mean: Pythia's σ differs a
@@ -225,13 +245,16 @@ def sample_fileset(
         g = groups.setdefault(name, {"files": {}, "metas": [], "format": fmt})
         if g["format"] != fmt:
             raise InputFileError(path, f"format {fmt!r} differs from the {g['format']!r} files of {name!r}")
-        g["files"][path] = "Events"
+        g["files"][path] = DEFAULT_TREES.get(fmt, "Events")
         g["metas"].append(meta)
     out = Fileset()
     for name, g in groups.items():
         metas = g["metas"]
         sumws = [m.get("runs", {}).get("genEventSumw", m.get("sumw")) for m in metas]
         sumw = float(sum(sumws)) if all(s is not None for s in sumws) else None
+        sumw_source = "Runs" if sumw is not None else None
+        if sumw is None and extra.get(name, {}).get("sumw") is not None:
+            sumw, sumw_source = float(extra[name]["sumw"]), "sample metadata"
         xsec = None
         if name in extra and extra[name].get("xsec_pb") is not None:
             xsec = float(extra[name]["xsec_pb"])
@@ -246,7 +269,7 @@ def sample_fileset(
             raise InputFileError(list(g["files"])[-1], f"files of sample {name!r} come from different processes {sorted(map(str, procs))}")
         out[name] = {"files": g["files"], "metadata": {
             "format": g["format"], "sample": name, "process": procs.pop(), "xsec_pb": xsec,
-            "sumw": sumw, "n_files": len(g["files"]),
+            "sumw": sumw, "sumw_source": sumw_source, "n_files": len(g["files"]),
             "n_events": int(sum(m.get("n_entries", 0) for m in metas)),
         }}
     return out
@@ -259,24 +282,36 @@ def selection_runner(cfg: Config) -> RunnerConfig:
     return cfg.runner if chunksize is None else cfg.runner.replace(chunksize=int(chunksize))
 
 
-def make_processor(selection: SelectionConfig, fmt: str, btag: BTagSpec, *, models: TaggerModels | None = None,
-                   engine: str | None = None) -> HHyybbProcessor | CompiledProcessor:
-    """The processor of ``engine`` (default ``selection.hh_yybb.engine``; module docstring).
+def make_processor(selection: SelectionConfig, kind: str | InputKind, btag: BTagSpec, *,
+                   models: TaggerModels | None = None, engine: str | None = None,
+                   lumi_mask: Callable[[Any, Any], Any] | None = None) -> HHyybbProcessor | CompiledProcessor:
+    """The processor of ``engine`` (default ``selection.hh_yybb.engine``; module docstring)
+    for inputs of ``kind`` (a format, or an :class:`~selections.hh_yybb.inputs.InputKind`).
 
     Raises:
         ConfigError: ``numba`` or ``numpy`` asked for, but the compiled engine does not read
-            ``fmt`` or was not verified against the reference as it is now.
+            ``kind`` or was not verified against the reference as it is now.
     """
     engine = engine or selection.hh_yybb.engine
     if engine == "reference":
-        return HHyybbProcessor(selection, fmt, btag, models=models)
-    usable, why = compiled_engine_usable(fmt)
+        return HHyybbProcessor(selection, kind, btag, models=models, lumi_mask=lumi_mask)
+    usable, why = compiled_engine_usable(kind)
     if usable:
-        return CompiledProcessor(selection, fmt, btag, models=models)
+        return CompiledProcessor(selection, kind, btag, models=models)
     if engine == "auto":
-        log.warning("selection.hh_yybb.engine auto: %s; running the reference engine", why)
-        return HHyybbProcessor(selection, fmt, btag, models=models)
+        level = logging.INFO if compiled_engine_verified() else logging.WARNING
+        log.log(level, "selection.hh_yybb.engine auto: %s; running the reference engine", why)
+        return HHyybbProcessor(selection, kind, btag, models=models, lumi_mask=lumi_mask)
     raise ConfigError(f"selection.hh_yybb.engine {engine}: {why}")
+
+
+def _input_kind(selection: SelectionConfig, fileset: Fileset, fmt: str) -> InputKind:
+    """The kind of a run's files: hepline files are simulation; NanoAOD and PHYSLITE files
+    are looked at (the first file of each dataset: :func:`~analysis.io.ingest.inspect_file`)."""
+    if fmt not in ("nanoaod", "physlite"):
+        return InputKind(fmt)
+    infos = [inspect_file(next(iter(entry["files"])), format=fmt) for entry in fileset.values() if entry["files"]]
+    return input_kind(selection, infos)
 
 
 def run_selection(
@@ -289,8 +324,14 @@ def run_selection(
     dataset: str | None = None,
     sample_metadata: Any = None,
     metrics_path: str | os.PathLike[str] | None = None,
+    lumi_mask: str | os.PathLike[str] | None = None,
 ) -> SelectionResult:
     """Run the HH → γγbb̄ selection over ``files``; nothing is written (but ``metrics_path``).
+
+    The files of one run are of one kind (:func:`~selections.hh_yybb.inputs.input_kind`:
+    format, NanoAOD era, collision data or simulation). Collision data are counted with
+    weight 1, without systematic variations and without normalisation, after the
+    certified-luminosity mask (``lumi_mask``, else ``selection.hh_yybb.lumi_mask``).
 
     Args:
         files: paths, or a ready :class:`~analysis.io.ingest.Fileset` (or coffea-style
@@ -304,9 +345,10 @@ def run_selection(
             ``Jet_btag_<tagger>`` from their tracks instead of reading it, so undecorated
             hepline ntuples can be selected (the histograms equal those of the decorated
             ntuples).
-        format: ``auto``, ``hepline`` or ``nanoaod``.
+        format: ``auto``, ``hepline``, ``nanoaod`` or ``physlite``.
         dataset, sample_metadata: see :func:`sample_fileset`.
         metrics_path: the runner also writes its metrics (with its own provenance) here.
+        lumi_mask: a certified-luminosity JSON (CMS golden-JSON format) for collision data.
 
     Returns:
         The :class:`SelectionResult`: the un-normalised histogram set (one sample per
@@ -334,8 +376,24 @@ def run_selection(
         fmt = str(named.pop()) if len(named) == 1 and None not in named else detect_format(fileset.files()[0])
     if fmt not in SUPPORTED_FORMATS:
         raise InputError(f"HH -> yybb selection reads {SUPPORTED_FORMATS} files, got {fmt!r}")
-    btag = btag_spec(selection, fmt, working_points)
-    proc = make_processor(selection, fmt, btag, models=models)
+    kind = _input_kind(selection, fileset, fmt)
+    hcfg = selection.hh_yybb
+    if kind.is_data:
+        tagged = sorted(set(fileset) & set(hcfg.btag.truth_tag_samples))
+        if tagged:
+            raise ConfigError(f"selection.hh_yybb.btag.truth_tag_samples names {', '.join(tagged)}, which is "
+                              f"collision data ({fileset.files()[0]}): truth tagging is for simulation")
+    mask_path = lumi_mask if lumi_mask is not None else hcfg.lumi_mask
+    mask = None
+    if mask_path is not None and kind.is_data:
+        mask = load_lumi_mask(mask_path)
+    elif mask_path is not None:
+        log.warning("lumi mask %s not applied: the input is %s", mask_path, kind.describe())
+    elif kind.is_data:
+        log.warning("collision data selected without a certified-luminosity mask (selection.hh_yybb.lumi_mask "
+                    "or --lumi-mask)")
+    btag = btag_spec(selection, kind, working_points)
+    proc = make_processor(selection, kind, btag, models=models, lumi_mask=mask)
     branches = proc.branches
     try:
         result = run_processor(proc, fileset, runner_cfg, format=fmt,
@@ -349,8 +407,13 @@ def run_selection(
                 f"tagger {btag.tagger!r}) cuts on; is the input decorated with this tagger, or is "
                 "the working-point file for other ntuples?"
             ) from err
+        if kind.format == "nanoaod" and "missing required" in err.reason:
+            raise InputFileError(err.path, f"{err.reason}, which the {kind.describe()} mapping reads "
+                                           f"(selection.objects.nanoaod, eras.{kind.era})") from err
+        if kind.format == "physlite" and "missing required" in err.reason:
+            raise InputFileError(err.path, f"{err.reason}, which the {kind.describe()} mapping reads "
+                                           "(selection.objects.physlite)") from err
         raise
-    hcfg = selection.hh_yybb
     hs = H.HistSet(
         lumi_fb=float(hcfg.histograms.lumi_fb),
         observables=list(OBSERVABLES),
@@ -373,6 +436,7 @@ def run_selection(
             files=list(entry["files"]),
             format=fmt,
             process=md.get("process"),
+            is_data=kind.is_data,
             cutflow=H.Cutflow(
                 steps=list(CUTFLOW_STEPS),
                 raw=[int(x) for x in out["cutflow"]["raw"]],
@@ -386,6 +450,9 @@ def run_selection(
         format=fmt, btag=btag, selection_config_hash=config_hash(selection), branches=branches,
         runner=result.metrics, read_s=timing["read_s"], select_fill_s=timing["select_fill_s"],
         taggers_in_memory=tuple(models.taggers) if models is not None else (),
+        nanoaod_era=kind.era, is_data=kind.is_data, engine=type(proc).__name__,
+        lumi_mask=os.fspath(mask_path) if mask is not None and mask_path is not None else None,
+        lumi_masked=int(sum(o.get("lumi_masked", 0) for o in result.output.values())),
     )
     hs.provenance = summary.to_dict()
     return SelectionResult(histset=hs, metrics=result.metrics, summary=summary)
@@ -436,6 +503,7 @@ def select(
     format: str = "auto",
     dataset: str | None = None,
     sample_metadata: Sequence[str] | None = None,
+    lumi_mask: str | os.PathLike[str] | None = None,
 ) -> SelectionResult:
     """The ``hepline select`` stage: :func:`run_selection` on ``files`` and its outputs written.
 
@@ -453,18 +521,21 @@ def select(
         metrics: the runner metrics file.
         format, dataset, sample_metadata: as for :func:`run_selection` (``sample_metadata``:
             the generation stage's merged ``<sample>.json`` files).
+        lumi_mask: collision data: the certified-luminosity JSON (as for :func:`run_selection`).
 
     Returns:
         The :class:`SelectionResult`.
     """
     remote = [f for f in files if "://" in f]  # URLs have no local identity: named only
+    mask = lumi_mask if lumi_mask is not None else cfg.selection.hh_yybb.lumi_mask
     rec = provenance_record(
         stage=STAGE, config=cfg, seeds={"smearing": cfg.selection.hh_yybb.systematics.photon_energy_resolution.seed},
         inputs=[*(f for f in files if "://" not in f), *([working_points] if working_points else []),
-                *(sample_metadata or [])],
+                *(sample_metadata or []), *([mask] if mask is not None else [])],
         extra={"format": format, "dataset": dataset, **({"remote_inputs": remote} if remote else {})},
     )
-    res = run_selection(files, cfg, working_points, format=format, dataset=dataset, sample_metadata=sample_metadata)
+    res = run_selection(files, cfg, working_points, format=format, dataset=dataset, sample_metadata=sample_metadata,
+                        lumi_mask=lumi_mask)
     if metrics:
         write_json(metrics, res.metrics.to_dict(), provenance=rec)
     res.histset.write(output, provenance=rec)

@@ -15,6 +15,12 @@ shifted objects. Truth-tagged samples (``selection.hh_yybb.btag.truth_tag_sample
 the b-tagged regions once per way their jets can be tagged, weighted by its probability
 (:func:`selections.hh_yybb.btag.truth_tag_rows`).
 
+Definitions (as in :mod:`selections.hh_yybb.cuts`): leptons and jets are removed near the
+two diphoton photons only, not near every selected photon; "central jets" are the selected
+jets (pT > 25 GeV, |η| < 2.5, jet ID, after that photon overlap removal); j₁ and j₂ of the
+category cuts are the two b-jet candidates ordered by pT; no jet is removed near a lepton
+(no ΔR < 0.2 jet–lepton removal: an event with a selected lepton is already vetoed).
+
 Only events with two photon candidates (:func:`selections.hh_yybb.cuts.photon_candidates`,
 which no energy shift changes) can pass a cut after ``all``: the passes run on those
 (≈ 25 % of a γγ sample); the ``all`` row of the cutflow counts every event.
@@ -26,7 +32,7 @@ cutflows faster; ``tests/selections/hh_yybb/test_engines.py`` holds them equal.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import awkward as ak
@@ -48,6 +54,7 @@ from selections.hh_yybb.btag import (
 )
 from selections.hh_yybb.inputs import (
     EventInputs,
+    InputKind,
     needed_branches,
     object_map,
     read_inputs,
@@ -70,7 +77,9 @@ class HHyybbProcessor(processor.ProcessorABC):
 
     ``process`` returns ``{dataset: {"events", "hists": {observable: Hist(region,
     variation, observable)}, "cutflow": {"raw", "sumw", "sumw2"}}}`` (un-normalised;
-    weights: generator weight × b-tag SF weight).
+    weights: generator weight × b-tag SF weight). Collision data (``kind.is_data``) are
+    counted with weight 1 and no systematic variation, after the certified-luminosity mask
+    (``lumi_mask``) when one is given (``"lumi_masked"``: the events it removed).
 
     With ``models`` (trained taggers), the jets' discriminant is computed from each chunk's
     jets and tracks (:class:`selections.hh_yybb.btag.InMemoryTagger`) instead of read, so
@@ -79,26 +88,35 @@ class HHyybbProcessor(processor.ProcessorABC):
 
     Args:
         selection: the ``selection`` section.
-        fmt: the input format (a key of ``selection.objects``).
+        kind: the input (:class:`selections.hh_yybb.inputs.InputKind`, or a format: simulation).
         btag: the resolved b-tagging (:func:`selections.hh_yybb.btag.btag_spec`).
         read_mode: ``preload`` or ``nanoevents`` (default ``selection.hh_yybb.read_mode``).
         models: trained taggers that tag the jets in the processor (hepline only).
+        lumi_mask: collision data: ``mask(run, luminosityBlock)``, the certified luminosity
+            blocks (:func:`analysis.io.lumi.load_lumi_mask`).
 
     Attributes:
         branches: the ``Events`` branches read (:func:`selections.hh_yybb.inputs.needed_branches`).
         read_mode: how the runner reads them.
     """
 
-    def __init__(self, selection: SelectionConfig, fmt: str, btag: BTagSpec, read_mode: str | None = None,
-                 *, models: TaggerModels | None = None):
-        self.omap = object_map(selection, fmt)
+    def __init__(self, selection: SelectionConfig, kind: str | InputKind, btag: BTagSpec,
+                 read_mode: str | None = None, *, models: TaggerModels | None = None,
+                 lumi_mask: Callable[[Any, Any], Any] | None = None):
+        self.kind = InputKind.of(kind)
+        self.omap = object_map(selection, self.kind)
         self.cfg = selection.hh_yybb
         self.btag = btag
-        self._tagger = InMemoryTagger(models, fmt, btag) if models is not None else None
-        self.read_mode = "nanoevents" if models is not None else (read_mode or self.cfg.read_mode)
-        self.branches = needed_branches(selection, fmt, btag.field, tagged_in_memory=models is not None)
+        self._tagger = InMemoryTagger(models, self.kind.format, btag) if models is not None else None
+        # trained taggers read their own inputs; PHYSLITE's containers are read lazily by coffea
+        lazy = models is not None or self.kind.format == "physlite"
+        self.read_mode = "nanoevents" if lazy else (read_mode or self.cfg.read_mode)
+        self.lumi_mask = lumi_mask if self.kind.is_data else None
+        self.branches = needed_branches(selection, self.kind, btag.field, tagged_in_memory=models is not None)
+        if self.lumi_mask is not None:
+            self.branches += ["run", "luminosityBlock"]
         self.tables = BTagTables.build(btag, self.cfg.btag.scale_factors)
-        self.systematics = list(H.SYSTEMATICS) if self.cfg.systematics.enabled else []
+        self.systematics = list(H.SYSTEMATICS) if self.cfg.systematics.enabled and not self.kind.is_data else []
         self.variations = H.variation_names(self.systematics)
         self.binning = {name: b.to_dict() for name, b in self.cfg.histograms.binning.items()}
         self.truth_tag_samples = set(self.cfg.btag.truth_tag_samples)
@@ -138,7 +156,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         rows = None
         if truth_tables is not None:
             steps = C.event_cuts(dp, n_lep, n_j, tag, c)
-            pre = np.logical_and.reduce([steps[s] for s in C.SEQUENTIAL_STEPS[1:7]])
+            pre = np.logical_and.reduce([steps[s] for s in C.PRETAG_STEPS])
             rows = self._truth_rows(jets, jet_mask, pre, truth_tables, dp)
             tag = np.zeros(len(objs), dtype=np.int64)  # the event-level tag categories stay empty
 
@@ -235,8 +253,13 @@ class HHyybbProcessor(processor.ProcessorABC):
     def process(self, events: Any) -> dict[str, Any]:
         dataset = events.metadata.get("dataset", "default")
         t0 = time.perf_counter()
+        n_read = len(events)
+        if self.lumi_mask is not None:
+            certified = self.lumi_mask(ak.to_numpy(events["run"]), ak.to_numpy(events["luminosityBlock"]))
+            events = events[np.asarray(certified, dtype=bool)]
         computed = self._tagger(events) if self._tagger is not None else None
-        everything = read_inputs(events, self.omap, self.btag.field, btag_values=computed)
+        everything = read_inputs(events, self.omap, self.btag.field, btag_values=computed,
+                                 compute_jet_id=self.kind.computes_jet_id)
         candidates = C.photon_candidates(everything.photons, self.omap.photon, self.cfg)
         objs = everything.take(np.asarray(ak.to_numpy(ak.sum(candidates, axis=1) >= 2)))
         t_read = time.perf_counter()
@@ -245,7 +268,7 @@ class HHyybbProcessor(processor.ProcessorABC):
         truth = dataset in self.truth_tag_samples
         names = list(self.tables.variations) if self.systematics else ["nominal"]
         nominal = self._analyse(objs, truth_tables=names if truth else None)
-        bw = ({name: np.ones(len(objs)) for name in names} if truth  # the rows carry the b-tagging
+        bw = ({name: np.ones(len(objs)) for name in names} if truth or self.kind.is_data  # rows carry it; data: 1
               else self._btag_weights(nominal, names))
         weights = Weights(len(objs), storeIndividual=True)
         weights.add("genWeight", objs.weight)
@@ -279,7 +302,8 @@ class HHyybbProcessor(processor.ProcessorABC):
                 w = objs.weight if truth else objs.weight * self._btag_weights(res, ["nominal"])["nominal"]
                 self._fill(hists, res, {name: w})
         timing = {"read_s": t_read - t0, "select_fill_s": time.perf_counter() - t_read}
-        return {dataset: {"events": len(everything), "hists": hists, "timing": timing, "cutflow": cutflow}}
+        return {dataset: {"events": len(everything), "hists": hists, "timing": timing, "cutflow": cutflow,
+                          "lumi_masked": n_read - len(everything)}}
 
     def _resolution_factors(self, objs: EventInputs) -> ak.Array:
         """Per-photon energy factor 1 + z·σ_extra/E of the resolution-up variation (z: a

@@ -1,14 +1,31 @@
-"""The validation stage on a generated ttbar shard: histograms, summary, outputs."""
+"""The validation stage: on a generated ttbar shard (hepline histograms, summary, outputs) and
+on the vendored real files (NanoAOD, RNTuple, collision data, PHYSLITE)."""
 
 from __future__ import annotations
 
 import json
 
+import awkward as ak
 import hist
 import pytest
 import uproot
 
-from analysis.validation import FLAVOURS, summarise, validate_sample
+from analysis.cli import main
+from analysis.core.config import RunnerConfig
+from analysis.core.provenance import read_provenance
+from analysis.validation import (
+    FLAVOURS,
+    JET_ETA_MAX,
+    JET_PT_MIN_GEV,
+    MIN_EFFECTIVE_ENTRIES,
+    make_object_histograms,
+    summarise,
+    summarise_objects,
+    validate,
+    validate_sample,
+)
+from tests.fixtures.files import REAL_FILES
+from tests.fixtures.paths import DEFAULT_CONFIG
 
 
 def test_validation_outputs_and_summary(tmp_path, ttbar_file, config) -> None:  # type: ignore[no-untyped-def]
@@ -41,3 +58,66 @@ def test_summary_quantiles_on_known_histogram() -> None:
     assert s["m_yy_median"] == pytest.approx(125.0, abs=1e-9)
     assert s["m_yy_half_width_68"] == pytest.approx(0.68, abs=0.01)
     assert isinstance(h["m_yy"], hist.Hist)
+
+
+# ---------------------------------------------------------------------------------------
+# the vendored real files (tests/data): NanoAOD, RNTuple, collision data, PHYSLITE
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(REAL_FILES))
+def test_hepline_validate_on_real_files(name: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    f = REAL_FILES[name]
+    sample = name.removesuffix(".root")
+    assert main(["validate", "--config", str(DEFAULT_CONFIG), "--sample", sample, "--output-dir",
+                 str(tmp_path), str(f.path)]) == 0
+    summary = json.loads((tmp_path / f"{sample}.json").read_text())
+    assert (summary["format"], summary["storage"], summary["is_data"]) == (f.format, f.storage, f.is_data)
+    assert summary.get("nanoaod_version") == f.nanoaod_version and summary["events"] == f.entries
+    assert ("flavour_fractions" in summary) is not f.is_data
+    assert ("m_yy_median" in summary) is (name != "nano_tt_v12.root")  # a skim without photons
+    assert "track_sd0_tails" not in summary
+    if f.is_data:
+        assert summary["sumw"] == f.entries
+    with uproot.open(tmp_path / f"{sample}.root") as out:
+        names = {k.split(";")[0] for k in out}
+    assert {"jet_pt_all", "lead_electron_pt", "lead_muon_pt"} <= names
+    assert ({f"jet_pt_{n}" for n in FLAVOURS.values()} <= names) is not f.is_data
+    assert (tmp_path / f"{sample}.png").stat().st_size > 10_000
+    rec = read_provenance(tmp_path / f"{sample}.json")
+    assert rec["stage"] == "validation" and rec["inputs"][0]["path"] == str(f.path)
+
+
+def test_physlite_validation_is_in_gev_with_mc_weights() -> None:
+    f = REAL_FILES["PHYSLITE_example.root"]
+    result = validate([str(f.path)], "physlite", RunnerConfig.validated({"chunksize": 1000}))
+    with uproot.open(f.path) as rf:
+        tree = rf["CollectionTree"]
+        pt = tree["AnalysisJetsAuxDyn.pt"].array() / 1000.0  # MeV -> GeV
+        eta = tree["AnalysisJetsAuxDyn.eta"].array()
+        weight = ak.values_astype(ak.firsts(tree["EventInfoAuxDyn.mcEventWeights"].array()), "float64")
+    sel = (pt > JET_PT_MIN_GEV) & (abs(eta) < JET_ETA_MAX) & (pt < 420.0)  # the histogram's range
+    expected = float(ak.sum(ak.broadcast_arrays(weight, pt)[0][sel]))
+    assert result.numbers["jets"] == pytest.approx(expected, rel=1e-9)
+    assert result.sumw == pytest.approx(float(ak.sum(weight)), rel=1e-9)
+    assert result.format == "physlite" and not result.is_data
+    assert "jet_response" not in result.hists  # no matched generator jets in the view
+
+
+def test_object_summary_reports_insufficient_statistics() -> None:
+    h = make_object_histograms()
+    h["lead_muon_pt"].fill(pt=[30.0] * (MIN_EFFECTIVE_ENTRIES - 1))
+    h["lead_electron_pt"].fill(pt=[20.0] * 40 + [30.0] * 40)
+    h["lead_photon_pt"].fill(pt=[50.0] * 30, weight=[1.0] * 29 + [1000.0])  # one weight dominates
+    s = summarise_objects(h)
+    assert s["leading_pt_median_gev"]["muon"] == f"insufficient statistics ({MIN_EFFECTIVE_ENTRIES - 1})"
+    assert s["leading_pt_median_gev"]["electron"] == pytest.approx(25.0)
+    assert s["leading_pt_median_gev"]["photon"] == "insufficient statistics (1)"
+    assert s["m_yy_median"] == "insufficient statistics (0)" and s["jets"] == 0.0
+
+
+def test_validate_with_an_explicit_format(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    path = str(REAL_FILES["nano_dy.root"].path)
+    argv = ["validate", "--config", str(DEFAULT_CONFIG), "--sample", "dy", "--output-dir", str(tmp_path)]
+    assert main([*argv, "--format", "physlite", path]) == 2
+    assert f"hepline: error: {path}: no tree 'CollectionTree' in file" in capsys.readouterr().err
+    assert main([*argv, "--format", "nanoaod", path]) == 0
+    assert json.loads((tmp_path / "dy.json").read_text())["nanoaod_version"] == "v5"

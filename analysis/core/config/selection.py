@@ -14,6 +14,10 @@ from typing import ClassVar, Literal
 from analysis.core.config.node import ConfigNode
 
 __all__ = [
+    "AtlasBTagConfig",
+    "ObjectsPhyslite",
+    "PhysliteJet",
+    "PhysliteObject",
     "Binning",
     "BtagScaleFactors",
     "CategoriesLoose",
@@ -39,6 +43,9 @@ __all__ = [
     "NanoaodElectron",
     "NanoaodJet",
     "NanoaodMuon",
+    "NanoaodEra",
+    "NanoaodEraBtag",
+    "NanoaodEras",
     "NanoaodPhoton",
     "ObjectsHepline",
     "ObjectsNanoaod",
@@ -53,13 +60,15 @@ __all__ = [
 @dataclass(frozen=True, kw_only=True)
 class Requirement(ConfigNode):
     """One object requirement: {field} = the field is true / non-zero; {field, min} = field
-    >= min; {field, equals}; {field, max, relative} = field (/ pT if relative) < max.
+    >= min; {field, equals}; {field, bits} = every bit of bits set in the (integer) field;
+    {field, max, relative} = field (/ pT if relative) < max.
     """
 
     field: str
     min: float | None = None
     max: float | None = None
     equals: float | None = None
+    bits: int | None = None
     relative: bool
 
 
@@ -132,7 +141,8 @@ class NanoaodPhoton(ConfigNode):
     """The ``selection.objects.nanoaod.photon`` section."""
 
     collection: str
-    #: cutBased >= 3 is the tight cut-based ID (isolation included)
+    #: the photon ID in every era (null: the era's, eras.<era>.photon_id; the tight cut-based ID,
+    #: isolation included)
     id: Requirement | None
     isolation: tuple[Requirement, ...]
     require: tuple[Requirement, ...]
@@ -154,9 +164,11 @@ class CmsBTagConfig(ConfigNode):
     """
 
     source: Literal['config']
-    variable: str
-    #: DeepJet (DeepFlavB) 2018 UL working points (BTV), loose/medium/tight.
-    working_points: Mapping[str, float]
+    #: the discriminant branch without Jet_ (null: the era's, eras.<era>.btag.variable)
+    variable: str | None
+    #: cut per working point (null: the era's, eras.<era>.btag.working_points; set both variable
+    #: and working_points to use other ones in every era)
+    working_points: Mapping[str, float] | None
     two_tag_wp: str
     one_tag_wp: str
     #: {wp: {b, c, light}} approximate MC tagging efficiencies (for SF weights)
@@ -194,9 +206,48 @@ class NanoaodMuon(ConfigNode):
 
 
 @dataclass(frozen=True, kw_only=True)
-class ObjectsNanoaod(ConfigNode):
-    """The ``selection.objects.nanoaod`` section."""
+class NanoaodEraBtag(ConfigNode):
+    """The ``nanoaod_era.btag`` section."""
 
+    variable: str
+    working_points: Mapping[str, float] | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NanoaodEra(ConfigNode):
+    """What one NanoAOD era spells its own way: the photon ID (cut-based tight) and the
+    b-tagging discriminant with BTV's working points of one year of the era (null: none known
+    here; set them for the year you analyse). Replace an era's entry whole.
+    """
+
+    photon_id: Requirement
+    btag: NanoaodEraBtag
+
+
+@dataclass(frozen=True, kw_only=True)
+class NanoaodEras(ConfigNode):
+    """Per era, the photon ID and the b-tagging. DeepJet (btagDeepFlavB) working points from
+    BTV's btagging.json (cms-nanoAOD/jsonpog-integration): v5 2018 legacy re-reco, v9 2018 Ultra
+    Legacy, v12 2022 (Summer22); other years need their own. v15 stores no Jet_jetId: the jet ID
+    is computed from its inputs (selections.objects.run3_jet_id)
+    """
+
+    v5: NanoaodEra
+    v9: NanoaodEra
+    v12: NanoaodEra
+    v15: NanoaodEra
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectsNanoaod(ConfigNode):
+    """CMS NanoAOD: one mapping for every era, with what the eras spell their own way in eras;
+    collision data (no genWeight) is read without weight and truth flavour
+    """
+
+    #: the NanoAOD era (analysis.io.formats.NANOAOD_ERAS, docs/ingestion.md). auto: detected from
+    #: the file's branches; a file no era signature matches is an error that asks for this key
+    version: Literal['auto', 'v5', 'v9', 'v12', 'v15']
+    eras: NanoaodEras
     weight: str | None
     event_number: str | None
     photon: NanoaodPhoton
@@ -206,12 +257,73 @@ class ObjectsNanoaod(ConfigNode):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AtlasBTagConfig(ConfigNode):
+    """b-tagging from config (ATLAS PHYSLITE): the tagger's b, c and light probabilities in the
+    b-tagging container (reached through the jets' btaggingLink), combined into the
+    discriminant D = ln(p_b / (f_c p_c + (1 - f_c) p_u)); the working-point cuts on D and the
+    per-flavour tagging efficiencies used by the scale-factor event weights.
+    """
+
+    source: Literal['config']
+    #: the b-tagging container of the jets (coffea PHYSLITESchema name)
+    container: str
+    #: the tagger whose <tagger>_pb, _pc, _pu the container stores (DL1dv01, GN2v00, ...)
+    tagger: str
+    #: f_c of the discriminant
+    fraction_c: float
+    #: cut on D per working point (b-jet efficiency in percent)
+    working_points: Mapping[str, float]
+    two_tag_wp: str
+    one_tag_wp: str
+    #: {wp: {b, c, light}} approximate MC tagging efficiencies (for SF weights)
+    efficiencies: Mapping[str, CmsBtagEfficienciesEntry]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhysliteJet(ConfigNode):
+    """The ``selection.objects.physlite.jet`` section."""
+
+    collection: str
+    flavour: str | None
+    id: Requirement | None
+    btag: AtlasBTagConfig
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhysliteObject(ConfigNode):
+    """The ``selection.objects.physlite.{photon,electron,muon}`` sections."""
+
+    collection: str
+    id: Requirement | None
+    isolation: tuple[Requirement, ...]
+    require: tuple[Requirement, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ObjectsPhyslite(ConfigNode):
+    """ATLAS DAOD_PHYSLITE through coffea's PHYSLITESchema. Energies are MeV in the file and
+    GeV in the selection: pt, the mass and the fields of relative requirements (isolation
+    energies) are converted as they are read. Collision data (no EventInfo mcEventWeights) is
+    read without weight and truth flavour.
+    """
+
+    #: ``<record>.<field>``; a list per event (mcEventWeights): its first entry, the nominal weight
+    weight: str | None
+    event_number: str | None
+    photon: PhysliteObject
+    jet: PhysliteJet
+    electron: PhysliteObject
+    muon: PhysliteObject
+
+
+@dataclass(frozen=True, kw_only=True)
 class SelectionObjects(ConfigNode):
     """How each input format spells the objects the selection uses (the "object mapping").
     """
 
     hepline: ObjectsHepline
     nanoaod: ObjectsNanoaod
+    physlite: ObjectsPhyslite
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -415,6 +527,9 @@ class SelectionHhYybb(ConfigNode):
     #: least numba_min_events events or the kernel is already loaded, else numpy), else the
     #: reference with a warning
     engine: Literal['reference', 'auto', 'numba', 'numpy']
+    #: collision data: the certified-luminosity JSON (CMS golden-JSON format) whose luminosity
+    #: blocks are kept (hepline select --lumi-mask overrides it); ignored for simulation
+    lumi_mask: str | None
     #: dataset size from which engine auto uses numba (docs/benchmarks.md, break-even)
     numba_min_events: int
     #: entries per coffea chunk for this selection (null: runner.chunksize). Every chunk reads the

@@ -1,4 +1,7 @@
-"""Tests of analysis.io.ingest: the three formats, cross-references, metadata, bad input."""
+"""Tests of analysis.io.ingest on the fixture files: formats, cross-references, metadata, bad input.
+
+The real experiment files (NanoAOD of several eras, RNTuple, PHYSLITE) are tested in
+test_real_files.py."""
 
 from __future__ import annotations
 
@@ -322,14 +325,36 @@ def test_bad_missing_tree_format_unknown(tmp_path):
     path = tmp_path / "other.root"
     with uproot.recreate(path) as f:
         f.mktree("Ntuple", {"x": "float32"}).extend({"x": np.ones(3, dtype=np.float32)})
-    _assert_bad(path, "no 'Events' or 'Delphes' tree", "Ntuple")
+    _assert_bad(path, "no 'Events', 'CollectionTree' or 'Delphes' tree", "Ntuple")
 
 
-def test_bad_tree_is_an_rntuple(tmp_path):
+def test_an_rntuple_events_tree_is_read(tmp_path):
     path = tmp_path / "rntuple.root"
+    ids = {"run": np.ones(3, dtype=np.uint32), "luminosityBlock": np.arange(1, 4, dtype=np.uint32),
+           "event": np.arange(3, dtype=np.uint64)}
     with uproot.recreate(path) as f:
-        f["Events"] = {"run": np.ones(3, dtype=np.uint32)}  # a dict makes an RNTuple
-    _assert_bad(path, "'Events'", "RNTuple", "not a TTree")
+        f["Events"] = ids  # a dict makes an RNTuple
+    info = ingest.validate_file(path)
+    assert (info.format, info.storage, info.n_entries, info.is_data) == ("nanoaod", "RNTuple", 3, True)
+    assert {"run", "luminosityBlock", "event"} <= info.branches
+    assert ingest.open_events(path, mode="eager").luminosityBlock.tolist() == [1, 2, 3]
+
+
+def test_bad_events_is_not_a_tree(tmp_path):
+    import hist
+
+    path = tmp_path / "histogram.root"
+    with uproot.recreate(path) as f:
+        f["Events"] = hist.Hist(hist.axis.Regular(2, 0, 1))
+    _assert_bad(path, "'Events' is a TH1D, not a TTree or an RNTuple")
+
+
+def test_bad_collection_tree_that_is_not_physlite(tmp_path):
+    path = tmp_path / "aod.root"
+    with uproot.recreate(path) as f:
+        f.mktree("CollectionTree", {"AntiKt4EMPFlowJetsAuxDyn.pt": "float32"}).extend(
+            {"AntiKt4EMPFlowJetsAuxDyn.pt": np.ones(2, dtype=np.float32)})
+    _assert_bad(path, "'CollectionTree' holds no Analysis* containers", "not DAOD_PHYSLITE")
 
 
 def test_bad_missing_required_branch(tmp_path):

@@ -108,9 +108,16 @@ def write_hepline_events(path: Path, *, sample: str = "hhtest", xsec_pb: float =
                                   sample=sample, xsec_pb=xsec_pb, drop_btag=drop_btag)
 
 
-def write_nanoaod_events(path: Path) -> Path:
-    """The constructed :data:`EVENTS` in CMS NanoAOD layout."""
-    return F.write_nanoaod_events(path, EVENTS, WEIGHTS)
+def write_nanoaod_events(path: Path, era: str = "v9") -> Path:
+    """The constructed :data:`EVENTS` in the CMS NanoAOD layout of ``era``."""
+    return F.write_nanoaod_events(path, EVENTS, WEIGHTS, era=era)
+
+
+#: the generic NanoAOD fixture (tests.fixtures.files) has no era signature: it is read as v9
+NANO_V9 = {"objects": {"nanoaod": {"version": "v9"}}}
+#: working points for v15's DeepJet, which has none by default (the fixture's scores are 0.05, 0.5, 0.9)
+V15_WPS = {"objects": {"nanoaod": {"eras": {"v15": {"photon_id": {"field": "cutBased", "min": 3}, "btag": {
+    "variable": "btagDeepFlavB", "working_points": {"loose": 0.1, "medium": 0.3, "tight": 0.7}}}}}}}
 
 
 @pytest.fixture(scope="module")
@@ -329,20 +336,28 @@ def test_engine_auto_uses_numba_only_where_it_pays(wp_file, monkeypatch):
     assert fixed._event_arrays is K.event_arrays_numpy
 
 
-def test_nanoaod_mapping_on_constructed_events(tmp_path, config):
-    path = write_nanoaod_events(tmp_path / "nano" / "nano.root")
-    res = S.run_selection([path], config, None, dataset="nanotest",
-                          sample_metadata={"nanotest": {"xsec_pb": 1.0}})
-    assert res.histset.provenance["format"] == "nanoaod"
-    assert res.histset.provenance["btag"]["branch"] == "Jet_btagDeepFlavB"
+@pytest.mark.parametrize("era", ["v5", "v9", "v12", "v15"])
+def test_nanoaod_mapping_on_constructed_events(tmp_path, era):
+    """The known answers in every NanoAOD era: the era detected from the branches, its photon
+    ID (v5: the bitmap), jet ID (v15: computed from its inputs) and b-tagging cuts applied."""
+    path = write_nanoaod_events(tmp_path / "nano" / "nano.root", era)
+    cfg = make_config(selection=V15_WPS if era == "v15" else None)
+    res = S.run_selection([path], cfg, None, dataset="nanotest", sample_metadata={"nanotest": {"xsec_pb": 1.0}})
+    prov = res.histset.provenance
+    assert prov["format"] == "nanoaod" and prov["nanoaod_era"] == era and "is_data" not in prov
+    assert prov["btag"]["branch"] == "Jet_btagDeepFlavB"
+    assert ("Photon_cutBasedBitmap" in prov["branches"]) == (era == "v5")
+    assert ("Jet_jetId" in prov["branches"]) == (era != "v15") and ("Jet_neHEF" in prov["branches"]) == (era == "v15")
     rows = _rows(res.histset, "nanotest")
     for step, events in EXPECTED.items():
         assert rows[step][0] == len(list(events)), step
+    sample = res.histset.samples["nanotest"]
+    assert sample.sumw == pytest.approx(float(WEIGHTS.astype(np.float32).sum()))  # the Runs tree (v5: genEventSumw_)
 
 
-def test_nanoaod_fixture_has_the_fields_and_runs(tmp_path, config):
+def test_nanoaod_fixture_has_the_fields_and_runs(tmp_path):
     path = write_nanoaod_fixture(tmp_path / "fixture" / "nano.root", 2500, np.random.default_rng(11))
-    res = S.run_selection([path], config, None, sample_metadata={"fixture": {"xsec_pb": 1.0}})
+    res = S.run_selection([path], make_config(selection=NANO_V9), None, sample_metadata={"fixture": {"xsec_pb": 1.0}})
     rows = _rows(res.histset, "fixture")
     # independent count of events with >= 2 photons passing the CMS tight ID + acceptance
     with uproot.open(path) as f:
@@ -364,7 +379,7 @@ def test_nanoaod_fixture_compiled_shifted_passes_equal_the_reference(tmp_path, c
     path = write_nanoaod_fixture(tmp_path / "fixture" / "nano.root", 2500, np.random.default_rng(11))
     out = {}
     for engine in ("numpy", "numba"):
-        cfg = make_config(selection={"hh_yybb": {"engine": engine}})
+        cfg = make_config(selection={"hh_yybb": {"engine": engine}, **NANO_V9})
         out[engine] = S.run_selection([path], cfg, None, sample_metadata={"fixture": {"xsec_pb": 1.0}}
                                       ).histset.samples["fixture"]
     assert out["numba"].cutflow.raw == out["numpy"].cutflow.raw
@@ -715,7 +730,7 @@ def test_preloaded_columns_equal_the_layout_columns(fmt, hepline_events, wp_file
         return src
 
     monkeypatch.setattr(CP.CompiledProcessor, "_source", staticmethod(recording))
-    S.run_selection([str(path)], make_config(selection={"hh_yybb": {"engine": "numpy"}}), wp_file)
+    S.run_selection([str(path)], make_config(selection={"hh_yybb": {"engine": "numpy"}, **NANO_V9}), wp_file)
     assert seen
     for src in seen:
         assert src.preloaded  # the bulk-read arrays were found: the fast path is taken
