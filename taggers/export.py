@@ -1,15 +1,26 @@
-"""Exchange formats of the tagging dataset. HDF5 in the ATLAS training-dataset-dumper layout.
+"""Exchange formats of the tagging dataset: HDF5 in the ATLAS training-dataset-dumper layout.
 
-HDF5 file (:func:`write_h5`):
+HDF5 file (:func:`write_h5`), in the FTAG conventions of :mod:`taggers.ftag` (the dumper's
+names, **MeV** for energies; the conversion to and from hepline's GeV happens here, at the
+edge), so that ``ftag.hdf5.H5Reader`` and puma read it as they read dumper files:
 
-* ``jets``: 1-D structured array, one row per jet: ``pt`` (GeV), ``eta``, ``phi``,
-  ``HadronConeExclTruthLabelID``, ``eventNumber``, ``n_tracks``, ``weight``, then every other
-  per-jet array of the dataset (``jet_index``, tagger outputs such as ``ip3d_log_pb_pu`` or
-  ``sv1_mass``, ...) and the ``jet_features`` passed in;
-* ``tracks``: 2-D structured array ``(n_jets, n_max)`` with the track fields of
-  :class:`taggers.features.TaggingDataset` and the boolean ``valid``;
-* file attributes: ``hepline_version``, ``config_hash``, ``created_utc``, ``n_max``,
-  ``format`` and ``metadata`` / ``dataset_meta`` (JSON).
+* ``jets``: 1-D structured array, one row per jet: ``pt`` (MeV), ``eta``, ``phi``,
+  ``HadronConeExclTruthLabelID``, ``eventNumber``, ``n_tracks``, ``weight`` (hepline's
+  training weight, 1 unless reweighted), ``mcEventWeight``, then every other per-jet array of
+  the dataset (``jet_index``, tagger outputs ``ip3d_p{b,c,u,tau}``, ``ip3d_log_pb_pu``,
+  ``SV1_masssvx`` (MeV), ...) and the ``jet_features`` passed in;
+* ``tracks``: 2-D structured array ``(n_jets, n_max)``: ``IP3D_signed_d0_significance``,
+  ``IP3D_signed_z0_significance``, ``ptfrac``, ``dr``, ``d0``, ``z0SinTheta``,
+  ``d0Uncertainty``, ``z0SinThetaUncertainty`` (mm), ``pt`` (MeV), ``eta``, ``phi``,
+  ``ftagTruthOriginLabel``, the hit counts that encode the grade, ``qOverP`` (MeV⁻¹),
+  ``deta``, ``dphi`` and the boolean ``valid``;
+* file attributes: ``format`` (``hepline-ftag-h5/2``), ``units`` (JSON: the MeV columns),
+  ``hepline_version``, ``config_hash``, ``created_utc``, ``n_max`` and ``metadata`` /
+  ``dataset_meta`` (JSON).
+
+:func:`read_h5` returns the dataset with identical arrays and dtypes (the MeV columns are
+float64, so the conversion is exact), plus the IP2D/IP3D ``_ptau`` columns (0). Files of the
+first layout (``hepline-ftag-h5/1``: GeV, hepline's track names) are still read.
 
 Written with h5py (gzip) through :func:`analysis.core.atomic.atomic_path`.
 
@@ -35,21 +46,19 @@ from analysis.core.atomic import atomic_path
 from analysis.core.errors import InputFileError, ModelMismatchError
 from analysis.core.serialise import json_default
 from taggers.features import TaggingDataset
+from taggers.ftag import JET_NAMES as FTAG_JET_NAMES
+from taggers.ftag import from_file_arrays, to_file_arrays
 
-__all__ = ["H5_FORMAT", "JET_NAMES", "DatasetProvenance", "read_h5", "read_split", "write_h5"]
+__all__ = ["H5_FORMAT", "JET_NAMES", "UNITS", "DatasetProvenance", "read_h5", "read_split", "write_h5"]
 
-H5_FORMAT = "hepline-ftag-h5/1"
-#: dataset name -> HDF5 name of the jet fields that are renamed (training-dataset-dumper)
-JET_NAMES = {"label": "HadronConeExclTruthLabelID", "event": "eventNumber"}
-_JET_FIRST = ("pt", "eta", "phi", "label", "event", "n_tracks", "weight")
-
-
-def _structured(columns: Mapping[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
-    dtype = np.dtype([(name, np.asarray(col).dtype) for name, col in columns.items()])
-    out = np.empty(shape, dtype=dtype)
-    for name, col in columns.items():
-        out[name] = col
-    return out
+H5_FORMAT = "hepline-ftag-h5/2"
+_H5_FORMAT_V1 = "hepline-ftag-h5/1"
+#: dataset name -> HDF5 name of the renamed jet fields (training-dataset-dumper; taggers.ftag)
+JET_NAMES = dict(FTAG_JET_NAMES)
+#: the units of the file's columns that differ from hepline's (the ``units`` attribute)
+UNITS = {"jets/pt": "MeV", "jets/SV1_masssvx": "MeV", "tracks/pt": "MeV", "tracks/qOverP": "1/MeV",
+         "lengths": "mm"}
+_JET_FIRST = ("pt", "eta", "phi", "label", "event", "n_tracks", "weight", "mc_event_weight")
 
 
 def write_h5(
@@ -61,11 +70,12 @@ def write_h5(
     compression: str | None = "gzip",
     provenance: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write ``ds`` (plus ``jet_features``, e.g. high-level tagger inputs) to ``path``, atomically.
+    """Write ``ds`` (plus ``jet_features``, e.g. high-level tagger inputs) to ``path``, atomically,
+    in the FTAG layout (names and MeV: :mod:`taggers.ftag`).
 
     Args:
         path: the HDF5 file.
-        ds: the jets and their tracks.
+        ds: the jets and their tracks (GeV).
         metadata: JSON-serialisable, stored as the ``metadata`` attribute; its ``config_hash``
             (else the dataset's) becomes the ``config_hash`` attribute.
         jet_features: extra per-jet columns (not already dataset fields).
@@ -73,7 +83,8 @@ def write_h5(
         provenance: a run record (:mod:`analysis.core.provenance`), stored in the file.
 
     Raises:
-        ValueError: a jet feature with another number of rows, or one that is a dataset field.
+        ValueError: a jet feature with another number of rows, or one that is a dataset field;
+            a track grade outside 0–3 (the grade is stored as hit counts).
     """
     meta = dict(metadata or {})
     n = len(ds)
@@ -81,19 +92,16 @@ def write_h5(
     for k, v in extra.items():
         if len(v) != n:
             raise ValueError(f"jet feature {k!r} has {len(v)} rows, the dataset {n}")
-    ordered = [k for k in _JET_FIRST if k in ds.jets] + [k for k in ds.jets if k not in _JET_FIRST]
-    cols = {JET_NAMES.get(k, k): ds.jets[k] for k in ordered}
-    for k, v in extra.items():
-        if k in cols:
+        if k in ds.jets:
             raise ValueError(f"jet feature {k!r} is already a dataset field")
-        cols[k] = np.asarray(v)
-    jets = _structured(cols, (n,))
-    tracks = _structured(ds.tracks, (n, ds.n_max))
+    full = ds.with_jet_fields({k: np.asarray(v) for k, v in extra.items()}) if extra else ds
+    jets, tracks = to_file_arrays(full, _JET_FIRST)
     opts: dict[str, Any] = {"compression": compression} if (compression and n) else {}
     with atomic_path(path, provenance=provenance) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("jets", data=jets, **opts)
         f.create_dataset("tracks", data=tracks, **opts)
         f.attrs["format"] = H5_FORMAT
+        f.attrs["units"] = json.dumps(UNITS, sort_keys=True)
         f.attrs["hepline_version"] = analysis.__version__
         f.attrs["config_hash"] = str(meta.get("config_hash", ds.meta.get("config_hash", "")))
         f.attrs["created_utc"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
@@ -102,8 +110,16 @@ def write_h5(
         f.attrs["dataset_meta"] = json.dumps(ds.meta, sort_keys=True, default=json_default)
 
 
+def _read_v1(jets_raw: np.ndarray, tracks_raw: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The first layout (GeV, hepline's track names; only ``label``/``event`` renamed)."""
+    back = {"HadronConeExclTruthLabelID": "label", "eventNumber": "event"}
+    jets = {back.get(name, name): np.asarray(jets_raw[name]) for name in jets_raw.dtype.names or ()}
+    tracks = {name: np.asarray(tracks_raw[name]) for name in tracks_raw.dtype.names or ()}
+    return jets, tracks
+
+
 def read_h5(path: str | os.PathLike[str]) -> TaggingDataset:
-    """Read a file of :func:`write_h5` back into a :class:`TaggingDataset`.
+    """Read a file of :func:`write_h5` back into a :class:`TaggingDataset` (GeV, hepline names).
 
     Returns:
         The dataset; ``meta`` is the stored dataset meta plus ``h5_metadata`` (the
@@ -111,7 +127,9 @@ def read_h5(path: str | os.PathLike[str]) -> TaggingDataset:
         ``h5_config_hash`` of the file.
 
     Raises:
-        InputFileError: the file lacks the ``jets`` or ``tracks`` dataset.
+        InputFileError: the file lacks the ``jets`` or ``tracks`` dataset, or is a dumper file
+            not written by hepline (read those with :func:`taggers.ftag.read_dumper`, or
+            ``taggers prepare``).
     """
     with h5py.File(path, "r") as f:
         for name in ("jets", "tracks"):
@@ -120,9 +138,17 @@ def read_h5(path: str | os.PathLike[str]) -> TaggingDataset:
         jets_raw = f["jets"][()]
         tracks_raw = f["tracks"][()]
         attrs = dict(f.attrs)
-    back = {v: k for k, v in JET_NAMES.items()}
-    jets = {back.get(name, name): np.asarray(jets_raw[name]) for name in jets_raw.dtype.names}
-    tracks = {name: np.asarray(tracks_raw[name]) for name in tracks_raw.dtype.names}
+    fmt = str(attrs.get("format", ""))
+    if fmt == _H5_FORMAT_V1:
+        jets, tracks = _read_v1(jets_raw, tracks_raw)
+    elif fmt == H5_FORMAT:
+        if tracks_raw.dtype.names is None or "valid" not in tracks_raw.dtype.names:
+            raise InputFileError(path, "tracks/valid is missing (not a tagging HDF5 file)")
+        back = from_file_arrays(jets_raw, tracks_raw)
+        jets, tracks = back.jets, back.tracks
+    else:
+        raise InputFileError(path, f"format attribute {fmt or 'missing'!r} is not {H5_FORMAT!r}: not written by "
+                                   "hepline (read dumper files with taggers prepare)")
     if tracks_raw.ndim == 1:  # zero jets: h5py keeps (0, n_max); be safe anyway
         tracks = {k: v.reshape(0, int(attrs.get("n_max", 0))) for k, v in tracks.items()}
     meta = json.loads(attrs.get("dataset_meta", "{}"))

@@ -37,9 +37,11 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FLAVOUR_NAMES",
     "JET_FIELDS",
+    "PT_MEDIAN_RANGE_GEV",
     "TRACK_FIELDS",
     "TaggingDataset",
     "build_dataset",
+    "check_pt_scale",
     "concatenate",
     "delta_phi",
     "lifetime_signs",
@@ -56,6 +58,9 @@ TRACK_FIELDS = (
     "sd0", "sz0", "pt_frac", "dr", "d0", "z0sintheta", "d0_err", "z0sintheta_err",
     "pt", "eta", "phi", "grade", "origin", "charge", "valid",
 )  # fmt: skip
+
+#: a median jet pT (GeV) outside this range means the input's unit was misread
+PT_MEDIAN_RANGE_GEV = (1.0, 1.0e4)
 
 _INT_TRACK_FIELDS = {"grade": np.int8, "origin": np.int8, "charge": np.int8}
 _PAD_INT = -1
@@ -74,8 +79,10 @@ class TaggingDataset:
     ``jets``: 1-D arrays, one row per jet: ``pt`` (GeV), ``eta``, ``phi``, ``label``
     (HadronConeExclTruthLabelID, int32), ``event`` (uint64), ``n_tracks`` (valid tracks,
     int32), ``weight`` (float32, 1 unless reweighted), plus ``jet_index`` (position in the
-    event's ``Jet`` collection), ``n_tracks_selected`` (before the ``n_max`` cut) and any
-    tagger outputs added later (``ip3d_pb``, ``sv1_mass``, ...).
+    event's ``Jet`` collection), ``n_tracks_selected`` (before the ``n_max`` cut),
+    ``mc_event_weight`` (float32: the event's ``genWeight``, 1 when the input has none;
+    ``mcEventWeight`` in the FTAG files) and any tagger outputs added later (``ip3d_pb``,
+    ``sv1_mass``, ...).
 
     ``tracks``: 2-D arrays ``(n_jets, n_max)``: ``sd0``, ``sz0``, ``pt_frac``, ``dr``, ``d0``,
     ``z0sintheta``, ``d0_err``, ``z0sintheta_err`` (mm), ``pt`` (GeV), ``eta``, ``phi``
@@ -142,6 +149,35 @@ def concatenate(parts: Sequence[TaggingDataset]) -> TaggingDataset:
         {k: np.concatenate([p.tracks[k] for p in parts]) for k in parts[0].tracks},
         meta,
     )
+
+
+def check_pt_scale(pt_gev: np.ndarray, *, source: str, variable: str, file_unit: str = "GeV") -> None:
+    """Refuse jet pT on the wrong scale: MeV and GeV mixed up.
+
+    Args:
+        pt_gev: the jets' pT in GeV, as read (and converted from ``file_unit``).
+        source: the file (named in the error).
+        variable: the branch or dataset field (named in the error).
+        file_unit: the unit the file is read in (``GeV``: hepline ntuples; ``MeV``: FTAG
+            files, converted).
+
+    Raises:
+        InputFileError: the median jet pT is below 1 GeV (e.g. GeV read as MeV) or above
+            10⁴ GeV (e.g. MeV read as GeV); one line naming the file and the variable.
+    """
+    pt = np.asarray(pt_gev, dtype=np.float64)
+    pt = pt[np.isfinite(pt)]
+    if pt.size == 0:
+        return
+    med = float(np.median(pt))
+    lo, hi = PT_MEDIAN_RANGE_GEV
+    conv = " after the MeV → GeV conversion" if file_unit == "MeV" else ""
+    if med < lo:
+        why = "GeV read as MeV (FTAG files hold MeV)" if file_unit == "MeV" else f"the file is not in {file_unit}"
+        raise InputFileError(source, f"{variable}: median jet pT {med:.4g} GeV{conv}, below {lo:g} GeV: {why}")
+    if med > hi:
+        why = "MeV read as GeV (hepline ntuples hold GeV)" if file_unit == "GeV" else f"the file is not in {file_unit}"
+        raise InputFileError(source, f"{variable}: median jet pT {med:.4g} GeV{conv}, above {hi:g} GeV: {why}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -254,13 +290,17 @@ def build_dataset(
     Raises:
         NonFiniteInputError: NaN/inf in a jet or track input, or a non-positive track error
             (naming the source, the branch and the first event).
-        InputFileError: a branch the taggers need is missing.
+        InputFileError: a branch the taggers need is missing; the median jet pT is outside
+            1–10⁴ GeV (:func:`check_pt_scale`: MeV read as GeV).
     """
     jcfg, tcfg = cfg.jets, cfg.tracks
     n_max = int(tcfg.n_max)
 
     jets_in, tracks_in = events["Jet"], events["Track"]
     event_number = np.asarray(ak.to_numpy(events["event"])).astype(np.uint64)
+    has_weight = "genWeight" in (events if isinstance(events, Mapping) else getattr(events, "fields", ()))
+    gen_weight = (np.asarray(ak.to_numpy(events["genWeight"])).astype(np.float32)
+                  if has_weight else np.ones(len(event_number), dtype=np.float32))
     n_jets_evt = np.asarray(ak.to_numpy(ak.num(jets_in, axis=1))).astype(np.int64)
     n_trk_evt = np.asarray(ak.to_numpy(ak.num(tracks_in, axis=1))).astype(np.int64)
     jet_evt = np.repeat(np.arange(len(n_jets_evt)), n_jets_evt)
@@ -269,6 +309,7 @@ def build_dataset(
     j = {b: _flat(_field(jets_in, b, source, "Jet")) for b in _JET_BRANCHES}
     for b in ("pt", "eta", "phi"):
         check_finite(j[b], f"Jet_{b}", source=source, entry=event_number[jet_evt], entry_name="event")
+    check_pt_scale(j["pt"], source=source, variable="Jet_pt")
     jet_sel = (j["pt"] > jcfg.pt_min_gev) & (np.abs(j["eta"]) < jcfg.abs_eta_max)
     new_index = np.full(jet_sel.size, -1, dtype=np.int64)
     new_index[jet_sel] = np.arange(int(jet_sel.sum()))
@@ -354,6 +395,7 @@ def build_dataset(
         "weight": np.ones(n_jets, dtype=np.float32),
         "jet_index": jet_local.astype(np.int32),
         "n_tracks_selected": n_selected,
+        "mc_event_weight": gen_weight[jet_evt[jet_sel]],
     }
     meta: dict[str, Any] = {"config_hash": config_hash(cfg), "n_max": n_max, "sources": [source]}
     if detector is not None:
@@ -389,7 +431,7 @@ def load_dataset(paths: Sequence[str | os.PathLike[str]], cfg: TaggersConfig) ->
     if not paths:
         raise InputError("load_dataset: no input files")
     branches = (
-        ["event", "nJet", "nTrack"]
+        ["event", "genWeight", "nJet", "nTrack"]
         + [f"Jet_{b}" for b in _JET_BRANCHES]
         + [f"Track_{b}" for b in _TRACK_BRANCHES]
     )

@@ -5,7 +5,7 @@ Shared by :mod:`taggers.evaluate` and :mod:`taggers.decorate` (docs/taggers-resu
 Files (written by :mod:`taggers.prepare` and :mod:`taggers.train`)::
 
     <model_dir>/rnnip.pt  rnnip.onnx  rnnip.metrics.json
-    <model_dir>/mv2.json              mv2.metrics.json
+    <model_dir>/mv2.json  mv2.onnx    mv2.metrics.json
     <model_dir>/dl1.pt    dl1.onnx    dl1.metrics.json
     <ipxd_dir>/ip2d.npz  ip3d.npz          (default: <model_dir>/../ipxd)
 
@@ -82,7 +82,7 @@ __all__ = [
 
 IPXD_TAGGERS: tuple[str, ...] = ("ip2d", "ip3d")
 MODEL_FILES: dict[str, str] = {"rnnip": "rnnip.pt", "mv2": "mv2.json", "dl1": "dl1.pt"}
-ONNX_FILES: dict[str, str] = {"rnnip": "rnnip.onnx", "dl1": "dl1.onnx"}
+ONNX_FILES: dict[str, str] = {"rnnip": "rnnip.onnx", "dl1": "dl1.onnx", "mv2": "mv2.onnx"}
 IPXD_FILES: dict[str, str] = {k: f"{k}.npz" for k in IPXD_TAGGERS}
 RNNIP_COLUMNS: tuple[str, ...] = ("rnnip_pb", "rnnip_pc", "rnnip_pu", "rnnip_ptau")
 #: taggers.* sub-sections that define the jet columns the models read

@@ -600,19 +600,22 @@ class TaggerResult:
         """The JSON form in ``working_points.json``: the cuts with their efficiencies and
         rejections, and the efficiency maps against pT for truth tagging and b-tag scale
         factors downstream (per WP and flavour, the efficiency in each pT bin, ``None``: no
-        jet in the bin, and the jets behind it)."""
+        jet in the bin, its binomial error, and the jets behind it)."""
         keep = ("cut", "b_efficiency", "light_rejection", "light_rejection_err", "c_rejection",
                 "c_rejection_err", "b_efficiency_measured", "b_efficiency_err",
                 "light_rejection_lower_limit", "c_rejection_lower_limit")
+        #: added later: the efficiency of every background flavour present, with its error
+        optional = tuple(f"{fl}_efficiency{s}" for fl in ("light", "c", "tau") for s in ("", "_err"))
         maps = self.efficiency_vs_pt.to_dict()
         return {
             "variable": self.variable,
             "fc": self.fc,
-            "working_points": {wp: {k: d[k] for k in keep}
+            "working_points": {wp: {k: d[k] for k in (*keep, *optional) if k in d}
                                for wp, d in ((wp, e.to_dict()) for wp, e in self.working_points.items())},
             "efficiency_vs_pt": {
                 "pt_edges_gev": [float(x) for x in self.efficiency_vs_pt.edges],
                 "working_points": {wp: {fl: list(v["eff"]) for fl, v in per.items()} for wp, per in maps.items()},
+                "errors": {wp: {fl: list(v["err"]) for fl, v in per.items()} for wp, per in maps.items()},
                 "jets": {wp: {fl: [int(n) for n in v["n"]] for fl, v in per.items()} for wp, per in maps.items()},
             },
         }

@@ -219,16 +219,17 @@ def plot_discriminants(hists: Mapping[str, Mapping[str, Any]]) -> Figure:
     return fig
 
 
-def performance_figures(perf: TaggerPerformance, wp: str = "70") -> dict[str, Figure]:
-    """The figures of the evaluation stage: ``roc_light``, ``roc_c`` (ratios to the
-    reference tagger), ``light_rejection_vs_pt`` (at ``wp``, else the first working point)
-    and ``discriminants``."""
+def performance_figures(perf: TaggerPerformance, wp: str = "70", reference: str | None = None) -> dict[str, Figure]:
+    """The figures of the evaluation stage: ``roc_light``, ``roc_c`` (ratios to ``reference``,
+    default the configured reference tagger; not drawn when it was not evaluated),
+    ``light_rejection_vs_pt`` (at ``wp``, else the first working point) and ``discriminants``."""
     points = next(iter(perf.taggers.values())).working_points
     wp_use = wp if wp in points else next(iter(points))
     figures: dict[str, Figure] = {}
-    if perf.reference in perf.taggers:
-        figures["roc_light"] = plot_roc(perf.rocs, "light", perf.reference)
-        figures["roc_c"] = plot_roc(perf.rocs, "c", perf.reference)
+    ref = reference if reference is not None else perf.reference
+    if ref in perf.taggers:
+        figures["roc_light"] = plot_roc(perf.rocs, "light", ref)
+        figures["roc_c"] = plot_roc(perf.rocs, "c", ref)
     figures["light_rejection_vs_pt"] = plot_rejection_vs_pt(
         {t: r.efficiency_vs_pt for t, r in perf.taggers.items()}, wp_use)
     figures["discriminants"] = plot_discriminants(perf.histograms)

@@ -1,7 +1,10 @@
 """Stage 1 of the tagger chain: ttbar ntuples -> train/validation/test HDF5 files + IP templates.
 
-1. :func:`taggers.features.load_dataset` on the shard files (jets with pT > 20 GeV,
-   |η| < 2.5; the ≤ 15 largest-|sd0| tracks);
+1. :func:`taggers.ftag.load_inputs` on the input files: hepline ntuples
+   (:func:`taggers.features.load_dataset`) and training-dataset-dumper HDF5 files
+   (:func:`taggers.ftag.read_dumper`: MeV converted to GeV, the grade from the hit counts),
+   with the same selection and ordering (jets with pT > 20 GeV, |η| < 2.5; the ≤ 15
+   largest-|sd0| tracks);
 2. :func:`taggers.dataset.prepare_splits`: event-number split (``event % 10``: 0–7 train,
    8 validation, 9 test), required flavours, (pT, |η|) reweighting of the splits in
    ``taggers.reweighting.apply_to`` (default train and validation; the test split keeps the
@@ -9,7 +12,8 @@
 3. IP2D and IP3D templates filled on the training split only;
 4. per split, the jet columns of :func:`taggers.models.high_level_columns` (IP2D/IP3D
    outputs, SV1, ``abs_eta``);
-5. ``<out>/{train,validation,test}.h5`` (:func:`taggers.export.write_h5`),
+5. ``<out>/{train,validation,test}.h5`` (:func:`taggers.export.write_h5`: the dumper
+   layout, MeV),
    ``<out>/ipxd/{ip2d,ip3d}.npz`` and the summary ``<out>/prepare.json``, each with its run
    provenance (:mod:`analysis.core.provenance`; HDF5 attribute, else a sidecar).
 
@@ -43,7 +47,8 @@ from analysis.core.provenance import file_sha256, provenance_record
 from taggers.algorithms.ipxd import IPTemplates, fit_templates
 from taggers.dataset import SPLITS, Split, prepare_splits
 from taggers.export import DatasetProvenance, write_h5
-from taggers.features import FLAVOUR_NAMES, TaggingDataset, load_dataset
+from taggers.features import FLAVOUR_NAMES, TaggingDataset
+from taggers.ftag import load_inputs
 from taggers.models import IPXD_FILES, IPXD_TAGGERS, features_hash, high_level_columns
 from taggers.training import data_fingerprint
 
@@ -147,7 +152,8 @@ def prepare(
     """Stage 1: ttbar ntuples -> ``{train,validation,test}.h5``, IP templates, ``prepare.json``.
 
     Args:
-        files: the shard ntuples of ``taggers.sample``.
+        files: the shard ntuples of ``taggers.sample``, or training-dataset-dumper HDF5 files
+            (told apart by content; both may be given).
         cfg: the configuration (``taggers``; ``seed`` seeds the ``resample`` reweighting).
         output_dir: where the files go (``<output_dir>/ipxd/`` for the templates).
 
@@ -156,7 +162,9 @@ def prepare(
 
     Raises:
         InputError: no input files; EmptySplitError, MissingFlavourError: see
-            :func:`taggers.dataset.prepare_splits`; NonFiniteInputError: NaN/inf in an input.
+            :func:`taggers.dataset.prepare_splits`; NonFiniteInputError: NaN/inf in an input;
+            InputFileError: a dumper file with a missing variable, a non-bool ``valid`` mask
+            or jet pT on the wrong scale (:mod:`taggers.ftag`).
     """
     t0, c0 = time.perf_counter(), time.process_time()
     tcfg = cfg.taggers
@@ -164,7 +172,7 @@ def prepare(
     paths = [str(p) for p in files]
     if not paths:
         raise InputError("taggers.prepare: no input files")
-    ds = load_dataset(paths, tcfg)
+    ds = load_inputs(paths, tcfg)
     t_load = time.perf_counter() - t0
     rng = np.random.default_rng([int(cfg.seed), 3])
     splits = prepare_splits(ds, tcfg, rng=rng)

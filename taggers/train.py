@@ -2,13 +2,13 @@
 
 ``rnnip``: :func:`taggers.nn.rnnip.train_rnnip` on the track sequences, then the ONNX export
 ``rnnip.onnx``. ``mv2``: :func:`taggers.algorithms.mv2.train_mv2` on
-``taggers.high_level_features``. ``dl1``: the RNNIP model of the same directory (``--rnnip``)
+``taggers.high_level_features``, then the ONNX export ``mv2.onnx`` (onnxmltools). ``dl1``: the RNNIP model of the same directory (``--rnnip``)
 is run on the training and validation splits, and :func:`taggers.nn.dl1.train_dl1` is trained
 on ``high_level_features + rnnip_features``, then exported to ``dl1.onnx``.
 
 Outputs in ``--model-dir``: the model (``rnnip.pt``, ``mv2.json``, ``dl1.pt``), for the
 networks their checkpoint (``*.ckpt.pt``, resumed if the config and data are unchanged) and
-history (``*.history.json``), the ONNX file, and the sidecar ``<tagger>.metrics.json``
+history (``*.history.json``), the ONNX file (every tagger), and the sidecar ``<tagger>.metrics.json``
 (:meth:`TrainResult.to_dict`; each output also carries its run provenance,
 :mod:`analysis.core.provenance`): training jets/s, epochs, losses, wall and CPU time, threads,
 the ONNX-vs-torch agreement, the ``dataset`` provenance of the HDF5 files and (DL1) the
@@ -56,16 +56,19 @@ TRAINABLE = ("rnnip", "mv2", "dl1")
 ONNX_CHECK_JETS = 5000
 #: largest |ONNX - torch| probability difference accepted
 ONNX_TOLERANCE = 1e-4
+#: largest |ONNX Runtime - XGBoost| MV2 score difference accepted (float32 precision)
+MV2_ONNX_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
 class OnnxCheck:
-    """The ONNX export of a network and its agreement with torch.
+    """The ONNX export of a tagger and its agreement with torch (networks) or XGBoost (MV2).
 
     Attributes:
         path: the ``.onnx`` file.
         sha256: its SHA-256.
-        max_abs_diff: the largest |ONNX Runtime − torch| class probability.
+        max_abs_diff: the largest |ONNX Runtime − torch| class probability (MV2: |ONNX
+            Runtime − XGBoost| score).
         checked_jets: the validation jets compared.
     """
 
@@ -219,21 +222,30 @@ def load_splits(
     return train, val, p_tr
 
 
-def _onnx_check(kind: str, model: RNNIP | DL1, onnx_path: Path, data: TaggingDataset, threads: int) -> OnnxCheck:
-    """Export ``model`` to ONNX and compare ONNX Runtime with torch on up to 5000 jets."""
-    from taggers.onnx_export import export_dl1_onnx, export_rnnip_onnx, load_onnx
+def _onnx_check(kind: str, model: RNNIP | DL1 | MV2Model, onnx_path: Path, data: TaggingDataset,
+                threads: int) -> OnnxCheck:
+    """Export ``model`` to ONNX and compare ONNX Runtime with torch (XGBoost for MV2) on up to
+    5000 jets."""
+    from taggers.algorithms.mv2 import predict_mv2
+    from taggers.onnx_export import export_dl1_onnx, export_mv2_onnx, export_rnnip_onnx, load_onnx
 
     sub = data.subset(slice(0, ONNX_CHECK_JETS))
+    tolerance = ONNX_TOLERANCE
     if isinstance(model, RNNIP):
         export_rnnip_onnx(model, onnx_path)
         ref = predict_rnnip(model, sub, threads=threads)
+    elif isinstance(model, MV2Model):
+        export_mv2_onnx(model, onnx_path)
+        ref = predict_mv2(model, sub)
+        tolerance = MV2_ONNX_TOLERANCE
     else:
         export_dl1_onnx(model, onnx_path)
         ref = predict_dl1(model, sub, threads=threads)
     got = load_onnx(onnx_path, threads=threads).predict(sub)
     diff = float(np.max(np.abs(got - ref))) if len(sub) else 0.0
-    if diff > ONNX_TOLERANCE:
-        raise RuntimeError(f"ONNX export of {kind} disagrees with torch: max |dp| = {diff:.2e}")
+    if diff > tolerance:
+        raise RuntimeError(f"ONNX export of {kind} disagrees with {'XGBoost' if kind == 'mv2' else 'torch'}: "
+                           f"max |dp| = {diff:.2e}")
     return OnnxCheck(path=onnx_path, sha256=file_sha256(onnx_path), max_abs_diff=diff, checked_jets=len(sub))
 
 
@@ -324,7 +336,6 @@ def train(
     train_wall, train_cpu = time.perf_counter() - t1, time.process_time() - c1
     onnx = None
     if tagger in ONNX_FILES:
-        assert isinstance(model, (RNNIP, DL1))
         onnx = _onnx_check(tagger, model, mdir / ONNX_FILES[tagger], val_ds, n_threads)
     result = TrainResult(
         tagger=tagger,

@@ -137,3 +137,76 @@ def test_dl1_onnx_matches_torch(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         load_onnx(wide_path).predict(fm), predict_dl1(wide, fm), rtol=0, atol=ATOL
     )
+
+
+# --------------------------------------------------------------------------- MV2 and the metadata
+
+
+@pytest.fixture(scope="module")
+def mv2_model(tmp_path_factory: pytest.TempPathFactory):
+    from taggers.algorithms.mv2 import train_mv2
+
+    out = tmp_path_factory.mktemp("onnx_mv2")
+    cfg = TaggerModelsConfig.validated({"mv2": {"n_estimators": 80, "max_depth": 5, "early_stopping_rounds": 0}}).mv2
+    return train_mv2(synthetic_highlevel(6000, seed=1), None, cfg, out, n_threads=1)
+
+
+def test_mv2_onnx_equals_xgboost(mv2_model, tmp_path: Path) -> None:
+    """The exported tree ensemble gives XGBoost's score to float32 precision, matched by name."""
+    from taggers.algorithms.mv2 import mv2_discriminant, predict_mv2
+    from taggers.onnx_export import export_mv2_onnx
+
+    path = export_mv2_onnx(mv2_model.path, tmp_path / "mv2.onnx")
+    test = synthetic_highlevel(20_000, seed=5)
+    ref = predict_mv2(mv2_model, test)
+    sess = load_onnx(path, threads=1)
+    got = sess.predict(test, batch_size=7_000)  # several batches
+    assert got.shape == ref.shape == (20_000,) and got.dtype == np.float32
+    eps = np.finfo(np.float32).eps
+    np.testing.assert_allclose(got, ref, rtol=0, atol=4 * eps)
+    assert np.mean(np.abs(got - ref)) < eps
+    # the working points cut on the logit: the same ordering of the jets
+    d_ref, d_got = mv2_discriminant(ref), mv2_discriminant(got)
+    assert np.corrcoef(d_ref, d_got)[0, 1] > 0.999999
+    # columns matched by name: reordered columns give the same scores
+    perm = np.random.default_rng(0).permutation(len(HIGHLEVEL_NAMES))
+    shuffled = FeatureMatrix(test.x[:, perm], [test.names[i] for i in perm], test.label)
+    assert np.array_equal(sess.predict(shuffled), got)
+    with pytest.raises(ModelMismatchError, match="sv1_dr"):
+        sess.predict(FeatureMatrix(test.x[:, :-1], test.names[:-1], test.label))
+    assert predict_onnx(path, test).shape == (20_000,)
+    # reproducible: a second export is the same file (no random graph name)
+    again = export_mv2_onnx(mv2_model.path, tmp_path / "again.onnx")
+    assert again.read_bytes() == path.read_bytes()
+
+
+def test_every_export_documents_its_inputs(rnnip_path: Path, mv2_model, tmp_path: Path) -> None:
+    """The ONNX graph's input names and shapes, and the metadata that documents them."""
+    import json
+
+    from taggers.onnx_export import export_mv2_onnx, io_signature
+
+    dl1 = DL1(len(HIGHLEVEL_NAMES), layers=(8,))
+    dl1.meta = {"feature_names": list(HIGHLEVEL_NAMES)}
+    paths = {
+        "rnnip": export_rnnip_onnx(rnnip_path, tmp_path / "rnnip.onnx"),
+        "dl1": export_dl1_onnx(dl1, tmp_path / "dl1.onnx"),
+        "mv2": export_mv2_onnx(mv2_model, tmp_path / "mv2.onnx"),
+    }
+    for kind, path in paths.items():
+        proto = onnx.load(str(path))
+        meta = {p.key: json.loads(p.value) if p.value[:1] in "[{" else p.value for p in proto.metadata_props}
+        assert meta["kind"] == kind
+        graph_inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
+                        for i in proto.graph.input}
+        declared = {i["name"]: i["shape"] for i in meta["inputs"]}
+        assert set(graph_inputs) == set(declared), kind
+        for name, shape in declared.items():
+            assert len(shape) == len(graph_inputs[name]), (kind, name)
+            for want, have in zip(shape[1:], graph_inputs[name][1:], strict=True):
+                assert want == have, (kind, name)
+        assert {o.name for o in proto.graph.output} == {o["name"] for o in meta["outputs"]}
+        assert meta == {**meta, **io_signature(kind, n_max=15, n_features=len(HIGHLEVEL_NAMES),
+                                               feature_names=list(HIGHLEVEL_NAMES))}
+    with pytest.raises(ValueError, match="no ONNX export"):
+        io_signature("ip3d")

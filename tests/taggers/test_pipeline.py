@@ -100,6 +100,8 @@ def test_every_output_is_written(pipeline) -> None:
         "working_points.json",
         "results.json",
         "discriminants.root",
+        "test_scores.h5",
+        "working_points.correctionlib.json",
         *(f"plots/{f}" for f in PLOT_FILES.values()),
         *(
             f"models/{f}"
@@ -108,6 +110,7 @@ def test_every_output_is_written(pipeline) -> None:
                 "rnnip.onnx",
                 "rnnip.history.json",
                 "mv2.json",
+                "mv2.onnx",
                 "dl1.pt",
                 "dl1.onnx",
                 "dl1.history.json",
@@ -182,6 +185,7 @@ def test_results_content(pipeline) -> None:
     for kind in ("rnnip", "dl1"):
         assert inf[kind]["torch_jets_per_s"] > 0 and inf[kind]["onnx_jets_per_s"] > 0
         assert inf[kind]["onnx_max_abs_diff"] < 1e-4
+    assert inf["mv2"]["onnx_jets_per_s"] > 0 and inf["mv2"]["onnx_max_abs_diff"] <= 1e-6
     with uproot.open(pipeline["out"] / "discriminants.root") as f:
         names = {k.split(";")[0] for k in f.keys()}  # noqa: SIM118 (uproot keys, not a dict)
         assert names == {f"disc_{t}_{fl}" for t in TAGGERS for fl in ("b", "c", "light", "tau")} | {
@@ -203,6 +207,8 @@ def test_training_metrics(pipeline) -> None:
         ids.add(m["dataset"]["dataset_id"])
         if t != "mv2":
             assert m["epochs_run"] == 2 and m["onnx"]["max_abs_diff"] < 1e-4
+        else:  # the ONNX tree ensemble gives XGBoost's score to float32 precision
+            assert m["onnx"]["max_abs_diff"] <= 1e-6 and m["onnx"]["checked_jets"] > 100
     assert len(ids) == 1
     dl1 = json.loads((models / "dl1.metrics.json").read_text())
     assert dl1["features"][-4:] == ["rnnip_pb", "rnnip_pc", "rnnip_pu", "rnnip_ptau"]
@@ -265,7 +271,9 @@ def test_stage_outputs_carry_provenance(pipeline) -> None:
             assert rec["stage"] == f"taggers.train.{tagger}", path
             assert rec["inputs"][0] == file_identity(out / "train.h5"), path
     assert read_provenance(models / "dl1.onnx")["stage"] == "taggers.train.dl1"
-    for name in ("working_points.json", "results.json", "discriminants.root",
+    assert read_provenance(models / "mv2.onnx")["stage"] == "taggers.train.mv2"
+    for name in ("working_points.json", "results.json", "discriminants.root", "test_scores.h5",
+                 "working_points.correctionlib.json",
                  *(f"plots/{p}" for p in PLOT_FILES.values())):
         rec = read_provenance(out / name)
         assert rec["stage"] == "taggers.evaluate", name

@@ -89,7 +89,7 @@ rule taggers_train_rnnip:
         "../envs/hepline.yaml"
     retries: 1
     resources:
-        **job_resources(mem_mb=8000, runtime=360),
+        **job_resources(mem_mb=8000, runtime=360, gpu=True),
     shell:
         "{params.py} -m analysis.cli taggers train --config {params.configfile} --tagger rnnip "
         "--train {input.train} --validation {input.validation} --model-dir {params.model_dir} "
@@ -102,6 +102,7 @@ rule taggers_train_mv2:
         validation=rules.taggers_prepare.output.validation,
     output:
         model=TAGGER_MODELS / "mv2.json",
+        onnx=TAGGER_MODELS / "mv2.onnx",
         metrics=TAGGER_MODELS / "mv2.metrics.json",
     log:
         OUT / "logs" / "taggers" / "train_mv2.log",
@@ -147,7 +148,7 @@ rule taggers_train_dl1:
         "../envs/hepline.yaml"
     retries: 1
     resources:
-        **job_resources(mem_mb=6000, runtime=240),
+        **job_resources(mem_mb=6000, runtime=240, gpu=True),
     shell:
         "{params.py} -m analysis.cli taggers train --config {params.configfile} --tagger dl1 "
         "--train {input.train} --validation {input.validation} --rnnip {input.rnnip} "
@@ -158,13 +159,17 @@ rule taggers_evaluate:
     input:
         test=rules.taggers_prepare.output.test,
         models=list(TAGGER_MODEL_FILES.values()),
-        onnx=[rules.taggers_train_rnnip.output.onnx, rules.taggers_train_dl1.output.onnx],
+        onnx=[rules.taggers_train_rnnip.output.onnx, rules.taggers_train_mv2.output.onnx,
+              rules.taggers_train_dl1.output.onnx],
         metrics=[rules.taggers_train_rnnip.output.metrics, rules.taggers_train_mv2.output.metrics,
                  rules.taggers_train_dl1.output.metrics],
     output:
         working_points=TAGGERS_DIR / "working_points.json",
         results=TAGGERS_DIR / "results.json",
         root=TAGGERS_DIR / "discriminants.root",
+        # the FTAG-convention export (ftag, puma) and the working points as correctionlib
+        scores=TAGGERS_DIR / "test_scores.h5",
+        correctionlib=TAGGERS_DIR / "working_points.correctionlib.json",
         roc_light=report(TAGGER_PLOTS / "roc_light.png", category="Flavour tagging",
                          caption="../report/taggers_roc_light.rst"),
         roc_c=report(TAGGER_PLOTS / "roc_c.png", category="Flavour tagging",
