@@ -305,6 +305,12 @@ def btag_spec(
                                 f"truth flavour, but selection.objects.{fmt}.jet has no 'flavour' field")
     coll = jet_map.collection
     bcfg = jet_map.btag
+    if isinstance(bcfg, (AtlasBTagConfig, CmsBTagConfig)) and working_points is not None:
+        source = working_points.source if isinstance(working_points, WorkingPoints) else os.fspath(working_points)
+        log.warning("%s: the working-point file %s is not used: the b-tagging of %s files comes from "
+                    "selection.objects.%s.jet.btag (an external evaluation writes that section: "
+                    "hepline taggers evaluate --discriminant ... -> selection_btag.json)", kind.describe(), source,
+                    fmt, fmt)
     if isinstance(bcfg, AtlasBTagConfig):  # PHYSLITE, source: config
         return _atlas_btag_spec(bcfg, kind)
     if isinstance(bcfg, CmsBTagConfig):  # source: config

@@ -232,3 +232,11 @@ def test_physlite_without_the_configured_tagger_names_the_key():
         _select(PHYSLITE, {"objects": {"physlite": {"jet": {"btag": {"tagger": "GN2v01"}}}}})
     msg = str(err.value)
     assert "GN2v01" in msg and "DL1dv01, GN2v00" in msg and "selection.objects.physlite.jet.btag.tagger" in msg
+
+
+def test_a_working_point_file_given_for_nanoaod_is_not_silently_ignored(tmp_path, caplog):
+    wp = tmp_path / "working_points.json"
+    wp.write_text(json.dumps({"taggers": {}}))
+    with caplog.at_level("WARNING", logger="selections.hh_yybb.btag"):
+        S.run_selection([NANO["nano_dy.root"].path], make_config(), wp, dataset="real")
+    assert any(str(wp) in r.message and "selection.objects.nanoaod.jet.btag" in r.message for r in caplog.records)
