@@ -1,7 +1,9 @@
 """Atomic file writes: write to a temporary name in the target folder, then ``os.replace``.
 
 A job killed mid-write leaves only a ``*.tmp.*`` file, never a half-written output that
-Snakemake (or a user) would take for a finished one.
+Snakemake (or a user) would take for a finished one. Outputs get the permissions the user's
+umask gives a new file (``0o666 & ~umask``: 0644 with the usual 022, readable by colleagues
+on a shared farm), not the 0600 of the temporary file.
 
 Every helper takes an optional ``provenance`` record (:mod:`analysis.core.provenance`). ROOT and
 HDF5 outputs get it inside the temporary file, before the rename, so output and record
@@ -32,6 +34,13 @@ __all__ = [
 ]
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and restoring it at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(
     path: str | os.PathLike[str], *, provenance: Mapping[str, Any] | None = None
@@ -53,6 +62,8 @@ def atomic_path(
         yield tmp_path
         if embedded:
             prov.embed_provenance(tmp_path, provenance)  # type: ignore[arg-type]
+        if tmp_path.is_file():  # mkstemp makes it 0600; a new file gets 0666 & ~umask
+            os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
