@@ -44,6 +44,7 @@ from analysis.core.atomic import attach_provenance, write_json
 from analysis.core.config import Config, config_hash
 from analysis.core.errors import InputError
 from analysis.core.provenance import file_sha256, provenance_record
+from analysis.io.ingest import unique_inputs
 from taggers.algorithms.ipxd import IPTemplates, fit_templates
 from taggers.dataset import SPLITS, Split, prepare_splits
 from taggers.export import DatasetProvenance, write_h5
@@ -169,7 +170,7 @@ def prepare(
     t0, c0 = time.perf_counter(), time.process_time()
     tcfg = cfg.taggers
     out = Path(output_dir)
-    paths = [str(p) for p in files]
+    paths = unique_inputs(files)
     if not paths:
         raise InputError("taggers.prepare: no input files")
     ds = load_inputs(paths, tcfg)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -29,9 +30,19 @@ from analysis.core.serialise import json_default
 __all__ = [
     "atomic_path",
     "attach_provenance",
+    "is_temporary",
     "write_json",
     "write_text",
 ]
+
+
+_TEMPORARY = re.compile(r"^\..+\.tmp\.")
+
+
+def is_temporary(path: str | os.PathLike[str]) -> bool:
+    """True for the temporary file of an unfinished atomic write (``.<stem>.tmp.<random><suffix>``,
+    what a killed job leaves behind): never an input, whatever a glob catches."""
+    return bool(_TEMPORARY.match(Path(path).name))
 
 
 def _umask() -> int:

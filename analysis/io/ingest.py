@@ -48,6 +48,7 @@ import awkward as ak
 import uproot
 from coffea.nanoevents import DelphesSchema, NanoEventsFactory, PHYSLITESchema
 
+from analysis.core.atomic import is_temporary
 from analysis.core.errors import InputFileError
 from analysis.core.format import (
     HEPLINE_COLLECTIONS,
@@ -99,6 +100,7 @@ __all__ = [
     "load_lumi_mask",
     "open_events",
     "quiet_unreadable_branches",
+    "unique_inputs",
     "read_arrays",
     "read_metadata",
     "required_branches",
@@ -195,9 +197,63 @@ def _is_remote(path: str) -> bool:
     return "://" in path and not path.startswith("file://")
 
 
+@functools.cache
+def _bound_xrootd_waits() -> None:
+    """Bound how long the XRootD client waits for a server that does not answer.
+
+    Its defaults (5 connection attempts, each in a 120 s window) hang a stage ≈ 8 minutes at
+    an unreachable server; here 2 attempts in 10 s windows, unless the standard
+    ``XRD_CONNECTIONRETRY``/``XRD_CONNECTIONWINDOW`` environment variables say otherwise.
+    """
+    try:
+        from XRootD.client import EnvPutInt
+    except ImportError:  # no XRootD client: uproot says so when the URL is opened
+        return
+    for key, value in (("ConnectionRetry", 2), ("ConnectionWindow", 10)):
+        if f"XRD_{key.upper()}" not in os.environ:
+            EnvPutInt(key, value)
+
+
+def _remote_reason(path: str, exc: Exception) -> str:
+    """Why a remote file cannot be opened, in one line (server down, no such file, ...)."""
+    msg = " ".join(str(exc).split())
+    low = msg.lower()
+    if path.startswith(("root://", "roots://")):
+        server = path.split("://", 1)[1].split("/", 1)[0]
+        if "fsspec-xrootd" in low or "fsspec_xrootd" in low:
+            return "root:// URLs need fsspec-xrootd (pip install 'hepline[farm]')"
+        if "no such file" in low or "[3011]" in msg:
+            return f"no such file on the XRootD server {server} ({msg})"
+        if "connection" in low or "expired" in low or "[fatal]" in low:
+            return f"XRootD server {server} unreachable ({msg}): check the URL's host and port"
+        if "permission denied" in low or "[3010]" in msg:
+            return f"the XRootD server {server} refuses to serve it ({msg})"
+    return f"cannot be opened ({type(exc).__name__}: {msg})"
+
+
+def unique_inputs(paths: Iterable[str | os.PathLike[str]], what: str = "input") -> list[str]:
+    """``paths`` without repeats (the same file given twice, also through another path or a
+    link: compared by resolved path), in order; each repeat is logged as a warning. A file
+    counted twice would double its events but not always its sum of weights."""
+    seen: dict[str, str] = {}
+    out: list[str] = []
+    for p in paths:
+        path = os.fspath(p)
+        key = path if "://" in path else os.path.realpath(path)
+        if key in seen:
+            log.warning("%s %s given more than once (as %s): read once", what, path, seen[key])
+            continue
+        seen[key] = path
+        out.append(path)
+    return out
+
+
 def _check_local_file(path: str) -> None:
     """Existence, size and ROOT-header checks that need no ROOT I/O."""
     p = Path(path)
+    if is_temporary(p):
+        raise InputFileError(path, "the temporary file of an unfinished write (a killed job's), never an input; "
+                                   "rerun the job that writes it")
     if not p.exists():
         raise InputFileError(path, "file not found")
     if not p.is_file():

@@ -59,7 +59,15 @@ from analysis.core.errors import ConfigError, InputError, WorkingPointError
 from analysis.core.format import combined_xsec
 from analysis.core.provenance import provenance_record
 from analysis.io.formats import DEFAULT_TREES
-from analysis.io.ingest import Fileset, InputFileError, detect_format, form_filter, inspect_file, read_metadata
+from analysis.io.ingest import (
+    Fileset,
+    InputFileError,
+    detect_format,
+    form_filter,
+    inspect_file,
+    read_metadata,
+    unique_inputs,
+)
 from analysis.io.lumi import load_lumi_mask
 from analysis.io.runner import RunMetrics, run_processor
 from analysis.stats import histograms as H
@@ -233,6 +241,7 @@ def sample_fileset(
                 if "sample" not in m:
                     raise InputFileError(os.fspath(p), "sample metadata without a 'sample' key")
                 extra[m["sample"]] = m
+    files = unique_inputs(files)  # a repeated file would double its events, not always its Σw
     fast = _fileset_from_sample_metadata(files, extra, format)
     if fast is not None:
         return fast

@@ -41,6 +41,7 @@ from analysis.core.atomic import atomic_path, write_json
 from analysis.core.config import Config
 from analysis.core.config.rpv import RpvConfig, RpvCuts, RpvLargeRJets
 from analysis.core.errors import InputError
+from analysis.io.ingest import unique_inputs
 from analysis.core.provenance import provenance_record
 from selections.rpv.samples import SampleNormalisation, sample_label, sample_normalisation, split_mask
 
@@ -553,6 +554,7 @@ def select(
         The :class:`RpvSelection`.
     """
     label = sample_label(cfg.rpv, sample, label)
+    files = unique_inputs(files)  # a repeated file would enter twice
     result = run_selection(files, sample, label, cfg.rpv, max_events=max_events)
     record = provenance_record(stage="rpv.select", config=cfg, inputs=files,
                                extra={"sample": sample, "label": label, "max_events": max_events})

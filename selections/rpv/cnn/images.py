@@ -48,6 +48,7 @@ from analysis.core.config import Config
 from analysis.core.config.rpv import CaloImage, CaloSplit
 from analysis.core.errors import InputError, ModelMismatchError
 from analysis.core.provenance import provenance_record, write_hdf5_provenance
+from analysis.io.ingest import unique_inputs
 from analysis.ml.normaliser import TRANSFORMS, Normaliser
 from selections.rpv.samples import sample_label, sample_normalisation, split_mask
 
@@ -769,6 +770,7 @@ def make_images(
     """
     image = cfg.calo.image
     label = sample_label(cfg.rpv, sample, label)
+    files = unique_inputs(files)  # a repeated file would enter twice
     t0 = time.perf_counter()
     imgs = build_images(files, sample, label, ImageSpec.from_config(image), empty_events=image.empty_events,
                         chunk_events=image.read_chunk_events, max_events=max_events)

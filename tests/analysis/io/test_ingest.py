@@ -496,3 +496,26 @@ def test_form_filter_adds_what_the_schema_needs():
     nano = ingest.form_filter(["Muon_pt"], "nanoaod", strict=True)
     assert {"Muon_charge", "Muon_mass"} <= set(nano) and "Electron_mass" not in nano
     assert ingest.form_filter(["Jet_PT"], "delphes") is None
+
+
+def test_a_temporary_file_is_never_an_input(tmp_path, ttbar_file):
+    """A killed job's half-written output (analysis.core.atomic's temporary name) is refused,
+    whatever glob caught it, even when its content is a complete file."""
+    import shutil
+
+    tmp = tmp_path / ".ttbar_1.tmp.k2j4h8.root"
+    shutil.copy(ttbar_file, tmp)
+    _assert_bad(tmp, "temporary file of an unfinished write")
+    with pytest.raises(InputFileError, match="temporary"):
+        ingest.validate_fileset({"ttbar": [str(ttbar_file), str(tmp)]})
+
+
+def test_unique_inputs_drops_repeats_and_links(tmp_path, caplog):
+    a = tmp_path / "a.root"
+    a.write_bytes(b"x")
+    link = tmp_path / "b.root"
+    link.symlink_to(a)
+    with caplog.at_level("WARNING", logger="analysis.io.ingest"):
+        assert ingest.unique_inputs([a, tmp_path / "." / "a.root", link, "root://host//a.root"]) == [
+            str(a), "root://host//a.root"]
+    assert len(caplog.records) == 2

@@ -240,3 +240,15 @@ def test_a_working_point_file_given_for_nanoaod_is_not_silently_ignored(tmp_path
     with caplog.at_level("WARNING", logger="selections.hh_yybb.btag"):
         S.run_selection([NANO["nano_dy.root"].path], make_config(), wp, dataset="real")
     assert any(str(wp) in r.message and "selection.objects.nanoaod.jet.btag" in r.message for r in caplog.records)
+
+
+def test_a_file_given_twice_counts_once(tmp_path, caplog):
+    path = NANO["nano_dy.root"].path
+    link = tmp_path / "same.root"
+    link.symlink_to(path)
+    once = _select(path).histset.samples["real"]
+    with caplog.at_level("WARNING", logger="analysis.io.ingest"):
+        twice = S.run_selection([path, path, link], make_config(), None, dataset="real").histset.samples["real"]
+    assert twice.sumw == once.sumw and twice.cutflow.raw == once.cutflow.raw
+    assert twice.cutflow.sumw == once.cutflow.sumw and twice.files == once.files
+    assert sum("given more than once" in r.message for r in caplog.records) == 2
