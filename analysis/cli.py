@@ -2,11 +2,15 @@
 
 ::
 
-    hepline generate   --config C --sample S --shard K --output S_K.root [--seed N]
+    hepline generate   --config C --sample S --shard K --output S_K.root [--seed N] [--mu M]
+                       [--pileup-library F]
+    hepline pileup-library --config C [--output F]    the minimum-bias library of pile-up
+    hepline detector-performance --output P.json [--config C] [--jets ...] [--diphoton ...]
+                       [--tracks ...] [--fakes NAME=F,...]   resolutions, fakes, IP tails
     hepline merge      --output S.json S_*.root
     hepline hadd       --output S.root S_*.root
     hepline xsec       CONFIG [-n N] [SAMPLE ...]     Pythia cross-sections of the samples
-    hepline validate   --config C --sample S --output-dir D [--workers N] files...
+    hepline validate   --config C --sample S --output-dir D [--format F] [--workers N] files...
     hepline taggers    prepare|train|evaluate|decorate ...
     hepline select     --config C --output S.pkl [--seed N] [--workers N] files...
     hepline histograms --config C --output-dir D selection outputs...
@@ -44,7 +48,7 @@ from importlib.metadata import entry_points
 
 import analysis
 from analysis.core.config import Config, load_config
-from analysis.core.errors import HeplineError
+from analysis.core.errors import ConfigError, HeplineError
 
 __all__ = [
     "COMMAND_GROUP",
@@ -179,9 +183,38 @@ def _benchmarks(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from analysis.generation.produce import produce_shard
 
-    produce_shard(stage_config(args), args.sample, args.shard, args.output, n_events=args.events,
+    cfg = stage_config(args)
+    if args.mu is not None:
+        if not args.mu >= 0:
+            raise ConfigError(f"--mu: the mean pile-up <mu> must be >= 0 (got {args.mu:g})")
+        gen = cfg.generation
+        cfg = cfg.replace(generation=gen.replace(pileup=gen.pileup.replace(mu=args.mu)))
+    produce_shard(cfg, args.sample, args.shard, args.output, n_events=args.events,
                   detector=not args.no_detector, progress=not getattr(args, "quiet", False),
-                  metrics=args.metrics)
+                  metrics=args.metrics, pileup_library=args.pileup_library)
+    return 0
+
+
+def _pileup_library(args: argparse.Namespace) -> int:
+    from analysis.generation.pileup import write_library
+
+    result = write_library(stage_config(args), args.output, progress=not getattr(args, "quiet", False))
+    if not getattr(args, "quiet", False):
+        print(json.dumps(result.to_dict(), indent=2))  # noqa: T201 - the command's output
+    return 0
+
+
+def _detector_performance(args: argparse.Namespace) -> int:
+    from analysis.generation.performance import write_performance
+
+    fakes = dict(item.split("=", 1) for item in args.fakes)
+    perf = write_performance(
+        args.output, load_config(args.config) if args.config else None, jets=args.jets,
+        diphoton=args.diphoton, tracks=args.tracks,
+        fakes={name: [p for p in paths.split(",") if p] for name, paths in fakes.items()},
+    )
+    if not getattr(args, "quiet", False):
+        print(json.dumps(perf.to_dict(), indent=2))  # noqa: T201 - the command's output
     return 0
 
 
@@ -272,6 +305,28 @@ def _register_analysis(sub: argparse._SubParsersAction) -> None:
     add_seed_option(p, "override the base seed")
     p.add_argument("--no-detector", action="store_true", help="Pythia only (benchmarking)")
     p.add_argument("--metrics", help="write the timing metrics JSON here")
+    p.add_argument("--mu", type=float, default=None,
+                   help="override generation.pileup.mu, the mean pile-up <mu> (0: none); "
+                        "recorded in the shard's metadata")
+    p.add_argument("--pileup-library",
+                   help="the minimum-bias library when generation.pileup.mu > 0 "
+                        "(default: generation.pileup.library under output_dir)")
+
+    p = add_command(sub, "pileup-library", _pileup_library,
+                    "generate the minimum-bias library that pile-up overlays (once per config)")
+    add_config_option(p)
+    p.add_argument("--output", help="HDF5 file to write (default: generation.pileup.library "
+                                    "under output_dir)")
+
+    p = add_command(sub, "detector-performance", _detector_performance,
+                    "measure jet/photon resolutions, fake photons, IP tails on ntuples")
+    p.add_argument("--config", help="the configuration the samples were made with (provenance)")
+    p.add_argument("--output", required=True, help="JSON file to write")
+    p.add_argument("--jets", nargs="*", default=[], help="dijet ntuples (JES closure, JER)")
+    p.add_argument("--diphoton", nargs="*", default=[], help="H -> yy ntuples (m_yy, photon energy)")
+    p.add_argument("--tracks", nargs="*", default=[], help="ntuples with light jets (IP tails)")
+    p.add_argument("--fakes", nargs="*", default=[], metavar="NAME=FILE[,FILE...]",
+                   help="samples for the jet -> photon fake rate, e.g. dijet=a.root,b.root")
 
     p = add_command(sub, "merge", _merge, "merge the metadata of a sample's shards")
     p.add_argument("--output", required=True, help="JSON file to write")

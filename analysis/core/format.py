@@ -32,19 +32,21 @@ HEPLINE_EVENT_BRANCHES: dict[str, str] = {
 
 HEPLINE_VERTICES: dict[str, dict[str, str]] = {
     "GenVtx": {"x": _F4, "y": _F4, "z": _F4},
-    "PV": {"x": _F4, "y": _F4, "z": _F4},
+    "PV": {"x": _F4, "y": _F4, "z": _F4, "npvs": _I16},
+    "Pileup": {"nPU": _I16},
 }
-"""One-per-event records, stored as ``<name>_<field>`` without a counter."""
+"""One-per-event records, stored as ``<name>_<field>`` without a counter (vertices and the
+pile-up count, NanoAOD names)."""
 
 HEPLINE_COLLECTIONS: dict[str, dict[str, str]] = {
     "Track": {
         "pt": _F4, "eta": _F4, "phi": _F4, "charge": _I8, "d0": _F4, "z0": _F4,
         "d0Err": _F4, "z0Err": _F4, "grade": _I8, "truthOrigin": _I8, "genPdgId": _I32,
-        "jetIdx": _I16,
+        "jetIdx": _I16, "vtxIdx": _I16,
     },
     "Jet": {
         "pt": _F4, "eta": _F4, "phi": _F4, "mass": _F4, "hadronConeExclTruthLabelID": _I8,
-        "genJetIdx": _I16, "nTrack": _I16,
+        "genJetIdx": _I16, "nTrack": _I16, "corrJVF": _F4, "rpt": _F4,
     },
     "GenJet": {"pt": _F4, "eta": _F4, "phi": _F4, "mass": _F4},
     "Tower": {"eta": _F4, "phi": _F4, "eEM": _F4, "eHad": _F4},

@@ -1,10 +1,14 @@
 """The parametric ATLAS-like detector: one Pythia batch in, NanoAOD-style collections out.
 
 :func:`simulate` is a pure function of the awkward batch from ``Pythia.nextBatch``, a
-``numpy.random.Generator`` and the ``detector`` configuration section. It has no Python loop
-over particles or events: every step works on the flattened batch (see
-:class:`analysis.generation.record.FlatRecord`), with numba kernels for the per-event
-pairwise ΔR searches.
+``numpy.random.Generator``, the ``detector`` configuration section and, with pile-up, the
+minimum-bias library and ⟨μ⟩. It has no Python loop over particles or events: every step
+works on the flattened batch (see :class:`analysis.generation.record.FlatRecord`), with
+numba kernels for the per-event pairwise ΔR searches. The steps (docs/detector.md):
+beam spot → pile-up overlay → ancestry → conversions and tracks (beam-line frame) →
+vertices, primary vertex and track association → tracks at the primary vertex → towers →
+pile-up density ρ → EM-scale jets → calibrated jets, JVT inputs → truth jets and labels →
+photons and leptons.
 """
 
 from __future__ import annotations
@@ -18,19 +22,24 @@ from analysis.core.config import DetectorConfig
 from analysis.generation.calorimeter import simulate_towers
 from analysis.generation.jets import (
     antikt,
+    calibrate,
     hadron_cone_label,
+    jvt_inputs,
     local_index,
     match_nearest,
+    pileup_density,
     track_association_cone,
 )
 from analysis.generation.objects import reconstruct_leptons, reconstruct_photons
+from analysis.generation.pileup import PileupLibrary, overlay
 from analysis.generation.record import FlatRecord, charge_of
-from analysis.generation.tracking import simulate_tracks
+from analysis.generation.tracking import photon_conversions, simulate_tracks, to_vertex
 from analysis.generation.truth import (
     ancestry,
     hard_record,
     last_copy,
 )
+from analysis.generation.vertexing import reconstruct_vertices
 
 __all__ = [
     "TOWER_ENERGY_MANTISSA_BITS",
@@ -76,48 +85,65 @@ def _order(event: np.ndarray, pt: np.ndarray) -> np.ndarray:
     return np.lexsort((-pt, event))
 
 
-def simulate(events: ak.Array, rng: np.random.Generator, det: DetectorConfig) -> dict[str, Any]:
+def simulate(
+    events: ak.Array,
+    rng: np.random.Generator,
+    det: DetectorConfig,
+    pileup: PileupLibrary | None = None,
+    mu: float = 0.0,
+) -> dict[str, Any]:
     """Run the detector on a batch.
 
     Args:
         events: the awkward array from ``Pythia.nextBatch`` (field ``prt``; GeV, mm).
         rng: the random generator of this shard; all randomness comes from it.
         det: the ``detector`` configuration section.
+        pileup: the minimum-bias library to overlay (``None``: no pile-up).
+        mu: ⟨μ⟩, the mean number of overlaid interactions per event.
 
     Returns:
-        Event-level numpy arrays (``GenVtx_*``, ``PV_*``, mm) and jagged collections
-        (``Track``, ``Jet``, ``GenJet``, ``Tower``, ``Photon``, ``Electron``, ``Muon``,
-        ``TruthHadron``, ``GenPart``; GeV, mm) with the fields of ``docs/ntuple-format.md``.
+        Event-level numpy arrays (``GenVtx_*``, ``PV_*``, ``Pileup_nPU``; mm) and jagged
+        collections (``Track``, ``Jet``, ``GenJet``, ``Tower``, ``Photon``, ``Electron``,
+        ``Muon``, ``TruthHadron``, ``GenPart``; GeV, mm) with the fields of
+        ``docs/ntuple-format.md``.
     """
     n = len(events)
     b_field = det.magnetic_field_t
     bs = det.beam_spot_mm
-    pv_true = rng.normal(0.0, 1.0, (n, 3)) * np.array([bs.sigma_x, bs.sigma_y, bs.sigma_z])
-    pv_res = det.pv_resolution_mm
-    pv_reco = pv_true + rng.normal(0.0, 1.0, (n, 3)) * np.array([pv_res.xy, pv_res.xy, pv_res.z])
+    bs_sigma = np.array([bs.sigma_x, bs.sigma_y, bs.sigma_z])
+    pv_true = rng.normal(0.0, 1.0, (n, 3)) * bs_sigma
 
     rec = FlatRecord.from_batch(events, pv_true)
+    rec, interactions = overlay(rec, pv_true, pileup, mu, rng, bs_sigma)
     anc = ancestry(rec)
     charge = charge_of(rec.pdg_id)
     eta_all, phi_all, pt_all = rec.eta, rec.phi, rec.pt
+    hard = rec.interaction == 0
 
-    # --- inner detector
-    tracks = simulate_tracks(rec, anc, pv_reco, rng, det.tracking, b_field)
-    tracks = tracks.take(_order(tracks.event, tracks.pt))
+    # --- inner detector: tracks (beam-line frame), vertices, then tracks at the PV
+    converted = photon_conversions(rec, rng, det.tracking, det.material)
+    tracks = simulate_tracks(rec, anc, rng, det.tracking, det.material, b_field, converted)
+    vertices = reconstruct_vertices(tracks, interactions, n, rng, det.vertexing, det.pv_resolution_mm)
+    tracks = to_vertex(tracks, vertices.pv)
+    order = _order(tracks.event, tracks.pt)
+    tracks, track_vertex = tracks.take(order), vertices.track_vertex[order]
+    pv_reco = vertices.pv
 
     # --- calorimeter and jets
     cal = det.calorimeter
-    towers = simulate_towers(rec, charge, rng, cal, b_field)
+    towers = simulate_towers(rec, charge, rng, cal, b_field, mu)
     t_e = towers.e
     t_pt = t_e / np.cosh(towers.eta)
     jcfg = det.jets
-    jets = antikt(
+    rho = pileup_density(towers.event, towers.eta, towers.phi, t_pt, n, jcfg)
+    raw_jets = antikt(
         towers.event, t_pt * np.cos(towers.phi), t_pt * np.sin(towers.phi), t_pt * np.sinh(towers.eta),
-        t_e, n, jcfg.radius, jcfg.pt_min_gev, jcfg.eta_max,
+        t_e, n, jcfg.radius, jcfg.clustering_pt_min_gev, jcfg.eta_max,
     )
+    jets, _ = calibrate(raw_jets, rho, jcfg)
     a_id = rec.abs_id
     gen_vis = np.flatnonzero(
-        rec.visible & (np.abs(eta_all) < cal.eta_max)
+        rec.visible & hard & (np.abs(eta_all) < cal.eta_max)
     )
     gen_jets = antikt(
         rec.event[gen_vis], rec.px[gen_vis], rec.py[gen_vis], rec.pz[gen_vis], rec.e[gen_vis], n,
@@ -141,16 +167,19 @@ def simulate(events: ak.Array, rng: np.random.Generator, det: DetectorConfig) ->
     had_jet[lab_mask] = jet_of_labeller[:n_lab_had]
     d1 = rec.daughter1[had]
 
-    # --- track-to-jet association (shrinking cone, nearest jet)
+    # --- track-to-jet association (shrinking cone, nearest jet) and the JVT inputs
     track_jet = match_nearest(tracks.event, tracks.eta, tracks.phi, jets.event, jets.eta, jets.phi,
                               n, track_association_cone(jets.pt))
     n_track_per_jet = np.bincount(track_jet[track_jet >= 0], minlength=jets.pt.size)
+    corr_jvf, rpt = jvt_inputs(jets.pt, track_jet, tracks.pt, track_vertex, tracks.event, n,
+                               jcfg.corrjvf_k)
 
     # --- photons and leptons
     ecal = cal.ecal
-    photons = reconstruct_photons(rec, anc, tracks, rng, det.photons, ecal)
-    electrons = reconstruct_leptons(rec, anc, tracks, rng, det.leptons, ecal, 11, charge)
-    muons = reconstruct_leptons(rec, anc, tracks, rng, det.leptons, ecal, 13, charge)
+    photons = reconstruct_photons(rec, anc, tracks, track_vertex, converted, pv_reco, rho, charge,
+                                  rng, det.photons, det.material, cal, b_field)
+    electrons = reconstruct_leptons(rec, anc, tracks, rng, det.leptons, ecal, 11, charge, track_vertex)
+    muons = reconstruct_leptons(rec, anc, tracks, rng, det.leptons, ecal, 13, charge, track_vertex)
 
     # --- hard-process record
     gidx, gmother = hard_record(rec)
@@ -163,7 +192,8 @@ def simulate(events: ak.Array, rng: np.random.Generator, det: DetectorConfig) ->
         "GenVtx_x": pv_true[:, 0].astype(F32), "GenVtx_y": pv_true[:, 1].astype(F32),
         "GenVtx_z": pv_true[:, 2].astype(F32),
         "PV_x": pv_reco[:, 0].astype(F32), "PV_y": pv_reco[:, 1].astype(F32),
-        "PV_z": pv_reco[:, 2].astype(F32),
+        "PV_z": pv_reco[:, 2].astype(F32), "PV_npvs": vertices.n_vertices.astype(np.int16),
+        "Pileup_nPU": interactions.n_pileup.astype(np.int16),
     }
     out["Track"] = _collection(tracks.event, n, {
         "pt": tracks.pt.astype(F32), "eta": tracks.eta.astype(F32), "phi": tracks.phi.astype(F32),
@@ -172,12 +202,14 @@ def simulate(events: ak.Array, rng: np.random.Generator, det: DetectorConfig) ->
         "grade": tracks.grade.astype(np.int8), "truthOrigin": tracks.origin.astype(np.int8),
         "genPdgId": tracks.gen_pdg_id.astype(np.int32),
         "jetIdx": local_index(track_jet, jets.event, n).astype(np.int16),
+        "vtxIdx": track_vertex.astype(np.int16),
     })
     out["Jet"] = _collection(jets.event, n, {
         "pt": jets.pt.astype(F32), "eta": jets.eta.astype(F32), "phi": jets.phi.astype(F32),
         "mass": jets.mass.astype(F32), "hadronConeExclTruthLabelID": jet_label,
         "genJetIdx": local_index(jet_gen, gen_jets.event, n).astype(np.int16),
         "nTrack": n_track_per_jet.astype(np.int16),
+        "corrJVF": corr_jvf.astype(F32), "rpt": rpt.astype(F32),
     })
     out["GenJet"] = _collection(gen_jets.event, n, {
         "pt": gen_jets.pt.astype(F32), "eta": gen_jets.eta.astype(F32),

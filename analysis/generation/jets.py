@@ -1,4 +1,5 @@
-"""Jet clustering with fastjet and jet-level truth: anti-kt jets, matching, flavour labels.
+"""Jet clustering with fastjet, jet calibration and jet-level truth: anti-kt jets, pile-up
+density and area subtraction, the jet energy scale, JVT inputs, matching, flavour labels.
 
 Inputs and outputs are flat, event-sorted numpy arrays (see :mod:`analysis.generation.geometry`).
 """
@@ -15,14 +16,19 @@ import awkward as ak
 import numpy as np
 import vector
 
+from analysis.core.config.detector import JetReconstruction
 from analysis.generation.geometry import nearest_within, offsets_from_event
 
 __all__ = [
     "Jets",
     "antikt",
+    "calibrate",
     "hadron_cone_label",
+    "jes_factor",
+    "jvt_inputs",
     "local_index",
     "match_nearest",
+    "pileup_density",
     "track_association_cone",
 ]
 
@@ -101,6 +107,109 @@ def antikt(
     order = np.lexsort((-pt, jev))
     out = Jets(jev, pt, eta, phi, mass).take(order)
     return out.take(np.abs(out.eta) < eta_max)
+
+
+def pileup_density(
+    event: np.ndarray, eta: np.ndarray, phi: np.ndarray, pt: np.ndarray, n_events: int,
+    cfg: JetReconstruction,
+) -> np.ndarray:
+    """Event-by-event pile-up density ρ (GeV per unit η-φ area): the median over patches.
+
+    The towers within |η| < ``rho_eta_max`` are summed in patches of ``rho_patch`` in η and
+    φ; ρ is the median of patch pT / patch area, empty patches included, so that the few
+    patches holding the hard scatter do not move it (Cacciari-Salam's median, on a fixed grid).
+
+    Args:
+        event, eta, phi, pt: the towers (GeV, rad).
+        n_events: events in the batch.
+        cfg: the ``detector.jets`` section.
+
+    Returns:
+        ρ of each event (GeV).
+    """
+    n_eta = max(1, int(round(2 * cfg.rho_eta_max / cfg.rho_patch)))
+    n_phi = max(1, int(round(2 * np.pi / cfg.rho_patch)))
+    area = (2 * cfg.rho_eta_max / n_eta) * (2 * np.pi / n_phi)
+    sel = np.abs(eta) < cfg.rho_eta_max
+    ie = np.clip(((eta[sel] + cfg.rho_eta_max) / (2 * cfg.rho_eta_max) * n_eta).astype(np.int64), 0, n_eta - 1)
+    ip = np.clip(((phi[sel] + np.pi) / (2 * np.pi) * n_phi).astype(np.int64), 0, n_phi - 1)
+    key = (event[sel] * n_eta + ie) * n_phi + ip
+    grid = np.bincount(key, weights=pt[sel], minlength=n_events * n_eta * n_phi)
+    return np.median(grid.reshape(n_events, n_eta * n_phi), axis=1) / area
+
+
+def jes_factor(energy: np.ndarray, cfg: JetReconstruction) -> np.ndarray:
+    """The jet energy scale factor at pile-up-subtracted EM-scale energies (GeV), linear in
+    log E between the knots and flat beyond them."""
+    knots = np.log(np.asarray(cfg.jes_energy_gev, dtype=np.float64))
+    return np.interp(np.log(np.maximum(energy, 1e-3)), knots, np.asarray(cfg.jes_factor, dtype=np.float64))
+
+
+def calibrate(raw: Jets, rho: np.ndarray, cfg: JetReconstruction) -> tuple[Jets, np.ndarray]:
+    """Calibrated jets from EM-scale jets: area subtraction, then the jet energy scale.
+
+    pT → (pT − ρ·πR²)·JES(E_sub): the four-momentum is scaled as a whole (η, φ kept). Jets
+    left with pT ≤ 0 after subtraction, or below ``pt_min_gev`` after calibration, or beyond
+    ``eta_max``, are dropped.
+
+    Args:
+        raw: EM-scale jets (GeV).
+        rho: pile-up density of each event (GeV).
+        cfg: the ``detector.jets`` section.
+
+    Returns:
+        ``(jets, index)``: the calibrated jets (event-sorted, by decreasing pT) and, for each,
+        its index in ``raw``.
+    """
+    area = np.pi * cfg.radius**2
+    sub = np.maximum(raw.pt - rho[raw.event] * area, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.where(raw.pt > 0, sub / raw.pt, 0.0)
+    e_sub = raw.pt * np.cosh(raw.eta) * scale
+    scale = scale * jes_factor(e_sub, cfg)
+    jets = Jets(raw.event, raw.pt * scale, raw.eta, raw.phi, raw.mass * scale)
+    keep = np.flatnonzero((jets.pt > cfg.pt_min_gev) & (np.abs(jets.eta) < cfg.eta_max))
+    order = keep[np.lexsort((-jets.pt[keep], jets.event[keep]))]
+    return jets.take(order), order
+
+
+def jvt_inputs(
+    jet_pt: np.ndarray, track_jet: np.ndarray, track_pt: np.ndarray, track_vertex: np.ndarray,
+    track_event: np.ndarray, n_events: int, k: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """corrJVF and RpT of each jet (the inputs of ATLAS's jet-vertex tagger, JVT).
+
+    corrJVF = ΣpT(PV) / (ΣpT(PV) + ΣpT(PU) / (k · n_trk^PU)) over the jet's tracks, with PU the
+    tracks associated with another vertex and n_trk^PU the event's pile-up tracks; −1 for a
+    jet without vertex-associated tracks. RpT = ΣpT(PV) / pT(jet).
+
+    Args:
+        jet_pt: calibrated jet pT (GeV).
+        track_jet: the global jet index of each track (-1 none).
+        track_pt: track pT (GeV).
+        track_vertex: each track's vertex (0 primary, ≥ 1 pile-up, -1 none).
+        track_event: each track's event.
+        n_events: events in the batch.
+        k: the corrJVF scale (0.01 in ATLAS).
+
+    Returns:
+        ``(corr_jvf, rpt)`` per jet.
+    """
+    n_jets = jet_pt.size
+    in_jet = track_jet >= 0
+    pv = in_jet & (track_vertex == 0)
+    pu = in_jet & (track_vertex > 0)
+    pt_pv = np.bincount(track_jet[pv], weights=track_pt[pv], minlength=n_jets)
+    pt_pu = np.bincount(track_jet[pu], weights=track_pt[pu], minlength=n_jets)
+    n_pu_event = np.bincount(track_event[track_vertex > 0], minlength=n_events)
+    jet_event = np.zeros(n_jets, dtype=np.int64)
+    jet_event[track_jet[in_jet]] = track_event[in_jet]
+    n_pu = np.maximum(n_pu_event[jet_event], 1)
+    denom = pt_pv + pt_pu / (k * n_pu)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.where(denom > 0, pt_pv / denom, -1.0)
+        rpt = np.where(jet_pt > 0, pt_pv / jet_pt, 0.0)
+    return corr, rpt
 
 
 def match_nearest(

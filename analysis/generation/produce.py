@@ -24,7 +24,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ from analysis.core.errors import InputError
 from analysis.core.format import combined_xsec
 from analysis.core.provenance import provenance_record
 from analysis.generation.detector import simulate
+from analysis.generation.pileup import load_pileup
 from analysis.generation.processes import process_card
 from analysis.generation.pythia import (
     GenerationStats,
@@ -58,6 +59,7 @@ __all__ = [
     "ShardMetadata",
     "ShardMetrics",
     "ShardResult",
+    "WriteFilter",
     "merge_metadata",
     "produce_shard",
     "write_merged",
@@ -70,6 +72,30 @@ EVENT_NUMBER_STRIDE = 1_000_000_000
 
 
 # --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class WriteFilter:
+    """An event selection applied to the simulated events before they are written.
+
+    The selection sees each simulated block (the dict that is written: event-level arrays and
+    jagged collections, with the values as stored, e.g. float32 tower energies in GeV) and
+    returns a boolean mask of the events to keep. Pythia and the detector run as without it
+    (same seed, same events); only the file shrinks. The weighted efficiency
+    ε = Σw(kept) / Σw(simulated) is folded into the shard's cross-section (σ → σ·ε), so that
+    ``genWeight · σ / Σw`` of the kept events reproduces their unfiltered yields, and is stored
+    as ``preselection`` in the metadata. The selection code lives with the analysis that needs
+    it (e.g. :mod:`selections.rpv.preselection`); generation only applies it.
+
+    Attributes:
+        name: a short name (stored in the metadata).
+        description: the selection in words (stored in the metadata).
+        select: ``block -> mask`` (one bool per event of the block).
+    """
+
+    name: str
+    description: str
+    select: Callable[[Mapping[str, Any]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -105,6 +131,13 @@ class ShardMetadata:
     n_events: int
     sumw: float | None = None
     sumw2: float | None = None
+    #: ⟨μ⟩ overlaid, the library's hash and file (``None`` without pile-up)
+    pileup_mu: float = 0.0
+    pileup_library_hash: str | None = None
+    pileup_library: str | None = None
+    #: the :class:`WriteFilter` applied before writing (name, description, events and Σw
+    #: before/after, weighted efficiency folded into ``xsec_pb``); ``None`` without one
+    preselection: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object stored in the ntuple (plain lists and dicts)."""
@@ -127,11 +160,15 @@ class ShardMetadata:
             "config_hash": self.config_hash,
             "created_utc": self.created_utc,
             "n_events": self.n_events,
+            "pileup": {"mu": self.pileup_mu, "library_hash": self.pileup_library_hash,
+                       "library": self.pileup_library},
         }
         if self.sumw is not None:
             out["sumw"] = self.sumw
         if self.sumw2 is not None:
             out["sumw2"] = self.sumw2
+        if self.preselection is not None:
+            out["preselection"] = dict(self.preselection)
         return out
 
 
@@ -238,6 +275,8 @@ def produce_shard(
     detector: bool = True,
     progress: bool = True,
     metrics: str | os.PathLike[str] | None = None,
+    write_filter: WriteFilter | None = None,
+    pileup_library: str | os.PathLike[str] | None = None,
 ) -> ShardResult:
     """Generate, simulate and write one shard of a sample.
 
@@ -254,12 +293,19 @@ def produce_shard(
         detector: ``False`` runs Pythia only and writes nothing (the generator-only speed).
         progress: show a progress bar.
         metrics: also write the timing metrics as JSON here (with provenance).
+        write_filter: keep only the simulated events it selects (:class:`WriteFilter`); σ is
+            multiplied by its weighted efficiency. Event numbers stay those of the unfiltered
+            run (gaps where events were dropped).
+        pileup_library: the minimum-bias library to overlay when ``generation.pileup.mu`` > 0;
+            default :func:`~analysis.generation.pileup.library_path` of ``cfg``.
 
     Returns:
         The shard's metadata (as stored in the file) and timing metrics.
 
     Raises:
         ConfigError: the sample is not in the configuration or ``shard`` is out of range.
+        InputFileError: pile-up is on and its library is missing or was made with another
+            configuration.
     """
     gen = cfg.generation
     samples = gen.samples
@@ -277,6 +323,8 @@ def produce_shard(
     settings = common_settings(seed, gen.sqrt_s_gev, gen.multiparton_interactions)
     rng = np.random.default_rng(seed)
     det = cfg.detector
+    mu = gen.pileup.mu
+    library = load_pileup(cfg, pileup_library) if detector else None
 
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"hepline-{sample_name}-{shard}-") as workdir:
@@ -285,6 +333,7 @@ def produce_shard(
         stats = GenerationStats()
         t_det = t_write = c_det = c_write = 0.0
         n_done = 0
+        presel = {"n_before": 0, "n_after": 0, "sumw_before": 0.0, "sumw_after": 0.0}
         writer = (
             NtupleWriter(output, compression=compression_from_config(gen.compression),
                          basket_events=gen.basket_events)
@@ -298,7 +347,7 @@ def produce_shard(
                     bar.update(len(batch))
                     continue
                 t0, c0 = time.perf_counter(), time.process_time()
-                block = simulate(batch, rng, det)
+                block = simulate(batch, rng, det, library, mu)
                 n = len(batch)
                 block.update({
                     "run": np.full(n, sample.run_number, dtype=np.uint32),
@@ -306,17 +355,29 @@ def produce_shard(
                     "event": (shard * EVENT_NUMBER_STRIDE + n_done + 1 + np.arange(n)).astype(np.uint64),
                     "genWeight": event_weights(batch).astype(np.float32),
                 })
+                kept: dict[str, Any] | None = block
+                if write_filter is not None:
+                    kept = _apply_write_filter(write_filter, block, presel,
+                                               first=writer is not None and presel["n_before"] == 0)
                 t1, c1 = time.perf_counter(), time.process_time()
                 t_det += t1 - t0
                 c_det += c1 - c0
-                if writer is not None:
-                    writer.write(block)
+                if writer is not None and kept is not None:
+                    writer.write(kept)
                     t_write += time.perf_counter() - t1
                     c_write += time.process_time() - c1
                 n_done += n
                 bar.update(n)
             bar.close()
             xsec, xsec_err, source = cross_section_pb(pythia, card, stats)
+            presel_meta = None
+            if write_filter is not None and detector:
+                eff = presel["sumw_after"] / presel["sumw_before"] if presel["sumw_before"] > 0 else 0.0
+                xsec, xsec_err = xsec * eff, xsec_err * eff
+                presel_meta = {"name": write_filter.name, "description": write_filter.description,
+                               **presel, "efficiency": eff}
+                log.info("%s shard %d: preselection %r kept %d of %d events (weighted efficiency %.4g)",
+                         sample_name, shard, write_filter.name, presel["n_after"], presel["n_before"], eff)
             meta = ShardMetadata(
                 sample=sample_name,
                 process=sample.process,
@@ -336,10 +397,15 @@ def produce_shard(
                 config_hash=config_hash({"generation": gen, "detector": det, "seed": cfg.seed}),
                 created_utc=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                 n_events=n_done,
+                preselection=presel_meta,
+                pileup_mu=mu if library is not None else 0.0,
+                pileup_library_hash=library.library_hash if library is not None else None,
+                pileup_library=str(library.path) if library is not None and library.path else None,
             )
             if writer is not None:
                 writer.finish(meta.to_dict(), provenance=provenance_record(
                     stage="generation.produce", config=cfg, seeds={"base": cfg.seed, "shard": seed},
+                    inputs=[library.path] if library is not None and library.path is not None else (),
                     extra={"sample": sample_name, "shard": shard, "n_events": n_target}))
                 meta = dataclasses.replace(meta, n_events=writer.n_events, sumw=writer.sumw,
                                            sumw2=writer.sumw2)
@@ -377,6 +443,24 @@ def produce_shard(
             inputs=[output] if output else (),
             extra={"sample": sample_name, "shard": shard}))
     return result
+
+
+def _apply_write_filter(write_filter: WriteFilter, block: dict[str, Any], counts: dict[str, Any], *,
+                        first: bool) -> dict[str, Any] | None:
+    """The events of ``block`` that ``write_filter`` keeps (``None`` if none, except for the
+    first block of a file, which is kept empty so that the tree gets its branches); adds the
+    events and Σ genWeight before and after to ``counts``."""
+    keep = np.asarray(write_filter.select(block), dtype=bool)
+    w = np.asarray(block["genWeight"], dtype=np.float64)
+    if keep.shape != w.shape:
+        raise ValueError(f"write filter {write_filter.name!r} returned {keep.shape} flags for {w.size} events")
+    counts["n_before"] += int(w.size)
+    counts["n_after"] += int(keep.sum())
+    counts["sumw_before"] += float(w.sum())
+    counts["sumw_after"] += float(w[keep].sum())
+    if not keep.any() and not first:
+        return None
+    return {k: v[keep] for k, v in block.items()}
 
 
 def _progress(total: int, desc: str, *, enabled: bool) -> Any:

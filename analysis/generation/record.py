@@ -65,6 +65,8 @@ class FlatRecord:
 
     ``mother1``, ``daughter1``, ``daughter2`` are global indices into the flat arrays, or -1.
     ``vx, vy, vz`` are production vertices *including* the event's beam-spot displacement.
+    ``interaction`` tells the hard scatter (0) from the overlaid pile-up interactions (1, 2, ...;
+    :func:`analysis.generation.pileup.overlay`).
     """
 
     n_events: int
@@ -83,6 +85,8 @@ class FlatRecord:
     vx: np.ndarray
     vy: np.ndarray
     vz: np.ndarray
+    #: 0 for the hard scatter, k >= 1 for the k-th pile-up interaction of the event
+    interaction: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int16))
     pt: np.ndarray = field(init=False)
     phi: np.ndarray = field(init=False)
     eta: np.ndarray = field(init=False)
@@ -94,7 +98,23 @@ class FlatRecord:
     def size(self) -> int:
         return int(self.pdg_id.size)
 
+    #: the fields computed from the others (:meth:`__post_init__`)
+    DERIVED = ("pt", "phi", "eta", "abs_id", "is_final", "visible")
+
+    @classmethod
+    def with_derived(cls, derived: dict[str, np.ndarray], **fields: object) -> FlatRecord:
+        """A record whose derived fields (:attr:`DERIVED`) are given rather than computed
+        (the pile-up overlay merges them from the library's precomputed ones)."""
+        rec = cls.__new__(cls)
+        for k, v in fields.items():
+            setattr(rec, k, v)
+        for k in cls.DERIVED:
+            setattr(rec, k, derived[k])
+        return rec
+
     def __post_init__(self) -> None:
+        if self.interaction.size != self.pdg_id.size:
+            self.interaction = np.zeros(self.pdg_id.size, dtype=np.int16)
         self.pt = np.hypot(self.px, self.py)
         self.phi = np.arctan2(self.py, self.px)
         eta = np.arcsinh(np.divide(self.pz, self.pt, out=np.zeros_like(self.pt), where=self.pt > 0))
@@ -106,7 +126,6 @@ class FlatRecord:
         invisible = (a == 12) | (a == 14) | (a == 16) | (a == 1000022) | (a == 1000039)
         # what a calorimeter sees: final, not invisible, not a muon (MIP signal ignored)
         self.visible = self.is_final & ~invisible & (a != 13)
-
 
     @classmethod
     def from_batch(cls, events: ak.Array, beam_spot: np.ndarray | None = None) -> FlatRecord:

@@ -1,13 +1,20 @@
-"""Parametric inner-detector simulation: perigee parameters, resolutions, grades, efficiency.
+"""Parametric inner-detector simulation: perigee parameters, resolutions, grades, efficiency,
+material effects.
 
-Conventions (physics-reference §2, docs/ntuple-format.md):
+Conventions (physics-reference §2, docs/ntuple-format.md, docs/detector.md):
 
 * helix in a solenoid of field ``B`` (T) along +z: radius ``R = pT / (0.3 B |q|)`` m;
 * ATLAS perigee sign: the perigee point is ``d0 · (−sin φ0, cos φ0)`` relative to the
-  reference point (the reconstructed primary vertex);
-* σ(d0) = a ⊕ b / (pT √sinθ), σ(z0 sinθ) likewise, both scaled by a per-grade factor; a
-  fraction of tracks gets a wider (non-Gaussian) smearing while the reported error stays
-  nominal.
+  reference point. :func:`simulate_tracks` measures against the beam line (d0) and in
+  absolute z; :func:`to_vertex` moves the tracks to the reconstructed primary vertex once
+  vertexing has chosen it;
+* σ(d0) = a ⊕ b / (pT √sinθ), σ(z0 sinθ) likewise, both scaled by a per-grade factor;
+  non-Gaussian tails (the reported error stays nominal) from two sources: single hard
+  (Rutherford) scatters replace the multiple-scattering term of a fraction of the tracks by
+  a power-law tail, and badly fitted hit patterns smear a fraction of tracks wider;
+* material: photon conversions (radiation lengths versus |η|) and nuclear interactions of
+  hadrons in the beam pipe and pixel layers, whose charged secondaries give light jets
+  displaced tracks (``truthOrigin`` 7, other secondary).
 """
 
 from __future__ import annotations
@@ -16,11 +23,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.core.config.detector import TrackingConfig
+from analysis.core.config.detector import MaterialConfig, TrackingConfig
 from analysis.generation.record import FlatRecord, charge_of
 from analysis.generation.truth import (
     ORIGIN_FAKE,
     ORIGIN_OTHER_SECONDARY,
+    ORIGIN_PILEUP,
     Ancestry,
     track_origin,
 )
@@ -32,16 +40,26 @@ __all__ = [
     "GRADE_SHARED",
     "MM_PER_M",
     "Tracks",
+    "hadronic_interactions",
     "helix_radius_mm",
     "ip_resolution",
     "local_density",
+    "material_x0",
     "perigee",
+    "photon_conversions",
     "simulate_tracks",
+    "to_vertex",
 ]
 
 #: hit-pattern grades: all hits, shared hits, no innermost-layer hit, no hit in the two inner layers
 GRADE_GOOD, GRADE_SHARED, GRADE_NO_INNERMOST, GRADE_NO_INNER_TWO = 0, 1, 2, 3
 MM_PER_M = 1000.0
+
+
+def material_x0(abs_eta: np.ndarray, knots_eta: tuple[float, ...], knots_x0: tuple[float, ...]) -> np.ndarray:
+    """Radiation lengths at ``|η|`` from the knots of a ``detector.material`` profile (linear,
+    flat beyond the last knot)."""
+    return np.interp(np.abs(abs_eta), np.asarray(knots_eta), np.asarray(knots_x0))
 
 
 def helix_radius_mm(pt: np.ndarray, b_field_t: float) -> np.ndarray:
@@ -150,6 +168,7 @@ class Tracks:
     origin: np.ndarray
     gen_pdg_id: np.ndarray
     particle: np.ndarray  # global index of the producing particle (-1 for fakes)
+    interaction: np.ndarray  # 0 hard scatter, k >= 1 pile-up interaction, -1 fake
 
     def take(self, sel: np.ndarray) -> Tracks:
         """The tracks selected by ``sel`` (an index array or boolean mask)."""
@@ -163,7 +182,7 @@ class Tracks:
 
 _TRACK_FIELDS = (
     "event", "pt", "eta", "phi", "charge", "d0", "z0", "d0_err", "z0_err", "grade", "origin",
-    "gen_pdg_id", "particle",
+    "gen_pdg_id", "particle", "interaction",
 )
 
 
@@ -184,17 +203,27 @@ class _Candidates:
     particle: np.ndarray
 
 
-def _conversions(
-    rec: FlatRecord, final_photon: np.ndarray, rng: np.random.Generator, cfg: TrackingConfig
-) -> _Candidates:
-    """e⁺e⁻ pairs from photon conversions in the inner-detector material (r < 300 mm)."""
-    idx = final_photon
+def photon_conversions(
+    rec: FlatRecord, rng: np.random.Generator, cfg: TrackingConfig, material: MaterialConfig
+) -> np.ndarray:
+    """The final-state photons (pT > ``pt_min_gev``) that convert in the inner detector.
+
+    The probability is 1 − exp(−7/9 · X/X0), X/X0 the inner-detector material at the photon's
+    |η| (``detector.material.inner_detector_x0``).
+
+    Returns:
+        Their global indices (sorted).
+    """
+    idx = np.flatnonzero(rec.is_final & (rec.pdg_id == 22) & (rec.pt > cfg.pt_min_gev))
+    x0 = material_x0(rec.eta[idx], material.eta, material.inner_detector_x0)
+    p_conv = 1.0 - np.exp(-7.0 / 9.0 * x0)
+    return idx[rng.random(idx.size) < p_conv]
+
+
+def _conversions(rec: FlatRecord, converted: np.ndarray, rng: np.random.Generator) -> _Candidates:
+    """e⁺e⁻ pairs of the converted photons, at a radius uniform in 30–300 mm."""
+    idx = converted
     pt = rec.pt[idx]
-    theta = 2 * np.arctan(np.exp(-rec.eta[idx]))
-    x0_frac = cfg.material_x0_central / np.clip(np.abs(np.sin(theta)), 1e-3, None)
-    p_conv = 1.0 - np.exp(-7.0 / 9.0 * x0_frac)
-    converts = rng.random(idx.size) < p_conv
-    idx, pt = idx[converts], pt[converts]
     radius = rng.uniform(30.0, 300.0, idx.size)
     phi = rec.phi[idx]
     cx = rec.vx[idx] + radius * np.cos(phi)
@@ -218,27 +247,146 @@ def _conversions(
     )
 
 
-def simulate_tracks(
-    rec: FlatRecord,
-    anc: Ancestry,
-    pv_reco: np.ndarray,
-    rng: np.random.Generator,
-    cfg: TrackingConfig,
+def _orthonormal(ux: np.ndarray, uy: np.ndarray, uz: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Two unit vectors perpendicular to the unit vectors ``u`` (and to each other)."""
+    # cross with the axis least aligned with u
+    use_x = np.abs(ux) < 0.9
+    ax, ay, az = np.where(use_x, 1.0, 0.0), np.where(use_x, 0.0, 1.0), np.zeros_like(ux)
+    v1x, v1y, v1z = uy * az - uz * ay, uz * ax - ux * az, ux * ay - uy * ax
+    norm = np.sqrt(v1x**2 + v1y**2 + v1z**2)
+    v1x, v1y, v1z = v1x / norm, v1y / norm, v1z / norm
+    v2x, v2y, v2z = uy * v1z - uz * v1y, uz * v1x - ux * v1z, ux * v1y - uy * v1x
+    return v1x, v1y, v1z, v2x, v2y, v2z
+
+
+def hadronic_interactions(
+    rec: FlatRecord, charge: np.ndarray, rng: np.random.Generator, cfg: TrackingConfig,
     b_field_t: float,
-) -> Tracks:
-    """Reconstructed tracks for a batch.
+) -> tuple[_Candidates, np.ndarray]:
+    """Nuclear interactions of final-state hadrons in the beam pipe and pixel layers.
+
+    Every hadron with p > ``pt_min_gev`` and |η| < 2.7 crosses the layers of
+    ``cfg.hadronic_interactions`` outside its production radius; at each it interacts with
+    probability 1 − exp(−λ/sinθ). An interacting hadron leaves no track of its own (too few
+    silicon hits); 1 + Poisson(multiplicity − 1) charged pions start at the layer, sharing a
+    uniform fraction of its momentum, each with an exponential transverse momentum relative
+    to it. Charged hadrons are followed along their helix to the layer.
 
     Args:
         rec: the flat event record (GeV, mm).
-        anc: its ancestry (:func:`analysis.generation.truth.ancestry`).
-        pv_reco: ``(n_events, 3)`` reconstructed primary vertex (mm), the impact-parameter
-            reference.
+        charge: the charge of every particle of ``rec``.
         rng: the shard's random generator.
         cfg: the ``detector.tracking`` section.
         b_field_t: solenoid field (T).
 
     Returns:
-        The reconstructed and fake tracks, in no particular order (pT in GeV, d0/z0 in mm).
+        ``(secondaries, lost)``: the charged secondaries as track candidates (origin 7, the
+        parent's global index as ``particle``) and the global indices of the hadrons that
+        interacted.
+    """
+    hi = cfg.hadronic_interactions
+    radii = np.asarray(hi.radii_mm, dtype=np.float64)
+    lam = np.asarray(hi.interaction_lengths, dtype=np.float64)
+    p_tot = np.sqrt(rec.px**2 + rec.py**2 + rec.pz**2)
+    a = rec.abs_id
+    hadron = rec.is_final & (a > 100) & (a < 1_000_000)
+    idx = np.flatnonzero(hadron & (p_tot > cfg.pt_min_gev) & (np.abs(rec.eta) < 2.7))
+    r_prod = np.hypot(rec.vx[idx], rec.vy[idx])
+    sin_t = np.clip(rec.pt[idx] / p_tot[idx], 1e-3, 1.0)
+    # probability to interact at each layer (only layers outside the production point)
+    p_layer = np.where(radii[None, :] > r_prod[:, None] + 1.0,
+                       1.0 - np.exp(-lam[None, :] / sin_t[:, None]), 0.0)
+    survive = np.cumprod(1.0 - p_layer, axis=1)
+    cum_int = 1.0 - survive
+    u = rng.random(idx.size)
+    hit = cum_int[:, -1] > u if radii.size else np.zeros(idx.size, dtype=bool)
+    layer = np.argmax(cum_int > u[:, None], axis=1)
+    parents, layer = idx[hit], layer[hit]
+    r_int = radii[layer]
+    empty = _Candidates(*(np.zeros(0, dtype=t) for t in (np.int64, float, float, float, np.float32,
+                                                         float, float, float, np.int8, np.int64,
+                                                         np.int64)))
+    if parents.size == 0:
+        return empty, parents
+
+    # the interaction point: straight-line reach of the layer, then the helix for charged
+    x0, y0, z0 = rec.vx[parents], rec.vy[parents], rec.vz[parents]
+    pt = rec.pt[parents]
+    phi = rec.phi[parents]
+    ux, uy = np.cos(phi), np.sin(phi)
+    b = x0 * ux + y0 * uy
+    c = x0**2 + y0**2 - r_int**2
+    chord = -b + np.sqrt(np.maximum(b * b - c, 0.0))
+    q = np.sign(charge[parents])
+    radius = helix_radius_mm(np.maximum(pt, 1e-6), b_field_t)
+    alpha = np.where(q != 0, 2.0 * np.arcsin(np.clip(chord / (2.0 * radius), 0.0, 1.0)), 0.0)
+    phi_int = phi - q * alpha
+    xc, yc = x0 + q * radius * np.sin(phi), y0 - q * radius * np.cos(phi)
+    x_int = np.where(q != 0, xc - q * radius * np.sin(phi_int), x0 + chord * ux)
+    y_int = np.where(q != 0, yc + q * radius * np.cos(phi_int), y0 + chord * uy)
+    arc = np.where(q != 0, radius * alpha, chord)
+    z_int = z0 + arc * rec.pz[parents] / pt
+
+    # charged secondaries
+    n_sec = 1 + rng.poisson(hi.charged_multiplicity - 1.0, parents.size)
+    total = int(n_sec.sum())
+    owner = np.repeat(np.arange(parents.size), n_sec)
+    f_lo, f_hi = hi.momentum_fraction
+    frac = rng.uniform(f_lo, f_hi, parents.size)
+    share = rng.exponential(1.0, total)
+    share /= np.bincount(owner, weights=share, minlength=parents.size)[owner]
+    p_parent = p_tot[parents]
+    p_sec = p_parent[owner] * frac[owner] * share
+    pt_rel = np.minimum(rng.exponential(hi.pt_rel_gev, total), 0.99 * p_sec)
+    cos_rel = np.sqrt(1.0 - (pt_rel / p_sec) ** 2)
+    sin_rel = pt_rel / p_sec
+    azim = rng.uniform(0.0, 2.0 * np.pi, total)
+    theta = 2.0 * np.arctan(np.exp(-rec.eta[parents]))
+    dx = np.sin(theta) * np.cos(phi_int)
+    dy = np.sin(theta) * np.sin(phi_int)
+    dz = np.cos(theta)
+    v1x, v1y, v1z, v2x, v2y, v2z = _orthonormal(dx, dy, dz)
+    o = owner
+    kx = cos_rel * dx[o] + sin_rel * (np.cos(azim) * v1x[o] + np.sin(azim) * v2x[o])
+    ky = cos_rel * dy[o] + sin_rel * (np.cos(azim) * v1y[o] + np.sin(azim) * v2y[o])
+    kz = cos_rel * dz[o] + sin_rel * (np.cos(azim) * v1z[o] + np.sin(azim) * v2z[o])
+    sign = rng.choice(np.array([-1.0, 1.0]), total)
+    sec = _Candidates(
+        event=rec.event[parents][o],
+        px=p_sec * kx, py=p_sec * ky, pz=p_sec * kz,
+        charge=sign.astype(np.float32),
+        vx=x_int[o], vy=y_int[o], vz=z_int[o],
+        origin=np.full(total, ORIGIN_OTHER_SECONDARY, dtype=np.int8),
+        pdg_id=(211 * sign).astype(np.int64),
+        particle=parents[o],
+    )
+    return sec, parents
+
+
+def simulate_tracks(
+    rec: FlatRecord,
+    anc: Ancestry,
+    rng: np.random.Generator,
+    cfg: TrackingConfig,
+    material: MaterialConfig,
+    b_field_t: float,
+    converted: np.ndarray | None = None,
+) -> Tracks:
+    """Reconstructed tracks for a batch, measured against the beam line.
+
+    Args:
+        rec: the flat event record (GeV, mm), pile-up included.
+        anc: its ancestry (:func:`analysis.generation.truth.ancestry`).
+        rng: the shard's random generator.
+        cfg: the ``detector.tracking`` section.
+        material: the ``detector.material`` section (conversions).
+        b_field_t: solenoid field (T).
+        converted: the photons that convert (:func:`photon_conversions`); drawn here if None.
+
+    Returns:
+        The reconstructed and fake tracks, in no particular order: pT in GeV, ``d0`` (mm)
+        with respect to the beam line (x = y = 0), ``z0`` the absolute z of the perigee (mm);
+        :func:`to_vertex` refers them to the primary vertex.
     """
     final = rec.is_final
     pdg = rec.pdg_id
@@ -250,14 +398,18 @@ def simulate_tracks(
         charge=charge_all[idx], vx=rec.vx[idx], vy=rec.vy[idx], vz=rec.vz[idx],
         origin=track_origin(anc, idx), pdg_id=pdg[idx], particle=idx,
     )
-    final_photon = np.flatnonzero(final & (pdg == 22) & (rec.pt > cfg.pt_min_gev))
-    conv = _conversions(rec, final_photon, rng, cfg)
+    if converted is None:
+        converted = photon_conversions(rec, rng, cfg, material)
+    conv = _conversions(rec, converted, rng)
+    secondaries, lost = hadronic_interactions(rec, charge_all, rng, cfg, b_field_t)
+    parts = (cand_particles, conv, secondaries)
     cand = _Candidates(
-        **{
-            k: np.concatenate([getattr(cand_particles, k), getattr(conv, k)])
-            for k in _Candidates.__dataclass_fields__
-        }
+        **{k: np.concatenate([getattr(c, k) for c in parts]) for k in _Candidates.__dataclass_fields__}
     )
+    interacted = np.zeros(rec.size, dtype=bool)
+    interacted[lost] = True
+    parent_lost = np.zeros(cand.particle.size, dtype=bool)
+    parent_lost[: idx.size] = interacted[idx]
 
     pt = np.hypot(cand.px, cand.py)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -267,7 +419,7 @@ def simulate_tracks(
     r_prod = np.hypot(cand.vx, cand.vy)
 
     # acceptance, then efficiency (flat, dense-core loss, production radius)
-    accept = (pt > cfg.pt_min_gev) & (np.abs(eta) < cfg.eta_max)
+    accept = (pt > cfg.pt_min_gev) & (np.abs(eta) < cfg.eta_max) & ~parent_lost
     r_full, r_max = cfg.full_efficiency_radius_mm, cfg.max_production_radius_mm
     radial = np.clip(1.0 - (r_prod - r_full) / (r_max - r_full), 0.0, 1.0)
     eff = cfg.efficiency * np.clip(1.0 - cfg.density_efficiency_loss * (density - 1), 0.0, 1.0)
@@ -287,18 +439,40 @@ def simulate_tracks(
 
     k = np.flatnonzero(keep)
     ev = cand.event[k]
+    zeros = np.zeros(k.size)
     d0, zp, phi0 = perigee(
         cand.vx[k], cand.vy[k], cand.vz[k], cand.px[k], cand.py[k], cand.pz[k], cand.charge[k],
-        pv_reco[ev, 0], pv_reco[ev, 1], b_field_t,
+        zeros, zeros, b_field_t,
     )
+    interaction = rec.interaction[cand.particle[k]].astype(np.int16)
+    origin = np.where(interaction > 0, ORIGIN_PILEUP, cand.origin[k]).astype(np.int8)
     tracks = Tracks(
         event=ev, pt=pt[k], eta=eta[k], phi=phi0, charge=cand.charge[k].astype(np.int8),
-        d0=d0, z0=zp - pv_reco[ev, 2], d0_err=np.zeros(k.size), z0_err=np.zeros(k.size),
-        grade=grade[k], origin=cand.origin[k], gen_pdg_id=cand.pdg_id[k].astype(np.int32),
-        particle=cand.particle[k],
+        d0=d0, z0=zp, d0_err=np.zeros(k.size), z0_err=np.zeros(k.size),
+        grade=grade[k], origin=origin, gen_pdg_id=cand.pdg_id[k].astype(np.int32),
+        particle=cand.particle[k], interaction=interaction,
     )
     tracks = tracks.concatenate([tracks, _fakes(tracks, rec.n_events, rng, cfg)])
     return _measure(tracks, rng, cfg)
+
+
+def to_vertex(tracks: Tracks, vertex: np.ndarray) -> Tracks:
+    """Refer beam-line tracks (:func:`simulate_tracks`) to each event's primary vertex.
+
+    Args:
+        tracks: tracks with ``d0`` w.r.t. the beam line and absolute ``z0`` (mm).
+        vertex: ``(n_events, 3)`` reconstructed primary vertex (mm).
+
+    Returns:
+        The tracks with ``d0`` w.r.t. the vertex (ATLAS sign: perigee point
+        ``d0 · (−sin φ, cos φ)``; the shift is linear in the ≈ 10 µm vertex offset) and
+        ``z0 = z_perigee − PV_z``.
+    """
+    xv, yv, zv = vertex[tracks.event, 0], vertex[tracks.event, 1], vertex[tracks.event, 2]
+    d0 = tracks.d0 + xv * np.sin(tracks.phi) - yv * np.cos(tracks.phi)
+    fields = {k: getattr(tracks, k) for k in _TRACK_FIELDS}
+    fields.update(d0=d0, z0=tracks.z0 - zv)
+    return Tracks(**fields)
 
 
 def _fakes(true_tracks: Tracks, n_events: int, rng: np.random.Generator, cfg: TrackingConfig) -> Tracks:
@@ -317,28 +491,56 @@ def _fakes(true_tracks: Tracks, n_events: int, rng: np.random.Generator, cfg: Tr
     return Tracks(
         event=ev, pt=pt, eta=eta, phi=phi,
         charge=rng.choice(np.array([-1, 1], dtype=np.int8), total),
+        # near the seed track's perigee: fakes share its vertex in z
         d0=rng.normal(0, cfg.fake_d0_sigma_mm, total),
-        z0=rng.normal(0, 2 * cfg.fake_d0_sigma_mm, total),
+        z0=true_tracks.z0[pick] + rng.normal(0, 2 * cfg.fake_d0_sigma_mm, total),
         d0_err=np.zeros(total), z0_err=np.zeros(total),
         grade=rng.integers(GRADE_SHARED, GRADE_NO_INNER_TWO + 1, total).astype(np.int8),
         origin=np.full(total, ORIGIN_FAKE, dtype=np.int8),
         gen_pdg_id=np.zeros(total, dtype=np.int32), particle=np.full(total, -1, dtype=np.int64),
+        interaction=np.full(total, -1, dtype=np.int16),
     )
 
 
+def _scattering(
+    n: int, sin_t: np.ndarray, rng: np.random.Generator, cfg: TrackingConfig
+) -> np.ndarray:
+    """Multiple-scattering deviates in units of σ_MS: Gaussian, or for a fraction of tracks
+    (∝ 1/sinθ, the material crossed) a single hard scatter with a power-law tail."""
+    st = cfg.scattering_tail
+    gauss = rng.normal(0.0, 1.0, n)
+    hard = rng.random(n) < np.clip(st.fraction / sin_t, 0.0, 1.0)
+    u = rng.random(n)
+    size = np.minimum(st.min_sigma * (1.0 - u) ** (-1.0 / st.power), st.max_sigma)
+    sign = np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    return np.where(hard, sign * size, gauss)
+
+
 def _measure(tr: Tracks, rng: np.random.Generator, cfg: TrackingConfig) -> Tracks:
-    """Smear the true perigee parameters and momentum with the grade-dependent resolution."""
+    """Smear the true perigee parameters and momentum with the grade-dependent resolution.
+
+    The intrinsic term is Gaussian; the multiple-scattering term has the single-scatter tail
+    of :func:`_scattering` (independently in d0 and z0); a ``tail_fraction`` of tracks (bad
+    hit patterns) is smeared ``tail_scale`` times wider. The reported errors are the nominal
+    Gaussian resolutions.
+    """
     n = tr.pt.size
     theta = 2 * np.arctan(np.exp(-tr.eta))
-    scale = np.asarray(cfg.grade_resolution_scale, dtype=np.float64)
+    sin_t = np.abs(np.sin(theta))
+    scale = np.asarray(cfg.grade_resolution_scale, dtype=np.float64)[tr.grade]
     sd0 = ip_resolution(tr.pt, theta, tr.grade, cfg.d0_resolution.a_mm,
-                        cfg.d0_resolution.b_mm_gev, scale)
+                        cfg.d0_resolution.b_mm_gev, np.asarray(cfg.grade_resolution_scale))
     sz0_sin = ip_resolution(tr.pt, theta, tr.grade, cfg.z0sintheta_resolution.a_mm,
-                            cfg.z0sintheta_resolution.b_mm_gev, scale)
-    sz0 = sz0_sin / np.abs(np.sin(theta))
+                            cfg.z0sintheta_resolution.b_mm_gev, np.asarray(cfg.grade_resolution_scale))
+    sz0 = sz0_sin / sin_t
+    ms = 1.0 / (tr.pt * np.sqrt(sin_t))
     tail = np.where(rng.random(n) < cfg.tail_fraction, cfg.tail_scale, 1.0)
-    d0 = tr.d0 + rng.normal(0, 1, n) * sd0 * tail
-    z0 = tr.z0 + rng.normal(0, 1, n) * sz0 * tail
+    d0_dev = (rng.normal(0, 1, n) * cfg.d0_resolution.a_mm
+              + _scattering(n, sin_t, rng, cfg) * cfg.d0_resolution.b_mm_gev * ms) * scale
+    z0_dev = (rng.normal(0, 1, n) * cfg.z0sintheta_resolution.a_mm
+              + _scattering(n, sin_t, rng, cfg) * cfg.z0sintheta_resolution.b_mm_gev * ms) * scale / sin_t
+    d0 = tr.d0 + d0_dev * tail
+    z0 = tr.z0 + z0_dev * tail
     res = cfg.pt_resolution
     rel = np.hypot(res.constant, res.linear_per_gev * tr.pt)
     pt = tr.pt * np.abs(1.0 + rel * rng.normal(0, 1, n))
@@ -347,5 +549,5 @@ def _measure(tr: Tracks, rng: np.random.Generator, cfg: TrackingConfig) -> Track
     return Tracks(
         event=tr.event, pt=pt, eta=eta, phi=phi, charge=tr.charge, d0=d0, z0=z0,
         d0_err=sd0, z0_err=sz0, grade=tr.grade, origin=tr.origin, gen_pdg_id=tr.gen_pdg_id,
-        particle=tr.particle,
+        particle=tr.particle, interaction=tr.interaction,
     )

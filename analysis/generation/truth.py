@@ -23,6 +23,7 @@ __all__ = [
     "ORIGIN_FROM_C",
     "ORIGIN_FROM_TAU",
     "ORIGIN_OTHER_SECONDARY",
+    "ORIGIN_PILEUP",
     "ORIGIN_PRIMARY",
     "Ancestry",
     "ancestry",
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 # FTAG track truth-origin convention (docs/ntuple-format.md)
+ORIGIN_PILEUP = 0
 ORIGIN_FAKE = 1
 ORIGIN_PRIMARY = 2
 ORIGIN_FROM_B = 3

@@ -1,4 +1,5 @@
-"""The ``generation`` section: samples (Pythia process cards), batches and ROOT compression.
+"""The ``generation`` section: samples (Pythia process cards), batches, ROOT compression and
+the presampled pile-up.
 
 Frozen typed views of the validated section (:mod:`analysis.core.config.node`); the
 schema in ``schema/`` holds the defaults and limits, and ``tests/analysis/core/test_config_types.py``
@@ -16,6 +17,7 @@ from analysis.core.config.node import ConfigNode
 __all__ = [
     "CompressionConfig",
     "GenerationConfig",
+    "PileupConfig",
     "SampleConfig",
 ]
 
@@ -26,6 +28,26 @@ class CompressionConfig(ConfigNode):
 
     algorithm: Literal['zlib', 'lz4', 'zstd', 'lzma', 'none']
     level: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PileupConfig(ConfigNode):
+    """The ``generation.pileup`` section: presampled minimum-bias overlay (docs/detector.md)."""
+
+    #: <mu>: mean number of inelastic pile-up interactions per bunch crossing (Poisson per
+    #: event); 0 switches pile-up off and needs no library.
+    mu: float
+    #: The minimum-bias library (HDF5, `hepline pileup-library`); a relative path is under
+    #: output_dir.
+    library: str
+    #: Minimum-bias events in the library.
+    library_events: int
+    #: Pythia seed of the library; independent of the base seed.
+    seed: int
+    #: Pythia readString lines of the minimum-bias process.
+    settings: tuple[str, ...]
+    #: Final-state particles beyond this |eta| are not stored.
+    eta_max: float
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,4 +96,5 @@ class GenerationConfig(ConfigNode):
     #: copy of the config: snakemake --config 'generation={event_scale: 4}'.
     event_scale: float
     compression: CompressionConfig
+    pileup: PileupConfig
     samples: Mapping[str, SampleConfig]

@@ -31,9 +31,9 @@ SECTION_DIR = "schema.d"
 def schema() -> dict[str, Any]:
     """The hepline configuration JSON schema (draft 2020-12), as a dict.
 
-    The top-level file defines the common sections (seed, generation, detector); each stage
-    owns one file ``schema.d/<section>.yaml`` holding the schema of its top-level section
-    (``taggers``, ``selection``, ...), merged here with its ``$defs``.
+    The top-level file defines the common keys (seed, output_dir); each section owns one
+    file ``schema.d/<section>.yaml`` holding the schema of its top-level section
+    (``generation``, ``detector``, ``taggers``, ``selection``, ...), merged here with its ``$defs``.
     """
     data = resources.files(SCHEMA_PACKAGE).joinpath(SCHEMA_DIR)
     root = yaml.safe_load(data.joinpath(SCHEMA_RESOURCE).read_text())
