@@ -37,6 +37,7 @@ include: "workflows/rules/generation.smk"
 include: "workflows/rules/validation.smk"
 include: "workflows/rules/taggers.smk"
 include: "workflows/rules/calo.smk"
+include: "workflows/rules/cnn_claim.smk"
 include: "workflows/rules/hh_yybb.smk"
 
 

@@ -4,13 +4,18 @@
 ::
 
     hepline select        --config C --working-points W --output S.pkl [--cutflow-json J] [--cutflow-md M]
-                          [--metrics X] [--sample-metadata S.json] [--seed N] [--workers N]
+                          [--metrics X] [--sample-metadata S.json] [--lumi-mask G.json] [--seed N] [--workers N]
                           [--set KEY=VALUE ...] [--no-gc-freeze] files...
     hepline calo images   --config C --sample S --output S.h5 [--metrics S.metrics.json] files...
-    hepline calo train    --config C --output-dir D [--seed N] [--threads N] images/*.h5
+    hepline calo train    --config C --output-dir D [--network cnn|point_cloud] [--seed N] [--threads N] images/*.h5
     hepline calo evaluate --config C --model D/calo_cnn.pt --output-dir E --images images/*.h5 \\
                           --cut-tables rpv/*.h5
     hepline calo bench    --config C [--filters 128] [--batches 5] images/*.h5
+    hepline calo throughput --config C [--output T.json] images/*.h5
+    hepline calo claim    --config C --models M1.pt ... --images images/*.h5 --cut-tables rpv/*.h5 \
+                          --output claim.json [--plot roc.png] [--throughput T.json] \
+                          [--image-metrics images/*.metrics.json] [--shard-metrics samples/*/*.metrics.json]
+    hepline rpv generate  --config C --sample S --shard K --output S_K.root [--events N] [--metrics M.json]
     hepline rpv select    --config C --sample S --output S.h5 [--summary S.json] files...
     hepline rpv rates     --config C [--split test] [--output R.json] rpv/*.h5
     hepline rpv stats     --config C [--output T.json] rpv/*.h5
@@ -180,10 +185,28 @@ def _calo_images(args: argparse.Namespace) -> int:
 
 
 def _calo_train(args: argparse.Namespace) -> int:
+    from selections.rpv.cnn.pointcloud import train_point_cloud_model
     from selections.rpv.cnn.train import train_model
 
-    train_model(_config(args), args.images, args.output_dir, seed=args.seed, device=args.device,
-                resume=not args.no_resume, progress=False if getattr(args, "quiet", False) else None)
+    trainer = train_point_cloud_model if args.network == "point_cloud" else train_model
+    trainer(_config(args), args.images, args.output_dir, seed=args.seed, device=args.device,
+            resume=not args.no_resume, progress=False if getattr(args, "quiet", False) else None)
+    return 0
+
+
+def _calo_throughput(args: argparse.Namespace) -> int:
+    from selections.rpv.cnn.bench import throughput
+
+    _print_json(throughput(_config(args), args.images, device=args.device, output=args.output))
+    return 0
+
+
+def _calo_claim(args: argparse.Namespace) -> int:
+    from selections.rpv.claim import run_claim
+
+    run_claim(_config(args), args.models, args.images, args.cut_tables, args.output, plot=args.plot,
+              throughput=args.throughput, image_metrics=args.image_metrics or (),
+              shard_metrics=args.shard_metrics or (), device=args.device)
     return 0
 
 
@@ -219,7 +242,10 @@ def _register_calo(sub: argparse._SubParsersAction) -> None:
 
     p = add_command(calo, "train", _calo_train, "train the CNN on image files (-q: no progress bar)")
     add_config_option(p)
-    p.add_argument("--output-dir", required=True, help="calo_cnn.pt, normalisation.json, history.json go here")
+    p.add_argument("--output-dir", required=True,
+                   help="calo_cnn.pt (or point_cloud.pt), normalisation.json, history.json go here")
+    p.add_argument("--network", choices=("cnn", "point_cloud"), default="cnn",
+                   help="the CNN (calo.model) or the point-cloud comparator (calo.point_cloud)")
     p.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when present)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     _threads_option(p, "torch CPU threads (overrides calo.training.threads)")
@@ -248,8 +274,39 @@ def _register_calo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", help="JSON to write (the result is printed in any case)")
     p.add_argument("images", nargs="+", help="image files")
 
+    p = add_command(calo, "throughput", _calo_throughput,
+                    "training and inference images/s of the claim's networks and the paper CNN, side by side")
+    add_config_option(p)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when present)")
+    p.add_argument("--output", help="JSON to write (the result is printed in any case)")
+    _threads_option(p, "torch CPU threads (overrides calo.training.threads)")
+    p.add_argument("images", nargs="+", help="image files")
+
+    p = add_command(calo, "claim", _calo_claim,
+                    "every trained network against the cut-based search: TPR ratios, bootstrap, limits")
+    add_config_option(p)
+    p.add_argument("--models", nargs="+", required=True, help="calo_cnn.pt and point_cloud.pt files")
+    p.add_argument("--images", nargs="+", required=True, help="one image file per sample")
+    p.add_argument("--cut-tables", nargs="+", required=True, help="the cut-based tables of the same samples")
+    p.add_argument("--output", required=True, help="the claim JSON")
+    p.add_argument("--plot", help="the ROC plot (PNG)")
+    p.add_argument("--throughput", help="the JSON of hepline calo throughput, included")
+    p.add_argument("--image-metrics", nargs="*", help="hepline calo images --metrics JSONs (bytes per event)")
+    p.add_argument("--shard-metrics", nargs="*", help="generation metrics JSONs of the shards (CPU time)")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 (default: CUDA when present)")
+    _threads_option(p, "torch CPU threads (overrides calo.training.threads)")
+    add_seed_option(p, help="override the top-level seed (bootstrap)")
+
 
 # --------------------------------------------------------------------------- rpv
+
+
+def _rpv_generate(args: argparse.Namespace) -> int:
+    from selections.rpv.preselection import generate
+
+    generate(_config(args), args.sample, args.shard, args.output, n_events=args.events,
+             progress=not getattr(args, "quiet", False), metrics=args.metrics)
+    return 0
 
 
 def _rpv_select(args: argparse.Namespace) -> int:
@@ -279,8 +336,18 @@ def _rpv_stats(args: argparse.Namespace) -> int:
 
 
 def _register_rpv(sub: argparse._SubParsersAction) -> None:
-    group = add_command(sub, "rpv", None, "cut-based RPV multijet search: select|rates|stats")
+    group = add_command(sub, "rpv", None, "cut-based RPV multijet search: generate|select|rates|stats")
     rpv = add_subcommands(group, "rpv")
+
+    p = add_command(rpv, "generate", _rpv_generate,
+                    "one shard of an rpv sample with the multijet preselection applied at write time")
+    add_config_option(p)
+    p.add_argument("--sample", required=True, help="an rpv signal or background sample")
+    p.add_argument("--shard", type=int, default=0, help="shard index (default 0)")
+    p.add_argument("--output", required=True, help="ROOT file to write")
+    p.add_argument("--events", type=int, help="events to generate before the preselection (default: events_per_shard)")
+    p.add_argument("--metrics", help="write the timing metrics JSON here")
+    add_seed_option(p, "override the base seed")
 
     p = add_command(rpv, "select", _rpv_select, "large-R jets and the cuts for one sample's ROOT files")
     add_config_option(p)

@@ -48,7 +48,7 @@ from analysis.core.provenance import provenance_record
 from analysis.ml.normaliser import Normaliser
 from analysis.ml.training import pick_device, torch_threads
 from analysis.plot.style import experiment_label, save_figure, style
-from selections.rpv.cnn.images import CaloInputError, ImageSet, load_image_files
+from selections.rpv.cnn.images import CaloInputError, ImageSet, load_image_files, match_grid
 from selections.rpv.cnn.model import CaloCNN, LoadedModel, load_model
 from selections.rpv.cnn.train import InferenceRate, check_training_set, predict
 from selections.rpv.cuts import read_table, weighted_efficiency
@@ -84,6 +84,7 @@ __all__ = [
     "tpr_at_fpr",
     "weighted_roc",
     "write_score_root",
+    "yield_weights",
 ]
 
 
@@ -299,8 +300,12 @@ def cut_flags_for(test: ImageSet, tables: Mapping[str, Mapping[str, np.ndarray]]
 # --------------------------------------------------------------------------- histograms, plots
 
 
-def _yield_weights(test: ImageSet, lumi_fb: float) -> np.ndarray:
-    """Per test event: expected events of its whole sample at ``lumi_fb`` (w · σ/Σ_test w · L)."""
+def yield_weights(test: ImageSet, lumi_fb: float) -> np.ndarray:
+    """Per test event: expected events of its whole sample at ``lumi_fb`` (w · σ/Σ_test w · L).
+
+    Raises:
+        ZeroWeightError: a sample with a total test weight ≤ 0.
+    """
     out = np.zeros(len(test))
     for i, s in enumerate(test.samples):
         m = test.sample_id == i
@@ -327,7 +332,7 @@ def score_histograms(test: ImageSet, score: np.ndarray, bins: int, lumi_fb: floa
     import hist
 
     hists: dict[str, hist.Hist] = {}
-    yield_w = _yield_weights(test, lumi_fb)
+    yield_w = yield_weights(test, lumi_fb)
     for name, m in [(s, test.sample_id == i) for i, s in enumerate(test.samples)] + [
             ("signal", test.label == 1), ("background", test.label == 0)]:
         h = hist.Hist(hist.axis.Regular(bins, 0.0, 1.0, name="score", label="CNN signal score"),
@@ -538,7 +543,7 @@ def expected_limits(
     from analysis.stats.histograms import HistSet, SampleHists
     from analysis.stats.limits import build_workspace, upper_limit
 
-    yw = _yield_weights(test, lumi_fb)
+    yw = yield_weights(test, lumi_fb)
     bkg_mask = test.label == 0
     edges = limit_score_edges(score[bkg_mask], min_background_events)
     xsec = {s: float(test.sample_info.get(s, {}).get("xsec_pb", np.nan)) for s in test.samples}
@@ -787,8 +792,8 @@ def evaluate(
     with torch_threads(cfg.calo.training.threads):
         loaded = load_model(model_path, dev, normalisation=normalisation)
         test = load_image_files(image_files, split=(cfg.calo.split, "test"))
-        loaded.model.spec.check_same(test.spec, f"the image files ({', '.join(map(str, image_files))})",
-                                     f"model {model_path}")
+        test = match_grid(test, loaded.model.spec, f"the image files ({', '.join(map(str, image_files))})",
+                          f"model {model_path}")
         tables = {t.sample: t.columns for t in map(read_table, cut_tables)}
         result = compare(cfg, loaded.model, loaded.normaliser, test, cut_flags_for(test, tables), device=dev,
                          model_summary=ModelSummary.of(loaded))

@@ -108,7 +108,7 @@ rule calo_train:
         "../envs/hepline.yaml"
     retries: 1
     resources:
-        **job_resources(mem_mb=8000, runtime=720),
+        **job_resources(mem_mb=8000, runtime=720, gpu=True),
     shell:
         # a rerun after an interruption resumes from calo_cnn.ckpt.pt in the same folder; no progress
         # bar (stderr is the log file), the epochs are logged

@@ -14,16 +14,19 @@ from analysis.core.config.node import ConfigNode
 
 __all__ = [
     "CaloAugment",
+    "CaloClaim",
     "CaloConfig",
     "CaloEvaluation",
     "CaloImage",
     "CaloModel",
     "CaloNormalisation",
+    "CaloPointCloud",
     "CaloSplit",
     "CaloTraining",
     "RpvConfig",
     "RpvCuts",
     "RpvLargeRJets",
+    "RpvPreselection",
 ]
 
 
@@ -82,6 +85,42 @@ class CaloModel(ConfigNode):
     dropout: float
     #: pad the phi axis periodically in the convolutions (the paper pads with zeros)
     circular_phi: bool
+    #: the network sees the images with factor x factor pixels summed (64 x 64 files give a 32 x
+    #: 32 network at 2); the image files keep their grid
+    input_rebin: Literal[1, 2, 4]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaloPointCloud(ConfigNode):
+    """the point-cloud comparator (selections.rpv.cnn.pointcloud, "low-level inputs"): a
+    DeepSets / particle-flow network over the non-zero pixels of the image files (one point
+    per tower and per track-count pixel), per-point MLP, sum and mean pooling, MLP, 2 logits.
+    Trained like the CNN (calo.training: seed, threads, min_delta, augmentation, storage cap)
+    with its own rate, batch and epochs
+    """
+
+    phi_layers: tuple[int, ...]
+    f_layers: tuple[int, ...]
+    dropout: float
+    learning_rate: float
+    batch_size: int
+    max_epochs: int
+    patience: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CaloClaim(ConfigNode):
+    """the cnn_claim workflow target (workflows/rules/cnn_claim.smk, selections.rpv.claim):
+    networks trained per seed and evaluated together against the cut-based search
+    """
+
+    #: training seeds of every network (the CNN claim needs at least 3)
+    seeds: tuple[int, ...]
+    networks: tuple[Literal['cnn', 'point_cloud'], ...]
+    #: events read per image file for the side-by-side throughput
+    bench_events: int
+    #: timed training batches per network in the throughput measurement
+    bench_batches: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +167,12 @@ class CaloEvaluation(ConfigNode):
     example_images: int
     #: expected CLs limits on sigma(signal) with analysis.stats.limits (pyhf)
     limits: bool
+    #: background efficiencies (besides the cut-based one) at which the networks' TPR is compared
+    #: with the cut-based TPR (2.2e-4: the published cut-based working point)
+    fpr_targets: tuple[float, ...]
+    #: a TPR ratio whose background efficiency rests on fewer effective background events (sum
+    #: w)^2 / sum w^2 than this is reported as "insufficient statistics (N)", not as a number
+    min_effective_events: float
     #: CNN score bins for the limit are built from the top score down so that each holds at least
     #: this many background MC events, doubling from bin to bin
     limit_min_background_events: int
@@ -153,6 +198,15 @@ class CaloConfig(ConfigNode):
     normalisation: CaloNormalisation
     #: n_conv x [conv 3x3, ReLU, max-pool 2, dropout] -> dense -> ReLU -> dropout -> 2 logits
     model: CaloModel
+    #: the point-cloud comparator (selections.rpv.cnn.pointcloud, "low-level inputs"): a DeepSets
+    #: / particle-flow network over the non-zero pixels of the image files (one point per tower
+    #: and per track-count pixel), per-point MLP, sum and mean pooling, MLP, 2 logits. Trained like
+    #: the CNN (calo.training: seed, threads, min_delta, augmentation, storage cap) with its own
+    #: rate, batch and epochs
+    point_cloud: CaloPointCloud
+    #: the cnn_claim workflow target (workflows/rules/cnn_claim.smk, selections.rpv.claim):
+    #: networks trained per seed and evaluated together against the cut-based search
+    claim: CaloClaim
     training: CaloTraining
     evaluation: CaloEvaluation
 
@@ -188,6 +242,22 @@ class RpvCuts(ConfigNode):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RpvPreselection(ConfigNode):
+    """write-time multijet preselection of the rpv samples (selections.rpv.preselection): only
+    events with >= n_jets_min large-R jets (rpv.large_r_jets) and a leading one above
+    leading_pt_min_gev are written, and the weighted efficiency is folded into the shard's
+    cross-section. It must contain the cut-based signal region (n_jets_min <=
+    cuts.presel_n_jets_min, leading_pt_min_gev <= cuts.leading_pt_min_gev; checked)
+    """
+
+    #: generate the rpv signal and background samples with `hepline rpv generate` (the
+    #: preselection applied) instead of `hepline generate` in the workflow
+    enabled: bool
+    n_jets_min: int
+    leading_pt_min_gev: float
+
+
+@dataclass(frozen=True, kw_only=True)
 class RpvConfig(ConfigNode):
     """RPV gluino vs QCD multijet samples, luminosity and the large-R-jet cut-based
     selection.
@@ -204,3 +274,9 @@ class RpvConfig(ConfigNode):
     #: anti-kt jets clustered from the calorimeter towers (massless 4-vectors, E = eEM + eHad)
     large_r_jets: RpvLargeRJets
     cuts: RpvCuts
+    #: write-time multijet preselection of the rpv samples (selections.rpv.preselection): only
+    #: events with >= n_jets_min large-R jets (rpv.large_r_jets) and a leading one above
+    #: leading_pt_min_gev are written, and the weighted efficiency is folded into the shard's
+    #: cross-section. It must contain the cut-based signal region (n_jets_min <=
+    #: cuts.presel_n_jets_min, leading_pt_min_gev <= cuts.leading_pt_min_gev; checked)
+    preselection: RpvPreselection

@@ -76,6 +76,7 @@ __all__ = [
     "images_from_arrays",
     "load_image_files",
     "make_images",
+    "match_grid",
     "pixel_indices",
     "read_image_spec",
     "read_images",
@@ -164,6 +165,17 @@ class ImageSpec:
     def eta_symmetric(self) -> bool:
         """Whether the η range is symmetric about 0 (η flips keep the grid)."""
         return math.isclose(self.eta_min, -self.eta_max, abs_tol=1e-9)
+
+    def rebinned(self, factor: int) -> ImageSpec:
+        """The grid with ``factor × factor`` pixels merged (same η range and channels).
+
+        Raises:
+            ImageSizeError: a factor below 1 or one that does not divide both axes.
+        """
+        f = int(factor)
+        if f < 1 or self.n_eta % f or self.n_phi % f:
+            raise ImageSizeError(f"cannot merge {factor} x {factor} pixels of a {self.n_eta} x {self.n_phi} image")
+        return ImageSpec(self.n_eta // f, self.n_phi // f, self.eta_min, self.eta_max, self.channels)
 
     def describe(self) -> str:
         """The grid in words, for messages."""
@@ -268,6 +280,31 @@ class SparseImages:
     def channel_of_entries(self) -> np.ndarray:
         """The channel of every stored pixel (int64)."""
         return (self.index.astype(np.int64) // (self.spec.n_eta * self.spec.n_phi)).astype(np.int64)
+
+    def rebin(self, factor: int) -> SparseImages:
+        """The images with ``factor × factor`` pixels summed (e.g. 64 × 64 → 32 × 32 at 2).
+
+        Energies (GeV) and track counts add, so the totals per channel are unchanged.
+
+        Raises:
+            ImageSizeError: a factor that does not divide the grid.
+        """
+        spec = self.spec.rebinned(factor)
+        if spec == self.spec:
+            return self
+        f = int(factor)
+        idx = self.index.astype(np.int64)
+        npix = self.spec.n_eta * self.spec.n_phi
+        ch, rem = np.divmod(idx, npix)
+        ieta, iphi = np.divmod(rem, self.spec.n_phi)
+        new = (ch * spec.n_eta + ieta // f) * spec.n_phi + iphi // f
+        n = len(self)
+        row = np.repeat(np.arange(n, dtype=np.int64), self.nnz)
+        uniq, inverse = np.unique(row * spec.size + new, return_inverse=True)
+        summed = np.bincount(inverse.ravel(), weights=self.value.astype(np.float64), minlength=uniq.size)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(uniq // spec.size, minlength=n), out=offsets[1:])
+        return SparseImages(spec, offsets, (uniq % spec.size).astype(spec.index_dtype), summed.astype(np.float32))
 
 
 def _ranges(start: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -407,6 +444,30 @@ class ImageSet:
     def split(self, split: CaloSplit, name: str) -> ImageSet:
         """The events of split ``name`` of the ``calo.split`` section (by event number)."""
         return self.take(split_mask(self.event, split, name))
+
+    def rebin(self, factor: int) -> ImageSet:
+        """The same events with ``factor × factor`` pixels summed (:meth:`SparseImages.rebin`)."""
+        if int(factor) == 1:
+            return self
+        return replace(self, images=self.images.rebin(factor))
+
+
+def match_grid(images: ImageSet, spec: ImageSpec, what: str, against: str) -> ImageSet:
+    """``images`` on the grid ``spec``: as they are, or with pixels merged when ``spec`` is the
+    image grid coarsened by an integer factor (same η range and channels).
+
+    Raises:
+        ImageSizeError: any other grid (the message names ``what`` and ``against``).
+    """
+    have = images.spec
+    if have == spec:
+        return images
+    if spec.n_eta and have.n_eta % spec.n_eta == 0:
+        factor = have.n_eta // spec.n_eta
+        if factor > 1 and have.n_phi == spec.n_phi * factor and have.rebinned(factor) == spec:
+            return images.rebin(factor)
+    spec.check_same(have, what, against)
+    return images
 
 
 # --------------------------------------------------------------------------- building from ROOT

@@ -32,7 +32,7 @@ from analysis.core.errors import ModelMismatchError
 from analysis.ml.normaliser import Normaliser
 from selections.rpv.cnn.images import CaloInputError, ImageSet, SparseImages
 
-__all__ = ["AUGMENTATIONS", "Batch", "SparseImageLoader", "loader_from_config"]
+__all__ = ["AUGMENTATIONS", "Batch", "SparseImageLoader", "gather_rows", "loader_from_config"]
 
 AUGMENTATIONS = ("phi_roll", "phi_flip", "eta_flip")
 
@@ -167,15 +167,7 @@ class SparseImageLoader:
         """
         dev = self.device
         b = int(rows.numel())
-        start = self._offsets[rows]
-        counts = self._offsets[rows + 1] - start
-        total = int(counts.sum())
-        img = torch.repeat_interleave(torch.arange(b, device=self.storage), counts)
-        first = torch.cumsum(counts, 0) - counts
-        pos = torch.arange(total, device=self.storage) + torch.repeat_interleave(start - first, counts)
-        flat = self._index[pos].to(dev, non_blocking=True).long()
-        val = self._value[pos].to(dev, non_blocking=True)
-        img = img.to(dev, non_blocking=True)
+        img, flat, val = gather_rows(self._offsets, self._index, self._value, rows, dev)
         n_eta, n_phi = self.spec.n_eta, self.spec.n_phi
         npix = n_eta * n_phi
         ch = flat // npix
@@ -193,6 +185,31 @@ class SparseImageLoader:
         out = torch.zeros(b * self.spec.size, dtype=torch.float32, device=dev)
         out[((img * self.spec.n_channels + ch) * n_eta + ieta) * n_phi + iphi] = val
         return out.view(b, *self.spec.shape)
+
+
+def gather_rows(offsets: torch.Tensor, index: torch.Tensor, value: torch.Tensor, rows: torch.Tensor,
+                device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The stored pixels of the images ``rows`` of a CSR set, moved to ``device``.
+
+    Args:
+        offsets, index, value: the CSR tensors (on one storage device).
+        rows: the images wanted (int64, on the storage device).
+        device: where the result goes.
+
+    Returns:
+        ``(img, flat, value)``: per pixel, its image's position in ``rows``, its flat pixel index
+        (int64) and its value (float32).
+    """
+    st = offsets.device
+    start = offsets[rows]
+    counts = offsets[rows + 1] - start
+    total = int(counts.sum())
+    img = torch.repeat_interleave(torch.arange(int(rows.numel()), device=st), counts)
+    first = torch.cumsum(counts, 0) - counts
+    pos = torch.arange(total, device=st) + torch.repeat_interleave(start - first, counts)
+    flat = index[pos].to(device, non_blocking=True).long()
+    val = value[pos].to(device, non_blocking=True)
+    return img.to(device, non_blocking=True), flat, val
 
 
 def _storage_device(storage: str, device: torch.device, nbytes: int) -> torch.device:

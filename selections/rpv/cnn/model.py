@@ -200,7 +200,7 @@ def load_model(
     stored = ImageNormalisation.from_dict(payload["normalisation"], source=f"{p} (stored normalisation)")
     if normalisation is not None:
         check_normalisation_matches(stored, ImageNormalisation.load(normalisation), model_source=str(p))
-    model_cfg = CaloModel.from_dict(payload["model_cfg"])
+    model_cfg = CaloModel.from_dict({"input_rebin": 1, **payload["model_cfg"]})  # files before input_rebin
     model = build_model(spec, model_cfg)
     model.load_state_dict(payload["state_dict"])
     model.to(device).eval()

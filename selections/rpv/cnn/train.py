@@ -45,7 +45,7 @@ from analysis.core.config.rpv import CaloConfig, CaloModel
 from analysis.core.provenance import provenance_record
 from analysis.ml.normaliser import Normaliser
 from analysis.ml.training import FitResult, FitSettings, TrainingTask, fit, pick_device, synchronize, torch_threads
-from selections.rpv.cnn.images import CaloInputError, ImageNormalisation, ImageSet, load_image_files
+from selections.rpv.cnn.images import CaloInputError, ImageNormalisation, ImageSet, load_image_files, match_grid
 from selections.rpv.cnn.loader import Batch, SparseImageLoader, loader_from_config
 from selections.rpv.cnn.model import CaloCNN, build_model, save_model
 from selections.rpv.samples import ZeroWeightError
@@ -179,9 +179,10 @@ def predict(model: CaloCNN, images: ImageSet, normaliser: Normaliser, device: to
         storage: where the loader keeps the sparse set (:class:`SparseImageLoader`).
 
     Raises:
-        ImageSizeError: images of another grid than the model's.
+        ImageSizeError: images of another grid than the model's (a finer grid that merges into the
+            model's, e.g. 64 × 64 files for a 32 × 32 network, is rebinned).
     """
-    model.spec.check_same(images.spec, "the image file", "the model")
+    images = match_grid(images, model.spec, "the image file", "the model")
     dev = torch.device(device)
     model.to(dev).eval()
     loader = SparseImageLoader(images, normaliser, batch_size=batch_size, device=dev, storage=storage)
@@ -333,6 +334,8 @@ def train(
     calo, training = cfg.calo, cfg.calo.training
     seed = training_seed(cfg, seed)
     dev = pick_device(device)
+    # the network's grid: calo.model.input_rebin x input_rebin pixels of the files summed
+    train_set, val_set = train_set.rebin(calo.model.input_rebin), val_set.rebin(calo.model.input_rebin)
     with torch_threads(training.threads):
         check_training_set(train_set, "training split")
         check_training_set(val_set, "validation split")

@@ -17,12 +17,14 @@ from selections.rpv.cnn.images import (
     EmptyEventError,
     ImageNormalisation,
     ImageSet,
+    ImageSizeError,
     ImageSpec,
     SparseImages,
     build_images,
     build_sparse,
     fit_channel_normaliser,
     images_from_arrays,
+    match_grid,
     pixel_indices,
     read_images,
     write_images,
@@ -97,6 +99,36 @@ def _random_sparse(n: int, spec: ImageSpec, rng: np.random.Generator) -> SparseI
         rng.exponential(5.0, ev.size) * (rng.random(ev.size) < 0.8), rng.exponential(5.0, ev.size),
         kev, rng.uniform(-2.5, 2.5, kev.size), rng.uniform(-np.pi, np.pi, kev.size),
     )
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_rebinning_sums_blocks_of_pixels(factor: int) -> None:
+    """64 x 64 -> 32 x 32 (or 16 x 16): each coarse pixel is the sum of its factor x factor block,
+    per channel; totals are unchanged and the result is the same set on the coarse grid."""
+    sp = _random_sparse(30, SPEC, np.random.default_rng(21))
+    coarse = sp.rebin(factor)
+    assert coarse.spec == ImageSpec(64 // factor, 64 // factor, -3.2, 3.2)
+    dense = sp.to_dense()
+    want = dense.reshape(30, 3, 64 // factor, factor, 64 // factor, factor).sum(axis=(3, 5))
+    np.testing.assert_allclose(coarse.to_dense(), want, rtol=1e-6)
+    assert (coarse.value != 0).all() and (coarse.nnz <= sp.nnz).all()
+    assert sp.rebin(1) is sp
+
+
+def test_match_grid_rebins_to_a_coarser_network_grid_only() -> None:
+    sp = _random_sparse(10, SPEC, np.random.default_rng(22))
+    n = len(sp)
+    imgs = ImageSet(sp, np.arange(n, dtype=np.uint64), np.zeros(n, np.int8), np.ones(n), np.ones(n, np.float32),
+                    np.zeros(n, np.int16), ["s"], {})
+    assert match_grid(imgs, SPEC, "files", "model") is imgs
+    coarse = match_grid(imgs, SPEC.rebinned(2), "files", "model")
+    np.testing.assert_array_equal(coarse.images.to_dense(), sp.rebin(2).to_dense())
+    np.testing.assert_array_equal(coarse.event, imgs.event)
+    for other in (ImageSpec(48, 48, -3.2, 3.2), ImageSpec(32, 32, -2.5, 2.5), ImageSpec(128, 128, -3.2, 3.2)):
+        with pytest.raises(ImageSizeError, match="model"):
+            match_grid(imgs, other, "files", "model")
+    with pytest.raises(ImageSizeError, match="cannot merge 3 x 3"):
+        SPEC.rebinned(3)
 
 
 def test_sparse_dense_round_trip_and_hdf5(tmp_path) -> None:

@@ -320,3 +320,21 @@ def test_train_model_seed_flag_and_benchmark(tmp_path) -> None:
     assert benchmark(cfg, data, device="cpu", batches=2, filters=2).model_cfg.filters == 2
     with pytest.raises(CaloInputError, match="benchmark needs 320 images"):
         benchmark(cfg, data, device="cpu", batches=9)
+
+
+def test_a_network_on_merged_pixels_scores_the_files_grid(tmp_path) -> None:
+    """calo.model.input_rebin = 2: the network is built for 8 x 8 images and trained on 16 x 16
+    ones with 2 x 2 pixels summed; scoring the 16 x 16 test images merges them the same way."""
+    data = _synthetic(200, np.random.default_rng(9))
+    cfg = _cfg(max_epochs=1)
+    cfg = cfg.replace(calo=cfg.calo.replace(model=cfg.calo.model.replace(input_rebin=2)))
+    res = train(cfg, *_splits(data), device="cpu", progress=False)
+    assert res.model.spec == SPEC.rebinned(2)
+    test = data.split(SPLIT, "test")
+    fine, _ = predict(res.model, test, res.normaliser, "cpu")
+    coarse, _ = predict(res.model, test.rebin(2), res.normaliser, "cpu")
+    np.testing.assert_array_equal(fine, coarse)
+    files, _ = _files(data, tmp_path)
+    train_model(cfg, files, tmp_path / "m", device="cpu", progress=False)
+    loaded = load_model(tmp_path / "m" / "calo_cnn.pt")
+    assert loaded.model_cfg.input_rebin == 2 and loaded.model.spec == SPEC.rebinned(2)
