@@ -22,7 +22,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ __all__ = [
     "WorkingPoint",
     "WorkingPoints",
     "btag_spec",
+    "check_decorated_with",
     "distinct_count",
     "load_working_points",
     "truth_tag_rows",
@@ -138,6 +139,7 @@ class WorkingPoints:
 
     taggers: Mapping[str, TaggerWorkingPoints]
     source: str = "<in-memory working points>"
+    provenance: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "<in-memory working points>") -> WorkingPoints:
@@ -159,7 +161,8 @@ class WorkingPoints:
                 raise WorkingPointError(f"{source}: taggers.{name}.working_points: expected a mapping")
             out[name] = TaggerWorkingPoints(tagger=name, variable=entry.get("variable"), points=points,
                                             efficiency_vs_pt=entry.get("efficiency_vs_pt"), source=source)
-        return cls(taggers=out, source=source)
+        prov = data.get("provenance")
+        return cls(taggers=out, source=source, provenance=dict(prov) if isinstance(prov, Mapping) else {})
 
     def tagger(self, name: str) -> TaggerWorkingPoints:
         """The entry of tagger ``name``.
@@ -173,6 +176,29 @@ class WorkingPoints:
                 f"{', '.join(sorted(self.taggers)) or 'none'}); selection.hh_yybb.btag.tagger must name one of them"
             )
         return self.taggers[name]
+
+
+def check_decorated_with(wps: WorkingPoints, tagger: str, decorated: Mapping[str, Any], path: str) -> None:
+    """Check that ``path``, an ntuple decorated with ``decorated`` (its metadata's ``taggers``
+    entry), was decorated by the training whose working points ``wps`` are: the same model
+    file of ``tagger`` (SHA-256) and the same prepared dataset (``dataset_id``). A fact that
+    either side does not record is not compared.
+
+    Raises:
+        WorkingPointError: naming both files, the tagger and what differs.
+    """
+    models = wps.provenance.get("models") or {}
+    wp_sha = (models.get(tagger) or {}).get("sha256") if isinstance(models, Mapping) else None
+    files = decorated.get("files") or {}
+    nt_sha = (files.get(tagger) or {}).get("sha256") if isinstance(files, Mapping) else None
+    if wp_sha and nt_sha and wp_sha != nt_sha:
+        raise WorkingPointError(f"{wps.source}: the working points of {tagger} come from model sha256 {wp_sha[:12]}, "
+                                f"but {path} was decorated by model sha256 {nt_sha[:12]} (another training); use "
+                                "the working points of the models that decorated the ntuples")
+    wp_ds, nt_ds = wps.provenance.get("dataset_id"), decorated.get("dataset_id")
+    if wp_ds and nt_ds and wp_ds != nt_ds:
+        raise WorkingPointError(f"{wps.source}: working points of prepared dataset {wp_ds}, but {path} was "
+                                f"decorated by taggers trained on dataset {nt_ds} (another training)")
 
 
 def load_working_points(path: str | os.PathLike[str]) -> WorkingPoints:

@@ -89,7 +89,7 @@ assert len(REGION_NAMES) == KS.N_REGION_BITS  # the region bits of selections.hh
 #: the input formats the compiled engine reads
 COMPILED_FORMATS = ("hepline", "nanoaod")
 #: :func:`reference_fingerprint` of the reference the compiled engine was last verified against
-VERIFIED_REFERENCE = "47195bf7b5f6d582"
+VERIFIED_REFERENCE = "306c51d6f3c6139b"
 #: the reference's definition, relative to ``selections/``: the cuts, what is read, the
 #: b-tagging, the processor, and the object functions they use
 _REFERENCE_FILES = ("hh_yybb/cuts.py", "hh_yybb/inputs.py", "hh_yybb/btag.py", "hh_yybb/smearing.py",

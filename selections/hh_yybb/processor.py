@@ -71,7 +71,7 @@ from analysis.io.ingest import (
 from analysis.io.lumi import load_lumi_mask
 from analysis.io.runner import RunMetrics, run_processor
 from analysis.stats import histograms as H
-from selections.hh_yybb.btag import BTagSpec, WorkingPoints, btag_spec
+from selections.hh_yybb.btag import BTagSpec, WorkingPoints, btag_spec, check_decorated_with, load_working_points
 from selections.hh_yybb.compiled import CompiledProcessor, compiled_engine_usable, compiled_engine_verified
 from selections.hh_yybb.cuts import CUTFLOW_STEPS, OBSERVABLES, REGIONS
 from selections.hh_yybb.inputs import SUPPORTED_FORMATS, InputKind, input_kind
@@ -401,6 +401,15 @@ def run_selection(
     elif kind.is_data:
         log.warning("collision data selected without a certified-luminosity mask (selection.hh_yybb.lumi_mask "
                     "or --lumi-mask)")
+    if kind.format == "hepline" and models is None:  # decorated ntuples: by the taggers of these working points?
+        source = working_points if working_points is not None else hcfg.btag.working_points_file
+        if source is not None:
+            working_points = source if isinstance(source, WorkingPoints) else load_working_points(source)
+            for entry in fileset.values():
+                first = next(iter(entry["files"]), None)
+                decorated = read_metadata(first).get("taggers") if first is not None else None
+                if isinstance(decorated, Mapping):
+                    check_decorated_with(working_points, hcfg.btag.tagger, decorated, first)
     btag = btag_spec(selection, kind, working_points)
     proc = make_processor(selection, kind, btag, models=models, lumi_mask=mask)
     branches = proc.branches

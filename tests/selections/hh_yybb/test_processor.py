@@ -762,3 +762,25 @@ def test_preloaded_branches_of_one_collection_must_hold_the_same_objects():
     assert src.column(None, "genWeight").tolist() == [1.0, 2.0]
     with pytest.raises(InputFileError, match=r"broken\.root.*Photon_eta holds 2 objects.*other Photon branches hold 3"):
         src.column("Photon", "eta")
+
+
+def test_working_points_of_another_training_are_refused(tmp_path):
+    """The decorated ntuples record the models' SHA-256 and the prepared dataset; working
+    points of another training (changed cuts, silently: issue 21) are an error naming both."""
+    decorated = {"files": {"dl1": {"path": "models/dl1.pt", "sha256": "a" * 64}}, "dataset_id": "ds1"}
+    path = F.write_hepline_events(tmp_path / "hhtest_0.root", EVENTS, WEIGHTS, decorated_by=decorated)
+
+    def wp(sha: str, dataset: str) -> Path:
+        p = tmp_path / f"wp_{sha[0]}_{dataset}.json"
+        p.write_text(json.dumps({**WP_FILE_CONTENT, "provenance": {
+            "models": {"dl1": {"path": "models/dl1.pt", "sha256": sha}}, "dataset_id": dataset}}))
+        return p
+
+    same = S.run_selection([path], make_config(), wp("a" * 64, "ds1")).histset.samples["hhtest"]
+    plain = B.WorkingPoints.from_dict(WP_FILE_CONTENT)  # no provenance: nothing to compare
+    assert same.cutflow.raw == S.run_selection([path], make_config(), plain).histset.samples["hhtest"].cutflow.raw
+    with pytest.raises(B.WorkingPointError) as err:
+        S.run_selection([path], make_config(), wp("b" * 64, "ds1"))
+    assert "bbbbbbbbbbbb" in str(err.value) and "aaaaaaaaaaaa" in str(err.value) and str(path) in str(err.value)
+    with pytest.raises(B.WorkingPointError, match="dataset ds2.*dataset ds1"):
+        S.run_selection([path], make_config(), wp("a" * 64, "ds2"))
