@@ -58,7 +58,7 @@ from analysis.core.atomic import write_json
 from analysis.core.config import RunnerConfig
 from analysis.core.config.node import to_plain
 from analysis.core.config.runner import JobqueueConfig
-from analysis.core.errors import ConfigError
+from analysis.core.errors import ConfigError, HeplineError
 from analysis.io.formats import MEV
 from analysis.io.ingest import (
     FORMATS,
@@ -453,10 +453,16 @@ def run_processor(
             schema=schema,
             metadata_cache=_metadata_cache(good),
         )
-        output, coffea_metrics = coffea_runner(
-            fileset_in, processor_instance, uproot_options=dict(uproot_options or {}),
-            iteritems_options=iteritems,
-        )
+        try:
+            output, coffea_metrics = coffea_runner(
+                fileset_in, processor_instance, uproot_options=dict(uproot_options or {}),
+                iteritems_options=iteritems,
+            )
+        except Exception as exc:  # coffea wraps a processor's error: "Failed processing file ..."
+            cause = _hepline_cause(exc)
+            if cause is None:
+                raise
+            raise cause from exc
     wall = time.perf_counter() - t0
 
     events = int(coffea_metrics.get("entries", 0))
@@ -510,6 +516,19 @@ def run_processor(
 # ---------------------------------------------------------------------------------------
 # A small processor for smoke tests, benchmarks and the docs
 # ---------------------------------------------------------------------------------------
+def _hepline_cause(exc: BaseException) -> HeplineError | None:
+    """The project's own error (one line naming the file and the field) behind an exception
+    coffea raised around it, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, HeplineError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def _event_weight(events: Any) -> ak.Array:
     fields = events.fields
     if "genWeight" in fields:

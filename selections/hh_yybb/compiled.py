@@ -38,6 +38,7 @@ import numpy as np
 from coffea import processor
 from coffea.analysis_tools import Weights
 
+from analysis.core.checks import check_finite
 from analysis.core.config import SelectionConfig
 from analysis.core.config.selection import SelectionHhYybb
 from analysis.io.ingest import InputFileError
@@ -63,7 +64,14 @@ from selections.hh_yybb.cuts import (
     SEQUENTIAL_STEPS,
     TAGS,
 )
-from selections.hh_yybb.inputs import InputKind, ObjectMap, needed_branches, object_map
+from selections.hh_yybb.inputs import (
+    FINITE_FIELDS,
+    InputKind,
+    ObjectMap,
+    check_finite_objects,
+    needed_branches,
+    object_map,
+)
 from selections.hh_yybb.packed import PackedSelection, packed_dtype
 from selections.hh_yybb.smearing import resolution_factors_numpy
 
@@ -89,7 +97,7 @@ assert len(REGION_NAMES) == KS.N_REGION_BITS  # the region bits of selections.hh
 #: the input formats the compiled engine reads
 COMPILED_FORMATS = ("hepline", "nanoaod")
 #: :func:`reference_fingerprint` of the reference the compiled engine was last verified against
-VERIFIED_REFERENCE = "306c51d6f3c6139b"
+VERIFIED_REFERENCE = "54c35057d8cef621"
 #: the reference's definition, relative to ``selections/``: the cuts, what is read, the
 #: b-tagging, the processor, and the object functions they use
 _REFERENCE_FILES = ("hh_yybb/cuts.py", "hh_yybb/inputs.py", "hh_yybb/btag.py", "hh_yybb/smearing.py",
@@ -448,7 +456,10 @@ class CompiledProcessor(processor.ProcessorABC):
         w = get.column(None, wname).astype(np.float64) if wname else np.ones(n)
         ename = self.omap.event_number
         evt = get.column(None, ename).astype(np.uint64) if ename else np.arange(n, dtype=np.uint64)
+        source = events.metadata.get("filename", "<events>")
+        check_finite(w, wname or "weight", source=source, entry=evt, entry_name="event")
         photons = self._collection(get, "photon", ["pt", "eta", "phi"])
+        self._check_finite(source, "photon", photons, evt, FINITE_FIELDS)
         photons = photons.with_field("_fixed", self._fixed_photon_mask(photons))
         cand = np.flatnonzero(self._shift_candidates(photons))  # increasing event indices
         jet_fields = ["pt", "eta", "phi", "mass", self.btag.field]
@@ -456,6 +467,7 @@ class CompiledProcessor(processor.ProcessorABC):
         if flav:
             jet_fields.append(flav)
         jets = self._collection(get, "jet", jet_fields, cand)
+        self._check_finite(source, "jet", jets, evt.take(cand), (*FINITE_FIELDS, "mass", self.btag.field))
         if flav:
             fc = O.flavour_class(np.asarray(jets[flav]))
         else:  # data: no truth flavour, SF weights are 1
@@ -465,6 +477,9 @@ class CompiledProcessor(processor.ProcessorABC):
         jets["tag_bin"] = np.asarray(O.tag_bin(jets[self.btag.field], self._cuts), dtype=np.int8)
         for f in ("pt", "mass"):
             jets[f] = jets[f].astype(np.float64)
+        leptons = {kind: self._collection(get, kind, ["pt", "eta", "phi"], cand) for kind in ("electron", "muon")}
+        for kind, coll in leptons.items():
+            self._check_finite(source, kind, coll, evt.take(cand), FINITE_FIELDS)
         return {
             "n_all": n,
             "weight_all": w,
@@ -472,10 +487,16 @@ class CompiledProcessor(processor.ProcessorABC):
             "weight": w.take(cand),
             "event": evt.take(cand),
             "photons": photons.subset(cand, self._compiled),
-            "electrons": self._collection(get, "electron", ["pt", "eta", "phi"], cand),
-            "muons": self._collection(get, "muon", ["pt", "eta", "phi"], cand),
+            "electrons": leptons["electron"],
+            "muons": leptons["muon"],
             "jets": jets,
         }
+
+    def _check_finite(self, source: str, kind: str, coll: FlatCollection, event: np.ndarray,
+                      fields: Sequence[str]) -> None:
+        """The reference's non-finite policy (:func:`selections.hh_yybb.inputs.check_finite_objects`)."""
+        check_finite_objects(source, getattr(self.omap, kind).collection,
+                             {f: np.asarray(coll[f], dtype=np.float64) for f in fields}, event.take(coll.evt))
 
     # -- one pass of the selection ---------------------------------------------------------
     def _analyse(self, obj: dict[str, Any], photon_scale: Any = None, jet_scale: float = 1.0,

@@ -25,13 +25,14 @@ container (``selection.objects.physlite.jet.btag``).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import awkward as ak
 import numpy as np
 
+from analysis.core.checks import check_finite
 from analysis.core.config import SelectionConfig
 from analysis.core.config.selection import AtlasBTagConfig, ObjectsHepline, ObjectsNanoaod, ObjectsPhyslite
 from analysis.core.errors import ConfigError, InputError, InputFileError
@@ -39,8 +40,8 @@ from analysis.io.formats import MEV, NANOAOD_ERAS, FileInfo, nanoaod_era, requir
 from analysis.io.views import ftag_discriminant, physlite_btagging
 from selections import objects as O
 
-__all__ = ["NO_BTAG_LINK", "SUPPORTED_FORMATS", "EventInputs", "InputKind", "ObjectMap", "input_kind",
-           "needed_branches", "object_map", "physlite_branch", "read_inputs"]
+__all__ = ["FINITE_FIELDS", "NO_BTAG_LINK", "SUPPORTED_FORMATS", "EventInputs", "InputKind", "ObjectMap",
+           "check_finite_objects", "input_kind", "needed_branches", "object_map", "physlite_branch", "read_inputs"]
 
 SUPPORTED_FORMATS = ("hepline", "nanoaod", "physlite")
 """Input formats the selection reads (the keys of ``selection.objects``)."""
@@ -217,6 +218,28 @@ def _physlite_branches(omap: ObjectsPhyslite) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+FINITE_FIELDS = ("pt", "eta", "phi")
+"""The object fields that must be finite (jets also their mass and b-tagging discriminant)."""
+
+
+def check_finite_objects(source: str, collection: str, fields: Mapping[str, np.ndarray], event: np.ndarray) -> None:
+    """hepline's non-finite policy (:mod:`analysis.core.checks`) for the selection's objects:
+    NaN or inf in a field a cut reads is an error naming the file, the branch
+    (``<collection>_<field>``) and the first event (its event number), never a silent drop.
+
+    Args:
+        source: the file (errors name it).
+        collection: the collection's name in the file (``Photon``, ``Jets``, ...).
+        fields: flat arrays over the collection's objects, by field.
+        event: the event number of each object.
+
+    Raises:
+        NonFiniteInputError: a field holds NaN or inf.
+    """
+    for name, values in fields.items():
+        check_finite(values, f"{collection}_{name}", source=source, entry=event, entry_name="event")
+
+
 @dataclass(frozen=True)
 class EventInputs:
     """The objects of a chunk in the selection's own terms (pT and masses in GeV).
@@ -236,6 +259,18 @@ class EventInputs:
 
     def __len__(self) -> int:
         return len(self.weight)
+
+    def check_finite(self, source: str, btag_field: str, omap: ObjectMap, *,
+                     collections: Sequence[str] = ("photons", "jets", "electrons", "muons")) -> None:
+        """:func:`check_finite_objects` on ``collections`` (jets: also mass and ``btag_field``)
+        and the event weights."""
+        check_finite(self.weight, omap.weight or "weight", source=source, entry=self.event, entry_name="event")
+        for name in collections:
+            coll, mapping = getattr(self, name), getattr(omap, name[:-1])
+            names = [*FINITE_FIELDS, *(("mass", btag_field) if mapping is omap.jet else ())]
+            counts = np.asarray(ak.to_numpy(ak.num(coll["pt"], axis=1)), dtype=np.int64)
+            flat = {f: np.asarray(ak.to_numpy(ak.flatten(coll[f])), dtype=np.float64) for f in names}
+            check_finite_objects(source, mapping.collection, flat, np.repeat(self.event, counts))
 
     def take(self, events: np.ndarray) -> EventInputs:
         """The inputs of the events ``events`` (a mask or increasing indices)."""

@@ -260,8 +260,13 @@ class HHyybbProcessor(processor.ProcessorABC):
         computed = self._tagger(events) if self._tagger is not None else None
         everything = read_inputs(events, self.omap, self.btag.field, btag_values=computed,
                                  compute_jet_id=self.kind.computes_jet_id)
+        # NaN/inf where a cut reads is an error naming the file, branch and event: the photons
+        # of every event, the other objects of the events that can pass the two-photon cut
+        source = events.metadata.get("filename", "<events>")
+        everything.check_finite(source, self.btag.field, self.omap, collections=("photons",))
         candidates = C.photon_candidates(everything.photons, self.omap.photon, self.cfg)
         objs = everything.take(np.asarray(ak.to_numpy(ak.sum(candidates, axis=1) >= 2)))
+        objs.check_finite(source, self.btag.field, self.omap, collections=("jets", "electrons", "muons"))
         t_read = time.perf_counter()
         hists = H.make_hists(C.OBSERVABLES, tuple(C.REGIONS), self.variations, self.binning)
 

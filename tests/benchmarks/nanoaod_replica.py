@@ -18,11 +18,9 @@ import argparse
 import logging
 import os
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import awkward as ak
-import numpy as np
 import uproot
 
 from analysis.core.atomic import atomic_path

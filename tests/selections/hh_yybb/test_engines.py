@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import uproot
 
 from analysis.core.config import SelectionConfig
-from analysis.core.errors import ConfigError
+from analysis.core.errors import ConfigError, NonFiniteInputError
 from selections.hh_yybb import btag as B
 from selections.hh_yybb import compiled as CP
 from selections.hh_yybb import processor as S
@@ -158,3 +159,32 @@ def test_the_fingerprint_follows_the_reference_source(tmp_path, monkeypatch):
         assert CP.reference_fingerprint() != same, name
         (tmp_path / name).write_text(text)
     assert CP.reference_fingerprint() == same
+
+
+GOOD_EVENT = {"ph": [F.gam(62.5, 0.0, 0.0), F.gam(62.5, 0.0, 3.14159)],
+              "j": [F.jet(60, 0.0, 1.5708, 0.9), F.jet(60, 0.0, -1.5708, 0.7)]}
+
+
+@pytest.mark.parametrize(("collection", "index", "field", "branch"), [
+    ("ph", 1, "eta", "Photon_eta"),      # would silently fail the photon's acceptance
+    ("ph", 0, "pt", "Photon_pt"),
+    ("j", 0, "btag_dl1", "Jet_btag_dl1"),  # would silently be untagged
+    ("j", 1, "pt", "Jet_pt"),
+])
+def test_non_finite_inputs_are_an_error_naming_file_branch_and_event(tmp_path, verified, collection, index,
+                                                                      field, branch):
+    """hepline's non-finite policy in both engines: NaN/inf where a cut reads is a one-line
+    error naming the file, the branch and the event number, never a silent drop (issue 21)."""
+    events = [copy.deepcopy(GOOD_EVENT) for _ in range(5)]
+    events[3][collection][index][field] = float("nan") if field != "pt" else float("inf")
+    path = F.write_hepline_events(tmp_path / "bad_0.root", events, np.ones(5), sample="bad")
+    wp = tmp_path / "wp.json"
+    wp.write_text(json.dumps(WP_FILE_CONTENT))
+    with uproot.open(path) as f:  # the error names the event by its number
+        number = int(f["Events"]["event"].array(library="np")[3])
+    for engine in ENGINES:
+        cfg = make_config(selection={"hh_yybb": {"engine": engine}})
+        with pytest.raises(NonFiniteInputError) as err:
+            S.run_selection([path], cfg, wp)
+        msg = str(err.value)
+        assert str(path) in msg and branch in msg and f"event {number}" in msg and "\n" not in msg, (engine, msg)
