@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.core.config import config_hash
-from analysis.core.errors import ProvenanceError
+from analysis.core.errors import InputFileError, ProvenanceError
 from analysis.core.serialise import json_default
 
 __all__ = [
@@ -195,6 +195,8 @@ def file_identity(path: str | os.PathLike[str]) -> dict[str, Any]:
             h.update(_sha256(str(f.resolve()), st.st_size, st.st_mtime_ns).encode())
         return {"path": str(p), "kind": "directory", "size": total, "sha256": h.hexdigest()}
     if not p.is_file():
+        if p.exists():  # a FIFO, socket or device: never read (a FIFO would block)
+            raise InputFileError(str(p), "not a regular file (a FIFO, socket or device?)")
         raise FileNotFoundError(f"provenance: input file not found: {p}")
     st = p.stat()
     if storage_kind(p) == "root":

@@ -191,3 +191,18 @@ def test_attach_provenance_to_a_root_file_with_folders(tmp_path):
     assert read_provenance(path)["stage"] == "second"
     with uproot.open(path) as f:
         assert f["m_yy/sr_sig"].values().sum() == 2
+
+
+def test_a_fifo_input_is_an_error_not_a_hang(tmp_path) -> None:
+    """Hashing a FIFO for the provenance would block forever (issue 21): it is refused."""
+    import os
+
+    import pytest
+
+    from analysis.core.errors import InputFileError
+    from analysis.core.provenance import file_identity
+
+    fifo = tmp_path / "pipe.root"
+    os.mkfifo(fifo)
+    with pytest.raises(InputFileError, match="not a regular file"):
+        file_identity(fifo)
