@@ -407,9 +407,11 @@ def run_selection(
             working_points = source if isinstance(source, WorkingPoints) else load_working_points(source)
             for entry in fileset.values():
                 first = next(iter(entry["files"]), None)
-                decorated = read_metadata(first).get("taggers") if first is not None else None
+                if first is None:
+                    continue
+                decorated = read_metadata(first).get("taggers")
                 if isinstance(decorated, Mapping):
-                    check_decorated_with(working_points, hcfg.btag.tagger, decorated, first)
+                    check_decorated_with(working_points, hcfg.btag.tagger, decorated, str(first))
     btag = btag_spec(selection, kind, working_points)
     proc = make_processor(selection, kind, btag, models=models, lumi_mask=mask)
     branches = proc.branches
