@@ -82,3 +82,15 @@ def xhh_file(tmp_path_factory: pytest.TempPathFactory, config: Config) -> Path:
     path = tmp_path_factory.mktemp("gen") / "xhh_500_0.root"
     produce_shard(config, "xhh_500", 0, path, n_events=N_XHH, progress=False)
     return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the ``slurm``/``xrootd`` tests, with the reason, where their service is not up
+    (tests/farm/slurm.sh, tests/farm/xrootd.sh start them; .ci/run does)."""
+    from tests.farm import slurm_available, xrootd_available
+
+    checks = {"slurm": slurm_available, "xrootd": xrootd_available}
+    for item in items:
+        for marker, check in checks.items():
+            if marker in item.keywords and (reason := check()):
+                item.add_marker(pytest.mark.skip(reason=f"{marker}: {reason}"))

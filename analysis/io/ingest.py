@@ -284,14 +284,17 @@ def _check_local_file(path: str) -> None:
 def _open_root(path: str | os.PathLike[str], uproot_options: Mapping[str, Any] | None = None) -> Any:
     """``uproot.open`` with the local checks first and every failure as InputFileError."""
     path = os.fspath(path)
-    if not _is_remote(path):
+    remote = _is_remote(path)
+    if remote:
+        _bound_xrootd_waits()
+    else:
         _check_local_file(path)
     try:
         f = uproot.open({path: None}, **dict(uproot_options or {}))
     except Exception as exc:  # uproot raises many types for corrupt input
-        raise InputFileError(
-            path, f"corrupt or unreadable ROOT file ({type(exc).__name__}: {exc})"
-        ) from exc
+        reason = (_remote_reason(path, exc) if remote and isinstance(exc, (OSError, ImportError))
+                  else f"corrupt or unreadable ROOT file ({type(exc).__name__}: {exc})")
+        raise InputFileError(path, reason) from exc
     try:
         yield f
     finally:

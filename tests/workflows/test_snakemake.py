@@ -123,11 +123,34 @@ def test_dry_run(profile, config, tmp_path):
     farm = profile != "local"
     for rule in TRAINING_RULES:
         res, threads = by_rule[rule]["resources"], by_rule[rule]["threads"]
-        assert res.get("gpu") == ("1" if profile == "slurm" else None), (rule, res)
-        assert res.get("request_gpus") == ("1" if profile == "htcondor" else None), (rule, res)
+        # no GPU unless the config's site section says the farm has some (site.gpus)
+        assert "gpu" not in res and "request_gpus" not in res, (rule, res)
         assert threads == (8 if rule == "calo_train" else 4) if farm else threads >= 1
     if profile == "htcondor":
         assert by_rule["generate_shard"]["resources"]["getenv"] == "True"
+
+
+@pytest.mark.parametrize("profile", ("slurm", "htcondor"))
+def test_site_settings_reach_the_farm_jobs(profile, tmp_path):
+    """site.gpus: GPUs for the training rules only; site.max_threads caps every job's threads,
+    the profile's set-threads included; the partition and account go to every batch job."""
+    pytest.importorskip(PLUGINS[profile], reason=f"the {profile} executor plugin (pip install 'hepline[farm]')")
+    raw = yaml.safe_load((REPO / "workflows" / "config" / "default.yaml").read_text())
+    raw["site"] = {"gpus": 2, "max_threads": 3, "slurm_partition": "gpu", "slurm_account": "hh"}
+    (tmp_path / "site.yaml").write_text(yaml.safe_dump(raw))
+    out = _snakemake("-n", "--profile", f"workflows/profiles/{profile}", "--configfile",
+                     str(tmp_path / "site.yaml"), "--config", f"output_dir={tmp_path / 'out'}",
+                     "--cores", "16")
+    jobs = [j for j in _jobs(out) if j["rule"] not in LOCAL_RULES]
+    assert len(jobs) == sum(n for r, n in expected_counts(_config("default")).items()
+                            if r not in LOCAL_RULES) == 62
+    for job in jobs:
+        rule, res = job["rule"], job["resources"]
+        gpus = "2" if rule in TRAINING_RULES else None
+        assert (res.get("gpu"), res.get("request_gpus")) == (gpus, gpus), (rule, res)
+        assert job["threads"] <= 3, job
+        assert (res["slurm_partition"], res["slurm_account"]) == ("gpu", "hh"), (rule, res)
+    assert {j["rule"]: j["threads"] for j in jobs}["calo_train"] == 3  # 8 in the profile
 
 
 def test_profiles_are_snakemake_8_profiles():

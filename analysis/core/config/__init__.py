@@ -35,6 +35,7 @@ from analysis.core.config.rpv import CaloConfig, RpvConfig
 from analysis.core.config.runner import RunnerConfig
 from analysis.core.config.schema import schema, schema_path, validate, validate_section
 from analysis.core.config.selection import SelectionConfig
+from analysis.core.config.site import SiteConfig
 from analysis.core.config.taggers import TaggerModelsConfig, TaggersConfig
 from analysis.core.errors import ConfigError
 
@@ -51,6 +52,7 @@ __all__ = [
     "RunnerConfig",
     "SampleConfig",
     "SelectionConfig",
+    "SiteConfig",
     "TaggerModelsConfig",
     "TaggersConfig",
     "config_from_dict",
@@ -85,6 +87,8 @@ class Config(ConfigNode):
     rpv: RpvConfig
     limits: LimitsConfig
     runner: RunnerConfig
+    #: the batch farm of a workflow run (GPUs, thread cap, partition, account); no stage reads it
+    site: SiteConfig
 
 
     @property
