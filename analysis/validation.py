@@ -42,6 +42,7 @@ import numpy as np
 from coffea import processor
 
 from analysis.core.atomic import atomic_path, write_json
+from analysis.core.checks import check_finite
 from analysis.core.config import Config, RunnerConfig
 from analysis.core.provenance import provenance_record
 from analysis.io.ingest import Fileset, detect_format
@@ -181,6 +182,7 @@ class ObjectValidationProcessor(processor.ProcessorABC):
         dataset = events.metadata.get("dataset", "default")
         h = make_object_histograms()
         view = object_view(events, self.fmt)
+        _check_finite_view(view, events.metadata)
         w_evt = view.weight
         present: set[str] = set()
 
@@ -501,6 +503,22 @@ def validate(files: Sequence[str], sample: str, runner: RunnerConfig | None = No
                 "events_per_s_per_core": result.metrics.events_per_s_per_core},
         format=fmt, is_data=is_data,
     )
+
+
+def _check_finite_view(view: Any, metadata: Any) -> None:
+    """hepline's non-finite policy (:mod:`analysis.core.checks`): NaN or inf in an object's
+    pT, η, φ or mass, or in the event weight, is an error naming the file, the field and the
+    first entry (the tree entry), never a silently dropped object."""
+    source = str(metadata.get("filename", "<events>"))
+    start = int(metadata.get("entrystart", 0) or 0)
+    entries = start + np.arange(len(view.weight))
+    check_finite(view.weight, "event weight", source=source, entry=entries)
+    for name in ("jets", "photons", "electrons", "muons"):
+        coll = getattr(view, name)
+        counts = np.asarray(ak.to_numpy(ak.num(coll.pt, axis=1)), dtype=np.int64)
+        for var in ("pt", "eta", "phi", "mass"):
+            check_finite(np.asarray(ak.to_numpy(ak.flatten(coll[var])), dtype=np.float64), f"{name}.{var}",
+                         source=source, entry=np.repeat(entries, counts))
 
 
 def validate_sample(files: Sequence[str], sample: str, output_dir: str | Path, cfg: Config, *,

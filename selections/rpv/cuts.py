@@ -38,12 +38,18 @@ from typing import Any
 import numpy as np
 
 from analysis.core.atomic import atomic_path, write_json
+from analysis.core.checks import check_finite
 from analysis.core.config import Config
 from analysis.core.config.rpv import RpvConfig, RpvCuts, RpvLargeRJets
 from analysis.core.errors import InputError
-from analysis.io.ingest import unique_inputs
 from analysis.core.provenance import provenance_record
-from selections.rpv.samples import SampleNormalisation, sample_label, sample_normalisation, split_mask
+from analysis.io.ingest import unique_inputs
+from selections.rpv.samples import (
+    SampleNormalisation,
+    sample_label,
+    sample_normalisation,
+    split_mask,
+)
 
 log = logging.getLogger(__name__)
 
@@ -212,18 +218,26 @@ def cut_steps(n_jets: np.ndarray, lead_pt: np.ndarray, deta12: np.ndarray, mj: n
     return steps
 
 
-def select_arrays(arrays: Any, rpv: RpvConfig) -> EventVariables:
+def select_arrays(arrays: Any, rpv: RpvConfig, *, source: str = "<arrays>") -> EventVariables:
     """The selection of an awkward array with ``Tower_eta/phi/eEM/eHad`` (one entry per event).
 
     Args:
         arrays: the events (``analysis.io.ingest`` arrays).
         rpv: the ``rpv`` section (large-R jets and cuts).
+        source: what the arrays come from (errors name it).
+
+    Raises:
+        NonFiniteInputError: NaN or inf in a tower field (naming ``source``, the branch and the
+            event), which would give NaN large-R jets and Δη.
     """
     import awkward as ak
 
     n = len(arrays)
     counts = ak.to_numpy(ak.num(arrays["Tower_eta"], axis=1)).astype(np.int64)
     flat = {k: ak.to_numpy(ak.flatten(arrays[k], axis=1)) for k in ("Tower_eta", "Tower_phi", "Tower_eEM", "Tower_eHad")}
+    number = np.asarray(arrays["event"]) if "event" in arrays.fields else np.arange(n)
+    for name, values in flat.items():
+        check_finite(values, name, source=source, entry=np.repeat(number, counts), entry_name="event")
     jets = large_r_jets(n, np.repeat(np.arange(n), counts), flat["Tower_eta"], flat["Tower_phi"],
                         flat["Tower_eEM"], flat["Tower_eHad"], rpv.large_r_jets)
     return event_variables(jets, n, rpv.cuts)
@@ -443,9 +457,12 @@ def run_selection(
     flow_raw = {k: 0 for k in CUTFLOW}
     done = 0
     branches = ["event", "genWeight", "Tower_eta", "Tower_phi", "Tower_eEM", "Tower_eHad"]
-    for _, start, stop, arrays in iter_chunks(files, branches, chunk_events=chunk_events,
+    for path, start, stop, arrays in iter_chunks(files, branches, chunk_events=chunk_events,
                                               max_events=max_events):
-        var = select_arrays(arrays, rpv)
+        source = f"{path} entries {start}-{stop}"
+        var = select_arrays(arrays, rpv, source=source)
+        check_finite(np.asarray(arrays["genWeight"]), "genWeight", source=source,
+                     entry=np.asarray(arrays["event"]), entry_name="event")
         w = norm.event_weights(arrays["genWeight"])
         cols["event"].append(np.asarray(arrays["event"], np.uint64))
         cols["label"].append(np.full(len(w), label, np.int8))

@@ -121,3 +121,30 @@ def test_validate_with_an_explicit_format(tmp_path, capsys) -> None:  # type: ig
     assert f"hepline: error: {path}: no tree 'CollectionTree' in file" in capsys.readouterr().err
     assert main([*argv, "--format", "nanoaod", path]) == 0
     assert json.loads((tmp_path / "dy.json").read_text())["nanoaod_version"] == "v5"
+
+
+def test_non_finite_objects_are_an_error_not_a_dropped_jet() -> None:
+    """Validation dropped jets with NaN pT silently (4780 -> 4294 in issue 21): now an error
+    naming the file, the field and the entry."""
+    from types import SimpleNamespace
+
+    import awkward as ak
+    import numpy as np
+    import pytest
+
+    from analysis.core.errors import NonFiniteInputError
+    from analysis.validation import _check_finite_view
+
+    def coll(pts):
+        pt = ak.Array(pts)
+        return ak.zip({"pt": pt, "eta": pt * 0, "phi": pt * 0, "mass": pt * 0})
+
+    good = {"jets": coll([[30.0, 20.0], [], [50.0]]), "photons": coll([[], [10.0], []]),
+            "electrons": coll([[], [], []]), "muons": coll([[], [], []])}
+    meta = {"filename": "f.root", "entrystart": 100}
+    _check_finite_view(SimpleNamespace(weight=np.ones(3), **good), meta)  # finite: no error
+    bad = {**good, "jets": coll([[30.0, 20.0], [], [float("nan")]])}
+    with pytest.raises(NonFiniteInputError, match=r"^f\.root: jets\.pt holds 1 NaN/inf value\(s\), the first in entry 102$"):
+        _check_finite_view(SimpleNamespace(weight=np.ones(3), **bad), meta)
+    with pytest.raises(NonFiniteInputError, match=r"event weight .* entry 101$"):
+        _check_finite_view(SimpleNamespace(weight=np.array([1.0, np.inf, 1.0]), **good), meta)

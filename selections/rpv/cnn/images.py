@@ -44,6 +44,7 @@ from typing import Any, Literal, cast
 import numpy as np
 
 from analysis.core.atomic import atomic_path, write_json
+from analysis.core.checks import check_finite
 from analysis.core.config import Config
 from analysis.core.config.rpv import CaloImage, CaloSplit
 from analysis.core.errors import InputError, ModelMismatchError
@@ -485,7 +486,9 @@ def images_from_arrays(arrays: Any, spec: ImageSpec, *, empty_events: str = "rai
     """Sparse images of an awkward record array with :data:`BRANCHES`; also the kept-event mask.
 
     An event without any tower in the image raises :class:`EmptyEventError` naming it
-    (``empty_events="raise"``) or is dropped (``"skip"``).
+    (``empty_events="raise"``) or is dropped (``"skip"``). NaN or inf in a tower or track
+    field, or in the weight, raises :class:`~analysis.core.errors.NonFiniteInputError` naming
+    ``source``, the branch and the event (never a non-finite pixel).
     """
     n = len(arrays)
     t_eta, t_count = _flat(arrays["Tower_eta"])
@@ -496,6 +499,12 @@ def images_from_arrays(arrays: Any, spec: ImageSpec, *, empty_events: str = "rai
     k_phi, _ = _flat(arrays["Track_phi"])
     t_ev = np.repeat(np.arange(n), t_count)
     k_ev = np.repeat(np.arange(n), k_count)
+    number = np.asarray(arrays["event"]) if "event" in arrays.fields else np.arange(n)
+    for name, values, ev in (("Tower_eta", t_eta, t_ev), ("Tower_phi", t_phi, t_ev), ("Tower_eEM", t_eem, t_ev),
+                             ("Tower_eHad", t_ehad, t_ev), ("Track_eta", k_eta, k_ev), ("Track_phi", k_phi, k_ev)):
+        check_finite(values, name, source=source, entry=number[ev], entry_name="event")
+    if "genWeight" in arrays.fields:
+        check_finite(np.asarray(arrays["genWeight"]), "genWeight", source=source, entry=number, entry_name="event")
     imgs = build_sparse(n, spec, t_ev, t_eta, t_phi, t_eem, t_ehad, k_ev, k_eta, k_phi)
     # an event is empty if no calorimeter channel has an entry
     calo = imgs.index.astype(np.int64) < 2 * spec.n_eta * spec.n_phi

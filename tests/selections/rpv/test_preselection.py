@@ -134,3 +134,18 @@ def test_rpv_generate_command_writes_the_preselected_shard(tmp_path, capsys) -> 
                  "--output", str(tmp_path / "t.root")]) == 2
     assert "'ttbar' is in neither rpv.signal_samples nor rpv.background_samples" in capsys.readouterr().err
     assert not (tmp_path / "t.root").exists()
+
+
+def test_rpv_select_refuses_non_finite_towers() -> None:
+    """A NaN tower energy gave NaN large-R jets and Δη silently (issue 21): now an error
+    naming the source, the branch and the event."""
+    from analysis.core.errors import NonFiniteInputError
+
+    towers = _constructed_towers(20, np.random.default_rng(3))
+    flat = {f"Tower_{k}": towers[k] for k in ("eta", "phi", "eEM", "eHad")}
+    e_had = ak.to_list(flat["Tower_eHad"])
+    e_had[7][0] = float("inf")
+    flat["Tower_eHad"] = ak.Array(e_had)
+    arrays = ak.Array({"event": np.arange(100, 120, dtype=np.uint64), **flat})
+    with pytest.raises(NonFiniteInputError, match=r"^s\.root: Tower_eHad holds 1 NaN/inf value\(s\), the first in event 107$"):
+        select_arrays(arrays, RPV, source="s.root")

@@ -327,3 +327,21 @@ def test_images_command_writes_images_and_metrics(hepline_file, tmp_path) -> Non
     assert metrics["events"] == len(want) and metrics["sample"] == "fixture_hh_yybb"
     assert metrics["files"] == [str(hepline_file)] and metrics["file_bytes"] == out.stat().st_size
     assert read_provenance(out)["stage"] == "calo.images"
+
+
+@pytest.mark.parametrize(("branch", "where"), [("Tower_eEM", (0, 1, 2)), ("Tower_eta", (1, 0, 0)),
+                                               ("Track_phi", (1, 0, 1))])
+def test_non_finite_inputs_are_an_error_not_a_pixel(branch, where) -> None:
+    """NaN/inf in a tower or track is an error naming the source, branch and event: before,
+    calo images wrote thousands of non-finite pixels (issue 21)."""
+    from analysis.core.errors import NonFiniteInputError
+
+    towers = [[(0.1, 0.2, 5.0, 3.0), (0.5, 1.0, 2.0, 1.0)], [(-0.3, 2.0, 4.0, 4.0)]]
+    tracks = [[(0.1, 0.2)], [(0.2, 0.3)]]
+    kind, (ev, obj, field) = ("tower" if branch.startswith("Tower") else "track"), where
+    rows = [list(map(list, e)) for e in (towers if kind == "tower" else tracks)]
+    rows[ev][obj][field] = float("nan")
+    towers, tracks = (rows, tracks) if kind == "tower" else (towers, rows)
+    arrays = _event_arrays([list(map(tuple, e)) for e in towers], [list(map(tuple, e)) for e in tracks])
+    with pytest.raises(NonFiniteInputError, match=rf"^f\.root: {branch} holds 1 NaN/inf value\(s\), the first in event {ev + 1}$"):
+        images_from_arrays(arrays, SPEC, source="f.root")
