@@ -42,7 +42,7 @@ import numpy as np
 from coffea import processor
 
 from analysis.core.atomic import atomic_path, write_json
-from analysis.core.checks import check_finite
+from analysis.core.checks import check_finite, check_finite_lists
 from analysis.core.config import Config, RunnerConfig
 from analysis.core.provenance import provenance_record
 from analysis.io.ingest import Fileset, detect_format
@@ -514,11 +514,8 @@ def _check_finite_view(view: Any, metadata: Any) -> None:
     entries = start + np.arange(len(view.weight))
     check_finite(view.weight, "event weight", source=source, entry=entries)
     for name in ("jets", "photons", "electrons", "muons"):
-        coll = getattr(view, name)
-        counts = np.asarray(ak.to_numpy(ak.num(coll.pt, axis=1)), dtype=np.int64)
         for var in ("pt", "eta", "phi", "mass"):
-            check_finite(np.asarray(ak.to_numpy(ak.flatten(coll[var])), dtype=np.float64), f"{name}.{var}",
-                         source=source, entry=np.repeat(entries, counts))
+            check_finite_lists(getattr(view, name)[var], f"{name}.{var}", source=source, entry=entries)
 
 
 def validate_sample(files: Sequence[str], sample: str, output_dir: str | Path, cfg: Config, *,

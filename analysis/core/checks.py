@@ -9,12 +9,14 @@ one. :func:`check_finite` is the one implementation.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import awkward as ak
 import numpy as np
 
 from analysis.core.errors import InputError, NonFiniteInputError
 
-__all__ = ["check_finite"]
+__all__ = ["check_finite", "check_finite_lists"]
 
 
 def check_finite(
@@ -64,6 +66,14 @@ def check_finite(
     if bad.any():
         column = int(np.flatnonzero(bad.reshape(-1, len(names)).any(axis=0))[0])
         _raise(bad[..., column], names[column], source, entry, entry_name)
+
+
+def check_finite_lists(values: Any, field: str, *, source: str, entry: np.ndarray, entry_name: str = "entry") -> None:
+    """:func:`check_finite` on a jagged array, one list per entry (the objects of each event):
+    the message names the entry (``entry[i]`` for list ``i``) of the first bad object."""
+    counts = np.asarray(ak.to_numpy(ak.num(values, axis=1)), dtype=np.int64)
+    check_finite(np.asarray(ak.to_numpy(ak.flatten(values)), dtype=np.float64), field, source=source,
+                 entry=np.repeat(np.asarray(entry), counts), entry_name=entry_name)
 
 
 def _raise(bad: np.ndarray, field: str, source: str, entry: np.ndarray | None, entry_name: str) -> None:

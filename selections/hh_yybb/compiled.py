@@ -97,7 +97,7 @@ assert len(REGION_NAMES) == KS.N_REGION_BITS  # the region bits of selections.hh
 #: the input formats the compiled engine reads
 COMPILED_FORMATS = ("hepline", "nanoaod")
 #: :func:`reference_fingerprint` of the reference the compiled engine was last verified against
-VERIFIED_REFERENCE = "54c35057d8cef621"
+VERIFIED_REFERENCE = "ceab459e549a5d28"
 #: the reference's definition, relative to ``selections/``: the cuts, what is read, the
 #: b-tagging, the processor, and the object functions they use
 _REFERENCE_FILES = ("hh_yybb/cuts.py", "hh_yybb/inputs.py", "hh_yybb/btag.py", "hh_yybb/smearing.py",

@@ -32,7 +32,7 @@ from typing import Any
 import awkward as ak
 import numpy as np
 
-from analysis.core.checks import check_finite
+from analysis.core.checks import check_finite, check_finite_lists
 from analysis.core.config import SelectionConfig
 from analysis.core.config.selection import AtlasBTagConfig, ObjectsHepline, ObjectsNanoaod, ObjectsPhyslite
 from analysis.core.errors import ConfigError, InputError, InputFileError
@@ -267,10 +267,9 @@ class EventInputs:
         check_finite(self.weight, omap.weight or "weight", source=source, entry=self.event, entry_name="event")
         for name in collections:
             coll, mapping = getattr(self, name), getattr(omap, name[:-1])
-            names = [*FINITE_FIELDS, *(("mass", btag_field) if mapping is omap.jet else ())]
-            counts = np.asarray(ak.to_numpy(ak.num(coll["pt"], axis=1)), dtype=np.int64)
-            flat = {f: np.asarray(ak.to_numpy(ak.flatten(coll[f])), dtype=np.float64) for f in names}
-            check_finite_objects(source, mapping.collection, flat, np.repeat(self.event, counts))
+            for f in [*FINITE_FIELDS, *(("mass", btag_field) if mapping is omap.jet else ())]:
+                check_finite_lists(coll[f], f"{mapping.collection}_{f}", source=source, entry=self.event,
+                                   entry_name="event")
 
     def take(self, events: np.ndarray) -> EventInputs:
         """The inputs of the events ``events`` (a mask or increasing indices)."""

@@ -38,6 +38,7 @@ __all__ = [
     "build_model",
     "check_normalisation_matches",
     "load_model",
+    "read_model_payload",
     "save_model",
 ]
 
@@ -166,6 +167,27 @@ class LoadedModel:
         return self.normalisation.normaliser
 
 
+def read_model_payload(path: str | os.PathLike[str], kind: str, what: str) -> dict[str, Any]:
+    """The stored dict of a torch model file of ``kind`` (read with ``weights_only=True``).
+
+    Raises:
+        CaloInputError: no such file.
+        ModelMismatchError: not a readable torch file, or a model file of another kind
+            (``what`` names the expected one in the message).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CaloInputError(f"model file not found: {p}")
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelMismatchError(f"{p}: not a readable torch model file ({exc})") from exc
+    if not isinstance(payload, dict) or payload.get("kind") != kind:
+        got = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
+        raise ModelMismatchError(f"{p}: not a {what} model file (kind {got!r})")
+    return payload
+
+
 def load_model(
     path: str | os.PathLike[str],
     device: str | torch.device = "cpu",
@@ -187,15 +209,7 @@ def load_model(
         ModelMismatchError: not a model file, or ``normalisation`` does not match it.
     """
     p = Path(path)
-    if not p.is_file():
-        raise CaloInputError(f"model file not found: {p}")
-    try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelMismatchError(f"{p}: not a readable torch model file ({exc})") from exc
-    if not isinstance(payload, dict) or payload.get("kind") != MODEL_KIND:
-        got = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
-        raise ModelMismatchError(f"{p}: not a calo CNN model file (kind {got!r})")
+    payload = read_model_payload(p, MODEL_KIND, "calo CNN")
     spec = ImageSpec.from_dict(payload["image"])
     stored = ImageNormalisation.from_dict(payload["normalisation"], source=f"{p} (stored normalisation)")
     if normalisation is not None:

@@ -48,7 +48,6 @@ from torch import nn
 from analysis.core.atomic import atomic_path, write_json
 from analysis.core.config import Config, config_hash
 from analysis.core.config.rpv import CaloPointCloud
-from analysis.core.errors import ModelMismatchError
 from analysis.core.provenance import provenance_record
 from analysis.ml.training import (
     FitResult,
@@ -67,6 +66,7 @@ from selections.rpv.cnn.images import (
     load_image_files,
 )
 from selections.rpv.cnn.loader import AUGMENTATIONS, gather_rows
+from selections.rpv.cnn.model import read_model_payload
 from selections.rpv.cnn.train import (
     InferenceRate,
     balanced_weights,
@@ -459,16 +459,7 @@ def load_point_cloud(path: str | os.PathLike[str], device: str | torch.device = 
         CaloInputError: no such file.
         ModelMismatchError: not a point-cloud model file.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise CaloInputError(f"model file not found: {p}")
-    try:
-        payload = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelMismatchError(f"{p}: not a readable torch model file ({exc})") from exc
-    if not isinstance(payload, dict) or payload.get("kind") != MODEL_KIND:
-        got = payload.get("kind") if isinstance(payload, dict) else type(payload).__name__
-        raise ModelMismatchError(f"{p}: not a point-cloud model file (kind {got!r})")
+    payload = read_model_payload(path, MODEL_KIND, "point-cloud")
     cfg = CaloPointCloud.from_dict(payload["point_cloud"])
     model = build_point_cloud(ImageSpec.from_dict(payload["image"]), cfg)
     model.load_state_dict(payload["state_dict"])
